@@ -1,0 +1,98 @@
+//! The zone transitions zonemon reports.
+
+use crate::exit::ExitStatus;
+use crate::naming::NameSource;
+
+/// A zone's lifecycle transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The zone's init exists; nothing of the zone's own has run yet.
+    Ready,
+    /// The init exec'd the zone's program (the seed's "booted").
+    Booted,
+    /// The init exited; the kernel is killing the rest (the seed's "shutdown").
+    Shutdown,
+    /// The zone's last process is gone.
+    Down,
+}
+
+impl EventKind {
+    /// The word used in text and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Ready => "ready",
+            EventKind::Booted => "booted",
+            EventKind::Shutdown => "shutdown",
+            EventKind::Down => "down",
+        }
+    }
+
+    /// Whether the seed's output shows it (the rest need `--all`).
+    pub fn is_seed_event(self) -> bool {
+        matches!(self, EventKind::Booted | EventKind::Shutdown)
+    }
+}
+
+/// One transition of one zone, with everything known about the zone at that moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneEvent {
+    /// Which transition.
+    pub kind: EventKind,
+    /// When the kernel saw it (CLOCK_BOOTTIME nanoseconds).
+    pub ts_ns: u64,
+    /// The zone's id, unique for the monitor's lifetime.
+    pub zone_id: u64,
+    /// The zone's name (unescaped; sinks escape it for their format).
+    pub name: String,
+    /// Where the name came from.
+    pub name_source: NameSource,
+    /// The runtime that made the zone, when known.
+    pub runtime: Option<String>,
+    /// The runtime's id for the zone, when known.
+    pub container_id: Option<String>,
+    /// Inode number of the zone's PID namespace.
+    pub pidns: u32,
+    /// Host PID of the zone's init.
+    pub init_pid: u32,
+    /// Depth of the zone's PID namespace (1 = directly under the host's).
+    pub level: u32,
+    /// The enclosing zone's id; `None` at top level.
+    pub parent_zone_id: Option<u64>,
+    /// The zone's own hostname, when it has its own UTS namespace and set one.
+    pub hostname: Option<String>,
+    /// The init's cgroup path, when known.
+    pub cgroup: Option<String>,
+    /// How the init ended (on `Shutdown`, when known).
+    pub exit: Option<ExitStatus>,
+    /// Time from the init's creation to its exit (on `Shutdown`).
+    pub uptime_ns: Option<u64>,
+    /// Time from the init's exit to the zone being gone (on `Down`, when the exit was seen).
+    pub shutdown_ns: Option<u64>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A transition with every field set to something recognisable, for output tests.
+    pub(crate) fn sample(kind: EventKind, name: &str) -> ZoneEvent {
+        ZoneEvent {
+            kind,
+            ts_ns: 1_000,
+            zone_id: 7,
+            name: name.into(),
+            name_source: NameSource::Hostname,
+            runtime: None,
+            container_id: None,
+            pidns: 4026532000,
+            init_pid: 1234,
+            level: 1,
+            parent_zone_id: None,
+            hostname: Some(name.into()),
+            cgroup: Some("/zonemon-test".into()),
+            exit: None,
+            uptime_ns: None,
+            shutdown_ns: None,
+        }
+    }
+}

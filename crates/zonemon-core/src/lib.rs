@@ -1,0 +1,20 @@
+//! zonemon's pure logic: what a zone is, how kernel observations become zone
+//! transitions, how zones are named, and how transitions are written out.
+//!
+//! Nothing here needs root or BPF; the kernel side lives in the `zonemon`
+//! crate and hands this crate [`Observation`]s.
+
+pub mod escape;
+pub mod event;
+pub mod exit;
+pub mod naming;
+pub mod observation;
+pub mod output;
+pub mod timefmt;
+pub mod tracker;
+
+pub use event::{EventKind, ZoneEvent};
+pub use exit::ExitStatus;
+pub use naming::{NameResolver, NameSource, ResolvedName, ZoneFacts};
+pub use observation::{Observation, ObservationKind};
+pub use tracker::{HostInfo, Tracker};

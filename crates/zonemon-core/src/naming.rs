@@ -1,0 +1,177 @@
+//! Zone names: the seam where runtime resolvers plug in, and the fallbacks.
+//!
+//! A zone's name is, in order: the name its runtime gave it (a
+//! [`NameResolver`]; found once and kept for the zone's life, so a shutdown
+//! carries the name its boot had), else its own hostname (as it is at the
+//! moment of each event), else `pidns-<inode>`.
+
+/// Where a zone's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// A runtime's own state; the label says which (e.g. `runc-state`).
+    Runtime(&'static str),
+    /// The zone's own UTS hostname.
+    Hostname,
+    /// Nothing better: `pidns-<inode>`.
+    PidNs,
+}
+
+impl NameSource {
+    /// The word used in JSON output's `name_source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Runtime(label) => label,
+            NameSource::Hostname => "hostname",
+            NameSource::PidNs => "pidns",
+        }
+    }
+}
+
+/// What a resolver may look at to name a zone.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneFacts<'a> {
+    /// Host PID of the zone's init.
+    pub init_pid: u32,
+    /// Host PID of the process that created the init (0 when unknown).
+    pub creator_pid: u32,
+    /// Inode number of the zone's PID namespace.
+    pub pidns: u32,
+    /// The zone's own hostname, if it has one.
+    pub hostname: Option<&'a str>,
+    /// The init's cgroup path, when known.
+    pub cgroup: Option<&'a str>,
+    /// The init's command name.
+    pub comm: &'a str,
+}
+
+/// A name found by a [`NameResolver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedName {
+    /// The name a user of the runtime knows the zone by.
+    pub name: String,
+    /// Which source gave it.
+    pub source: NameSource,
+    /// The runtime (`docker`, `runc`, …).
+    pub runtime: Option<String>,
+    /// The runtime's id for the zone.
+    pub container_id: Option<String>,
+}
+
+/// A source of runtime names.
+///
+/// Contract: `resolve` is called on the event path, for each transition of a
+/// zone until it returns a name, so it must be cheap and must never block
+/// (no sockets, bounded reads). It returns `None` when its runtime did not
+/// make this zone or its state is missing or malformed; it never panics on
+/// hostile input.
+pub trait NameResolver {
+    /// Names the zone described by `facts`, or `None` to let the next source try.
+    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName>;
+}
+
+/// No runtime names: every zone is named by hostname or PID namespace.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRuntimeNames;
+
+impl NameResolver for NoRuntimeNames {
+    fn resolve(&mut self, _facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+        None
+    }
+}
+
+/// Tries each resolver in order; the first name found wins.
+impl NameResolver for Vec<Box<dyn NameResolver>> {
+    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+        self.iter_mut().find_map(|r| r.resolve(facts))
+    }
+}
+
+/// The name of a zone no runtime claims: its own hostname, else `pidns-<inode>`.
+pub fn fallback_name(pidns: u32, hostname: Option<&str>) -> (String, NameSource) {
+    match hostname {
+        Some(h) => (h.to_string(), NameSource::Hostname),
+        None => (format!("pidns-{pidns}"), NameSource::PidNs),
+    }
+}
+
+/// The zone's own hostname: its nodename, when its UTS namespace is not its
+/// parent's and the nodename is not simply inherited (equal to the parent's)
+/// or empty.
+pub fn own_hostname<'a>(
+    utsns: u32,
+    nodename: &'a str,
+    parent_utsns: u32,
+    parent_nodename: &str,
+) -> Option<&'a str> {
+    let own =
+        utsns != 0 && utsns != parent_utsns && !nodename.is_empty() && nodename != parent_nodename;
+    own.then_some(nodename)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str);
+    impl NameResolver for Fixed {
+        fn resolve(&mut self, f: &ZoneFacts<'_>) -> Option<ResolvedName> {
+            (f.init_pid == 7).then(|| ResolvedName {
+                name: self.0.into(),
+                source: NameSource::Runtime("fixed"),
+                runtime: Some("test".into()),
+                container_id: None,
+            })
+        }
+    }
+
+    fn facts(init_pid: u32) -> ZoneFacts<'static> {
+        ZoneFacts {
+            init_pid,
+            creator_pid: 0,
+            pidns: 1,
+            hostname: None,
+            cgroup: None,
+            comm: "sh",
+        }
+    }
+
+    #[test]
+    fn chain_takes_first_match() {
+        let mut chain: Vec<Box<dyn NameResolver>> = vec![
+            Box::new(NoRuntimeNames),
+            Box::new(Fixed("a")),
+            Box::new(Fixed("b")),
+        ];
+        assert_eq!(chain.resolve(&facts(7)).unwrap().name, "a");
+        assert!(chain.resolve(&facts(8)).is_none());
+    }
+
+    #[test]
+    fn fallbacks() {
+        assert_eq!(
+            fallback_name(42, Some("aap")),
+            ("aap".into(), NameSource::Hostname)
+        );
+        assert_eq!(
+            fallback_name(42, None),
+            ("pidns-42".into(), NameSource::PidNs)
+        );
+    }
+
+    #[test]
+    fn own_hostname_needs_own_uts_and_own_name() {
+        assert_eq!(own_hostname(5, "aap", 1, "host"), Some("aap"));
+        assert_eq!(
+            own_hostname(1, "host", 1, "host"),
+            None,
+            "shares the host's UTS"
+        );
+        assert_eq!(
+            own_hostname(5, "host", 1, "host"),
+            None,
+            "inherited, never set"
+        );
+        assert_eq!(own_hostname(5, "", 1, "host"), None);
+        assert_eq!(own_hostname(0, "aap", 1, "host"), None, "unknown UTS");
+    }
+}

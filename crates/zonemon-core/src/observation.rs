@@ -1,0 +1,73 @@
+//! What a source (eBPF, or a scan of `/proc`) saw of a zone's init.
+
+/// Which moment of a zone init's life an [`Observation`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObservationKind {
+    /// The init was created: PID 1 of a new PID namespace exists.
+    InitFork,
+    /// The init exec'd a program.
+    InitExec,
+    /// The init's last thread exited; `exit_status` is set.
+    InitExit,
+    /// The init was reaped and freed: nothing of the zone is left.
+    /// Only `ts_ns`, `start_ns` and `init_pid` are meaningful.
+    InitFree,
+}
+
+/// One observation of a zone's init, in the kernel's terms.
+///
+/// Times are CLOCK_BOOTTIME nanoseconds. The pair (`init_pid`, `start_ns`)
+/// identifies the init task for as long as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// What happened.
+    pub kind: ObservationKind,
+    /// When the kernel saw it.
+    pub ts_ns: u64,
+    /// When the init task was created.
+    pub start_ns: u64,
+    /// Inode number of the zone's PID namespace.
+    pub pidns: u32,
+    /// Inode number of the parent PID namespace.
+    pub parent_pidns: u32,
+    /// Host PID of the parent namespace's init; 0 when the parent is the host.
+    pub parent_init_pid: u32,
+    /// Depth of the zone's PID namespace (1 = directly under the host's).
+    pub level: u32,
+    /// Host PID of the zone's init.
+    pub init_pid: u32,
+    /// Host PID of the process that created the init (0 when unknown).
+    pub creator_pid: u32,
+    /// Inode number of the init's UTS namespace (0 when unknown).
+    pub utsns: u32,
+    /// The init's UTS nodename (hostname) at the time of the observation.
+    pub nodename: String,
+    /// The init's command name at the time of the observation.
+    pub comm: String,
+    /// wait()-style exit status (for [`ObservationKind::InitExit`]).
+    pub exit_status: i32,
+    /// The init's cgroup path, when the source knows it.
+    pub cgroup: Option<String>,
+}
+
+impl Observation {
+    /// An observation of `kind` with every other field zeroed; for sources and tests to fill in.
+    pub fn new(kind: ObservationKind) -> Self {
+        Observation {
+            kind,
+            ts_ns: 0,
+            start_ns: 0,
+            pidns: 0,
+            parent_pidns: 0,
+            parent_init_pid: 0,
+            level: 0,
+            init_pid: 0,
+            creator_pid: 0,
+            utsns: 0,
+            nodename: String::new(),
+            comm: String::new(),
+            exit_status: 0,
+            cgroup: None,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Where transitions go: one [`Sink`] per output format.
+
+mod json;
+mod text;
+
+pub use json::JsonSink;
+pub use text::TextSink;
+
+use std::io;
+
+use crate::event::ZoneEvent;
+
+/// An output of zone transitions.
+///
+/// Contract: each call writes one whole record and flushes it, so a reader
+/// (also through a pipe) sees it at once. An error (e.g. a closed pipe) is
+/// returned as is; the caller stops.
+pub trait Sink {
+    /// Writes one transition (or nothing, if this sink does not show its kind).
+    fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()>;
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
+        (**self).write_event(ev)
+    }
+}
+
+/// Converts the kernel's CLOCK_BOOTTIME timestamps to wall-clock time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// CLOCK_REALTIME minus CLOCK_BOOTTIME, in nanoseconds.
+    pub boot_to_unix_ns: i128,
+}
+
+impl WallClock {
+    /// Nanoseconds since the Unix epoch of the boot-time instant `boot_ns`.
+    pub fn unix_ns(&self, boot_ns: u64) -> i128 {
+        boot_ns as i128 + self.boot_to_unix_ns
+    }
+
+    /// RFC 3339 UTC text, with nanoseconds, of the boot-time instant `boot_ns`.
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        crate::timefmt::rfc3339_nanos(self.unix_ns(boot_ns))
+    }
+}

@@ -1,0 +1,694 @@
+//! The zone tracker: turns observations of zone inits into zone transitions.
+//!
+//! Pure logic, no I/O. It owns the table of zones that are not yet down and
+//! enforces each zone's state machine, ready → booted → shutdown → down, so
+//! that duplicated, late or out-of-order observations never produce a
+//! transition twice or backwards, and missing ones are filled in where the
+//! later observation proves they happened.
+//!
+//! Zones are keyed by their init task, (host PID, creation time): PID
+//! namespace inode numbers and PIDs are both reused, the pair is not while
+//! the task exists. Every zone gets a `zone_id` of its own, unique for the
+//! tracker's lifetime.
+
+use std::collections::HashMap;
+use std::collections::{HashSet, VecDeque};
+
+use crate::event::{EventKind, ZoneEvent};
+use crate::exit::ExitStatus;
+use crate::naming::{fallback_name, own_hostname, NameResolver, ResolvedName, ZoneFacts};
+use crate::observation::{Observation, ObservationKind};
+
+/// A /proc start time has clock-tick granularity: a seeded zone matches a
+/// kernel observation of the same init whose exact start is this close.
+const SEED_START_TOLERANCE_NS: u64 = 50_000_000;
+
+/// How many zones that went down are remembered, so that a late observation of one is ignored.
+const GONE_MEMORY: usize = 4096;
+
+/// What the tracker must know about the host to tell a zone's own hostname from an inherited one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Inode number of the host's (the monitor's) UTS namespace.
+    pub utsns: u32,
+    /// The host's hostname.
+    pub hostname: String,
+}
+
+/// Identity of a zone's init task while it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TaskKey {
+    init_pid: u32,
+    start_ns: u64,
+}
+
+/// Where a zone is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    Ready,
+    Booted,
+    Shutdown,
+}
+
+/// A zone that is not yet down.
+#[derive(Debug, Clone)]
+struct Zone {
+    id: u64,
+    state: State,
+    pidns: u32,
+    level: u32,
+    init_pid: u32,
+    creator_pid: u32,
+    parent_zone_id: Option<u64>,
+    utsns: u32,
+    nodename: String,
+    parent_utsns: u32,
+    parent_nodename: String,
+    comm: String,
+    cgroup: Option<String>,
+    runtime_name: Option<ResolvedName>,
+    start_ns: u64,
+    exit_ts: Option<u64>,
+    /// Kernel time of the newest observation applied, so that a late one never overwrites newer facts.
+    last_ts: u64,
+    /// Seeded from /proc: `start_ns` is approximate until a kernel observation re-keys it.
+    seeded: bool,
+}
+
+impl Zone {
+    fn hostname(&self) -> Option<&str> {
+        own_hostname(
+            self.utsns,
+            &self.nodename,
+            self.parent_utsns,
+            &self.parent_nodename,
+        )
+    }
+}
+
+/// The zone table and its state machines. `R` supplies runtime names.
+pub struct Tracker<R: NameResolver> {
+    host: HostInfo,
+    resolver: R,
+    next_id: u64,
+    zones: HashMap<TaskKey, Zone>,
+    /// The newest zone of each PID namespace inode, to find nested zones' parents.
+    by_pidns: HashMap<u32, TaskKey>,
+    /// Inits of zones that went down lately (bounded, oldest forgotten first).
+    gone: HashSet<TaskKey>,
+    gone_order: VecDeque<TaskKey>,
+}
+
+impl<R: NameResolver> Tracker<R> {
+    /// An empty tracker for a host described by `host`, naming zones with `resolver` first.
+    pub fn new(host: HostInfo, resolver: R) -> Self {
+        Tracker {
+            host,
+            resolver,
+            next_id: 1,
+            zones: HashMap::new(),
+            by_pidns: HashMap::new(),
+            gone: HashSet::new(),
+            gone_order: VecDeque::new(),
+        }
+    }
+
+    /// Number of zones that are not yet down.
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// Whether no zone is known.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    /// Adds a zone found already running (from a /proc scan), as booted, without reporting it.
+    ///
+    /// `obs.start_ns` may be approximate (clock ticks); the first kernel
+    /// observation of the same init and namespace takes the zone over.
+    /// Parents must be seeded before their children. Returns the zone's id.
+    pub fn seed(&mut self, obs: &Observation) -> u64 {
+        let key = TaskKey {
+            init_pid: obs.init_pid,
+            start_ns: obs.start_ns,
+        };
+        if let Some(z) = self.zones.get(&key) {
+            return z.id;
+        }
+        let mut zone = self.new_zone(obs);
+        zone.state = State::Booted;
+        zone.seeded = true;
+        let id = zone.id;
+        self.insert(key, zone);
+        id
+    }
+
+    /// Feeds one observation; returns the transitions it proves, in order.
+    pub fn observe(&mut self, obs: &Observation) -> Vec<ZoneEvent> {
+        let mut out = Vec::new();
+        let key = TaskKey {
+            init_pid: obs.init_pid,
+            start_ns: obs.start_ns,
+        };
+        if self.gone.contains(&key) {
+            return out; // a late observation of a zone already down
+        }
+        if obs.kind == ObservationKind::InitFree {
+            self.free(key, obs.ts_ns, &mut out);
+            return out;
+        }
+        let key = self.adopt_seeded(key, obs.pidns);
+        if !self.zones.contains_key(&key) {
+            let zone = self.new_zone(obs);
+            self.insert(key, zone);
+            if obs.kind != ObservationKind::InitExit {
+                // The fork was seen, or is proven by a later observation: the zone was ready at its init's creation.
+                out.push(self.event(key, EventKind::Ready, obs.start_ns));
+            }
+        }
+        let zone = self.zones.get_mut(&key).expect("inserted above");
+        if zone.state == State::Shutdown {
+            return out; // late or duplicated: the zone has already shut down
+        }
+        if obs.ts_ns >= zone.last_ts {
+            zone.last_ts = obs.ts_ns;
+            zone.utsns = obs.utsns;
+            zone.nodename.clone_from(&obs.nodename);
+            zone.comm.clone_from(&obs.comm);
+        }
+        if obs.cgroup.is_some() {
+            zone.cgroup.clone_from(&obs.cgroup);
+        }
+        match obs.kind {
+            ObservationKind::InitFork | ObservationKind::InitFree => {}
+            ObservationKind::InitExec => {
+                if zone.state == State::Ready {
+                    zone.state = State::Booted;
+                    out.push(self.event(key, EventKind::Booted, obs.ts_ns));
+                }
+            }
+            ObservationKind::InitExit => {
+                zone.state = State::Shutdown;
+                zone.exit_ts = Some(obs.ts_ns);
+                let mut ev = self.event(key, EventKind::Shutdown, obs.ts_ns);
+                ev.exit = Some(ExitStatus::from_wait_status(obs.exit_status));
+                ev.uptime_ns = Some(obs.ts_ns.saturating_sub(obs.start_ns));
+                out.push(ev);
+            }
+        }
+        out
+    }
+
+    /// The init was freed: the zone is down (and shut down first, if its exit was never seen).
+    fn free(&mut self, key: TaskKey, ts_ns: u64, out: &mut Vec<ZoneEvent>) {
+        let key = match self.zones.contains_key(&key) {
+            true => key,
+            false => match self.seeded_match(key.init_pid, None, key.start_ns) {
+                Some(k) => k,
+                None => return, // never known: created and gone while nobody watched
+            },
+        };
+        let zone = &self.zones[&key];
+        if zone.state != State::Shutdown {
+            let mut ev = self.event(key, EventKind::Shutdown, ts_ns);
+            ev.uptime_ns = Some(ts_ns.saturating_sub(key.start_ns));
+            out.push(ev);
+        }
+        let mut ev = self.event(key, EventKind::Down, ts_ns);
+        ev.shutdown_ns = self.zones[&key].exit_ts.map(|t| ts_ns.saturating_sub(t));
+        out.push(ev);
+        let zone = self.zones.remove(&key).expect("present");
+        if self.by_pidns.get(&zone.pidns) == Some(&key) {
+            self.by_pidns.remove(&zone.pidns);
+        }
+        self.remember_gone(key);
+    }
+
+    fn remember_gone(&mut self, key: TaskKey) {
+        if self.gone_order.len() == GONE_MEMORY {
+            let oldest = self.gone_order.pop_front().expect("full");
+            self.gone.remove(&oldest);
+        }
+        self.gone.insert(key);
+        self.gone_order.push_back(key);
+    }
+
+    /// Re-keys a seeded zone to the exact kernel identity of its init, if `key` is one.
+    fn adopt_seeded(&mut self, key: TaskKey, pidns: u32) -> TaskKey {
+        if self.zones.contains_key(&key) {
+            return key;
+        }
+        let Some(old) = self.seeded_match(key.init_pid, Some(pidns), key.start_ns) else {
+            return key;
+        };
+        let mut zone = self.zones.remove(&old).expect("present");
+        zone.seeded = false;
+        zone.start_ns = key.start_ns;
+        self.insert(key, zone);
+        key
+    }
+
+    /// A seeded zone with this init PID (and namespace) whose approximate start is close to `start_ns`.
+    fn seeded_match(&self, init_pid: u32, pidns: Option<u32>, start_ns: u64) -> Option<TaskKey> {
+        self.zones
+            .iter()
+            .find(|(k, z)| {
+                z.seeded
+                    && k.init_pid == init_pid
+                    && pidns.is_none_or(|p| p == z.pidns)
+                    && k.start_ns.abs_diff(start_ns) <= SEED_START_TOLERANCE_NS
+            })
+            .map(|(k, _)| *k)
+    }
+
+    fn insert(&mut self, key: TaskKey, zone: Zone) {
+        self.by_pidns.insert(zone.pidns, key);
+        self.zones.insert(key, zone);
+    }
+
+    fn new_zone(&mut self, obs: &Observation) -> Zone {
+        let parent = (obs.level > 1)
+            .then(|| self.by_pidns.get(&obs.parent_pidns))
+            .flatten()
+            .and_then(|k| self.zones.get(k))
+            .filter(|p| obs.parent_init_pid == 0 || p.init_pid == obs.parent_init_pid);
+        let (parent_utsns, parent_nodename) = match parent {
+            Some(p) => (p.utsns, p.nodename.clone()),
+            None => (self.host.utsns, self.host.hostname.clone()),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        Zone {
+            id,
+            state: State::Ready,
+            pidns: obs.pidns,
+            level: obs.level,
+            init_pid: obs.init_pid,
+            creator_pid: obs.creator_pid,
+            parent_zone_id: parent.map(|p| p.id),
+            utsns: obs.utsns,
+            nodename: obs.nodename.clone(),
+            parent_utsns,
+            parent_nodename,
+            comm: obs.comm.clone(),
+            cgroup: obs.cgroup.clone(),
+            runtime_name: None,
+            start_ns: obs.start_ns,
+            exit_ts: None,
+            last_ts: obs.ts_ns,
+            seeded: false,
+        }
+    }
+
+    /// A transition of the zone at `key`, named as the zone is named now.
+    fn event(&mut self, key: TaskKey, kind: EventKind, ts_ns: u64) -> ZoneEvent {
+        let zone = self.zones.get_mut(&key).expect("caller checked");
+        if zone.runtime_name.is_none() {
+            let facts = ZoneFacts {
+                init_pid: zone.init_pid,
+                creator_pid: zone.creator_pid,
+                pidns: zone.pidns,
+                hostname: zone.hostname(),
+                cgroup: zone.cgroup.as_deref(),
+                comm: &zone.comm,
+            };
+            zone.runtime_name = self.resolver.resolve(&facts);
+        }
+        let hostname = zone.hostname().map(str::to_string);
+        let (name, name_source, runtime, container_id) = match &zone.runtime_name {
+            Some(r) => (
+                r.name.clone(),
+                r.source,
+                r.runtime.clone(),
+                r.container_id.clone(),
+            ),
+            None => {
+                let (n, s) = fallback_name(zone.pidns, hostname.as_deref());
+                (n, s, None, None)
+            }
+        };
+        ZoneEvent {
+            kind,
+            ts_ns,
+            zone_id: zone.id,
+            name,
+            name_source,
+            runtime,
+            container_id,
+            pidns: zone.pidns,
+            init_pid: zone.init_pid,
+            level: zone.level,
+            parent_zone_id: zone.parent_zone_id,
+            hostname,
+            cgroup: zone.cgroup.clone(),
+            exit: None,
+            uptime_ns: None,
+            shutdown_ns: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameSource, NoRuntimeNames};
+
+    const HOST_UTS: u32 = 4026531838;
+
+    fn tracker() -> Tracker<NoRuntimeNames> {
+        Tracker::new(
+            HostInfo {
+                utsns: HOST_UTS,
+                hostname: "host".into(),
+            },
+            NoRuntimeNames,
+        )
+    }
+
+    /// A zone init scripted for tests: host PID `pid`, namespace `pidns`, own UTS with hostname `name`.
+    #[derive(Clone, Copy)]
+    struct Init {
+        pid: u32,
+        pidns: u32,
+        start: u64,
+        name: &'static str,
+    }
+
+    impl Init {
+        fn obs(&self, kind: ObservationKind, ts: u64) -> Observation {
+            let mut o = Observation::new(kind);
+            o.ts_ns = ts;
+            o.start_ns = self.start;
+            o.pidns = self.pidns;
+            o.parent_pidns = 4026531836;
+            o.level = 1;
+            o.init_pid = self.pid;
+            o.utsns = self.pidns + 1;
+            o.nodename = self.name.into();
+            o.comm = "sh".into();
+            o
+        }
+        fn fork(&self, ts: u64) -> Observation {
+            self.obs(ObservationKind::InitFork, ts)
+        }
+        fn exec(&self, ts: u64) -> Observation {
+            self.obs(ObservationKind::InitExec, ts)
+        }
+        fn exit(&self, ts: u64, status: i32) -> Observation {
+            let mut o = self.obs(ObservationKind::InitExit, ts);
+            o.exit_status = status;
+            o
+        }
+        fn free(&self, ts: u64) -> Observation {
+            let mut o = Observation::new(ObservationKind::InitFree);
+            o.ts_ns = ts;
+            o.start_ns = self.start;
+            o.init_pid = self.pid;
+            o
+        }
+    }
+
+    fn feed(t: &mut Tracker<NoRuntimeNames>, obs: &[Observation]) -> Vec<ZoneEvent> {
+        obs.iter().flat_map(|o| t.observe(o)).collect()
+    }
+
+    fn kinds(evs: &[ZoneEvent]) -> Vec<(&str, &str)> {
+        evs.iter()
+            .map(|e| (e.name.as_str(), e.kind.as_str()))
+            .collect()
+    }
+
+    const AAP: Init = Init {
+        pid: 100,
+        pidns: 5000,
+        start: 1_000,
+        name: "aap",
+    };
+
+    #[test]
+    fn full_life_in_order() {
+        let mut t = tracker();
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exit(10_000, 3 << 8),
+                AAP.free(12_000),
+            ],
+        );
+        assert_eq!(
+            kinds(&evs),
+            [
+                ("aap", "ready"),
+                ("aap", "booted"),
+                ("aap", "shutdown"),
+                ("aap", "down")
+            ]
+        );
+        assert_eq!(evs[1].name_source, NameSource::Hostname);
+        assert_eq!(evs[2].exit, Some(ExitStatus::Code(3)));
+        assert_eq!(evs[2].uptime_ns, Some(9_000));
+        assert_eq!(evs[3].shutdown_ns, Some(2_000));
+        assert!(evs
+            .iter()
+            .all(|e| e.zone_id == evs[0].zone_id && e.parent_zone_id.is_none()));
+        assert!(t.is_empty(), "a down zone is forgotten");
+    }
+
+    #[test]
+    fn duplicates_and_late_observations_change_nothing() {
+        let mut t = tracker();
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exec(3_000),
+                AAP.fork(1_000),
+                AAP.exit(10_000, 0),
+                AAP.exit(10_000, 0),
+                AAP.exec(2_500),
+            ],
+        );
+        assert_eq!(
+            kinds(&evs),
+            [("aap", "ready"), ("aap", "booted"), ("aap", "shutdown")]
+        );
+    }
+
+    #[test]
+    fn inode_reuse_makes_a_new_zone() {
+        // The same PID namespace inode (and even the same host PID) comes back at once.
+        let mut t = tracker();
+        let noot = Init {
+            start: 20_000,
+            name: "noot",
+            ..AAP
+        };
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exit(10_000, 0),
+                noot.fork(20_000),
+                noot.exec(20_500),
+                AAP.free(21_000),
+                noot.exit(30_000, 1 << 8),
+            ],
+        );
+        assert_eq!(
+            kinds(&evs),
+            [
+                ("aap", "ready"),
+                ("aap", "booted"),
+                ("aap", "shutdown"),
+                ("noot", "ready"),
+                ("noot", "booted"),
+                ("aap", "down"),
+                ("noot", "shutdown")
+            ]
+        );
+        assert_ne!(evs[0].zone_id, evs[3].zone_id);
+        assert_eq!(
+            evs[5].zone_id, evs[0].zone_id,
+            "the late free is the old zone's"
+        );
+        assert_eq!(evs[6].zone_id, evs[3].zone_id);
+    }
+
+    #[test]
+    fn nested_zone_knows_its_parent() {
+        let mut t = tracker();
+        let mut child = Init {
+            pid: 200,
+            pidns: 6000,
+            start: 5_000,
+            name: "kind",
+        }
+        .fork(5_000);
+        child.level = 2;
+        child.parent_pidns = AAP.pidns;
+        child.parent_init_pid = AAP.pid;
+        let evs = feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000), child.clone()]);
+        assert_eq!(evs[2].parent_zone_id, Some(evs[0].zone_id));
+        assert_eq!(evs[2].level, 2);
+        // A child sharing its parent's UTS namespace has no hostname of its own.
+        let mut t = tracker();
+        child.utsns = AAP.pidns + 1;
+        child.nodename = "aap".into();
+        let evs = feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000), child]);
+        assert_eq!(evs[2].name, "pidns-6000");
+        assert_eq!(evs[2].name_source, NameSource::PidNs);
+    }
+
+    #[test]
+    fn out_of_order_across_cpus() {
+        // Exec delivered before its fork, free before exit: every transition once, in life order.
+        let mut t = tracker();
+        let evs = feed(&mut t, &[AAP.exec(2_000), AAP.fork(1_000)]);
+        assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
+        assert_eq!(
+            evs[0].ts_ns, AAP.start,
+            "ready is dated at the init's creation"
+        );
+        let evs = feed(&mut t, &[AAP.free(12_000), AAP.exit(10_000, 0)]);
+        assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
+    }
+
+    #[test]
+    fn zone_running_before_the_monitor() {
+        let mut t = tracker();
+        // /proc gives a start time with tick granularity.
+        let mut seeded = AAP.exec(0);
+        seeded.start_ns = AAP.start + 4_000_000;
+        let id = t.seed(&seeded);
+        assert_eq!(t.len(), 1);
+        let evs = feed(
+            &mut t,
+            &[AAP.exit(5_000_000_000, 9), AAP.free(5_000_001_000)],
+        );
+        assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
+        assert_eq!(evs[0].zone_id, id);
+        assert_eq!(
+            evs[0].exit,
+            Some(ExitStatus::Signal {
+                signal: 9,
+                core_dumped: false
+            })
+        );
+        assert_eq!(
+            evs[0].uptime_ns,
+            Some(5_000_000_000 - AAP.start),
+            "uptime from the real start"
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn unknown_zone_exiting_is_still_reported() {
+        let mut t = tracker();
+        let evs = feed(&mut t, &[AAP.exit(10_000, 0), AAP.free(11_000)]);
+        assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
+        // A free of a task never seen is not a zone.
+        assert!(feed(&mut t, &[Init { pid: 9, ..AAP }.free(1)]).is_empty());
+    }
+
+    #[test]
+    fn multithreaded_init_shuts_down_once() {
+        // The kernel reports the group's death once, from whichever thread is last; the
+        // tracker must ignore any repeat and keep the leader's identity.
+        let mut t = tracker();
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exit(9_000, 7 << 8),
+                AAP.exit(9_500, 0),
+            ],
+        );
+        assert_eq!(
+            kinds(&evs),
+            [("aap", "ready"), ("aap", "booted"), ("aap", "shutdown")]
+        );
+        assert_eq!(evs[2].exit, Some(ExitStatus::Code(7)));
+    }
+
+    #[test]
+    fn hostname_set_after_boot_names_later_events() {
+        let mut t = tracker();
+        let unnamed = Init {
+            name: "host",
+            ..AAP
+        };
+        let evs = feed(
+            &mut t,
+            &[unnamed.fork(1_000), unnamed.exec(2_000), AAP.exit(9_000, 0)],
+        );
+        assert_eq!(evs[1].name, "pidns-5000");
+        assert_eq!(evs[1].hostname, None);
+        assert_eq!(evs[2].name, "aap");
+        assert_eq!(evs[2].hostname.as_deref(), Some("aap"));
+    }
+
+    #[test]
+    fn exit_before_boot_is_a_shutdown_without_boot() {
+        let mut t = tracker();
+        let evs = feed(
+            &mut t,
+            &[AAP.fork(1_000), AAP.exit(3_000, 1 << 8), AAP.exec(2_000)],
+        );
+        assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "shutdown")]);
+    }
+
+    #[test]
+    fn missed_exit_is_filled_in_by_the_free() {
+        let mut t = tracker();
+        let evs = feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000), AAP.free(9_000)]);
+        assert_eq!(
+            kinds(&evs),
+            [
+                ("aap", "ready"),
+                ("aap", "booted"),
+                ("aap", "shutdown"),
+                ("aap", "down")
+            ]
+        );
+        assert_eq!(evs[2].exit, None);
+        assert_eq!(evs[3].shutdown_ns, None);
+    }
+
+    #[test]
+    fn runtime_names_stick_for_the_zone_life() {
+        struct Once(bool);
+        impl NameResolver for Once {
+            fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+                // Answers only the first time, as a runtime whose state is deleted at shutdown.
+                std::mem::take(&mut self.0).then(|| ResolvedName {
+                    name: "web".into(),
+                    source: NameSource::Runtime("test-state"),
+                    runtime: Some("test".into()),
+                    container_id: Some("abc".into()),
+                })
+            }
+        }
+        let mut t = Tracker::new(
+            HostInfo {
+                utsns: HOST_UTS,
+                hostname: "host".into(),
+            },
+            Once(true),
+        );
+        let evs: Vec<_> = [AAP.fork(1), AAP.exec(2), AAP.exit(3, 0), AAP.free(4)]
+            .iter()
+            .flat_map(|o| t.observe(o))
+            .collect();
+        assert!(evs
+            .iter()
+            .all(|e| e.name == "web" && e.runtime.as_deref() == Some("test")));
+        assert_eq!(evs[3].name_source.as_str(), "test-state");
+    }
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of what the kernel side tells userspace.
+ *
+ * zonemon.bpf.c fills `struct zm_event` records into the `events` ring
+ * buffer; the Rust type of the same name is generated from this header by
+ * libbpf-cargo (see build.rs), so the layout exists only here.
+ */
+#ifndef ZONEMON_H
+#define ZONEMON_H
+
+/* Length of a task's comm, as the kernel's TASK_COMM_LEN. */
+#define ZM_COMM_LEN 16
+/* Length of a UTS nodename plus its NUL, as the kernel's __NEW_UTS_LEN + 1. */
+#define ZM_NODENAME_LEN 65
+
+/* What a record reports. */
+enum zm_kind {
+	/* A task became PID 1 of a new PID namespace (the zone is "ready"). */
+	ZM_KIND_INIT_FORK = 1,
+	/* A zone's init exec'd a program (the first one makes it "booted"). */
+	ZM_KIND_INIT_EXEC = 2,
+	/* The last thread of a zone's init exited ("shutdown"). */
+	ZM_KIND_INIT_EXIT = 3,
+	/* A zone's init was reaped and freed: nothing of the zone is left ("down"). */
+	ZM_KIND_INIT_FREE = 4,
+};
+
+/* One observation of a zone's init, made by the kernel at `ts_ns`. */
+struct zm_event {
+	/* CLOCK_BOOTTIME nanoseconds when the kernel saw the transition. */
+	__u64 ts_ns;
+	/* CLOCK_BOOTTIME nanoseconds when the zone's init was forked. */
+	__u64 start_ns;
+	/* Never-reused id of the zone's PID namespace (ns_common.ns_id), 0 if the kernel has none. */
+	__u64 ns_id;
+	/* Never-reused id of the parent PID namespace, 0 at top level or if unknown. */
+	__u64 parent_ns_id;
+	/* Count of records the kernel side failed to deliver before this one. */
+	__u64 dropped;
+	/* One of enum zm_kind. */
+	__u32 kind;
+	/* Inode number of the zone's PID namespace. */
+	__u32 pidns_inum;
+	/* Inode number of the parent PID namespace. */
+	__u32 parent_pidns_inum;
+	/* Host PID of the parent namespace's init (0 when the parent is the host). */
+	__u32 parent_init_pid;
+	/* Depth of the zone's PID namespace (1 = directly under the host's). */
+	__u32 level;
+	/* Host PID (tgid) of the zone's init. */
+	__u32 init_pid;
+	/* Host PID of the process that forked the init (INIT_FORK only). */
+	__u32 creator_pid;
+	/* Inode number of the init's UTS namespace at the time of the record. */
+	__u32 utsns_inum;
+	/* wait()-style status: exit code << 8, or the killing signal (INIT_EXIT only). */
+	__s32 exit_status;
+	/* Padding, always 0. */
+	__u32 _pad;
+	/* The init's comm at the time of the record. */
+	char comm[ZM_COMM_LEN];
+	/* The nodename of the init's UTS namespace at the time of the record. */
+	char nodename[ZM_NODENAME_LEN];
+	/* Padding, always 0. */
+	char _pad2[7];
+};
+
+#endif /* ZONEMON_H */
