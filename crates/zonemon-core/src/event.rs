@@ -14,6 +14,8 @@ pub enum EventKind {
     Shutdown,
     /// The zone's last process is gone.
     Down,
+    /// The zone was found already running (by `zonemon list`, or at start-up).
+    Running,
 }
 
 impl EventKind {
@@ -24,6 +26,7 @@ impl EventKind {
             EventKind::Booted => "booted",
             EventKind::Shutdown => "shutdown",
             EventKind::Down => "down",
+            EventKind::Running => "running",
         }
     }
 

@@ -123,6 +123,15 @@ impl<R: NameResolver> Tracker<R> {
         self.zones.is_empty()
     }
 
+    /// Every zone not yet down, as a [`EventKind::Running`] record dated at its init's creation, by zone id.
+    pub fn running(&mut self) -> Vec<ZoneEvent> {
+        let mut keys: Vec<(u64, TaskKey)> = self.zones.iter().map(|(k, z)| (z.id, *k)).collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|(_, k)| self.event(k, EventKind::Running, k.start_ns))
+            .collect()
+    }
+
     /// Adds a zone found already running (from a /proc scan), as booted, without reporting it.
     ///
     /// `obs.start_ns` may be approximate (clock ticks); the first kernel
@@ -566,6 +575,9 @@ mod tests {
         seeded.start_ns = AAP.start + 4_000_000;
         let id = t.seed(&seeded);
         assert_eq!(t.len(), 1);
+        let running = t.running();
+        assert_eq!(kinds(&running), [("aap", "running")]);
+        assert_eq!(running[0].zone_id, id);
         let evs = feed(
             &mut t,
             &[AAP.exit(5_000_000_000, 9), AAP.free(5_000_001_000)],
