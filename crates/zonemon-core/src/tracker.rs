@@ -36,7 +36,7 @@ pub struct HostInfo {
 }
 
 /// Identity of a zone's init task while it exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct TaskKey {
     init_pid: u32,
     start_ns: u64,
