@@ -1,0 +1,146 @@
+//! The command line. The rest of the program sees only plain option structs.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::watch::WatchOptions;
+
+/// Tells you the instant a zone boots or shuts down.
+///
+/// A zone is any process tree in its own PID namespace, whichever runtime made
+/// it (Docker, Podman, containerd, LXC, systemd-nspawn, runc, crun, unshare).
+/// zonemon watches the kernel through eBPF (no polling) and prints the seed's
+/// lines: `Zone aap booted`, `Zone aap shutdown`.
+#[derive(Debug, Parser)]
+#[command(name = "zonemon", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch zones boot and shut down, one line per transition, until interrupted (the default).
+    ///
+    /// Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
+    /// SIGINT or SIGTERM stop it cleanly (exit status 0).
+    Watch(WatchArgs),
+    /// List the zones running now (from /proc; no BPF, no root needed for your own processes).
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Print JSON Lines, one object per transition, every transition (schema in README.md).
+    #[arg(long)]
+    json: bool,
+    /// Also print `ready` (the zone's init exists) and `down` (its last process is gone).
+    #[arg(long)]
+    all: bool,
+    /// Prefix each text line with the kernel's time of the transition (RFC 3339, UTC).
+    #[arg(long)]
+    timestamps: bool,
+    /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = parse_ring_size)]
+    ring_size: u32,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Parseable output, one line per zone: zone_id:name:state:root:container_id:runtime:pidns (`:` in a field is `\:`).
+    #[arg(short = 'p', long)]
+    parseable: bool,
+}
+
+/// What to run, decided from the command line.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `zonemon [watch]`.
+    Watch(WatchOptions),
+    /// `zonemon list [-p]`; the flag is `-p`.
+    List { parseable: bool },
+}
+
+impl Cli {
+    /// Turns the parsed command line into what to run.
+    pub fn action(self) -> Action {
+        match self.command {
+            None => Action::Watch(self.watch.into()),
+            Some(Command::Watch(w)) => Action::Watch(w.into()),
+            Some(Command::List(l)) => Action::List {
+                parseable: l.parseable,
+            },
+        }
+    }
+}
+
+impl From<WatchArgs> for WatchOptions {
+    fn from(a: WatchArgs) -> Self {
+        WatchOptions {
+            json: a.json,
+            all: a.all,
+            timestamps: a.timestamps,
+            ring_bytes: a.ring_size,
+        }
+    }
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!(
+            "{n} is not a power of two of at least 4096 (try 1048576)"
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(args: &[&str]) -> Action {
+        Cli::try_parse_from(args).unwrap().action()
+    }
+
+    #[test]
+    fn bare_zonemon_watches() {
+        let Action::Watch(w) = action(&["zonemon"]) else {
+            panic!()
+        };
+        assert!(!w.json && !w.all && !w.timestamps);
+        let Action::Watch(w) = action(&["zonemon", "--all", "--timestamps"]) else {
+            panic!()
+        };
+        assert!(w.all && w.timestamps);
+        let Action::Watch(w) = action(&["zonemon", "watch", "--json"]) else {
+            panic!()
+        };
+        assert!(w.json);
+    }
+
+    #[test]
+    fn list_flags() {
+        assert!(matches!(
+            action(&["zonemon", "list", "-p"]),
+            Action::List { parseable: true }
+        ));
+        assert!(matches!(
+            action(&["zonemon", "list"]),
+            Action::List { parseable: false }
+        ));
+    }
+
+    #[test]
+    fn bad_ring_sizes_say_why() {
+        let e = Cli::try_parse_from(["zonemon", "--ring-size", "5000"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("power of two"), "{e}");
+        assert!(Cli::try_parse_from(["zonemon", "--ring-size", "lots"]).is_err());
+        assert!(Cli::try_parse_from(["zonemon", "--bogus"]).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Loading and attaching zonemon's BPF programs, with errors that say what to do.
+
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{OpenObject, PrintLevel};
+
+use crate::skel::{ZonemonSkel, ZonemonSkelBuilder};
+
+/// Everything libbpf said while loading, kept to write out if the load fails.
+static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn collect_libbpf_log(_level: PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.push_str(&msg);
+    }
+}
+
+/// Checks what loading needs and says what is missing: BTF and privileges.
+pub fn preflight() -> Result<()> {
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): zonemon's eBPF programs need \
+             a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        );
+    }
+    let caps = effective_caps()
+        .context("cannot read this process's capabilities from /proc/self/status")?;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        bail!(
+            "zonemon watch needs root, or the capabilities CAP_BPF and CAP_PERFMON, to load its eBPF \
+             programs: run it with sudo (`zonemon list` works without)"
+        );
+    }
+    Ok(())
+}
+
+/// The effective capability set of this process.
+fn effective_caps() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .context("no CapEff line")?;
+    Ok(u64::from_str_radix(hex.trim(), 16)?)
+}
+
+/// Opens, loads and attaches the BPF programs, with a ring buffer of `ring_bytes`.
+///
+/// On a load failure, libbpf's log (with the verifier's) is written to a file
+/// whose path the error names.
+pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<ZonemonSkel<'_>> {
+    preflight()?;
+    libbpf_rs::set_print(Some((PrintLevel::Debug, collect_libbpf_log)));
+    let result = open_and_load(storage, ring_bytes);
+    libbpf_rs::set_print(None);
+    let log = std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut skel = match result {
+        Ok(skel) => skel,
+        Err(e) => {
+            let path = write_log(&log);
+            return Err(e.context(format!(
+                "loading zonemon's eBPF programs failed; libbpf's and the verifier's log is in {}",
+                path.display()
+            )));
+        }
+    };
+    skel.attach().context(
+        "attaching to the sched_process_{fork,exec,exit,free} raw tracepoints failed \
+         (does this kernel allow BPF raw tracepoints?)",
+    )?;
+    Ok(skel)
+}
+
+fn open_and_load(
+    storage: &mut MaybeUninit<OpenObject>,
+    ring_bytes: u32,
+) -> Result<ZonemonSkel<'_>> {
+    let mut open = ZonemonSkelBuilder::default()
+        .open(storage)
+        .context("opening the BPF object")?;
+    open.maps
+        .events
+        .set_max_entries(ring_bytes)
+        .context("setting the ring buffer size")?;
+    Ok(open.load()?)
+}
+
+/// Writes libbpf's log to a file of its own and returns its path.
+fn write_log(log: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("zonemon-bpf-load-{}.log", std::process::id()));
+    if let Err(e) = std::fs::write(&path, log) {
+        eprintln!("zonemon: could not write {}: {e}", path.display());
+    }
+    path
+}
