@@ -7,9 +7,11 @@
 pub mod escape;
 pub mod event;
 pub mod exit;
+pub mod listing;
 pub mod naming;
 pub mod observation;
 pub mod output;
+pub mod procscan;
 pub mod timefmt;
 pub mod tracker;
 

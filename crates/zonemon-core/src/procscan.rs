@@ -1,0 +1,689 @@
+//! Finding the zones running now from `/proc`, without BPF.
+//!
+//! A zone's init is a process that is PID 1 of a PID namespace other than
+//! the one `/proc` was mounted for: its `NSpid:` line has more than one
+//! entry and the last one is 1. Processes come and go while the scan runs;
+//! any process whose files vanish or cannot be read is skipped silently.
+//!
+//! The parsers are pure and never panic, whatever the input.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::escape::{bound, bounded_lossy};
+use crate::observation::{Observation, ObservationKind};
+use crate::tracker::HostInfo;
+
+/// Most entries an `NSpid:` line can have: the kernel nests PID namespaces at most 32 deep.
+const MAX_NSPID_ENTRIES: usize = 33;
+
+/// Longest cgroup or root path kept, in bytes.
+const MAX_PATH_LEN: usize = 4096;
+
+/// Most bytes read from one `/proc` file.
+const MAX_FILE_LEN: u64 = 1 << 20;
+
+/// The PIDs of a task in each PID namespace from the `/proc` mount's down to
+/// its own, from the `NSpid:` line of `/proc/PID/status`.
+///
+/// `None` when there is no such line, it is empty, has too many entries, or
+/// any entry is not a number.
+pub fn parse_nspid(status: &str) -> Option<Vec<u32>> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let mut pids = Vec::new();
+    for field in line.split_ascii_whitespace() {
+        if pids.len() == MAX_NSPID_ENTRIES {
+            return None;
+        }
+        pids.push(parse_decimal(field)?);
+    }
+    (!pids.is_empty()).then_some(pids)
+}
+
+/// The inode number in a namespace link such as `pid:[4026531836]`.
+pub fn parse_ns_link(link: &str) -> Option<u32> {
+    let (kind, rest) = link.split_once(":[")?;
+    if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return None;
+    }
+    parse_decimal(rest.strip_suffix(']')?)
+}
+
+/// The start time, in clock ticks since boot, from `/proc/PID/stat` (its 22nd field).
+///
+/// The command name (field 2) is in parentheses and may itself contain
+/// spaces and `)`, so fields are counted from after the last `)`.
+pub fn parse_starttime_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (the state).
+    parse_decimal(rest.split_ascii_whitespace().nth(22 - 3)?)
+}
+
+/// The cgroup path that best identifies a task, from `/proc/PID/cgroup`.
+///
+/// The unified (`0::`) hierarchy's path when it is not `/`; else the first
+/// path that is not `/` among the v1 hierarchies, preferring `memory`,
+/// `pids`, `cpu`, `name=systemd`, then any other in file order; else `/`.
+/// `None` when the content has no cgroup line at all.
+pub fn parse_cgroup(content: &str) -> Option<String> {
+    // (hierarchy id, controllers, path) of each well-formed line.
+    let lines: Vec<(&str, &str, &str)> = content
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+            (numeric && path.starts_with('/')).then_some((id, controllers, path))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let useful = |path: &str| path != "/";
+    let unified = lines
+        .iter()
+        .find(|(id, controllers, path)| *id == "0" && controllers.is_empty() && useful(path));
+    let has = |controllers: &str, want: &str| controllers.split(',').any(|c| c == want);
+    let v1 = || {
+        ["memory", "pids", "cpu", "name=systemd"]
+            .iter()
+            .find_map(|want| {
+                lines
+                    .iter()
+                    .find(|(_, controllers, path)| has(controllers, want) && useful(path))
+            })
+            .or_else(|| {
+                lines
+                    .iter()
+                    .find(|(_, controllers, path)| !controllers.is_empty() && useful(path))
+            })
+    };
+    let path = unified.or_else(v1).map_or("/", |(_, _, path)| *path);
+    Some(bound(path, MAX_PATH_LEN))
+}
+
+/// A plain unsigned decimal number (no sign, no spaces), without overflow.
+fn parse_decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A zone found running by [`scan`]: its init process and its namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcZone {
+    /// PID of the zone's init, as the scanned `/proc` numbers it.
+    pub init_pid: u32,
+    /// Inode number of the zone's PID namespace.
+    pub pidns: u32,
+    /// Depth of the zone's PID namespace below the `/proc` mount's (1 = directly under it).
+    pub level: u32,
+    /// Inode number of the parent PID namespace; 0 when it could not be found.
+    pub parent_pidns: u32,
+    /// PID of the parent namespace's init, when that is a zone found by the
+    /// same scan (level > 1); else 0.
+    pub parent_init_pid: u32,
+    /// Inode number of the init's UTS namespace; 0 when it could not be read.
+    pub utsns: u32,
+    /// The hostname inside the init's UTS namespace; empty when it could not be read.
+    pub nodename: String,
+    /// The init's command name.
+    pub comm: String,
+    /// The init's cgroup path (see [`parse_cgroup`]), when readable.
+    pub cgroup: Option<String>,
+    /// The init's root directory as the scanner sees it, when readable.
+    pub root: Option<String>,
+    /// When the init was created, CLOCK_BOOTTIME nanoseconds (clock-tick granularity).
+    pub start_ns: u64,
+}
+
+impl ProcZone {
+    /// The zone as an [`ObservationKind::InitExec`] observation, for [`crate::Tracker::seed`].
+    ///
+    /// The observation is dated at the init's creation (`ts_ns == start_ns`),
+    /// so that any kernel observation of the zone counts as newer. The
+    /// creator PID is unknown (0).
+    pub fn to_observation(&self) -> Observation {
+        let mut obs = Observation::new(ObservationKind::InitExec);
+        obs.ts_ns = self.start_ns;
+        obs.start_ns = self.start_ns;
+        obs.pidns = self.pidns;
+        obs.parent_pidns = self.parent_pidns;
+        obs.parent_init_pid = self.parent_init_pid;
+        obs.level = self.level;
+        obs.init_pid = self.init_pid;
+        obs.utsns = self.utsns;
+        obs.nodename.clone_from(&self.nodename);
+        obs.comm.clone_from(&self.comm);
+        obs.cgroup.clone_from(&self.cgroup);
+        obs
+    }
+}
+
+/// The zones running now, from the `/proc` mounted at `proc_root`, sorted by
+/// (level, init PID) so that parents come before their children.
+///
+/// Needs root to see namespaces and hostnames of other users' processes;
+/// processes it cannot read are left out.
+pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
+    let Ok(dir) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let ns_per_tick = ns_per_clock_tick();
+    // The calling thread's UTS namespace: zones sharing it need no `setns`.
+    let own_uts = read_ns(&proc_root.join("thread-self/ns/uts")).ok();
+    let mut zones: Vec<ProcZone> = dir
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            let name = name.to_str()?;
+            // Only thread-group leaders are listed; skip `self`, `sys` and the like.
+            let pid = parse_decimal::<u32>(name)?;
+            scan_one(&entry.path(), pid, ns_per_tick, own_uts)
+        })
+        .collect();
+    link_parents(&mut zones);
+    zones.sort_by_key(|z| (z.level, z.init_pid));
+    zones
+}
+
+/// Sets each nested zone's `parent_init_pid` from the zone whose PID namespace is its parent.
+fn link_parents(zones: &mut [ProcZone]) {
+    let init_of: HashMap<u32, u32> = zones.iter().map(|z| (z.pidns, z.init_pid)).collect();
+    for z in zones.iter_mut() {
+        z.parent_init_pid = match z.level > 1 && z.parent_pidns != 0 {
+            true => init_of.get(&z.parent_pidns).copied().unwrap_or(0),
+            false => 0,
+        };
+    }
+}
+
+/// The zone whose init is `pid` (at `dir`), or `None` if it is not a zone init or vanished.
+fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Option<ProcZone> {
+    let nspid = parse_nspid(&read_lossy(&dir.join("status")).ok()?)?;
+    if nspid.len() < 2 || nspid.last() != Some(&1) {
+        return None;
+    }
+    let ticks = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
+    let pidns = read_ns(&dir.join("ns/pid")).ok()?;
+    let comm_bytes = read_bounded(&dir.join("comm")).ok()?;
+    let comm = bounded_lossy(comm_bytes.strip_suffix(b"\n").unwrap_or(&comm_bytes));
+    let utsns = read_ns(&dir.join("ns/uts")).unwrap_or(0);
+    let nodename = match own_uts {
+        Some(own) if own == utsns => uname_nodename().unwrap_or_default(),
+        _ => nodename_in(&dir.join("ns/uts")).unwrap_or_default(),
+    };
+    let cgroup = read_lossy(&dir.join("cgroup"))
+        .ok()
+        .and_then(|c| parse_cgroup(&c));
+    let root = fs::read_link(dir.join("root"))
+        .ok()
+        .map(|p| bound(&p.to_string_lossy(), MAX_PATH_LEN));
+    let parent_pidns = parent_ns_inode(&dir.join("ns/pid")).unwrap_or(0);
+    // The PID may have been reused while we read: the start time must not have changed.
+    let again = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
+    if again != ticks {
+        return None;
+    }
+    Some(ProcZone {
+        init_pid: pid,
+        pidns,
+        level: (nspid.len() - 1) as u32,
+        parent_pidns,
+        parent_init_pid: 0,
+        utsns,
+        nodename,
+        comm,
+        cgroup,
+        root,
+        start_ns: ticks.saturating_mul(ns_per_tick),
+    })
+}
+
+/// Nanoseconds per clock tick (`sysconf(_SC_CLK_TCK)`, the unit of `/proc` start times).
+fn ns_per_clock_tick() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    match u64::try_from(hz) {
+        Ok(hz) if hz > 0 => 1_000_000_000 / hz,
+        _ => 10_000_000, // USER_HZ is 100 on every Linux architecture
+    }
+}
+
+/// At most [`MAX_FILE_LEN`] bytes of a file.
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)?.take(MAX_FILE_LEN).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A `/proc` file as text; invalid UTF-8 (a command name, say) becomes U+FFFD.
+fn read_lossy(path: &Path) -> io::Result<String> {
+    Ok(String::from_utf8_lossy(&read_bounded(path)?).into_owned())
+}
+
+/// The inode number a namespace link (`/proc/PID/ns/*`) points to.
+fn read_ns(link: &Path) -> io::Result<u32> {
+    let target = fs::read_link(link)?;
+    target
+        .to_str()
+        .and_then(parse_ns_link)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a namespace link"))
+}
+
+/// The inode number of the parent of the PID namespace at `ns_path` (ioctl `NS_GET_PARENT`).
+fn parent_ns_inode(ns_path: &Path) -> io::Result<u32> {
+    let ns = File::open(ns_path)?;
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_PARENT) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    let parent = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let ino = parent.metadata()?.ino();
+    u32::try_from(ino).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "inode too large"))
+}
+
+/// The hostname inside the UTS namespace at `ns_path`, read from a short-lived
+/// thread that joins that namespace (which affects only that thread).
+fn nodename_in(ns_path: &Path) -> io::Result<String> {
+    let ns = File::open(ns_path)?;
+    let worker = std::thread::Builder::new()
+        .name("zonemon-uts".into())
+        .spawn(move || {
+            // SAFETY: `ns` is an open namespace fd; joining a UTS namespace changes only this thread.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUTS) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            drop(ns);
+            uname_nodename()
+        })?;
+    worker
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("UTS reader thread panicked")))
+}
+
+/// The calling thread's UTS nodename (hostname), bounded.
+fn uname_nodename() -> io::Result<String> {
+    // SAFETY: utsname is plain old data; all zeroes is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    Ok(bounded_lossy(&bytes))
+}
+
+/// What the tracker must know about the host: the monitor's own UTS namespace and hostname.
+pub fn host_info() -> io::Result<HostInfo> {
+    Ok(HostInfo {
+        utsns: read_ns(Path::new("/proc/self/ns/uts"))?,
+        hostname: uname_nodename()?,
+    })
+}
+
+/// Inode number of the monitor's own PID namespace.
+pub fn own_pidns() -> io::Result<u32> {
+    read_ns(Path::new("/proc/self/ns/pid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic PRNG (xorshift64*) for property-style tests.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const STATUS: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
+        Ngid:\t0\nPid:\t4242\nPPid:\t4241\nTracerPid:\t0\nNStgid:\t4242\t1\n\
+        NSpid:\t4242\t1\nNSpgid:\t4240\t0\nNSsid:\t4000\t0\nVmPeak:\t    2300 kB\n";
+
+    const STAT: &str = "5570 (cat) R 5568 5568 4985 0 -1 4194304 101 0 0 0 0 0 0 0 20 0 1 0 \
+        51347 3133440 412 18446744073709551615 94438776061952 94438776081833 0\n";
+
+    #[test]
+    fn nspid() {
+        assert_eq!(parse_nspid(STATUS), Some(vec![4242, 1]));
+        assert_eq!(parse_nspid("NSpid:\t1\n"), Some(vec![1]));
+        assert_eq!(parse_nspid("NSpid: 10 5  1"), Some(vec![10, 5, 1]));
+        assert_eq!(parse_nspid("NSpid:\t10\t5\t1"), Some(vec![10, 5, 1]));
+        assert_eq!(parse_nspid("Name:\tx\n"), None, "missing line");
+        assert_eq!(parse_nspid("NSpid:\n"), None, "empty line");
+        assert_eq!(parse_nspid("NSpid:\t12\tx\n"), None, "garbage entry");
+        assert_eq!(parse_nspid("NSpid:\t-1\n"), None);
+        assert_eq!(parse_nspid("NSpid:\t+1\n"), None);
+        assert_eq!(parse_nspid("NSpid:\t99999999999\n"), None, "overflow");
+        assert_eq!(parse_nspid("NSpid:\t12\t"), Some(vec![12]), "truncated");
+        assert_eq!(parse_nspid(""), None);
+        // A hostile name that looks like the line does not fool it: the real line comes first.
+        assert_eq!(
+            parse_nspid("Name:\tNSpid:\t1\t1\nNSpid:\t7\n"),
+            Some(vec![7])
+        );
+        let deep: String = (0..33).map(|i| format!("\t{}", i + 2)).collect();
+        assert_eq!(
+            parse_nspid(&format!("NSpid:{deep}")).map(|v| v.len()),
+            Some(33)
+        );
+        let huge = format!("NSpid:{}", "\t7".repeat(1_000_000));
+        assert_eq!(parse_nspid(&huge), None, "more entries than nesting allows");
+    }
+
+    #[test]
+    fn ns_link() {
+        assert_eq!(parse_ns_link("pid:[4026531836]"), Some(4026531836));
+        assert_eq!(parse_ns_link("uts:[4026531838]"), Some(4026531838));
+        assert_eq!(parse_ns_link("pid_for_children:[1]"), Some(1));
+        assert_eq!(parse_ns_link("pid:[4026531836"), None, "truncated");
+        assert_eq!(parse_ns_link("pid:4026531836"), None);
+        assert_eq!(parse_ns_link(":[5]"), None);
+        assert_eq!(parse_ns_link("pid:[]"), None);
+        assert_eq!(parse_ns_link("pid:[-5]"), None);
+        assert_eq!(parse_ns_link("pid:[99999999999]"), None, "overflow");
+        assert_eq!(parse_ns_link("pid:[5] "), None);
+        assert_eq!(parse_ns_link("/some/path"), None);
+        assert_eq!(parse_ns_link(""), None);
+    }
+
+    #[test]
+    fn starttime() {
+        assert_eq!(parse_starttime_ticks(STAT), Some(51347));
+        // A command name with spaces and parentheses.
+        let odd = STAT.replace("(cat)", "(a) b ) (c))");
+        assert_eq!(parse_starttime_ticks(&odd), Some(51347));
+        let digits = STAT.replace(
+            "(cat)",
+            "(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20)",
+        );
+        assert_eq!(parse_starttime_ticks(&digits), Some(51347));
+        assert_eq!(
+            parse_starttime_ticks("5570 (cat) R 5568"),
+            None,
+            "truncated"
+        );
+        assert_eq!(parse_starttime_ticks("5570 cat R 1 2 3"), None, "no parens");
+        let bad = STAT.replace(" 51347 ", " 51x47 ");
+        assert_eq!(parse_starttime_ticks(&bad), None);
+        assert_eq!(parse_starttime_ticks(""), None);
+        assert_eq!(parse_starttime_ticks(")"), None);
+    }
+
+    #[test]
+    fn cgroup_unified_wins() {
+        assert_eq!(
+            parse_cgroup("0::/system.slice/docker-abc.scope\n").as_deref(),
+            Some("/system.slice/docker-abc.scope")
+        );
+        let hybrid = "4:memory:/mem/x\n0::/unified/y\n";
+        assert_eq!(parse_cgroup(hybrid).as_deref(), Some("/unified/y"));
+    }
+
+    #[test]
+    fn cgroup_v1_preference() {
+        // As on these machines: unified is `/`, memory carries the path.
+        let content = "9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n5:devices:/\n\
+            4:memory:/process_api/f19af7\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+        assert_eq!(
+            parse_cgroup(content).as_deref(),
+            Some("/process_api/f19af7")
+        );
+        let content = "9:name=systemd:/sd\n8:pids:/p\n3:cpu,cpuacct:/c\n4:memory:/m\n0::/\n";
+        assert_eq!(parse_cgroup(content).as_deref(), Some("/m"));
+        let content = "9:name=systemd:/sd\n8:pids:/p\n3:cpu,cpuacct:/c\n4:memory:/\n";
+        assert_eq!(parse_cgroup(content).as_deref(), Some("/p"));
+        let content = "9:name=systemd:/sd\n3:cpu,cpuacct:/c\n2:cpuset:/s\n";
+        assert_eq!(parse_cgroup(content).as_deref(), Some("/c"));
+        let content = "9:name=systemd:/sd\n2:cpuacct:/a\n";
+        assert_eq!(
+            parse_cgroup(content).as_deref(),
+            Some("/sd"),
+            "cpuacct is not cpu"
+        );
+        let content = "7:blkio:/b\n6:freezer:/f\n";
+        assert_eq!(parse_cgroup(content).as_deref(), Some("/b"), "any other");
+    }
+
+    #[test]
+    fn cgroup_root_and_garbage() {
+        assert_eq!(parse_cgroup("0::/\n").as_deref(), Some("/"));
+        assert_eq!(parse_cgroup("4:memory:/\n0::/\n").as_deref(), Some("/"));
+        assert_eq!(parse_cgroup(""), None);
+        assert_eq!(parse_cgroup("garbage\n"), None);
+        assert_eq!(parse_cgroup("x::/a\n"), None, "non-numeric hierarchy");
+        assert_eq!(parse_cgroup("0::relative\n"), None);
+        assert_eq!(
+            parse_cgroup("0::/a:b:c\n").as_deref(),
+            Some("/a:b:c"),
+            "colons in the path"
+        );
+        let long = format!("0::/{}\n", "x".repeat(100_000));
+        let got = parse_cgroup(&long).unwrap();
+        assert!(got.len() <= MAX_PATH_LEN + '…'.len_utf8() && got.ends_with('…'));
+        // A truncated file: the last line is cut but still well-formed.
+        assert_eq!(parse_cgroup("4:memory:/m\n0::").as_deref(), Some("/m"));
+    }
+
+    /// Byte strings made of fragments of real `/proc` files, plus random bytes.
+    fn hostile_input(rng: &mut Rng) -> String {
+        const PIECES: &[&str] = &[
+            "NSpid:",
+            "\t",
+            " ",
+            "\n",
+            "1",
+            "4294967295",
+            "4294967296",
+            ")",
+            "(",
+            ":",
+            "::",
+            "0::/",
+            "memory",
+            "cpu,cpuacct",
+            "name=systemd",
+            "/",
+            "pid:[",
+            "]",
+            "-",
+            "…",
+            "\u{0}",
+        ];
+        let mut bytes = Vec::new();
+        for _ in 0..rng.below(60) {
+            match rng.below(3) {
+                0 => bytes.push(rng.next() as u8),
+                _ => bytes.extend_from_slice(PIECES[rng.below(PIECES.len())].as_bytes()),
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn parsers_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..50_000 {
+            let s = hostile_input(&mut rng);
+            let _ = parse_nspid(&s);
+            let _ = parse_ns_link(&s);
+            let _ = parse_starttime_ticks(&s);
+            if let Some(c) = parse_cgroup(&s) {
+                assert!(c.starts_with('/'), "{s:?} -> {c:?}");
+            }
+            // Also behind a valid prefix, so the parsers get past their first check.
+            let _ = parse_nspid(&format!("NSpid:\t{s}"));
+            let _ = parse_ns_link(&format!("pid:[{s}"));
+            let _ = parse_starttime_ticks(&format!("1 (x) {s}"));
+            let _ = parse_cgroup(&format!("0::/{s}"));
+        }
+        let huge = "x".repeat(10_000_000);
+        assert_eq!(parse_nspid(&huge), None);
+        assert_eq!(parse_ns_link(&huge), None);
+        assert_eq!(parse_starttime_ticks(&huge), None);
+        assert_eq!(parse_cgroup(&huge), None);
+    }
+
+    #[test]
+    fn observation_carries_every_field() {
+        let z = ProcZone {
+            init_pid: 4242,
+            pidns: 4026532001,
+            level: 2,
+            parent_pidns: 4026532000,
+            parent_init_pid: 4000,
+            utsns: 4026532002,
+            nodename: "aap".into(),
+            comm: "sleep".into(),
+            cgroup: Some("/zone".into()),
+            root: Some("/".into()),
+            start_ns: 513_470_000_000,
+        };
+        let o = z.to_observation();
+        assert_eq!(o.kind, ObservationKind::InitExec);
+        assert_eq!(
+            (
+                o.init_pid,
+                o.pidns,
+                o.level,
+                o.parent_pidns,
+                o.parent_init_pid
+            ),
+            (4242, 4026532001, 2, 4026532000, 4000)
+        );
+        assert_eq!(
+            (o.utsns, o.nodename.as_str(), o.comm.as_str()),
+            (4026532002, "aap", "sleep")
+        );
+        assert_eq!(o.cgroup.as_deref(), Some("/zone"));
+        assert_eq!((o.start_ns, o.ts_ns), (513_470_000_000, 513_470_000_000));
+    }
+
+    #[test]
+    fn parents_are_linked_by_pid_namespace() {
+        let zone = |init_pid, pidns, level, parent_pidns| ProcZone {
+            init_pid,
+            pidns,
+            level,
+            parent_pidns,
+            parent_init_pid: 99,
+            utsns: 0,
+            nodename: String::new(),
+            comm: String::new(),
+            cgroup: None,
+            root: None,
+            start_ns: 0,
+        };
+        let mut zones = vec![
+            zone(300, 12, 3, 11),
+            zone(100, 10, 1, 1),
+            zone(200, 11, 2, 10),
+            zone(400, 13, 2, 77), // parent not found by the scan
+            zone(500, 14, 2, 0),  // parent unknown
+        ];
+        link_parents(&mut zones);
+        let parents: Vec<u32> = zones.iter().map(|z| z.parent_init_pid).collect();
+        assert_eq!(parents, [200, 0, 100, 0, 0]);
+    }
+
+    /// A fake `/proc` in a temporary directory, removed on drop.
+    struct FakeProc(std::path::PathBuf);
+
+    impl FakeProc {
+        fn new() -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir()
+                .join(format!("zonemon-procscan-{}-{nanos}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            FakeProc(dir)
+        }
+
+        /// A process directory; `nspid` is its NSpid line's content, `None` files are left out.
+        fn process(&self, pid: &str, nspid: &str, pidns: Option<u32>, comm: &[u8]) {
+            let dir = self.0.join(pid);
+            fs::create_dir_all(dir.join("ns")).unwrap();
+            fs::write(
+                dir.join("status"),
+                STATUS.replace("4242\t1\nNSpgid", &format!("{nspid}\nNSpgid")),
+            )
+            .unwrap();
+            fs::write(dir.join("stat"), STAT.replace("(cat)", "(x) y)")).unwrap();
+            let mut c = comm.to_vec();
+            c.push(b'\n');
+            fs::write(dir.join("comm"), c).unwrap();
+            fs::write(dir.join("cgroup"), "4:memory:/zone-m\n0::/\n").unwrap();
+            if let Some(ns) = pidns {
+                std::os::unix::fs::symlink(format!("pid:[{ns}]"), dir.join("ns/pid")).unwrap();
+                std::os::unix::fs::symlink(format!("uts:[{}]", ns + 1), dir.join("ns/uts"))
+                    .unwrap();
+            }
+            std::os::unix::fs::symlink("/var/lib/zone/rootfs", dir.join("root")).unwrap();
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn scans_a_fake_proc() {
+        let p = FakeProc::new();
+        p.process("4242", "4242\t1", Some(4026532001), b"sleep");
+        p.process("4300", "4300\t7\t1", Some(4026532011), b"bad\xffname\x1b");
+        p.process("50", "50", Some(4026531836), b"host"); // not in a zone
+        p.process("51", "51\t2", Some(4026532001), b"child"); // in a zone, not its init
+        p.process("52", "52\t1", None, b"unreadable"); // namespace links missing
+        p.process("self", "53\t1", Some(4026532099), b"self");
+        fs::create_dir_all(p.0.join("60")).unwrap(); // vanished: no files
+        fs::write(p.0.join("61"), "a file").unwrap();
+        let zones = scan(&p.0);
+        let got: Vec<(u32, u32, u32)> = zones
+            .iter()
+            .map(|z| (z.init_pid, z.pidns, z.level))
+            .collect();
+        assert_eq!(got, [(4242, 4026532001, 1), (4300, 4026532011, 2)]);
+        let z = &zones[0];
+        assert_eq!(z.comm, "sleep");
+        assert_eq!(z.utsns, 4026532002);
+        assert_eq!(z.nodename, "", "a fake UTS link cannot be joined");
+        assert_eq!(z.parent_pidns, 0, "a fake PID link has no parent");
+        assert_eq!(z.cgroup.as_deref(), Some("/zone-m"));
+        assert_eq!(z.root.as_deref(), Some("/var/lib/zone/rootfs"));
+        assert_eq!(z.start_ns, 51347 * ns_per_clock_tick());
+        assert_eq!(zones[1].comm, "bad\u{fffd}name\x1b", "raw; sinks escape");
+        assert!(scan(&p.0.join("missing")).is_empty());
+    }
+
+    #[test]
+    fn own_namespaces_are_readable() {
+        let host = host_info().expect("/proc/self/ns/uts");
+        assert_ne!(host.utsns, 0);
+        assert_ne!(own_pidns().expect("/proc/self/ns/pid"), 0);
+    }
+}
