@@ -3,7 +3,7 @@
 mod cli;
 mod decode;
 mod ebpf;
-// mod list;
+mod list;
 mod pipeline;
 mod watch;
 
@@ -28,6 +28,8 @@ use cli::{Action, Cli};
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read our output went away (`zonemon list | head -1`): nothing to say.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zonemon: error: {e:#}");
             ExitCode::FAILURE
@@ -35,12 +37,19 @@ fn main() -> ExitCode {
     }
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 fn run() -> anyhow::Result<()> {
     match Cli::parse().action() {
         Action::Watch(opts) => watch::run(&opts),
-        Action::List { parseable } => {
-            let _ = parseable;
-            todo!()
-        }
+        Action::List { parseable } => list::run(
+            parseable,
+            zonemon_core::naming::NoRuntimeNames,
+            &mut std::io::stdout().lock(),
+        ),
     }
 }

@@ -1,0 +1,277 @@
+//! Shared harness for the root integration tests: the zonemon binary as a
+//! child process, and real zones made with `unshare`.
+//!
+//! The machine is shared: every test names its zones with a prefix of its own
+//! ([`prefix`]) and counts only those.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the zonemon binary under test.
+pub const ZONEMON: &str = env!("CARGO_BIN_EXE_zonemon");
+
+/// Whether this test may run: true as root. Without root it panics under
+/// `CI=true` (privileged tests must never skip silently there) and otherwise
+/// says it skips.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root (it loads eBPF programs and makes PID namespaces) and CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
+
+/// A name prefix unique to this test run and `test`, e.g. `zmt-boot-4711-`.
+pub fn prefix(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "zmt-{test}-{}-{}-",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running `zonemon` with its stdout collected line by line.
+pub struct Monitor {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Monitor {
+    /// Starts `zonemon ARGS` and waits until it says it is watching.
+    pub fn start(args: &[&str]) -> Monitor {
+        let mut child = Command::new(ZONEMON)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning zonemon");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = channel();
+        let out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let errs = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("zonemon: watching") {
+                    let _ = ready_tx.send(());
+                }
+                let mut e = errs.lock().unwrap();
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        let mut mon = Monitor {
+            child,
+            lines,
+            stderr,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = mon.child.kill();
+            panic!(
+                "zonemon did not start watching within 30 s; stderr:\n{}",
+                mon.stderr()
+            );
+        }
+        mon
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The host PID of the monitor.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until `done(lines)` holds, for at most `timeout`; returns whether it did.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&self.lines()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal`, waits for the exit and returns its status and the output lines.
+    pub fn stop_with(mut self, signal: i32) -> (ExitStatus, Vec<String>) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), signal) };
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30));
+        thread::sleep(Duration::from_millis(50)); // let the reader threads finish
+        let lines = self.lines();
+        (status, lines)
+    }
+
+    /// Stops with SIGINT, asserts a clean exit (status 0, no lost records) and returns the lines.
+    pub fn stop(self) -> Vec<String> {
+        let stderr = Arc::clone(&self.stderr);
+        let (status, lines) = self.stop_with(libc::SIGINT);
+        let stderr = stderr.lock().unwrap().clone();
+        assert!(
+            status.success(),
+            "zonemon exited with {status}; stderr:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("could not deliver"),
+            "zonemon lost records:\n{stderr}"
+        );
+        lines
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit for at most `timeout` (then kills it and panics).
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child {} did not exit within {timeout:?}", child.id());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A command that boots a zone named `name` (its own UTS namespace, hostname
+/// set before the zone's init starts) whose init runs `sh -c script`.
+/// Names and scripts are passed as arguments, never spliced into shell text.
+pub fn zone_cmd(name: &str, script: &str) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--uts",
+        "sh",
+        "-c",
+        "hostname \"$1\" && exec unshare --pid --fork --kill-child sh -c \"$2\"",
+        "sh",
+        name,
+        script,
+    ]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// Boots a zone named `name` running `script` and waits for it to end; returns unshare's status
+/// (which is the zone init's).
+pub fn run_zone(name: &str, script: &str) -> ExitStatus {
+    let mut child = zone_cmd(name, script).spawn().expect("spawning unshare");
+    wait_timeout(&mut child, Duration::from_secs(60))
+}
+
+/// A zone left running in the background, killed (with everything it started) when dropped.
+pub struct BackgroundZone {
+    child: Child,
+}
+
+impl BackgroundZone {
+    /// Boots a zone named `name` running `script` without waiting for it.
+    pub fn start(name: &str, script: &str) -> BackgroundZone {
+        let mut cmd = zone_cmd(name, script);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        BackgroundZone {
+            child: cmd.spawn().expect("spawning unshare"),
+        }
+    }
+
+    /// Waits for the zone to end on its own.
+    pub fn wait(mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, Duration::from_secs(60))
+    }
+}
+
+impl Drop for BackgroundZone {
+    fn drop(&mut self) {
+        // SAFETY: killing the process group we made.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses JSON lines; panics on a line that is not a JSON object.
+pub fn parse_json(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object(), "not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The events whose zone name starts with `prefix`.
+pub fn with_prefix<'a>(events: &'a [Value], prefix: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .collect()
+}
+
+/// The `event` field of each of `events`, with the name.
+pub fn summary(events: &[&Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Counts the JSON events of `kind` whose name starts with `prefix`, in `lines`.
+pub fn count(lines: &[String], prefix: &str, kind: &str) -> usize {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == kind && e["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .count()
+}
