@@ -55,6 +55,28 @@ pub struct ResolvedName {
     pub runtime: Option<String>,
     /// The runtime's id for the zone.
     pub container_id: Option<String>,
+    /// The Kubernetes names, when the zone is a container of a Kubernetes pod.
+    pub k8s: Option<K8sNames>,
+}
+
+/// Where a Kubernetes container sits: its pod's namespace, its pod, and its own name.
+///
+/// A pod's sandbox (its "pause" container) is named `POD`, as the kubelet and CRI-O name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K8sNames {
+    /// The pod's namespace (`default`, `kube-system`, …).
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The container's name within its pod.
+    pub container: String,
+}
+
+impl K8sNames {
+    /// The zone name a Kubernetes user knows: `namespace/pod/container`.
+    pub fn zone_name(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.pod, self.container)
+    }
 }
 
 /// A source of runtime names.
@@ -120,6 +142,7 @@ mod tests {
                 source: NameSource::Runtime("fixed"),
                 runtime: Some("test".into()),
                 container_id: None,
+                k8s: None,
             })
         }
     }
@@ -144,6 +167,16 @@ mod tests {
         ];
         assert_eq!(chain.resolve(&facts(7)).unwrap().name, "a");
         assert!(chain.resolve(&facts(8)).is_none());
+    }
+
+    #[test]
+    fn k8s_zone_name() {
+        let k = K8sNames {
+            namespace: "default".into(),
+            pod: "web-0".into(),
+            container: "nginx".into(),
+        };
+        assert_eq!(k.zone_name(), "default/web-0/nginx");
     }
 
     #[test]

@@ -684,6 +684,7 @@ mod tests {
                     source: NameSource::Runtime("test-state"),
                     runtime: Some("test".into()),
                     container_id: Some("abc".into()),
+                    k8s: None,
                 })
             }
         }
