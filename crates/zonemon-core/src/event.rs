@@ -71,6 +71,14 @@ pub struct ZoneEvent {
     pub uptime_ns: Option<u64>,
     /// Time from the init's exit to the zone being gone (on `Down`, when the exit was seen).
     pub shutdown_ns: Option<u64>,
+    /// A zone found already running at start-up (on `Running`).
+    pub initial: bool,
+    /// Inferred from a /proc rescan after the kernel lost records, not seen as it happened.
+    pub resynced: bool,
+    /// On `Booted`: the zone of the same name that shut down moments before (a reboot).
+    pub reboot_of: Option<u64>,
+    /// On `Booted` with `reboot_of`: time from that zone's shutdown to this boot.
+    pub reboot_gap_ns: Option<u64>,
 }
 
 #[cfg(test)]
@@ -96,6 +104,10 @@ pub(crate) mod tests {
             exit: None,
             uptime_ns: None,
             shutdown_ns: None,
+            initial: false,
+            resynced: false,
+            reboot_of: None,
+            reboot_gap_ns: None,
         }
     }
 }

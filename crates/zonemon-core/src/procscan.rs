@@ -106,6 +106,14 @@ pub fn parse_cgroup(content: &str) -> Option<String> {
     Some(bound(path, MAX_PATH_LEN))
 }
 
+/// The parent PID from the `PPid:` line of /proc/PID/status (the text of the file).
+pub fn parse_ppid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| parse_decimal(v.trim()))
+}
+
 /// A plain unsigned decimal number (no sign, no spaces), without overflow.
 fn parse_decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -140,16 +148,26 @@ pub struct ProcZone {
     pub root: Option<String>,
     /// When the init was created, CLOCK_BOOTTIME nanoseconds (clock-tick granularity).
     pub start_ns: u64,
+    /// Whether the init has exec'd the zone's program. /proc keeps no exec
+    /// count: an init still running its parent's executable is taken as not
+    /// yet booted (the runtime's forked child before its exec).
+    pub booted: bool,
 }
 
 impl ProcZone {
-    /// The zone as an [`ObservationKind::InitExec`] observation, for [`crate::Tracker::seed`].
+    /// The zone as an observation for [`crate::Tracker::seed`] and
+    /// [`crate::Tracker::resync`]: [`ObservationKind::InitExec`] when booted,
+    /// else [`ObservationKind::InitFork`].
     ///
     /// The observation is dated at the init's creation (`ts_ns == start_ns`),
     /// so that any kernel observation of the zone counts as newer. The
     /// creator PID is unknown (0).
     pub fn to_observation(&self) -> Observation {
-        let mut obs = Observation::new(ObservationKind::InitExec);
+        let kind = match self.booted {
+            true => ObservationKind::InitExec,
+            false => ObservationKind::InitFork,
+        };
+        let mut obs = Observation::new(kind);
         obs.ts_ns = self.start_ns;
         obs.start_ns = self.start_ns;
         obs.pidns = self.pidns;
@@ -205,7 +223,8 @@ fn link_parents(zones: &mut [ProcZone]) {
 
 /// The zone whose init is `pid` (at `dir`), or `None` if it is not a zone init or vanished.
 fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Option<ProcZone> {
-    let nspid = parse_nspid(&read_lossy(&dir.join("status")).ok()?)?;
+    let status = read_lossy(&dir.join("status")).ok()?;
+    let nspid = parse_nspid(&status)?;
     if nspid.len() < 2 || nspid.last() != Some(&1) {
         return None;
     }
@@ -225,6 +244,13 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
         .ok()
         .map(|p| bound(&p.to_string_lossy(), MAX_PATH_LEN));
     let parent_pidns = parent_ns_inode(&dir.join("ns/pid")).unwrap_or(0);
+    let booted = match (fs::read_link(dir.join("exe")), parse_ppid(&status)) {
+        (Ok(exe), Some(ppid)) => dir
+            .parent()
+            .and_then(|proc_root| fs::read_link(proc_root.join(ppid.to_string()).join("exe")).ok())
+            .is_none_or(|parent_exe| parent_exe != exe),
+        _ => true,
+    };
     // The PID may have been reused while we read: the start time must not have changed.
     let again = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
     if again != ticks {
@@ -242,6 +268,7 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
         cgroup,
         root,
         start_ns: ticks.saturating_mul(ns_per_tick),
+        booted,
     })
 }
 
@@ -546,6 +573,17 @@ mod tests {
     }
 
     #[test]
+    fn parses_ppid() {
+        assert_eq!(
+            parse_ppid("Name:\tsh\nPPid:\t4711\nNSpid:\t5\t1\n"),
+            Some(4711)
+        );
+        assert_eq!(parse_ppid("PPid:\t-1\n"), None);
+        assert_eq!(parse_ppid("PPid:\t99999999999999999999\n"), None);
+        assert_eq!(parse_ppid("Name: x\n"), None);
+    }
+
+    #[test]
     fn observation_carries_every_field() {
         let z = ProcZone {
             init_pid: 4242,
@@ -559,9 +597,16 @@ mod tests {
             cgroup: Some("/zone".into()),
             root: Some("/".into()),
             start_ns: 513_470_000_000,
+            booted: true,
         };
         let o = z.to_observation();
         assert_eq!(o.kind, ObservationKind::InitExec);
+        let ready = ProcZone {
+            booted: false,
+            ..z.clone()
+        }
+        .to_observation();
+        assert_eq!(ready.kind, ObservationKind::InitFork);
         assert_eq!(
             (
                 o.init_pid,
@@ -594,6 +639,7 @@ mod tests {
             cgroup: None,
             root: None,
             start_ns: 0,
+            booted: true,
         };
         let mut zones = vec![
             zone(300, 12, 3, 11),

@@ -10,13 +10,18 @@
 //! namespace inode numbers and PIDs are both reused, the pair is not while
 //! the task exists. Every zone gets a `zone_id` of its own, unique for the
 //! tracker's lifetime.
+//!
+//! Zones found in /proc rather than seen by the kernel side ("seeded", at
+//! start-up or after lost records) have a start time of clock-tick
+//! granularity; the first kernel observation of the same init takes them over.
 
-use std::collections::HashMap;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
-use crate::naming::{fallback_name, own_hostname, NameResolver, ResolvedName, ZoneFacts};
+use crate::naming::{
+    fallback_name, own_hostname, NameResolver, NameSource, ResolvedName, ZoneFacts,
+};
 use crate::observation::{Observation, ObservationKind};
 
 /// A /proc start time has clock-tick granularity: a seeded zone matches a
@@ -25,6 +30,12 @@ const SEED_START_TOLERANCE_NS: u64 = 50_000_000;
 
 /// How many zones that went down are remembered, so that a late observation of one is ignored.
 const GONE_MEMORY: usize = 4096;
+
+/// A zone booting with the name of one that shut down at most this long before is its reboot.
+pub const REBOOT_WINDOW_NS: u64 = 60_000_000_000;
+
+/// How many recent shutdowns are remembered for reboot detection.
+const REBOOT_MEMORY: usize = 4096;
 
 /// What the tracker must know about the host to tell a zone's own hostname from an inherited one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,12 +78,13 @@ struct Zone {
     comm: String,
     cgroup: Option<String>,
     runtime_name: Option<ResolvedName>,
-    start_ns: u64,
     exit_ts: Option<u64>,
     /// Kernel time of the newest observation applied, so that a late one never overwrites newer facts.
     last_ts: u64,
-    /// Seeded from /proc: `start_ns` is approximate until a kernel observation re-keys it.
+    /// Found in /proc: the key's start time is approximate until a kernel observation takes it over.
     seeded: bool,
+    /// Its existence was reported (a transition or an initial `running` record was emitted).
+    reported: bool,
 }
 
 impl Zone {
@@ -97,6 +109,9 @@ pub struct Tracker<R: NameResolver> {
     /// Inits of zones that went down lately (bounded, oldest forgotten first).
     gone: HashSet<TaskKey>,
     gone_order: VecDeque<TaskKey>,
+    /// Recent shutdowns by name: (zone id, time), for reboot detection (bounded).
+    shutdowns: HashMap<String, (u64, u64)>,
+    shutdowns_order: VecDeque<String>,
 }
 
 impl<R: NameResolver> Tracker<R> {
@@ -110,6 +125,8 @@ impl<R: NameResolver> Tracker<R> {
             by_pidns: HashMap::new(),
             gone: HashSet::new(),
             gone_order: VecDeque::new(),
+            shutdowns: HashMap::new(),
+            shutdowns_order: VecDeque::new(),
         }
     }
 
@@ -132,25 +149,88 @@ impl<R: NameResolver> Tracker<R> {
             .collect()
     }
 
-    /// Adds a zone found already running (from a /proc scan), as booted, without reporting it.
+    /// Adds a zone found already running (from a /proc scan) without reporting it.
     ///
-    /// `obs.start_ns` may be approximate (clock ticks); the first kernel
-    /// observation of the same init and namespace takes the zone over.
-    /// Parents must be seeded before their children. Returns the zone's id.
+    /// `obs` is an [`ObservationKind::InitExec`] observation for a zone whose
+    /// init has exec'd its program (booted), [`ObservationKind::InitFork`] for
+    /// one still ready. `obs.start_ns` may be approximate (clock ticks); the
+    /// first kernel observation of the same init and namespace takes the zone
+    /// over, and if that is its fork, the zone was born after the kernel side
+    /// attached and is reported from `ready` on. Parents must be seeded before
+    /// their children. Returns the zone's id.
     pub fn seed(&mut self, obs: &Observation) -> u64 {
-        let key = TaskKey {
-            init_pid: obs.init_pid,
-            start_ns: obs.start_ns,
-        };
-        if let Some(z) = self.zones.get(&key) {
-            return z.id;
+        let key = self.seed_zone(obs, false);
+        self.zones[&key].id
+    }
+
+    /// The zones seeded and not reported since, as [`EventKind::Running`]
+    /// records flagged `initial`, by zone id; each is reported once.
+    pub fn initial(&mut self) -> Vec<ZoneEvent> {
+        let mut keys: Vec<(u64, TaskKey)> = self
+            .zones
+            .iter()
+            .filter(|(_, z)| z.seeded && !z.reported)
+            .map(|(k, z)| (z.id, *k))
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|(_, k)| {
+                self.zones.get_mut(&k).expect("listed").reported = true;
+                let mut ev = self.event(k, EventKind::Running, k.start_ns);
+                ev.initial = true;
+                ev
+            })
+            .collect()
+    }
+
+    /// Brings the table in line with `live`, the zones a /proc scan found at
+    /// `now_ns`, after the kernel side lost records. Returns the transitions
+    /// this proves, flagged `resynced`: zones gone meanwhile shut down and go
+    /// down; zones that appeared are ready (and booted, if their init exec'd).
+    /// Afterwards the table holds exactly the zones of `live`.
+    ///
+    /// Call it only once every record the kernel did deliver is handled.
+    pub fn resync(&mut self, live: &[Observation], now_ns: u64) -> Vec<ZoneEvent> {
+        let mut out = Vec::new();
+        let mut matched = HashSet::new();
+        let mut fresh = Vec::new();
+        for obs in live {
+            match self.find_live(obs.init_pid, obs.pidns, obs.start_ns, true) {
+                Some(key) => {
+                    matched.insert(key);
+                    let zone = self.zones.get_mut(&key).expect("found");
+                    if zone.state == State::Ready && obs.kind == ObservationKind::InitExec {
+                        zone.state = State::Booted;
+                        let mut ev = self.event(key, EventKind::Booted, now_ns);
+                        ev.resynced = true;
+                        out.push(ev);
+                    }
+                }
+                None => fresh.push(obs),
+            }
         }
-        let mut zone = self.new_zone(obs);
-        zone.state = State::Booted;
-        zone.seeded = true;
-        let id = zone.id;
-        self.insert(key, zone);
-        id
+        let mut vanished: Vec<(u64, TaskKey)> = self
+            .zones
+            .iter()
+            .filter(|(k, _)| !matched.contains(*k))
+            .map(|(k, z)| (z.id, *k))
+            .collect();
+        vanished.sort_unstable();
+        for (_, key) in vanished {
+            let start = out.len();
+            self.retire(key, now_ns, &mut out);
+            out[start..].iter_mut().for_each(|e| e.resynced = true);
+        }
+        for obs in fresh {
+            let key = self.seed_zone(obs, true);
+            let start = out.len();
+            out.push(self.event(key, EventKind::Ready, obs.start_ns));
+            if obs.kind == ObservationKind::InitExec {
+                out.push(self.booted_event(key, now_ns));
+            }
+            out[start..].iter_mut().for_each(|e| e.resynced = true);
+        }
+        out
     }
 
     /// Feeds one observation; returns the transitions it proves, in order.
@@ -164,10 +244,12 @@ impl<R: NameResolver> Tracker<R> {
             return out; // a late observation of a zone already down
         }
         if obs.kind == ObservationKind::InitFree {
-            self.free(key, obs.ts_ns, &mut out);
+            if let Some(key) = self.find_live(key.init_pid, 0, key.start_ns, false) {
+                self.retire(key, obs.ts_ns, &mut out);
+            } // else never known: created and gone while nobody watched
             return out;
         }
-        let key = self.adopt_seeded(key, obs.pidns);
+        let key = self.take_over_seeded(key, obs, &mut out);
         if !self.zones.contains_key(&key) {
             let zone = self.new_zone(obs);
             self.insert(key, zone);
@@ -193,36 +275,61 @@ impl<R: NameResolver> Tracker<R> {
             ObservationKind::InitFork | ObservationKind::InitFree => {}
             ObservationKind::InitExec => {
                 if zone.state == State::Ready {
-                    zone.state = State::Booted;
-                    out.push(self.event(key, EventKind::Booted, obs.ts_ns));
+                    out.push(self.booted_event(key, obs.ts_ns));
                 }
             }
             ObservationKind::InitExit => {
-                zone.state = State::Shutdown;
-                zone.exit_ts = Some(obs.ts_ns);
-                let mut ev = self.event(key, EventKind::Shutdown, obs.ts_ns);
-                ev.exit = Some(ExitStatus::from_wait_status(obs.exit_status));
-                ev.uptime_ns = Some(obs.ts_ns.saturating_sub(obs.start_ns));
-                out.push(ev);
+                out.push(self.shutdown_event(key, obs.ts_ns, Some(obs.exit_status)));
             }
         }
         out
     }
 
-    /// The init was freed: the zone is down (and shut down first, if its exit was never seen).
-    fn free(&mut self, key: TaskKey, ts_ns: u64, out: &mut Vec<ZoneEvent>) {
-        let key = match self.zones.contains_key(&key) {
-            true => key,
-            false => match self.seeded_match(key.init_pid, None, key.start_ns) {
-                Some(k) => k,
-                None => return, // never known: created and gone while nobody watched
-            },
-        };
-        let zone = &self.zones[&key];
-        if zone.state != State::Shutdown {
-            let mut ev = self.event(key, EventKind::Shutdown, ts_ns);
-            ev.uptime_ns = Some(ts_ns.saturating_sub(key.start_ns));
-            out.push(ev);
+    /// Moves the zone to booted and returns the transition, with `reboot_of` when it is one.
+    fn booted_event(&mut self, key: TaskKey, ts_ns: u64) -> ZoneEvent {
+        self.zones.get_mut(&key).expect("caller checked").state = State::Booted;
+        let mut ev = self.event(key, EventKind::Booted, ts_ns);
+        if ev.name_source != NameSource::PidNs {
+            if let Some(&(prev, at)) = self.shutdowns.get(&ev.name) {
+                if prev != ev.zone_id && at <= ts_ns && ts_ns - at <= REBOOT_WINDOW_NS {
+                    ev.reboot_of = Some(prev);
+                    ev.reboot_gap_ns = Some(ts_ns - at);
+                    self.shutdowns.remove(&ev.name);
+                }
+            }
+        }
+        ev
+    }
+
+    /// Moves the zone to shutdown and returns the transition; `status` is the
+    /// wait() status when the exit was seen. Remembers the name for reboot detection.
+    fn shutdown_event(&mut self, key: TaskKey, ts_ns: u64, status: Option<i32>) -> ZoneEvent {
+        let zone = self.zones.get_mut(&key).expect("caller checked");
+        zone.state = State::Shutdown;
+        zone.exit_ts = status.map(|_| ts_ns);
+        let mut ev = self.event(key, EventKind::Shutdown, ts_ns);
+        ev.exit = status.map(ExitStatus::from_wait_status);
+        ev.uptime_ns = Some(ts_ns.saturating_sub(key.start_ns));
+        if ev.name_source != NameSource::PidNs {
+            if self
+                .shutdowns
+                .insert(ev.name.clone(), (ev.zone_id, ts_ns))
+                .is_none()
+            {
+                self.shutdowns_order.push_back(ev.name.clone());
+            }
+            while self.shutdowns_order.len() > REBOOT_MEMORY {
+                let oldest = self.shutdowns_order.pop_front().expect("non-empty");
+                self.shutdowns.remove(&oldest);
+            }
+        }
+        ev
+    }
+
+    /// The zone is down (and shut down first, if its exit was never seen): report, forget.
+    fn retire(&mut self, key: TaskKey, ts_ns: u64, out: &mut Vec<ZoneEvent>) {
+        if self.zones[&key].state != State::Shutdown {
+            out.push(self.shutdown_event(key, ts_ns, None));
         }
         let mut ev = self.event(key, EventKind::Down, ts_ns);
         ev.shutdown_ns = self.zones[&key].exit_ts.map(|t| ts_ns.saturating_sub(t));
@@ -231,10 +338,6 @@ impl<R: NameResolver> Tracker<R> {
         if self.by_pidns.get(&zone.pidns) == Some(&key) {
             self.by_pidns.remove(&zone.pidns);
         }
-        self.remember_gone(key);
-    }
-
-    fn remember_gone(&mut self, key: TaskKey) {
         if self.gone_order.len() == GONE_MEMORY {
             let oldest = self.gone_order.pop_front().expect("full");
             self.gone.remove(&oldest);
@@ -243,32 +346,71 @@ impl<R: NameResolver> Tracker<R> {
         self.gone_order.push_back(key);
     }
 
-    /// Re-keys a seeded zone to the exact kernel identity of its init, if `key` is one.
-    fn adopt_seeded(&mut self, key: TaskKey, pidns: u32) -> TaskKey {
+    /// If `key` is a seeded zone's init, re-keys it to the exact kernel identity.
+    /// A seeded zone never reported whose fork is seen now was born after the
+    /// kernel side attached: it starts over from ready, reported from here.
+    fn take_over_seeded(
+        &mut self,
+        key: TaskKey,
+        obs: &Observation,
+        out: &mut Vec<ZoneEvent>,
+    ) -> TaskKey {
         if self.zones.contains_key(&key) {
             return key;
         }
-        let Some(old) = self.seeded_match(key.init_pid, Some(pidns), key.start_ns) else {
+        let Some(old) = self.find_live(key.init_pid, obs.pidns, key.start_ns, false) else {
             return key;
         };
         let mut zone = self.zones.remove(&old).expect("present");
         zone.seeded = false;
-        zone.start_ns = key.start_ns;
+        let born_while_watching = !zone.reported && obs.kind == ObservationKind::InitFork;
+        zone.reported = true;
+        if born_while_watching {
+            zone.state = State::Ready;
+        }
         self.insert(key, zone);
+        if born_while_watching {
+            out.push(self.event(key, EventKind::Ready, key.start_ns));
+        }
         key
     }
 
-    /// A seeded zone with this init PID (and namespace) whose approximate start is close to `start_ns`.
-    fn seeded_match(&self, init_pid: u32, pidns: Option<u32>, start_ns: u64) -> Option<TaskKey> {
+    /// The live zone whose init is `init_pid` and started at `start_ns`: exactly,
+    /// or approximately when either side comes from /proc (`approx`, or a seeded
+    /// zone), and then also in namespace `pidns` (unless 0).
+    fn find_live(&self, init_pid: u32, pidns: u32, start_ns: u64, approx: bool) -> Option<TaskKey> {
+        let exact = TaskKey { init_pid, start_ns };
+        if self.zones.contains_key(&exact) {
+            return Some(exact);
+        }
         self.zones
             .iter()
             .find(|(k, z)| {
-                z.seeded
+                (approx || z.seeded)
                     && k.init_pid == init_pid
-                    && pidns.is_none_or(|p| p == z.pidns)
+                    && (pidns == 0 || pidns == z.pidns)
                     && k.start_ns.abs_diff(start_ns) <= SEED_START_TOLERANCE_NS
             })
             .map(|(k, _)| *k)
+    }
+
+    fn seed_zone(&mut self, obs: &Observation, reported: bool) -> TaskKey {
+        let key = TaskKey {
+            init_pid: obs.init_pid,
+            start_ns: obs.start_ns,
+        };
+        if self.zones.contains_key(&key) {
+            return key;
+        }
+        let mut zone = self.new_zone(obs);
+        zone.state = match obs.kind {
+            ObservationKind::InitFork => State::Ready,
+            _ => State::Booted,
+        };
+        zone.seeded = true;
+        zone.reported = reported;
+        self.insert(key, zone);
+        key
     }
 
     fn insert(&mut self, key: TaskKey, zone: Zone) {
@@ -303,10 +445,10 @@ impl<R: NameResolver> Tracker<R> {
             comm: obs.comm.clone(),
             cgroup: obs.cgroup.clone(),
             runtime_name: None,
-            start_ns: obs.start_ns,
             exit_ts: None,
             last_ts: obs.ts_ns,
             seeded: false,
+            reported: true,
         }
     }
 
@@ -354,6 +496,10 @@ impl<R: NameResolver> Tracker<R> {
             exit: None,
             uptime_ns: None,
             shutdown_ns: None,
+            initial: false,
+            resynced: false,
+            reboot_of: None,
+            reboot_gap_ns: None,
         }
     }
 }
@@ -703,5 +849,221 @@ mod tests {
             .iter()
             .all(|e| e.name == "web" && e.runtime.as_deref() == Some("test")));
         assert_eq!(evs[3].name_source.as_str(), "test-state");
+    }
+
+    /// /proc's view of `init` (tick-granular start time), as a scan gives it.
+    fn from_proc(init: Init, booted: bool) -> Observation {
+        let kind = if booted {
+            ObservationKind::InitExec
+        } else {
+            ObservationKind::InitFork
+        };
+        let mut o = init.obs(kind, 0);
+        o.start_ns = init.start - init.start % 10_000_000 + 10_000_000;
+        o.ts_ns = o.start_ns;
+        o
+    }
+
+    #[test]
+    fn handover_reports_a_zone_booting_during_start_up_exactly_once() {
+        // Attached, then scanned: the zone shows in /proc, and its fork and exec are in the ring.
+        let mut t = tracker();
+        t.seed(&from_proc(AAP, true));
+        let evs = feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000)]);
+        assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
+        assert!(
+            t.initial().is_empty(),
+            "already reported, not again as running"
+        );
+        // A zone seen in /proc as still ready, whose exec comes after: booted once.
+        let noot = Init {
+            pid: 300,
+            pidns: 7000,
+            start: 50_000,
+            name: "noot",
+        };
+        t.seed(&from_proc(noot, false));
+        let evs = feed(&mut t, &[noot.exec(60_000), noot.exec(70_000)]);
+        assert_eq!(kinds(&evs), [("noot", "booted")]);
+    }
+
+    #[test]
+    fn initial_running_records_once() {
+        let mut t = tracker();
+        t.seed(&from_proc(AAP, true));
+        let first = t.initial();
+        assert_eq!(kinds(&first), [("aap", "running")]);
+        assert!(first[0].initial);
+        assert!(t.initial().is_empty());
+        let evs = feed(&mut t, &[AAP.exec(5_000), AAP.exit(9_000, 0)]);
+        assert_eq!(
+            kinds(&evs),
+            [("aap", "shutdown")],
+            "a re-exec of a running zone is no boot"
+        );
+    }
+
+    #[test]
+    fn resync_after_lost_records() {
+        let mut t = tracker();
+        let noot = Init {
+            pid: 300,
+            pidns: 7000,
+            start: 50_000,
+            name: "noot",
+        };
+        let mies = Init {
+            pid: 400,
+            pidns: 8000,
+            start: 90_000,
+            name: "mies",
+        };
+        let wim = Init {
+            pid: 500,
+            pidns: 9000,
+            start: 95_000,
+            name: "wim",
+        };
+        feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                noot.fork(50_000),
+                wim.fork(95_000),
+            ],
+        );
+        // Lost: aap's exit and free, noot's exec, mies's whole start, wim's exec.
+        // /proc now shows noot and wim booted, mies booted, aap gone.
+        let live = [
+            from_proc(noot, true),
+            from_proc(mies, true),
+            from_proc(wim, true),
+        ];
+        let evs = t.resync(&live, 1_000_000);
+        assert!(evs.iter().all(|e| e.resynced));
+        let mut got = kinds(&evs);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("aap", "down"),
+                ("aap", "shutdown"),
+                ("mies", "booted"),
+                ("mies", "ready"),
+                ("noot", "booted"),
+                ("wim", "booted")
+            ]
+        );
+        assert_eq!(t.len(), 3, "the table is /proc's truth");
+        // Records delivered after the resync: no transition twice, real ones still reported.
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.free(1_100_000),
+                mies.exec(1_200_000),
+                mies.exit(2_000_000, 0),
+                mies.free(2_100_000),
+            ],
+        );
+        assert_eq!(kinds(&evs), [("mies", "shutdown"), ("mies", "down")]);
+        assert!(!evs[0].resynced);
+        // A zone whose exit was lost shuts down (status unknown) when /proc no longer has it.
+        let evs = t.resync(&[from_proc(noot, true)], 3_000_000);
+        assert_eq!(kinds(&evs), [("wim", "shutdown"), ("wim", "down")]);
+        assert_eq!(evs[0].exit, None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn reboot_is_linked_to_the_zone_it_replaces() {
+        let mut t = tracker();
+        let again = Init {
+            pid: 101,
+            start: 30_000,
+            ..AAP
+        };
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exit(20_000, 0),
+                again.fork(30_000),
+                again.exec(31_000),
+            ],
+        );
+        let boots: Vec<_> = evs.iter().filter(|e| e.kind == EventKind::Booted).collect();
+        assert_eq!(boots[0].reboot_of, None);
+        assert_eq!(boots[1].reboot_of, Some(boots[0].zone_id));
+        assert_eq!(boots[1].reboot_gap_ns, Some(11_000));
+        // Unnamed zones (pidns-N) never count: inode numbers are reused.
+        let mut t = tracker();
+        let a = Init {
+            name: "host",
+            ..AAP
+        };
+        let b = Init {
+            name: "host",
+            pid: 101,
+            start: 30_000,
+            ..AAP
+        };
+        let evs = feed(
+            &mut t,
+            &[
+                a.fork(1_000),
+                a.exec(2_000),
+                a.exit(20_000, 0),
+                b.fork(30_000),
+                b.exec(31_000),
+            ],
+        );
+        assert!(evs.iter().all(|e| e.reboot_of.is_none()));
+        // Too long ago is no reboot.
+        let mut t = tracker();
+        let late = Init {
+            pid: 101,
+            start: 20_000 + REBOOT_WINDOW_NS + 1,
+            ..AAP
+        };
+        let evs = feed(
+            &mut t,
+            &[
+                AAP.fork(1_000),
+                AAP.exec(2_000),
+                AAP.exit(20_000, 0),
+                late.exec(late.start + 1),
+            ],
+        );
+        assert!(evs.iter().all(|e| e.reboot_of.is_none()));
+    }
+
+    #[test]
+    fn memory_is_bounded_after_many_zones() {
+        let mut t = tracker();
+        for i in 0..100_000u32 {
+            let z = Init {
+                pid: 1_000 + i,
+                pidns: 5_000 + (i % 7),
+                start: u64::from(i) * 100,
+                name: "churn",
+            };
+            let base = u64::from(i) * 100;
+            let evs = feed(
+                &mut t,
+                &[
+                    z.fork(base),
+                    z.exec(base + 1),
+                    z.exit(base + 2, 0),
+                    z.free(base + 3),
+                ],
+            );
+            assert_eq!(evs.len(), 4);
+        }
+        assert!(t.is_empty());
+        assert!(t.gone.len() <= GONE_MEMORY && t.gone_order.len() <= GONE_MEMORY);
+        assert!(t.shutdowns.len() <= REBOOT_MEMORY && t.shutdowns_order.len() <= REBOOT_MEMORY);
+        assert!(t.by_pidns.is_empty());
     }
 }
