@@ -41,8 +41,11 @@ struct WatchArgs {
     /// Prefix each text line with the kernel's time of the transition (RFC 3339, UTC).
     #[arg(long)]
     timestamps: bool,
+    /// First report the zones already running, as `running` (JSON: "event":"running","initial":true).
+    #[arg(long)]
+    initial: bool,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = parse_ring_size)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
 }
 
@@ -81,6 +84,7 @@ impl From<WatchArgs> for WatchOptions {
             json: a.json,
             all: a.all,
             timestamps: a.timestamps,
+            initial: a.initial,
             ring_bytes: a.ring_size,
         }
     }

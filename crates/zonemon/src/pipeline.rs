@@ -1,9 +1,11 @@
-//! From decoded kernel records to written transitions: the tracker between a source and a sink.
+//! From decoded kernel records to written transitions: the tracker between a
+//! source and a sink, and the recovery when the kernel side lost records.
 
 use std::io;
+use std::path::Path;
 
 use zonemon_core::output::Sink;
-use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
+use zonemon_core::{procscan, NameResolver, Observation, ObservationKind, Tracker};
 
 use crate::decode::Record;
 
@@ -11,7 +13,8 @@ use crate::decode::Record;
 pub struct Pipeline<R: NameResolver, S: Sink> {
     tracker: Tracker<R>,
     sink: S,
-    dropped_seen: u64,
+    /// Kernel-side losses already reported and recovered from.
+    lost_seen: u64,
 }
 
 impl<R: NameResolver, S: Sink> Pipeline<R, S> {
@@ -20,30 +23,58 @@ impl<R: NameResolver, S: Sink> Pipeline<R, S> {
         Pipeline {
             tracker,
             sink,
-            dropped_seen: 0,
+            lost_seen: 0,
         }
     }
 
-    /// The tracker, e.g. to seed it with zones already running.
-    pub fn tracker_mut(&mut self) -> &mut Tracker<R> {
-        &mut self.tracker
+    /// Adds the zones running now (a /proc scan) to the tracker without reporting them.
+    pub fn seed_from_proc(&mut self) {
+        for zone in procscan::scan(Path::new("/proc")) {
+            self.tracker.seed(&zone.to_observation());
+        }
     }
 
-    /// Handles one kernel record: reports lost records, tracks, writes the transitions.
+    /// Writes the zones found at start-up and not reported since as `running` records.
+    pub fn write_initial(&mut self) -> io::Result<()> {
+        for ev in self.tracker.initial() {
+            self.sink.write_event(&ev)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one kernel record: tracks it and writes the transitions it proves.
     ///
     /// Returns the sink's error (e.g. a closed pipe) as is.
     pub fn handle(&mut self, rec: Record) -> io::Result<()> {
-        if rec.dropped > self.dropped_seen {
-            eprintln!(
-                "zonemon: warning: the kernel could not deliver {} record(s) (ring buffer full): \
-                 some transitions are missing; a larger --ring-size helps",
-                rec.dropped - self.dropped_seen
-            );
-            self.dropped_seen = rec.dropped;
-        }
         let mut obs = rec.observation;
         enrich(&mut obs);
         for ev in self.tracker.observe(&obs) {
+            self.sink.write_event(&ev)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel side's loss counter `lost_total` says records were lost since the last recovery.
+    pub fn has_lost(&self, lost_total: u64) -> bool {
+        lost_total > self.lost_seen
+    }
+
+    /// Recovers from lost records (call once every delivered record is handled):
+    /// says so (a `lost` record and a warning on stderr), rescans /proc and
+    /// writes the transitions that proves, flagged `resynced`.
+    pub fn recover(&mut self, lost_total: u64, now_ns: u64) -> io::Result<()> {
+        let count = lost_total.saturating_sub(self.lost_seen);
+        self.lost_seen = lost_total;
+        eprintln!(
+            "zonemon: warning: the kernel could not deliver {count} record(s) (ring buffer full, or \
+             too many dying zones); resynchronising from /proc (a larger --ring-size helps)"
+        );
+        self.sink.write_lost(count, now_ns)?;
+        let live: Vec<Observation> = procscan::scan(Path::new("/proc"))
+            .iter()
+            .map(procscan::ProcZone::to_observation)
+            .collect();
+        for ev in self.tracker.resync(&live, now_ns) {
             self.sink.write_event(&ev)?;
         }
         Ok(())
@@ -63,5 +94,5 @@ fn enrich(obs: &mut Observation) {
 /// The cgroup path of host PID `pid`, if it still exists.
 fn cgroup_of(pid: u32) -> Option<String> {
     let content = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    zonemon_core::procscan::parse_cgroup(&content)
+    procscan::parse_cgroup(&content)
 }

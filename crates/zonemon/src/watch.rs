@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::io::{self, ErrorKind};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,6 +27,8 @@ pub struct WatchOptions {
     pub all: bool,
     /// Text output prefixes each line with the time.
     pub timestamps: bool,
+    /// Report the zones already running at start-up first, as `running`.
+    pub initial: bool,
     /// Size of the kernel-to-user ring buffer in bytes.
     pub ring_bytes: u32,
 }
@@ -55,9 +57,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
     let mut pipeline = Pipeline::new(Tracker::new(host, NoRuntimeNames), sink);
     // Attached first, then the snapshot: a zone booting meanwhile is in both, and the tracker merges them.
-    for zone in procscan::scan(Path::new("/proc")) {
-        pipeline.tracker_mut().seed(&zone.to_observation());
-    }
+    pipeline.seed_from_proc();
 
     let pipeline = RefCell::new(pipeline);
     let failure: RefCell<Option<io::Error>> = RefCell::new(None);
@@ -82,23 +82,45 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         .build()
         .context("setting up the ring buffer consumer")?;
     let waiter = Waiter::new(ring.epoll_fd())?;
-    eprintln!("zonemon: watching zone boots and shutdowns (eBPF); Ctrl-C stops");
-
-    let outcome = loop {
-        if stop.load(Ordering::Relaxed) {
-            break ring.consume().map_err(anyhow::Error::from); // deliver what is already in the ring
-        }
-        match waiter.wait() {
-            Ok(Wake::Ring) => {
-                if let Err(e) = ring.consume() {
-                    break Err(e.into());
-                }
-            }
-            Ok(Wake::StdoutClosed) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => break Err(anyhow::Error::from(e).context("waiting for kernel events")),
-        }
+    let bss = skel
+        .maps
+        .bss_data
+        .as_deref()
+        .context("the BPF object has no .bss")?;
+    // What the kernel side could not deliver: ring-buffer drops, and dying zones it could not track.
+    // SAFETY: the counters live in the BPF object's mmap'd .bss, updated atomically by the
+    // kernel; a volatile read sees a whole u64.
+    let lost_total = || unsafe {
+        std::ptr::read_volatile(&bss.dropped) + std::ptr::read_volatile(&bss.dying_overflow)
     };
+    // Handles every record delivered so far; if the kernel lost some, rebuilds the truth from /proc.
+    let drain = || -> Result<()> {
+        ring.consume()?;
+        let lost = lost_total();
+        if pipeline.borrow().has_lost(lost) {
+            ring.consume()?;
+            pipeline.borrow_mut().recover(lost, boot_time_ns())?;
+        }
+        Ok(())
+    };
+
+    let outcome = (|| -> Result<()> {
+        // The records of the start-up window first (merged with the snapshot), then the zones found running.
+        drain()?;
+        if opts.initial {
+            pipeline.borrow_mut().write_initial()?;
+        }
+        eprintln!("zonemon: watching zone boots and shutdowns (eBPF); Ctrl-C stops");
+        while !stop.load(Ordering::Relaxed) {
+            match waiter.wait() {
+                Ok(Wake::Ring) => drain()?,
+                Ok(Wake::StdoutClosed) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::Error::from(e).context("waiting for kernel events")),
+            }
+        }
+        drain() // deliver what is already in the ring
+    })();
     let failure = failure.borrow_mut().take();
     match failure {
         Some(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()), // `zonemon | head -1`
@@ -107,17 +129,24 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     }
 }
 
+/// Nanoseconds of `clock` now.
+fn now(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// CLOCK_BOOTTIME now, the clock of the kernel's timestamps.
+fn boot_time_ns() -> u64 {
+    now(libc::CLOCK_BOOTTIME) as u64
+}
+
 /// CLOCK_REALTIME − CLOCK_BOOTTIME now, to date the kernel's boot-time stamps.
 fn wall_clock() -> WallClock {
-    fn now(clock: libc::clockid_t) -> i128 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: ts is a valid timespec to fill.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-    }
     let before = now(libc::CLOCK_BOOTTIME);
     let real = now(libc::CLOCK_REALTIME);
     let after = now(libc::CLOCK_BOOTTIME);

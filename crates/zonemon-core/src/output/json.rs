@@ -58,14 +58,43 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     if ev.kind == EventKind::Down {
         m.insert("shutdown_ns".into(), json!(ev.shutdown_ns));
     }
+    if let Some(prev) = ev.reboot_of {
+        m.insert("reboot_of".into(), prev.into());
+        m.insert("reboot_gap_ns".into(), json!(ev.reboot_gap_ns));
+    }
+    if ev.initial {
+        m.insert("initial".into(), true.into());
+    }
+    if ev.resynced {
+        m.insert("resynced".into(), true.into());
+    }
     m
+}
+
+/// The JSON object saying `count` kernel records were lost, detected at `ts_ns`.
+pub fn lost_json(count: u64, ts_ns: u64, clock: &WallClock) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("time".into(), clock.rfc3339(ts_ns).into());
+    m.insert("event".into(), "lost".into());
+    m.insert("count".into(), count.into());
+    m
+}
+
+impl<W: Write> JsonSink<W> {
+    fn write_line(&mut self, object: &Map<String, Value>) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, object)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
 }
 
 impl<W: Write> Sink for JsonSink<W> {
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &to_json(ev, &self.clock))?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.write_line(&to_json(ev, &self.clock))
+    }
+
+    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+        self.write_line(&lost_json(count, ts_ns, &self.clock))
     }
 }
 
@@ -119,6 +148,21 @@ mod tests {
         ] {
             assert!(v.contains_key(key), "{key}");
         }
+        assert!(v.get("reboot_of").is_none() && v.get("initial").is_none() && v.get("resynced").is_none());
+        let mut reboot = sample(EventKind::Booted, "aap");
+        reboot.reboot_of = Some(3);
+        reboot.reboot_gap_ns = Some(1_500_000);
+        reboot.resynced = true;
+        let v = to_json(&reboot, &clock);
+        assert_eq!((v["reboot_of"].clone(), v["reboot_gap_ns"].clone(), v["resynced"].clone()), (json!(3), json!(1_500_000), json!(true)));
+        let mut running = sample(EventKind::Running, "aap");
+        running.initial = true;
+        let v = to_json(&running, &clock);
+        assert_eq!((v["event"].clone(), v["initial"].clone()), (json!("running"), json!(true)));
+        let mut s = JsonSink::new(Vec::new(), clock);
+        s.write_lost(42, 1_000).unwrap();
+        let v: Value = serde_json::from_slice(&s.out).unwrap();
+        assert_eq!(v, json!({"time": "1970-01-01T00:00:00.000001000Z", "event": "lost", "count": 42}));
         let mut down = sample(EventKind::Down, "aap");
         down.shutdown_ns = Some(5);
         assert_eq!(to_json(&down, &clock)["shutdown_ns"], 5);

@@ -18,11 +18,23 @@ use crate::event::ZoneEvent;
 pub trait Sink {
     /// Writes one transition (or nothing, if this sink does not show its kind).
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()>;
+
+    /// Notes that the kernel side lost `count` records, detected at boot-time
+    /// instant `ts_ns`. Sinks without a way to say so write nothing (the
+    /// monitor also warns on stderr).
+    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+        let _ = (count, ts_ns);
+        Ok(())
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
         (**self).write_event(ev)
+    }
+
+    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+        (**self).write_lost(count, ts_ns)
     }
 }
 

@@ -4,9 +4,11 @@ use std::io::{self, Write};
 
 use super::{Sink, WallClock};
 use crate::escape::escape_text;
-use crate::event::ZoneEvent;
+use crate::event::{EventKind, ZoneEvent};
 
-/// Writes `Zone <name> <event>` lines: booted and shutdown, or every transition with `all`.
+/// Writes `Zone <name> <event>` lines: booted and shutdown (and the `running`
+/// records of zones found at start-up, which only exist when asked for), or
+/// every transition with `all`.
 pub struct TextSink<W: Write> {
     out: W,
     all: bool,
@@ -26,7 +28,7 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
-        if !self.all && !ev.kind.is_seed_event() {
+        if !self.all && !ev.kind.is_seed_event() && ev.kind != EventKind::Running {
             return Ok(());
         }
         if let Some(clock) = &self.timestamps {
@@ -46,7 +48,6 @@ impl<W: Write> Sink for TextSink<W> {
 mod tests {
     use super::*;
     use crate::event::tests::sample;
-    use crate::event::EventKind;
 
     fn render(all: bool, clock: Option<WallClock>, evs: &[ZoneEvent]) -> String {
         let mut s = TextSink::new(Vec::new(), all, clock);

@@ -1,0 +1,300 @@
+//! Root tests that zonemon never misses nor invents a transition: the start-up
+//! handover, recovery after lost records, reboots, restarts, a second monitor.
+//!
+//! Each test tags its zones with a name prefix of its own and counts only those.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ours<'a>(evs: &'a [Value], p: &str) -> Vec<&'a Value> {
+    with_prefix(evs, p)
+}
+
+#[test]
+fn zone_started_before_zonemon_is_known_with_its_real_uptime() {
+    if !require_root("zone_started_before_zonemon_is_known_with_its_real_uptime") {
+        return;
+    }
+    let p = prefix("pre");
+    let name = format!("{p}oud");
+    let zone = BackgroundZone::start(&name, "exec sleep 60");
+    thread::sleep(Duration::from_millis(500));
+    let mon = Monitor::start(&["watch", "--json", "--initial"]);
+    let running = parse_json(&mon.lines());
+    let running: Vec<_> = running
+        .iter()
+        .filter(|e| e["name"] == name.as_str())
+        .collect();
+    assert_eq!(running.len(), 1, "reported once, as running: {running:?}");
+    assert_eq!(running[0]["event"], "running");
+    assert_eq!(running[0]["initial"], true);
+    let init = running[0]["init_pid"].as_i64().unwrap() as i32;
+    // SAFETY: killing the zone's init, a process this test made.
+    assert_eq!(unsafe { libc::kill(init, libc::SIGKILL) }, 0);
+    assert!(mon.wait_for(WAIT, |l| count(l, &p, "down") == 1));
+    drop(zone);
+    let evs = parse_json(&mon.stop());
+    let mine = ours(&evs, &p);
+    assert_eq!(
+        summary(&mine)
+            .iter()
+            .map(|(_, k)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["running", "shutdown", "down"]
+    );
+    let shutdown = mine[1];
+    assert_eq!(shutdown["exit_signal"], 9);
+    assert_eq!(shutdown["zone_id"], running[0]["zone_id"]);
+    let uptime = shutdown["uptime_ns"].as_u64().unwrap();
+    assert!(
+        uptime >= 500_000_000,
+        "uptime {uptime} counts from the zone's real start"
+    );
+}
+
+#[test]
+fn reboot_within_milliseconds_names_the_zone_it_replaces() {
+    if !require_root("reboot_within_milliseconds_names_the_zone_it_replaces") {
+        return;
+    }
+    let p = prefix("reboot");
+    let name = format!("{p}noot");
+    let mon = Monitor::start(&["watch", "--json"]);
+    run_zone(&name, "exit 0");
+    run_zone(&name, "exit 0");
+    assert!(mon.wait_for(WAIT, |l| count(l, &p, "down") == 2));
+    let evs = parse_json(&mon.stop());
+    let boots: Vec<_> = ours(&evs, &p)
+        .into_iter()
+        .filter(|e| e["event"] == "booted")
+        .collect();
+    let shutdowns: Vec<_> = ours(&evs, &p)
+        .into_iter()
+        .filter(|e| e["event"] == "shutdown")
+        .collect();
+    assert_eq!(boots.len(), 2);
+    assert!(boots[0].get("reboot_of").is_none());
+    assert_eq!(boots[1]["reboot_of"], boots[0]["zone_id"]);
+    assert_eq!(boots[1]["reboot_of"], shutdowns[0]["zone_id"]);
+    let gap = boots[1]["reboot_gap_ns"].as_u64().unwrap();
+    assert!(gap < 2_000_000_000, "gap {gap}");
+}
+
+#[test]
+fn second_monitor_runs_independently() {
+    if !require_root("second_monitor_runs_independently") {
+        return;
+    }
+    let p = prefix("twice");
+    let name = format!("{p}zus");
+    let a = Monitor::start(&["watch", "--json"]);
+    let b = Monitor::start(&["watch", "--json"]);
+    run_zone(&name, "exit 3");
+    for mon in [&a, &b] {
+        assert!(mon.wait_for(WAIT, |l| count(l, &p, "down") == 1));
+    }
+    let la = a.stop();
+    // The first one gone, the second still sees everything.
+    run_zone(&name, "exit 4");
+    assert!(b.wait_for(WAIT, |l| count(l, &p, "down") == 2));
+    let lb = b.stop();
+    assert_eq!(count(&la, &p, "shutdown"), 1);
+    assert_eq!(count(&lb, &p, "shutdown"), 2);
+}
+
+/// The zones of `p` a JSON stream leaves alive (seen, not yet down), by name.
+fn alive(evs: &[Value], p: &str) -> HashSet<String> {
+    let mut alive: HashMap<u64, String> = HashMap::new();
+    for e in ours(evs, p) {
+        let id = e["zone_id"].as_u64().unwrap();
+        match e["event"].as_str().unwrap() {
+            "down" => {
+                alive.remove(&id);
+            }
+            _ => {
+                alive.insert(id, e["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    alive.into_values().collect()
+}
+
+/// The zones of `p` that `zonemon list -p` shows, by name.
+fn listed(p: &str) -> HashSet<String> {
+    let out = Command::new(ZONEMON).args(["list", "-p"]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(str::to_string))
+        .filter(|n| n.starts_with(p))
+        .collect()
+}
+
+#[test]
+fn frozen_monitor_reports_the_loss_and_resyncs() {
+    if !require_root("frozen_monitor_reports_the_loss_and_resyncs") {
+        return;
+    }
+    let p = prefix("frozen");
+    // A small ring so that the churn below overflows it while zonemon is stopped.
+    let mon = Monitor::start(&["watch", "--json", "--ring-size", "65536"]);
+    let keeper = format!("{p}keeper");
+    // SAFETY: stopping and continuing our own child.
+    unsafe { libc::kill(mon.pid(), libc::SIGSTOP) };
+    let survivor = BackgroundZone::start(&keeper, "exec sleep 120");
+    let n = 2000;
+    thread::scope(|s| {
+        for worker in 0..8 {
+            let p = &p;
+            s.spawn(move || {
+                for i in (worker..n).step_by(8) {
+                    run_zone(&format!("{p}{i}"), "exit 0");
+                }
+            });
+        }
+    });
+    let vanished = BackgroundZone::start(&format!("{p}vanished"), "exec sleep 120");
+    thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
+    unsafe { libc::kill(mon.pid(), libc::SIGCONT) };
+    assert!(
+        mon.wait_for(WAIT, |l| l.iter().any(|l| l.contains("\"event\":\"lost\""))),
+        "no lost record"
+    );
+    assert!(
+        mon.stderr().contains("could not deliver"),
+        "no warning: {}",
+        mon.stderr()
+    );
+    // One zone goes away after the recovery, one stays: both must be right at the end.
+    drop(vanished);
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &format!("{p}vanished"), "down") == 1),
+        "vanished zone not down"
+    );
+    let lines = mon.lines();
+    let evs = parse_json(&lines);
+    // The monitor's view of our zones equals /proc's.
+    assert_eq!(alive(&evs, &p), listed(&p));
+    assert_eq!(alive(&evs, &p), HashSet::from([keeper.clone()]));
+    // Every zone is reported, or covered by the lost count; none is left running.
+    let lost: u64 = evs
+        .iter()
+        .filter(|e| e["event"] == "lost")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    let shut: HashSet<&str> = ours(&evs, &p)
+        .into_iter()
+        .filter(|e| e["event"] == "shutdown")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let churned_unreported = (0..n)
+        .filter(|i| !shut.contains(format!("{p}{i}").as_str()))
+        .count() as u64;
+    assert!(lost > 0);
+    assert!(
+        churned_unreported <= lost,
+        "{churned_unreported} zones unreported, only {lost} records lost"
+    );
+    let resynced = ours(&evs, &p)
+        .into_iter()
+        .filter(|e| e["resynced"] == true)
+        .count();
+    assert!(resynced > 0, "the survivor or a vanished zone was resynced");
+    drop(survivor);
+    // The stop itself must be clean; loss was expected here, so not through Monitor::stop.
+    let (status, _) = mon.stop_with(libc::SIGINT);
+    assert!(status.success());
+}
+
+#[test]
+fn restarts_while_zones_boot_report_each_transition_once() {
+    if !require_root("restarts_while_zones_boot_report_each_transition_once") {
+        return;
+    }
+    let p = prefix("restart");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Zones booting in a tight loop: name, spawned, ended.
+    let zones: Arc<Mutex<Vec<(String, Instant, Instant)>>> = Arc::default();
+    let booter = {
+        let (stop, zones, p) = (Arc::clone(&stop), Arc::clone(&zones), p.clone());
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("{p}{i}");
+                let start = Instant::now();
+                run_zone(&name, "sleep 0.02");
+                zones.lock().unwrap().push((name, start, Instant::now()));
+                i += 1;
+            }
+        })
+    };
+    let mut runs = Vec::new();
+    for _ in 0..20 {
+        let mon = Monitor::start(&["watch", "--json"]);
+        let watching = Instant::now();
+        thread::sleep(Duration::from_millis(150));
+        let stopping = Instant::now();
+        let lines = mon.stop();
+        runs.push((watching, stopping, parse_json(&lines)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    booter.join().unwrap();
+    let zones = zones.lock().unwrap();
+    let mut boots_seen: HashMap<String, usize> = HashMap::new();
+    let mut fully_inside = 0;
+    for (watching, stopping, evs) in &runs {
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for e in ours(evs, &p) {
+            let key = (
+                e["name"].as_str().unwrap().to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            );
+            *seen.entry(key.clone()).or_default() += 1;
+            if key.1 == "booted" {
+                *boots_seen.entry(key.0).or_default() += 1;
+            }
+        }
+        assert!(
+            seen.values().all(|&c| c == 1),
+            "a transition reported twice in one run: {seen:?}"
+        );
+        for (name, start, end) in zones.iter() {
+            let get = |k: &str| {
+                seen.get(&(name.clone(), k.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            if start > watching && end < stopping {
+                fully_inside += 1;
+                assert_eq!(
+                    (get("booted"), get("shutdown")),
+                    (1, 1),
+                    "{name} lived inside a run"
+                );
+            } else if start < watching && end > watching && end < stopping {
+                assert_eq!(get("shutdown"), 1, "{name} shut down inside a run");
+            }
+        }
+    }
+    assert!(
+        boots_seen.values().all(|&c| c == 1),
+        "a boot reported by two runs"
+    );
+    assert!(
+        fully_inside > 20,
+        "the test exercised too little: {fully_inside} zones inside runs"
+    );
+}
