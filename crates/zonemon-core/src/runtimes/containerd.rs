@@ -1,0 +1,358 @@
+//! containerd (`ctr run … aap`: `aap`), and Kubernetes through containerd's
+//! CRI plugin (`namespace/pod/container`).
+//!
+//! Evidence: the shim above the init (`containerd-shim-runc-v2 -namespace
+//! <ns> -id <id>`; for Kubernetes one shim serves a whole pod and its `-id`
+//! is the pod sandbox's), and the init's cgroup (`/<ns>/<id>` for `ctr`,
+//! `cri-containerd-<id>.scope` or `/kubepods/…/pod<uid>/<id>` for
+//! Kubernetes). Each task has a bundle,
+//! `/run/containerd/io.containerd.runtime.v2.task/<ns>/<id>/`, holding the
+//! OCI spec (`config.json`, written before the task is created) and, once
+//! created, the init's PID (`init.pid`), which must be this zone's init.
+//! The CRI plugin writes the Kubernetes names into the spec's annotations:
+//! `io.kubernetes.cri.sandbox-namespace`, `io.kubernetes.cri.sandbox-name`,
+//! `io.kubernetes.cri.container-name` (absent for a sandbox, named `POD`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::fsread::{self, FileCache, MAX_STATE_FILE};
+use super::{
+    annotations, cgroup, procfs, resolved, resolved_k8s, valid_id, Probe, RuntimeResolver,
+};
+use crate::naming::ResolvedName;
+
+/// Where containerd's v2 shims keep their task bundles, below the root.
+pub const TASK_DIR: &str = "run/containerd/io.containerd.runtime.v2.task";
+
+/// The containerd namespace of the Kubernetes CRI plugin.
+pub const K8S_NAMESPACE: &str = "k8s.io";
+
+/// Most bundles of one namespace searched for the init's PID.
+const MAX_SCAN: usize = 1024;
+
+/// What zonemon keeps of a task bundle's `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleInfo {
+    /// (namespace, pod, container) from the CRI annotations, when they are complete.
+    pub k8s: Option<(String, String, String)>,
+}
+
+/// Parses a bundle's OCI spec: `None` unless it is a JSON object.
+pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
+    let spec: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    spec.as_object()?;
+    let k8s = annotations(&spec).and_then(|ann| {
+        let get = |k: &str| ann.get(k).and_then(|v| v.as_str());
+        let kind = get("io.kubernetes.cri.container-type")?;
+        let container = match (kind, get("io.kubernetes.cri.container-name")) {
+            (_, Some(c)) => c,
+            ("sandbox", None) => "POD",
+            _ => return None,
+        };
+        Some((
+            get("io.kubernetes.cri.sandbox-namespace")?.to_string(),
+            get("io.kubernetes.cri.sandbox-name")?.to_string(),
+            container.to_string(),
+        ))
+    });
+    Some(BundleInfo { k8s })
+}
+
+/// The PID in an `init.pid` file.
+pub fn parse_pid_file(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// Names containerd's tasks from their bundles.
+pub struct Containerd {
+    root: Arc<Path>,
+    cache: FileCache<BundleInfo>,
+}
+
+impl Containerd {
+    /// A containerd resolver reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Containerd {
+            root: Arc::from(root),
+            cache: FileCache::new(1024),
+        }
+    }
+
+    /// The bundle of task `ns/id`, if it exists and, when its init's PID is
+    /// known, that is `pid` (or `strict`: the PID must be known and match).
+    fn bundle(
+        &mut self,
+        probe: &Probe<'_>,
+        ns: &str,
+        id: &str,
+        strict: bool,
+    ) -> Option<BundleInfo> {
+        let dir = probe.path(TASK_DIR);
+        let task = PathBuf::from(ns).join(id);
+        let init =
+            fsread::read_beneath(&dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
+        match init {
+            Some(p) if p != probe.facts().init_pid => return None,
+            None if strict => return None,
+            _ => {}
+        }
+        self.cache.get(
+            &dir,
+            &task.join("config.json"),
+            MAX_STATE_FILE,
+            parse_bundle,
+        )
+    }
+
+    fn named(id: &str, b: &BundleInfo) -> Option<ResolvedName> {
+        if let Some((ns, pod, c)) = &b.k8s {
+            return resolved_k8s(ns, pod, c, "cri-annotations", "kubernetes", Some(id));
+        }
+        resolved(id, "containerd-bundle", "containerd", Some(id))
+    }
+}
+
+fn push(v: &mut Vec<String>, s: &str) {
+    if valid_id(s) && !v.iter().any(|x| x == s) && v.len() < 8 {
+        v.push(s.to_string());
+    }
+}
+
+impl RuntimeResolver for Containerd {
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        let shim = probe
+            .ancestors()
+            .iter()
+            .find(|a| procfs::program(&a.args).starts_with("containerd-shim"));
+        let shim_ns = shim.and_then(|a| procfs::option(&a.args, &["-namespace", "--namespace"]));
+        let shim_id = shim.and_then(|a| procfs::option(&a.args, &["-id", "--id"]));
+        let (mut nss, mut ids) = (Vec::new(), Vec::new());
+        if let Some(ns) = shim_ns {
+            push(&mut nss, ns);
+        }
+        for path in probe.cgroups() {
+            if let Some(id) = cgroup::prefixed_id(path, "cri-containerd-") {
+                push(&mut ids, id);
+                push(&mut nss, K8S_NAMESPACE);
+            } else if let Some(id) = cgroup::last(path) {
+                push(&mut ids, id);
+                if let Some(ns) = cgroup::parent(path) {
+                    push(&mut nss, ns);
+                }
+                push(&mut nss, K8S_NAMESPACE);
+            }
+        }
+        // From the cgroup: the bundle must exist, and its init.pid match when written.
+        for ns in &nss {
+            for id in &ids {
+                if let Some(b) = self.bundle(probe, ns, id, false) {
+                    return Self::named(id, &b);
+                }
+            }
+        }
+        let ns = shim_ns.filter(|n| valid_id(n))?;
+        // The shim's own task (ctr: one shim per container), before runc has written init.pid…
+        if let Some(id) = shim_id.filter(|i| valid_id(i)) {
+            if let Some(b) = self.bundle(probe, ns, id, false) {
+                return Self::named(id, &b);
+            }
+        }
+        // …or another task of the shim's (a pod's container): the one whose init.pid is ours.
+        let dir = probe.path(TASK_DIR);
+        for id in fsread::list_beneath(&dir, Path::new(ns))
+            .iter()
+            .take(MAX_SCAN)
+        {
+            if valid_id(id) && Some(id.as_str()) != shim_id {
+                if let Some(b) = self.bundle(probe, ns, id, true) {
+                    return Self::named(id, &b);
+                }
+            }
+        }
+        None
+    }
+}
+
+super::standalone_resolver!(Containerd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameResolver, NameSource};
+    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+
+    const SANDBOX: &str = "2f8ce2bd696584bcc7d7c107135a38354d6766bc7ea7dd137bb4acfc92592268";
+    const CTR: &str = "7be7ca56452ce0f69575654683e3b8cdc61d8898d06caf92fbf5ffffcd856bd7";
+    const POD_UID: &str = "01b4b887-7635-4346-9c20-58a294bbb034";
+
+    /// A plain `ctr run` spec (trimmed): no annotations.
+    fn ctr_spec(id: &str) -> String {
+        format!(
+            r#"{{"ociVersion":"1.0.2-dev","process":{{"user":{{"uid":0,"gid":0}},"args":["sh","-c","sleep 1000"],"env":["PATH=/bin"],"cwd":"/"}},"root":{{"path":"rootfs"}},"mounts":[{{"destination":"/proc","type":"proc","source":"proc"}}],"linux":{{"cgroupsPath":"/default/{id}","namespaces":[{{"type":"pid"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}},{{"type":"network"}}]}}}}"#
+        )
+    }
+
+    /// A CRI container spec as containerd 1.6's CRI plugin writes it (trimmed).
+    fn cri_container_spec() -> String {
+        format!(
+            r#"{{"ociVersion":"1.0.2-dev","process":{{"args":["/coredns","-conf","/etc/coredns/Corefile"],"cwd":"/"}},"root":{{"path":"rootfs"}},"hostname":"","annotations":{{"io.kubernetes.cri.container-name":"coredns","io.kubernetes.cri.container-type":"container","io.kubernetes.cri.image-name":"k8s.gcr.io/coredns/coredns:v1.8.6","io.kubernetes.cri.sandbox-id":"{SANDBOX}","io.kubernetes.cri.sandbox-name":"coredns-6d4b75cb6d-w4b72","io.kubernetes.cri.sandbox-namespace":"kube-system","io.kubernetes.cri.sandbox-uid":"{POD_UID}"}},"linux":{{"cgroupsPath":"/kubepods/burstable/pod{POD_UID}/{CTR}","namespaces":[{{"type":"pid"}},{{"type":"ipc","path":"/proc/4100/ns/ipc"}},{{"type":"uts","path":"/proc/4100/ns/uts"}},{{"type":"mount"}},{{"type":"network","path":"/proc/4100/ns/net"}}]}}}}"#
+        )
+    }
+
+    /// The pod's sandbox (pause) spec: no container name.
+    fn cri_sandbox_spec() -> String {
+        format!(
+            r#"{{"ociVersion":"1.0.2-dev","process":{{"args":["/pause"]}},"annotations":{{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-id":"{SANDBOX}","io.kubernetes.cri.sandbox-log-directory":"/var/log/pods/kube-system_coredns-6d4b75cb6d-w4b72_{POD_UID}","io.kubernetes.cri.sandbox-name":"coredns-6d4b75cb6d-w4b72","io.kubernetes.cri.sandbox-namespace":"kube-system","io.kubernetes.cri.sandbox-uid":"{POD_UID}"}},"linux":{{"cgroupsPath":"/kubepods/burstable/pod{POD_UID}/{SANDBOX}"}}}}"#
+        )
+    }
+
+    fn shim(id: &str, ns: &str) -> Vec<String> {
+        [
+            "/usr/bin/containerd-shim-runc-v2",
+            "-namespace",
+            ns,
+            "-id",
+            id,
+            "-address",
+            "/run/containerd/containerd.sock",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn task(t: &TempTree, ns: &str, id: &str, spec: &str, pid: Option<u32>) {
+        t.write(&format!("{TASK_DIR}/{ns}/{id}/config.json"), spec);
+        t.write(
+            &format!("{TASK_DIR}/{ns}/{id}/address"),
+            "unix:///run/containerd/s/6c1d",
+        );
+        t.write(
+            &format!("{TASK_DIR}/{ns}/{id}/runtime"),
+            "io.containerd.runc.v2",
+        );
+        if let Some(p) = pid {
+            t.write(&format!("{TASK_DIR}/{ns}/{id}/init.pid"), p.to_string());
+        }
+    }
+
+    fn host_ctr(t: &TempTree, id: &str, cg: &str) {
+        t.proc(300, 250, 5000, &[300, 1], &["sh"], cg);
+        t.proc(
+            250,
+            200,
+            4999,
+            &[250],
+            &[
+                "runc",
+                "--root",
+                "/run/containerd/runc/default",
+                "create",
+                id,
+            ],
+            "0::/\n",
+        );
+        let s = shim(id, "default");
+        let s: Vec<&str> = s.iter().map(String::as_str).collect();
+        t.proc(200, 1, 4990, &[200], &s, "0::/\n");
+    }
+
+    #[test]
+    fn names_a_ctr_task_before_and_after_init_pid() {
+        let t = TempTree::new("containerd-ctr");
+        host_ctr(&t, "zmrt-aap", "0::/default/zmrt-aap\n");
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), None);
+        let mut c = Containerd::new(t.root());
+        let r = c
+            .resolve(&facts(300, 260, Some("/default/zmrt-aap")))
+            .expect("at fork");
+        assert_eq!(r.name, "zmrt-aap");
+        assert_eq!(r.source, NameSource::Runtime("containerd-bundle"));
+        assert_eq!(r.runtime.as_deref(), Some("containerd"));
+        assert_eq!(r.container_id.as_deref(), Some("zmrt-aap"));
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(300));
+        assert_eq!(
+            c.resolve(&facts(300, 0, None)).unwrap().name,
+            "zmrt-aap",
+            "by shim"
+        );
+        // init.pid says another process: not this zone.
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(301));
+        assert!(c.resolve(&facts(300, 0, None)).is_none());
+    }
+
+    #[test]
+    fn names_a_kubernetes_container_under_the_pods_shim() {
+        let t = TempTree::new("containerd-k8s");
+        // The pod's shim was started for the sandbox; our init's cgroup is unknown.
+        t.proc(300, 200, 5000, &[300, 1], &["/coredns"], "0::/\n");
+        let s = shim(SANDBOX, K8S_NAMESPACE);
+        let s: Vec<&str> = s.iter().map(String::as_str).collect();
+        t.proc(200, 1, 4990, &[200], &s, "0::/\n");
+        task(&t, K8S_NAMESPACE, SANDBOX, &cri_sandbox_spec(), Some(4100));
+        task(&t, K8S_NAMESPACE, CTR, &cri_container_spec(), Some(300));
+        let r = Containerd::new(t.root())
+            .resolve(&facts(300, 0, None))
+            .expect("named");
+        assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
+        assert_eq!(r.source, NameSource::Runtime("cri-annotations"));
+        assert_eq!(r.runtime.as_deref(), Some("kubernetes"));
+        assert_eq!(r.container_id.as_deref(), Some(CTR));
+        assert_eq!(r.k8s.unwrap().namespace, "kube-system");
+        // The sandbox itself.
+        let r = Containerd::new(t.root())
+            .resolve(&facts(
+                4100,
+                0,
+                Some(&format!("/kubepods/burstable/pod{POD_UID}/{SANDBOX}")),
+            ))
+            .unwrap();
+        assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/POD");
+    }
+
+    #[test]
+    fn names_by_systemd_cri_scope() {
+        let t = TempTree::new("containerd-scope");
+        task(&t, K8S_NAMESPACE, CTR, &cri_container_spec(), None);
+        let cg = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod01b4b887_7635_4346_9c20_58a294bbb034.slice/cri-containerd-{CTR}.scope");
+        let r = Containerd::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .unwrap();
+        assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_task() {
+        let t = TempTree::new("containerd-refuse");
+        let mut c = Containerd::new(t.root());
+        assert!(c.resolve(&facts(300, 0, Some("/default/aap"))).is_none());
+        t.write(&format!("{TASK_DIR}/default/aap/config.json"), "{broken");
+        assert!(c.resolve(&facts(300, 0, Some("/default/aap"))).is_none());
+        assert!(c.resolve(&facts(300, 0, Some("/../../etc"))).is_none());
+        // Symlinked namespace directory.
+        t.write("elsewhere/aap/config.json", ctr_spec("aap"));
+        std::os::unix::fs::symlink(t.path("elsewhere"), t.path(&format!("{TASK_DIR}/evil")))
+            .unwrap();
+        assert!(c.resolve(&facts(300, 0, Some("/evil/aap"))).is_none());
+    }
+
+    #[test]
+    fn parsers_survive_mutations() {
+        let seeds = [cri_container_spec(), cri_sandbox_spec(), ctr_spec("x")];
+        let mut rng = XorShift::new(0xc7d);
+        for i in 0..6_000 {
+            let input = rng.mutate(seeds[i % 3].as_bytes());
+            if let Some(BundleInfo {
+                k8s: Some((a, b, c)),
+            }) = parse_bundle(&input)
+            {
+                assert!(a.len() + b.len() + c.len() <= input.len() + 3);
+            }
+            let _ = parse_pid_file(&input[..input.len().min(20)]);
+        }
+        assert_eq!(parse_pid_file(b"300\n"), Some(300));
+        assert_eq!(parse_pid_file(b"-1"), None);
+        assert!(parse_bundle(b"[]").is_none());
+    }
+}

@@ -1,0 +1,157 @@
+//! crun used bare: `crun run -d aap` → `aap` (the container id).
+//!
+//! crun keeps `/run/crun/<id>/status` (JSON: `pid`, `process-start-time`
+//! in clock ticks, `cgroup-path`, `bundle`, …) while the container exists;
+//! see [`super::oci`] for the evidence used and its order.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::oci::{OciResolver, OciRuntime, OciState};
+use super::{Probe, RuntimeResolver};
+use crate::naming::ResolvedName;
+
+/// crun's default state directory, below the root.
+pub const STATE_DIR: &str = "run/crun";
+
+/// Parses crun's `status` file: its init's PID and start time.
+pub fn parse_status(bytes: &[u8]) -> Option<OciState> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
+    (pid > 0).then_some(OciState {
+        pid,
+        start_ticks: v.get("process-start-time").and_then(|s| s.as_u64()),
+    })
+}
+
+/// crun's layout.
+pub const CRUN: OciRuntime = OciRuntime {
+    program: "crun",
+    runtime: "crun",
+    state_dir: STATE_DIR,
+    state_file: "status",
+    label_state: "crun-status",
+    label_argv: "crun-argv",
+    parse: parse_status,
+};
+
+/// Names containers that crun made by itself.
+pub struct Crun {
+    root: Arc<Path>,
+    inner: OciResolver,
+}
+
+impl Crun {
+    /// A crun resolver reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Crun {
+            root: Arc::from(root),
+            inner: OciResolver::new(CRUN),
+        }
+    }
+}
+
+impl RuntimeResolver for Crun {
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        self.inner.resolve(probe)
+    }
+}
+
+super::standalone_resolver!(Crun);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameResolver, NameSource};
+    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+
+    /// crun 1.8's `status` file, as it writes it.
+    fn status(pid: u32, start: u64, id: &str) -> String {
+        format!(
+            "{{\n    \"pid\": {pid},\n    \"process-start-time\": {start},\n    \"cgroup-path\": \"/{id}\",\n    \"scope\": \"\",\n    \"rootfs\": \"rootfs\",\n    \"systemd-cgroup\": false,\n    \"bundle\": \"/tmp/zmrt/bundle\",\n    \"created\": \"2026-11-26T05:39:06.571199Z\",\n    \"owner\": \"root\",\n    \"detached\": true,\n    \"external_descriptors\": \"[\\\"/dev/null\\\",\\\"/dev/null\\\",\\\"/dev/null\\\"]\"\n}}\n"
+        )
+    }
+
+    #[test]
+    fn names_from_status() {
+        let t = TempTree::new("crun");
+        t.proc(
+            300,
+            1,
+            72114,
+            &[300, 1],
+            &["sleep"],
+            "0::/zmrt-crun1\n10:hugetlb:/\n",
+        );
+        t.write(
+            &format!("{STATE_DIR}/zmrt-crun1/status"),
+            status(300, 72114, "zmrt-crun1"),
+        );
+        t.write(&format!("{STATE_DIR}/zmrt-crun1/config.json"), "{}");
+        let r = Crun::new(t.root())
+            .resolve(&facts(300, 0, Some("/zmrt-crun1")))
+            .expect("named");
+        assert_eq!(r.name, "zmrt-crun1");
+        assert_eq!(r.source, NameSource::Runtime("crun-status"));
+        assert_eq!(r.runtime.as_deref(), Some("crun"));
+        assert_eq!(r.container_id.as_deref(), Some("zmrt-crun1"));
+    }
+
+    #[test]
+    fn names_by_argv_at_fork_and_honours_root() {
+        let t = TempTree::new("crun-argv");
+        t.proc(300, 250, 72114, &[300, 1], &["crun"], "0::/\n");
+        t.proc(
+            250,
+            1,
+            72110,
+            &[250],
+            &[
+                "crun",
+                "--root",
+                "/var/run/mine",
+                "run",
+                "--bundle",
+                "/b",
+                "zmrt-c",
+            ],
+            "0::/\n",
+        );
+        let mut c = Crun::new(t.root());
+        assert_eq!(
+            c.resolve(&facts(300, 250, None)).unwrap().source,
+            NameSource::Runtime("crun-argv")
+        );
+        t.write("var/run/mine/zmrt-c/status", status(300, 72114, "zmrt-c"));
+        assert_eq!(
+            c.resolve(&facts(300, 250, None)).unwrap().source,
+            NameSource::Runtime("crun-status")
+        );
+    }
+
+    #[test]
+    fn refuses_symlinked_status() {
+        let t = TempTree::new("crun-symlink");
+        t.proc(300, 1, 72114, &[300, 1], &["sleep"], "0::/x\n");
+        t.write("elsewhere/status", status(300, 72114, "x"));
+        t.mkdir(&format!("{STATE_DIR}/x"));
+        std::os::unix::fs::symlink(
+            t.path("elsewhere/status"),
+            t.path(&format!("{STATE_DIR}/x/status")),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(t.path("elsewhere"), t.path(&format!("{STATE_DIR}/y"))).unwrap();
+        assert!(Crun::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+    }
+
+    #[test]
+    fn parser_survives_mutations() {
+        let seed = status(300, 72114, "aap");
+        let mut rng = XorShift::new(0xc5);
+        for _ in 0..5_000 {
+            let _ = parse_status(&rng.mutate(seed.as_bytes()));
+        }
+        assert_eq!(parse_status(seed.as_bytes()).unwrap().pid, 300);
+        assert!(parse_status(b"pid=300").is_none());
+    }
+}

@@ -1,0 +1,342 @@
+//! Docker: `docker run --name aap` → `aap`.
+//!
+//! Evidence that Docker made the zone: the init's cgroup (`/docker/<id>`
+//! with the cgroupfs driver, `docker-<id>.scope` with systemd), or its
+//! containerd shim (`containerd-shim-runc-v2 -namespace moby -id <id>`).
+//! The name is `Name` (`"/aap"`) in
+//! `/var/lib/docker/containers/<id>/config.v2.json`, written at
+//! `docker create`, long before the container's first boot. Containers that
+//! the kubelet made through Docker (dockershim, cri-dockerd) carry the
+//! `io.kubernetes.*` labels and are named `namespace/pod/container`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::fsread::{FileCache, MAX_STATE_FILE};
+use super::{cgroup, is_hex64, json_str, procfs, resolved, resolved_k8s, Probe, RuntimeResolver};
+use crate::naming::ResolvedName;
+
+/// Where Docker keeps its containers, below the root.
+pub const CONTAINERS_DIR: &str = "var/lib/docker/containers";
+
+/// The containerd namespace Docker runs its containers in.
+const MOBY_NAMESPACE: &str = "moby";
+
+/// What zonemon keeps of a `config.v2.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// `ID`.
+    pub id: String,
+    /// `Name`, without its leading `/`.
+    pub name: String,
+    /// `State.Pid` when `State.Running` and not restarting, else 0.
+    pub running_pid: u32,
+    /// The Kubernetes names from `Config.Labels`, when all three are there.
+    pub k8s: Option<(String, String, String)>,
+}
+
+/// Parses a Docker `config.v2.json`; `None` unless it has a string `ID` and `Name`.
+pub fn parse_config(bytes: &[u8]) -> Option<DockerConfig> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let id = json_str(&v, "ID")?.to_string();
+    let name = json_str(&v, "Name")?;
+    let name = name.strip_prefix('/').unwrap_or(name).to_string();
+    let state = v.get("State");
+    let flag = |k: &str| state.and_then(|s| s.get(k)).and_then(|b| b.as_bool()) == Some(true);
+    let pid = state
+        .and_then(|s| s.get("Pid"))
+        .and_then(|p| p.as_u64())
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(0);
+    let running_pid = if flag("Running") && !flag("Restarting") {
+        pid
+    } else {
+        0
+    };
+    let labels = v.get("Config").and_then(|c| c.get("Labels"));
+    let label = |k: &str| labels.and_then(|l| json_str(l, k)).map(str::to_string);
+    let k8s = match (
+        label("io.kubernetes.pod.namespace"),
+        label("io.kubernetes.pod.name"),
+        label("io.kubernetes.container.name"),
+    ) {
+        (Some(ns), Some(pod), Some(c)) => Some((ns, pod, c)),
+        _ => None,
+    };
+    Some(DockerConfig {
+        id,
+        name,
+        running_pid,
+        k8s,
+    })
+}
+
+/// Docker container ids the evidence points at, best first.
+pub fn candidate_ids(probe: &Probe<'_>) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for path in probe.cgroups() {
+        let id = cgroup::prefixed_id(path, "docker-").or_else(|| {
+            (cgroup::parent(path) == Some("docker"))
+                .then(|| cgroup::last(path))
+                .flatten()
+        });
+        if let Some(id) = id.filter(|i| is_hex64(i)) {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    for a in probe.ancestors() {
+        if procfs::program(&a.args).starts_with("containerd-shim")
+            && procfs::option(&a.args, &["-namespace", "--namespace"]) == Some(MOBY_NAMESPACE)
+        {
+            if let Some(id) = procfs::option(&a.args, &["-id", "--id"]).filter(|i| is_hex64(i)) {
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// Names Docker's containers from `config.v2.json`.
+pub struct Docker {
+    root: Arc<Path>,
+    cache: FileCache<DockerConfig>,
+}
+
+impl Docker {
+    /// A Docker resolver reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Docker {
+            root: Arc::from(root),
+            cache: FileCache::new(1024),
+        }
+    }
+}
+
+impl RuntimeResolver for Docker {
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        let dir = probe.path(CONTAINERS_DIR);
+        for id in candidate_ids(probe) {
+            let rel = PathBuf::from(&id).join("config.v2.json");
+            let Some(cfg) = self.cache.get(&dir, &rel, MAX_STATE_FILE, parse_config) else {
+                continue;
+            };
+            let pid = probe.facts().init_pid;
+            if cfg.id != id || (cfg.running_pid != 0 && cfg.running_pid != pid) {
+                continue; // another container's file, or another process of this one
+            }
+            if let Some((ns, pod, c)) = &cfg.k8s {
+                if let Some(r) = resolved_k8s(ns, pod, c, "docker-config", "kubernetes", Some(&id))
+                {
+                    return Some(r);
+                }
+            }
+            if let Some(r) = resolved(&cfg.name, "docker-config", "docker", Some(&id)) {
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+super::standalone_resolver!(Docker);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameResolver, NameSource};
+    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+
+    const ID: &str = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
+
+    /// A `config.v2.json` as Docker 20.10 writes it (trimmed of fields zonemon does not read).
+    fn config(id: &str, name: &str, running: bool, pid: u32) -> String {
+        format!(
+            r#"{{"StreamConfig":{{}},"State":{{"Running":{running},"Paused":false,"Restarting":false,"OOMKilled":false,"RemovalInProgress":false,"Dead":false,"Pid":{pid},"ExitCode":0,"Error":"","StartedAt":"2026-11-26T05:40:00.1Z","FinishedAt":"0001-01-01T00:00:00Z","Health":null}},"ID":"{id}","Created":"2026-11-26T05:39:59.9Z","Managed":false,"Path":"sh","Args":["-c","sleep 1000"],"Config":{{"Hostname":"aap","Domainname":"","User":"","AttachStdin":false,"Tty":false,"Env":["PATH=/bin"],"Cmd":["sh","-c","sleep 1000"],"Image":"zmrt-busybox:local","Labels":{{}}}},"Image":"sha256:0e1d","NetworkSettings":{{"Bridge":"","Networks":{{}}}},"LogPath":"/var/lib/docker/containers/{id}/{id}-json.log","Name":"{name}","Driver":"overlay2","OS":"linux","RestartCount":0,"HasBeenStartedBefore":false,"HasBeenManuallyStopped":false,"MountPoints":{{}},"HostnamePath":"/var/lib/docker/containers/{id}/hostname"}}"#
+        )
+    }
+
+    fn host(t: &TempTree, cgroup: &str) {
+        // init 300 forked by runc (250) under the moby shim (200).
+        t.proc(
+            300,
+            250,
+            5000,
+            &[300, 1],
+            &["sh", "-c", "sleep 1000"],
+            cgroup,
+        );
+        t.proc(
+            250,
+            200,
+            4999,
+            &[250],
+            &[
+                "runc",
+                "--root",
+                "/var/run/docker/runtime-runc/moby",
+                "create",
+                ID,
+            ],
+            "0::/\n",
+        );
+        t.proc(
+            200,
+            100,
+            4990,
+            &[200],
+            &[
+                "/usr/bin/containerd-shim-runc-v2",
+                "-namespace",
+                "moby",
+                "-id",
+                ID,
+                "-address",
+                "/run/containerd/containerd.sock",
+            ],
+            "0::/\n",
+        );
+    }
+
+    #[test]
+    fn names_from_config_v2_by_cgroup() {
+        let t = TempTree::new("docker-cgroup");
+        host(
+            &t,
+            &format!("9:name=systemd:/docker/{ID}\n4:memory:/docker/{ID}\n0::/\n"),
+        );
+        t.write(
+            &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
+            config(ID, "/aap", false, 0),
+        );
+        let mut d = Docker::new(t.root());
+        let cg = format!("/docker/{ID}");
+        let r = d.resolve(&facts(300, 260, Some(&cg))).expect("named");
+        assert_eq!(r.name, "aap");
+        assert_eq!(r.source, NameSource::Runtime("docker-config"));
+        assert_eq!(r.runtime.as_deref(), Some("docker"));
+        assert_eq!(r.container_id.as_deref(), Some(ID));
+        assert_eq!(r.k8s, None);
+    }
+
+    #[test]
+    fn names_by_systemd_scope_and_by_shim() {
+        let t = TempTree::new("docker-scope");
+        host(&t, "0::/\n");
+        t.write(
+            &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
+            config(ID, "/noot", true, 300),
+        );
+        let mut d = Docker::new(t.root());
+        let scope = format!("/system.slice/docker-{ID}.scope");
+        assert_eq!(
+            d.resolve(&facts(300, 0, Some(&scope))).unwrap().name,
+            "noot"
+        );
+        // No cgroup known at all: the shim above runc says which container.
+        assert_eq!(d.resolve(&facts(300, 0, None)).unwrap().name, "noot");
+    }
+
+    #[test]
+    fn refuses_other_containers_and_missing_state() {
+        let t = TempTree::new("docker-refuse");
+        host(&t, "0::/\n");
+        let cg = format!("/docker/{ID}");
+        let mut d = Docker::new(t.root());
+        assert!(
+            d.resolve(&facts(300, 0, Some(&cg))).is_none(),
+            "no config.v2.json"
+        );
+        // The container runs with another init: this zone is something else in its cgroup.
+        t.write(
+            &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
+            config(ID, "/aap", true, 999),
+        );
+        assert!(d.resolve(&facts(300, 0, Some(&cg))).is_none());
+        // A file whose ID is another container's.
+        let other = "f".repeat(64);
+        t.write(
+            &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
+            config(&other, "/aap", false, 0),
+        );
+        assert!(d.resolve(&facts(300, 0, Some(&cg))).is_none());
+        // Not a Docker id.
+        t.write(
+            &format!("{CONTAINERS_DIR}/aap/config.v2.json"),
+            config("aap", "/aap", false, 0),
+        );
+        assert!(d.resolve(&facts(300, 0, Some("/docker/aap"))).is_none());
+        // A nested zone in the container's cgroup.
+        t.write(
+            &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
+            config(ID, "/aap", false, 0),
+        );
+        t.proc(
+            400,
+            300,
+            6000,
+            &[400, 7, 1],
+            &["sh"],
+            &format!("0::/docker/{ID}\n"),
+        );
+        assert!(crate::runtimes::RuntimeNames::new(t.root())
+            .resolve(&facts(400, 300, Some(&cg)))
+            .is_none());
+    }
+
+    #[test]
+    fn refuses_symlinked_state() {
+        let t = TempTree::new("docker-symlink");
+        host(&t, "0::/\n");
+        t.write("elsewhere/config.v2.json", config(ID, "/evil", false, 0));
+        t.mkdir(&format!("{CONTAINERS_DIR}/{ID}"));
+        std::os::unix::fs::symlink(
+            t.path("elsewhere/config.v2.json"),
+            t.path(&format!("{CONTAINERS_DIR}/{ID}/config.v2.json")),
+        )
+        .unwrap();
+        let cg = format!("/docker/{ID}");
+        assert!(Docker::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .is_none());
+    }
+
+    #[test]
+    fn kubernetes_through_docker() {
+        let t = TempTree::new("docker-k8s");
+        host(&t, "0::/\n");
+        let cfg = config(ID, "/k8s_nginx_web-0_default_6f1c_0", false, 0).replace(
+            r#""Labels":{}"#,
+            r#""Labels":{"io.kubernetes.container.name":"nginx","io.kubernetes.pod.name":"web-0","io.kubernetes.pod.namespace":"default","io.kubernetes.pod.uid":"6f1c"}"#,
+        );
+        t.write(&format!("{CONTAINERS_DIR}/{ID}/config.v2.json"), cfg);
+        let cg = format!("/kubepods/besteffort/pod6f1c/docker-{ID}.scope");
+        let r = Docker::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .unwrap();
+        assert_eq!(r.name, "default/web-0/nginx");
+        assert_eq!(r.runtime.as_deref(), Some("kubernetes"));
+        assert_eq!(r.k8s.unwrap().container, "nginx");
+    }
+
+    #[test]
+    fn parser_survives_mutations() {
+        let seed = config(ID, "/aap", true, 300);
+        let mut rng = XorShift::new(0xd0c);
+        for _ in 0..5_000 {
+            let input = rng.mutate(seed.as_bytes());
+            if let Some(c) = parse_config(&input) {
+                assert!(c.name.len() <= input.len());
+            }
+        }
+        assert!(parse_config(b"").is_none());
+        assert!(
+            parse_config(&b"[".repeat(100_000)).is_none(),
+            "deep nesting"
+        );
+        assert!(parse_config(br#"{"ID":1,"Name":"/x"}"#).is_none());
+    }
+}

@@ -1,0 +1,381 @@
+//! Bounded reads of files that other people control.
+//!
+//! Runtime state files and `/proc` files are read through [`open_beneath`]:
+//! the state directory itself is trusted (the host's administrator chose
+//! it), but nothing below it may be a symbolic link, so a container owner
+//! who can plant a link in a runtime's state cannot make zonemon read
+//! outside it. Only regular files are read (never FIFOs, sockets or
+//! devices, which could block or have side effects), never more than a
+//! given size, and every failure is a `None`, never a panic.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Largest runtime state file read (OCI `config.json`, `state.json`, …).
+pub const MAX_STATE_FILE: u64 = 1 << 20;
+
+/// Most path components allowed below a state directory.
+const MAX_DEPTH: usize = 16;
+
+/// Most entries taken from one directory listing.
+pub const MAX_DIR_ENTRIES: usize = 4096;
+
+/// Opens `dir` (symlinks in `dir` itself are followed: it is the trusted prefix).
+fn open_dir(dir: &Path) -> Option<OwnedFd> {
+    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a non-negative fd returned by open is ours to own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn openat(dirfd: &OwnedFd, name: &OsStr, flags: libc::c_int) -> Option<OwnedFd> {
+    let c = CString::new(name.as_bytes()).ok()?;
+    // SAFETY: `dirfd` is an open directory, `c` a valid NUL-terminated name.
+    let fd = unsafe { libc::openat(dirfd.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };
+    // SAFETY: a non-negative fd returned by openat is ours to own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
+    // SAFETY: zeroed is a valid bit pattern for `stat`; fstat fills it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid out pointer.
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st)
+}
+
+fn is_reg(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+/// The plain components of `rel`: `None` if it is absolute, empty, too deep, or has `..`.
+fn plain_components(rel: &Path) -> Option<Vec<&OsStr>> {
+    let mut out = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return None,
+        }
+        if out.len() > MAX_DEPTH {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Opens the directories of `rel` below `dir`, refusing symlinks; returns the last one.
+fn walk_dirs(dir: &Path, comps: &[&OsStr]) -> Option<OwnedFd> {
+    let mut cur = open_dir(dir)?;
+    for c in comps {
+        cur = openat(&cur, c, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+    }
+    Some(cur)
+}
+
+/// Opens the regular file `rel` below `dir` for reading.
+///
+/// `None` when `rel` is not a plain relative path (no `..`, not absolute),
+/// when any component below `dir` is a symbolic link, or when the file is
+/// not a regular file. The open never blocks (`O_NONBLOCK`) and a
+/// non-regular file is never opened for reading at all.
+pub fn open_beneath(dir: &Path, rel: &Path) -> Option<File> {
+    let comps = plain_components(rel)?;
+    let (last, parents) = comps.split_last()?;
+    let parent = walk_dirs(dir, parents)?;
+    // Look before opening: a device or FIFO must not even be opened for reading.
+    let probe = openat(&parent, last, libc::O_PATH | libc::O_NOFOLLOW)?;
+    if !is_reg(&fstat(&probe)?) {
+        return None;
+    }
+    let fd = openat(
+        &parent,
+        last,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+    )?;
+    let st = fstat(&fd)?;
+    is_reg(&st).then(|| File::from(fd))
+}
+
+/// What identifies one version of a file: device, inode, size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime_s: i64,
+    mtime_ns: i64,
+}
+
+/// The [`FileKey`] of an open file.
+pub fn file_key(f: &File) -> Option<FileKey> {
+    let meta = f.metadata().ok()?;
+    use std::os::unix::fs::MetadataExt;
+    Some(FileKey {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size() as i64,
+        mtime_s: meta.mtime(),
+        mtime_ns: meta.mtime_nsec(),
+    })
+}
+
+/// Reads all of `f` if it holds at most `max` bytes; `None` if it holds more or cannot be read.
+pub fn read_capped(f: &mut File, max: u64) -> Option<Vec<u8>> {
+    let size = f.metadata().ok()?.len();
+    if size > max {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(size.min(max) as usize);
+    f.take(max + 1).read_to_end(&mut buf).ok()?;
+    (buf.len() as u64 <= max).then_some(buf)
+}
+
+/// Reads at most `max` bytes from the start of `f` (the rest is ignored).
+pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    f.take(max as u64).read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Reads the file `rel` below `dir` whole, if it is a regular file of at most `max` bytes.
+pub fn read_beneath(dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
+    read_capped(&mut open_beneath(dir, rel)?, max)
+}
+
+/// Whether `rel` below `dir` is a directory reached without symlinks.
+pub fn dir_exists_beneath(dir: &Path, rel: &Path) -> bool {
+    match plain_components(rel) {
+        Some(comps) => walk_dirs(dir, &comps).is_some(),
+        None => false,
+    }
+}
+
+/// The names in directory `rel` below `dir` (`rel` empty: `dir` itself),
+/// reached without symlinks: at most [`MAX_DIR_ENTRIES`], UTF-8 names only,
+/// without `.`, `..` and hidden names, unsorted.
+pub fn list_beneath(dir: &Path, rel: &Path) -> Vec<String> {
+    let comps = if rel.as_os_str().is_empty() {
+        Vec::new()
+    } else {
+        match plain_components(rel) {
+            Some(c) => c,
+            None => return Vec::new(),
+        }
+    };
+    let Some(d) = walk_dirs(dir, &comps) else {
+        return Vec::new();
+    };
+    let Some(fd) = openat(
+        &d,
+        OsStr::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK,
+    ) else {
+        return Vec::new();
+    };
+    read_dir_fd(fd)
+}
+
+fn read_dir_fd(fd: OwnedFd) -> Vec<String> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is an open directory fd that fdopendir takes over (closedir closes it).
+    let dirp = unsafe { libc::fdopendir(raw) };
+    if dirp.is_null() {
+        // SAFETY: fdopendir failed, so `raw` is still ours to close.
+        unsafe { libc::close(raw) };
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    while out.len() < MAX_DIR_ENTRIES {
+        // SAFETY: `dirp` is a valid DIR stream until closedir below.
+        let ent = unsafe { libc::readdir(dirp) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+        if let Ok(s) = name.to_str() {
+            if !s.starts_with('.') {
+                out.push(s.to_string());
+            }
+        }
+    }
+    // SAFETY: `dirp` came from fdopendir and is closed once.
+    unsafe { libc::closedir(dirp) };
+    out
+}
+
+/// Parsed versions of files, kept while the file is unchanged.
+///
+/// Keyed by path; a file is re-read and re-parsed only when its
+/// [`FileKey`] changed. Failed parses are remembered too, so a malformed
+/// file costs one parse per version. Holds at most `cap` entries (all are
+/// forgotten when it is full).
+#[derive(Debug)]
+pub struct FileCache<V> {
+    cap: usize,
+    map: HashMap<PathBuf, (FileKey, Option<V>)>,
+}
+
+impl<V: Clone> FileCache<V> {
+    /// An empty cache holding at most `cap` files.
+    pub fn new(cap: usize) -> Self {
+        FileCache {
+            cap: cap.max(1),
+            map: HashMap::new(),
+        }
+    }
+
+    /// The parse of file `rel` below `dir` (at most `max` bytes), from the
+    /// cache if the file is unchanged.
+    pub fn get(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        max: u64,
+        parse: impl FnOnce(&[u8]) -> Option<V>,
+    ) -> Option<V> {
+        let mut f = open_beneath(dir, rel)?;
+        let key = file_key(&f)?;
+        let path = dir.join(rel);
+        if let Some((k, v)) = self.map.get(&path) {
+            if *k == key {
+                return v.clone();
+            }
+        }
+        let v = read_capped(&mut f, max).and_then(|b| parse(&b));
+        if self.map.len() >= self.cap {
+            self.map.clear();
+        }
+        self.map.insert(path, (key, v.clone()));
+        v
+    }
+
+    /// Number of files remembered.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no file is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::testutil::TempTree;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn reads_regular_files_beneath() {
+        let t = TempTree::new("fsread-basic");
+        t.write("state/a/b.json", "{}");
+        let dir = t.path("state");
+        assert_eq!(
+            read_beneath(&dir, Path::new("a/b.json"), 10).as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert!(read_beneath(&dir, Path::new("a/missing"), 10).is_none());
+        assert!(
+            read_beneath(&dir, Path::new("a/b.json"), 1).is_none(),
+            "too big"
+        );
+        assert!(
+            read_beneath(&dir, Path::new("a"), 10).is_none(),
+            "a directory"
+        );
+        assert!(read_beneath(&dir, Path::new("../state/a/b.json"), 10).is_none());
+        assert!(read_beneath(&dir, Path::new("/etc/passwd"), 10).is_none());
+        assert!(read_beneath(&dir, Path::new(""), 10).is_none());
+    }
+
+    #[test]
+    fn refuses_symlinks_below_the_state_dir() {
+        let t = TempTree::new("fsread-symlink");
+        t.write("outside/secret", "secret");
+        t.write("state/real/f", "ok");
+        let dir = t.path("state");
+        symlink(t.path("outside/secret"), t.path("state/real/link")).unwrap();
+        symlink(t.path("outside"), t.path("state/dirlink")).unwrap();
+        symlink("f", t.path("state/real/inside")).unwrap();
+        assert!(read_beneath(&dir, Path::new("real/link"), 100).is_none());
+        assert!(read_beneath(&dir, Path::new("dirlink/secret"), 100).is_none());
+        assert!(
+            read_beneath(&dir, Path::new("real/inside"), 100).is_none(),
+            "even links that stay inside"
+        );
+        assert!(!dir_exists_beneath(&dir, Path::new("dirlink")));
+        assert!(list_beneath(&dir, Path::new("dirlink")).is_empty());
+        // The state dir itself may be reached through a link (the trusted prefix).
+        symlink(t.path("state"), t.path("statelink")).unwrap();
+        assert!(read_beneath(&t.path("statelink"), Path::new("real/f"), 100).is_some());
+    }
+
+    #[test]
+    fn never_blocks_on_fifos() {
+        let t = TempTree::new("fsread-fifo");
+        t.mkdir("state");
+        let fifo = t.path("state/fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let start = std::time::Instant::now();
+        assert!(read_beneath(&t.path("state"), Path::new("fifo"), 100).is_none());
+        assert!(start.elapsed().as_secs() < 2);
+    }
+
+    #[test]
+    fn lists_directories() {
+        let t = TempTree::new("fsread-list");
+        t.write("state/a/x", "");
+        t.write("state/b/x", "");
+        t.write("state/.hidden", "");
+        let mut names = list_beneath(&t.path("state"), Path::new(""));
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(list_beneath(&t.path("state"), Path::new("a")), ["x"]);
+        assert!(list_beneath(&t.path("nope"), Path::new("")).is_empty());
+    }
+
+    #[test]
+    fn cache_reparses_only_changed_files() {
+        let t = TempTree::new("fsread-cache");
+        t.write("state/f", "1");
+        let dir = t.path("state");
+        let mut cache: FileCache<String> = FileCache::new(8);
+        let mut parses = 0;
+        let mut get = |c: &mut FileCache<String>| {
+            c.get(&dir, Path::new("f"), 100, |b| {
+                parses += 1;
+                Some(String::from_utf8_lossy(b).into_owned())
+            })
+        };
+        assert_eq!(get(&mut cache).as_deref(), Some("1"));
+        assert_eq!(get(&mut cache).as_deref(), Some("1"));
+        t.write("state/f", "22");
+        assert_eq!(get(&mut cache).as_deref(), Some("22"));
+        assert_eq!(parses, 2);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn prefix_reads_truncate() {
+        let t = TempTree::new("fsread-prefix");
+        t.write("p/f", "abcdef");
+        let mut f = open_beneath(&t.path("p"), Path::new("f")).unwrap();
+        assert_eq!(read_prefix(&mut f, 3).unwrap(), b"abc");
+    }
+}

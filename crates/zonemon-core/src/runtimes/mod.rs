@@ -1,0 +1,480 @@
+//! Runtime names: which runtime made a zone, and the name and id it gave it.
+//!
+//! One module per runtime, each a [`NameResolver`] (and a [`RuntimeResolver`],
+//! the form [`RuntimeNames`] chains). Each works only from what exists on
+//! the host at the moment of the event: the init's cgroup paths, the
+//! command lines of the processes that made it (shim, conmon,
+//! `[lxc monitor]`, nspawn, runc/crun), and the runtime's own state files.
+//! No sockets, no waiting, bounded reads ([`fsread`]), and every path read
+//! is below `root` (`/` in production, a fixture tree in tests).
+//!
+//! The order of [`default_chain`] goes from the most specific evidence to
+//! the least: Docker, Podman and CRI-O (whose containers also leave plain
+//! runc state behind), containerd (and Kubernetes through it), LXC,
+//! systemd-nspawn, then bare crun and runc.
+//!
+//! Only zones at the first level below the host's PID namespace are named
+//! from host state: a zone nested inside a container shares its
+//! container's cgroup and ancestors, but the host's runtimes did not make it.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::escape::{bound, MAX_NAME_LEN};
+use crate::naming::{K8sNames, NameResolver, NameSource, ResolvedName, ZoneFacts};
+
+pub mod cgroup;
+pub mod containerd;
+pub mod crio;
+pub mod crun;
+pub mod docker;
+pub mod fsread;
+pub mod lxc;
+pub mod nspawn;
+pub mod oci;
+pub mod podman;
+pub mod procfs;
+pub mod runc;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use containerd::Containerd;
+pub use crio::CriO;
+pub use crun::Crun;
+pub use docker::Docker;
+pub use lxc::Lxc;
+pub use nspawn::Nspawn;
+pub use podman::Podman;
+pub use runc::Runc;
+
+/// How many generations of the init's ancestors are looked at (parent,
+/// grandparent, great-grandparent): enough to see a shim or conmon above
+/// the `runc create` that forks the init.
+pub const MAX_ANCESTOR_DEPTH: usize = 3;
+
+/// Every runtime resolver, most specific first, sharing one look at `/proc` per event.
+///
+/// `root` is `/` in production; every file read is below it. The chain is
+/// one [`RuntimeNames`] in a `Vec`, so a caller may append resolvers of its own.
+pub fn default_chain(root: &Path) -> Vec<Box<dyn NameResolver>> {
+    vec![Box::new(RuntimeNames::new(root))]
+}
+
+/// A runtime resolver that works from a shared [`Probe`] of the zone.
+pub trait RuntimeResolver: Send {
+    /// Names the zone `probe` describes, or `None` to let the next runtime try.
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName>;
+}
+
+/// The runtime resolvers in order, as one [`NameResolver`]; the first name found wins.
+pub struct RuntimeNames {
+    root: Arc<Path>,
+    resolvers: Vec<Box<dyn RuntimeResolver>>,
+}
+
+impl RuntimeNames {
+    /// Every runtime this crate knows, in [`default_chain`]'s order, reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Self::with_resolvers(
+            root,
+            vec![
+                Box::new(Docker::new(root)),
+                Box::new(Podman::new(root)),
+                Box::new(CriO::new(root)),
+                Box::new(Containerd::new(root)),
+                Box::new(Lxc::new(root)),
+                Box::new(Nspawn::new(root)),
+                Box::new(Crun::new(root)),
+                Box::new(Runc::new(root)),
+            ],
+        )
+    }
+
+    /// The given resolvers, in order, reading below `root`.
+    pub fn with_resolvers(root: &Path, resolvers: Vec<Box<dyn RuntimeResolver>>) -> Self {
+        RuntimeNames {
+            root: Arc::from(root),
+            resolvers,
+        }
+    }
+}
+
+impl NameResolver for RuntimeNames {
+    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+        let probe = Probe::new(&self.root, *facts);
+        if probe.nested() {
+            return None;
+        }
+        self.resolvers
+            .iter_mut()
+            .find_map(|r| r.resolve_probe(&probe))
+    }
+}
+
+/// Implements [`NameResolver`] for a runtime resolver with a `root: Arc<Path>` field.
+macro_rules! standalone_resolver {
+    ($t:ty) => {
+        impl $crate::naming::NameResolver for $t {
+            fn resolve(
+                &mut self,
+                facts: &$crate::naming::ZoneFacts<'_>,
+            ) -> Option<$crate::naming::ResolvedName> {
+                let root = std::sync::Arc::clone(&self.root);
+                let probe = $crate::runtimes::Probe::new(&root, *facts);
+                if probe.nested() {
+                    return None;
+                }
+                $crate::runtimes::RuntimeResolver::resolve_probe(self, &probe)
+            }
+        }
+    };
+}
+pub(crate) use standalone_resolver;
+
+/// A process above the zone's init: its host PID and command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    /// Host PID.
+    pub pid: u32,
+    /// Its arguments (lossy UTF-8, bounded).
+    pub args: Vec<String>,
+}
+
+/// What the resolvers look at for one event, each part read at most once and only when asked.
+///
+/// `/proc/<init>` is used only while it still is the zone's init (PID 1 of
+/// a namespace whose inode is the zone's): after the init is gone its PID
+/// may belong to anyone.
+pub struct Probe<'a> {
+    root: &'a Path,
+    facts: ZoneFacts<'a>,
+    /// (init still there, its level, parent PID, start ticks).
+    init: OnceCell<InitInfo>,
+    cgroups: OnceCell<Vec<String>>,
+    ancestors: OnceCell<Vec<Ancestor>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct InitInfo {
+    alive: bool,
+    level: Option<usize>,
+    ppid: Option<u32>,
+    start_ticks: Option<u64>,
+}
+
+impl<'a> Probe<'a> {
+    /// A probe of the zone `facts` describes, reading below `root`.
+    pub fn new(root: &'a Path, facts: ZoneFacts<'a>) -> Self {
+        Probe {
+            root,
+            facts,
+            init: OnceCell::new(),
+            cgroups: OnceCell::new(),
+            ancestors: OnceCell::new(),
+        }
+    }
+
+    /// The facts the tracker gave.
+    pub fn facts(&self) -> &ZoneFacts<'a> {
+        &self.facts
+    }
+
+    /// `rel` (e.g. `run/runc`) below the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The root every path is read below.
+    pub fn root(&self) -> &Path {
+        self.root
+    }
+
+    /// Reads at most `max` bytes of `/proc/<pid>/<file>`.
+    pub fn read_proc(&self, pid: u32, file: &str, max: usize) -> Option<Vec<u8>> {
+        if pid == 0 {
+            return None;
+        }
+        let rel = PathBuf::from(pid.to_string()).join(file);
+        let mut f = fsread::open_beneath(&self.path("proc"), &rel)?;
+        fsread::read_prefix(&mut f, max)
+    }
+
+    fn init(&self) -> InitInfo {
+        *self.init.get_or_init(|| {
+            let pid = self.facts.init_pid;
+            let status = self.read_proc(pid, "status", procfs::MAX_STAT);
+            let status = status.as_deref().map(String::from_utf8_lossy);
+            let level = status.as_deref().and_then(procfs::parse_nspid_level);
+            let is_init = status
+                .as_deref()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("NSpid:")))
+                .and_then(|l| l.split_ascii_whitespace().last())
+                == Some("1");
+            let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
+            let same_ns = match link {
+                Ok(l) => {
+                    let l = l.to_string_lossy();
+                    self.facts.pidns == 0 || l == format!("pid:[{}]", self.facts.pidns)
+                }
+                Err(_) => true, // unreadable here: NSpid alone decides
+            };
+            let alive = is_init && same_ns && level.is_some_and(|l| l >= 1);
+            if !alive {
+                return InitInfo::default();
+            }
+            let stat = self.read_proc(pid, "stat", procfs::MAX_STAT);
+            let stat = stat
+                .as_deref()
+                .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(s)));
+            InitInfo {
+                alive,
+                level,
+                ppid: stat.map(|s| s.0),
+                start_ticks: stat.map(|s| s.1),
+            }
+        })
+    }
+
+    /// Whether `/proc/<init_pid>` still is the zone's init.
+    pub fn init_alive(&self) -> bool {
+        self.init().alive
+    }
+
+    /// Whether the zone is known to be nested in another zone (its init's
+    /// PID namespace is more than one level below `/proc`'s).
+    pub fn nested(&self) -> bool {
+        self.init().level.is_some_and(|l| l > 1)
+    }
+
+    /// The init's start time in clock ticks since boot (as runc and crun record it), when known.
+    pub fn init_start_ticks(&self) -> Option<u64> {
+        self.init().start_ticks
+    }
+
+    /// The init's cgroup paths: the tracker's first, then each hierarchy's from `/proc/<init>/cgroup`.
+    pub fn cgroups(&self) -> &[String] {
+        self.cgroups.get_or_init(|| {
+            let mut out: Vec<String> = Vec::new();
+            if let Some(c) = self.facts.cgroup {
+                if c.len() <= procfs::MAX_CGROUP_PATH {
+                    out.push(c.to_string());
+                }
+            }
+            if self.init_alive() {
+                let content = self.read_proc(self.facts.init_pid, "cgroup", 64 * 1024);
+                if let Some(c) = content {
+                    for p in procfs::parse_cgroup_paths(&String::from_utf8_lossy(&c)) {
+                        if !out.contains(&p) {
+                            out.push(p);
+                        }
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// The processes above the init: its creator, then its parent and up
+    /// to [`MAX_ANCESTOR_DEPTH`] generations (host PID 1 excluded), each once.
+    /// Empty when the init is gone.
+    pub fn ancestors(&self) -> &[Ancestor] {
+        self.ancestors.get_or_init(|| {
+            let mut out: Vec<Ancestor> = Vec::new();
+            let info = self.init();
+            if !info.alive {
+                return out;
+            }
+            let push = |pid: u32, out: &mut Vec<Ancestor>| {
+                if pid > 1 && pid != self.facts.init_pid && !out.iter().any(|a| a.pid == pid) {
+                    if let Some(b) = self.read_proc(pid, "cmdline", procfs::MAX_CMDLINE) {
+                        out.push(Ancestor {
+                            pid,
+                            args: procfs::parse_cmdline(&b),
+                        });
+                    }
+                }
+            };
+            push(self.facts.creator_pid, &mut out);
+            let mut pid = info.ppid.unwrap_or(0);
+            for depth in 0..MAX_ANCESTOR_DEPTH {
+                if pid <= 1 {
+                    break;
+                }
+                push(pid, &mut out);
+                if depth + 1 == MAX_ANCESTOR_DEPTH {
+                    break;
+                }
+                pid = self
+                    .read_proc(pid, "stat", procfs::MAX_STAT)
+                    .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(&s)))
+                    .map_or(0, |s| s.0);
+            }
+            out
+        })
+    }
+
+    /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
+    pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
+        self.ancestors()
+            .iter()
+            .find(|a| procfs::program(&a.args) == prog)
+    }
+}
+
+/// Whether `s` can be a container id and a path component: 1 to 255
+/// bytes of `[A-Za-z0-9_.+-]`, not starting with `.` (so never `.` or `..`).
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-'))
+}
+
+/// Whether `s` is 64 lowercase hex digits (Docker, Podman and CRI-O ids).
+pub fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A [`ResolvedName`] from raw runtime values: `None` when the name is
+/// empty or blank; name, id and Kubernetes names are bounded to
+/// [`MAX_NAME_LEN`].
+pub fn resolved(
+    name: &str,
+    label: &'static str,
+    runtime: &'static str,
+    container_id: Option<&str>,
+) -> Option<ResolvedName> {
+    if name.trim().is_empty() {
+        return None;
+    }
+    Some(ResolvedName {
+        name: bound(name, MAX_NAME_LEN),
+        source: NameSource::Runtime(label),
+        runtime: Some(runtime.to_string()),
+        container_id: container_id
+            .filter(|c| !c.is_empty())
+            .map(|c| bound(c, MAX_NAME_LEN)),
+        k8s: None,
+    })
+}
+
+/// A [`ResolvedName`] for a Kubernetes container: named `namespace/pod/container`.
+/// `None` when any of the three is blank.
+pub fn resolved_k8s(
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    label: &'static str,
+    runtime: &'static str,
+    container_id: Option<&str>,
+) -> Option<ResolvedName> {
+    if [namespace, pod, container]
+        .iter()
+        .any(|s| s.trim().is_empty())
+    {
+        return None;
+    }
+    let k8s = K8sNames {
+        namespace: bound(namespace, MAX_NAME_LEN),
+        pod: bound(pod, MAX_NAME_LEN),
+        container: bound(container, MAX_NAME_LEN),
+    };
+    let mut r = resolved(&k8s.zone_name(), label, runtime, container_id)?;
+    r.k8s = Some(k8s);
+    Some(r)
+}
+
+/// The string at `key` of a JSON object, if it is one.
+pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
+    v.get(key)?.as_str()
+}
+
+/// The OCI annotations of a runtime spec (`config.json`), if any.
+pub(crate) fn annotations(
+    spec: &serde_json::Value,
+) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    spec.get("annotations")?.as_object()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{facts, TempTree};
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(valid_id("zmrt-runc1"));
+        assert!(valid_id("a.b_c+d"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("."));
+        assert!(!valid_id(".."));
+        assert!(!valid_id("a/b"));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id(&"a".repeat(256)));
+        assert!(is_hex64(&"ab12".repeat(16)));
+        assert!(!is_hex64(&"AB12".repeat(16)));
+        assert!(!is_hex64("abc"));
+    }
+
+    #[test]
+    fn resolved_names_are_bounded() {
+        let r = resolved(&"x".repeat(10_000), "l", "runc", Some(&"i".repeat(9_999))).unwrap();
+        assert!(r.name.len() <= MAX_NAME_LEN + 3);
+        assert!(r.container_id.unwrap().len() <= MAX_NAME_LEN + 3);
+        assert!(resolved("  ", "l", "runc", None).is_none());
+        let k = resolved_k8s("ns", "pod", "c", "l", "kubernetes", Some("id")).unwrap();
+        assert_eq!(k.name, "ns/pod/c");
+        assert_eq!(k.k8s.unwrap().pod, "pod");
+        assert!(resolved_k8s("ns", "", "c", "l", "kubernetes", None).is_none());
+    }
+
+    #[test]
+    fn probe_reads_proc_once_and_checks_the_init() {
+        let t = TempTree::new("probe");
+        t.proc(
+            100,
+            50,
+            777,
+            &[100, 1],
+            &["sleep", "1000"],
+            "0::/aap\n4:memory:/m/aap\n",
+        );
+        t.proc(50, 40, 1, &[50], &["runc", "run", "-d", "aap"], "0::/\n");
+        t.proc(40, 1, 1, &[40], &["bash"], "0::/\n");
+        t.proc(60, 50, 1, &[60], &["runc", "init"], "0::/\n");
+        let f = facts(100, 60, Some("/aap"));
+        let p = Probe::new(t.root(), f);
+        assert!(p.init_alive());
+        assert!(!p.nested());
+        assert_eq!(p.init_start_ticks(), Some(777));
+        assert_eq!(p.cgroups(), ["/aap", "/m/aap"]);
+        let pids: Vec<u32> = p.ancestors().iter().map(|a| a.pid).collect();
+        assert_eq!(pids, [60, 50, 40]);
+        assert_eq!(p.ancestor_named("runc").unwrap().pid, 60);
+
+        // Another namespace now owns PID 100: /proc/100 is not the zone's init any more.
+        let mut other = f;
+        other.pidns = 4026532999;
+        let p = Probe::new(t.root(), other);
+        assert!(!p.init_alive());
+        assert_eq!(p.cgroups(), ["/aap"], "only what the tracker saw");
+        assert!(p.ancestors().is_empty());
+
+        // A nested zone is named by nobody here.
+        t.proc(200, 100, 9, &[200, 5, 1], &["sh"], "0::/aap\n");
+        let mut chain = RuntimeNames::new(t.root());
+        assert!(chain.resolve(&facts(200, 100, Some("/aap"))).is_none());
+        assert!(Probe::new(t.root(), facts(200, 100, None)).nested());
+    }
+
+    #[test]
+    fn default_chain_names_nothing_on_an_empty_host() {
+        let t = TempTree::new("empty-host");
+        let mut chain = default_chain(t.root());
+        assert!(chain.resolve(&facts(100, 60, Some("/x"))).is_none());
+        assert!(chain.resolve(&facts(0, 0, None)).is_none());
+    }
+}

@@ -1,0 +1,229 @@
+//! What bare OCI runtimes (runc, crun) have in common: a state directory
+//! with one subdirectory per container id, holding a file that records the
+//! container's init PID and start time.
+//!
+//! The container id is the name the user gave (`runc run aap`). Evidence,
+//! best first: the runtime's own command line above the init (`runc run -d
+//! aap`, `crun create … aap`; at the init's fork the state is not written
+//! yet, so this alone names it), the last component of the init's cgroup
+//! (the runtimes' default cgroup is `/<id>`), then a scan of the state
+//! directory for the init's PID. A state file names the zone only if its
+//! PID and start time are the init's. Zones under a container manager
+//! (conmon, a containerd shim) are left to that manager's resolver.
+
+use std::path::{Path, PathBuf};
+
+use super::fsread::{self, FileCache, MAX_STATE_FILE};
+use super::{procfs, resolved, valid_id, Ancestor, Probe};
+use crate::naming::ResolvedName;
+
+/// Most state directory entries scanned for the init's PID.
+const MAX_SCAN: usize = 4096;
+
+/// The init a runtime's state file records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OciState {
+    /// Host PID of the container's init.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot, when recorded.
+    pub start_ticks: Option<u64>,
+}
+
+/// A bare OCI runtime's layout.
+#[derive(Debug, Clone, Copy)]
+pub struct OciRuntime {
+    /// Its program name (`runc`).
+    pub program: &'static str,
+    /// Its runtime name in events (`runc`).
+    pub runtime: &'static str,
+    /// Its default state directory, below the root (`run/runc`).
+    pub state_dir: &'static str,
+    /// The state file in each container's directory (`state.json`).
+    pub state_file: &'static str,
+    /// The label when the state file names the zone.
+    pub label_state: &'static str,
+    /// The label when the runtime's command line names it.
+    pub label_argv: &'static str,
+    /// Parses the state file.
+    pub parse: fn(&[u8]) -> Option<OciState>,
+}
+
+/// Global options of runc and crun that take a value (before the subcommand).
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "--root",
+    "--log",
+    "--log-format",
+    "--log-level",
+    "--criu",
+    "--rootless",
+    "--cgroup-manager",
+];
+
+/// The subcommand, container id and `--root` of a runc/crun command line
+/// that creates a container (`run` or `create`; the id is the last argument).
+pub fn parse_runtime_argv(args: &[String]) -> Option<(&str, &str, Option<&str>)> {
+    let mut root = None;
+    let mut i = 1;
+    let sub = loop {
+        let a = args.get(i)?.as_str();
+        i += 1;
+        if let Some((k, v)) = a.split_once('=') {
+            if k == "--root" {
+                root = Some(v);
+            }
+            continue;
+        }
+        if GLOBAL_WITH_VALUE.contains(&a) {
+            let v = args.get(i)?.as_str();
+            if a == "--root" {
+                root = Some(v);
+            }
+            i += 1;
+            continue;
+        }
+        if !a.starts_with('-') {
+            break a;
+        }
+    };
+    if !matches!(sub, "run" | "create") || i >= args.len() {
+        return None;
+    }
+    let id = args.last()?.as_str();
+    (valid_id(id) && !id.starts_with('-')).then_some((sub, id, root))
+}
+
+/// Whether `a` is a container manager that runs OCI runtimes for its own containers.
+fn is_manager(a: &Ancestor) -> bool {
+    let p = procfs::program(&a.args);
+    p == "conmon" || p.starts_with("containerd-shim") || p == "dockerd" || p == "containerd"
+}
+
+/// Resolves a bare OCI runtime's containers.
+pub struct OciResolver {
+    rt: OciRuntime,
+    cache: FileCache<OciState>,
+}
+
+impl OciResolver {
+    /// A resolver for runtime `rt`.
+    pub fn new(rt: OciRuntime) -> Self {
+        OciResolver {
+            rt,
+            cache: FileCache::new(MAX_SCAN),
+        }
+    }
+
+    fn state(&mut self, dir: &Path, id: &str) -> Option<OciState> {
+        let rel = PathBuf::from(id).join(self.rt.state_file);
+        self.cache.get(dir, &rel, MAX_STATE_FILE, self.rt.parse)
+    }
+
+    fn matches(probe: &Probe<'_>, s: &OciState) -> bool {
+        s.pid == probe.facts().init_pid
+            && match (s.start_ticks, probe.init_start_ticks()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// Names the zone, if this runtime made it.
+    pub fn resolve(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        let ancestors = probe.ancestors();
+        if ancestors.iter().any(is_manager) {
+            return None;
+        }
+        let argv = ancestors
+            .iter()
+            .filter(|a| procfs::program(&a.args) == self.rt.program)
+            .find_map(|a| parse_runtime_argv(&a.args));
+        let dir = match argv.and_then(|(_, _, root)| root) {
+            Some(r) if r.starts_with('/') => probe.root().join(r.trim_start_matches('/')),
+            _ => probe.path(self.rt.state_dir),
+        };
+        let mut tried: Vec<&str> = Vec::new();
+        let candidates = argv.map(|(_, id, _)| id).into_iter().chain(
+            probe
+                .cgroups()
+                .iter()
+                .filter_map(|p| super::cgroup::last(p)),
+        );
+        for id in candidates {
+            if !valid_id(id) || tried.contains(&id) {
+                continue;
+            }
+            tried.push(id);
+            if let Some(s) = self.state(&dir, id) {
+                if Self::matches(probe, &s) {
+                    return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
+                }
+            }
+        }
+        if let Some((_, id, _)) = argv {
+            // The runtime is creating this container right now; its state comes later.
+            return resolved(id, self.rt.label_argv, self.rt.runtime, Some(id));
+        }
+        for id in fsread::list_beneath(&dir, Path::new("")) {
+            if !valid_id(&id) || tried.contains(&id.as_str()) {
+                continue;
+            }
+            if let Some(s) = self.state(&dir, &id) {
+                if Self::matches(probe, &s) {
+                    return resolved(&id, self.rt.label_state, self.rt.runtime, Some(&id));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn runtime_command_lines() {
+        assert_eq!(
+            parse_runtime_argv(&argv(&["runc", "run", "-d", "aap"])),
+            Some(("run", "aap", None))
+        );
+        assert_eq!(
+            parse_runtime_argv(&argv(&[
+                "runc",
+                "--root",
+                "/x",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "aap"
+            ])),
+            Some(("create", "aap", Some("/x")))
+        );
+        assert_eq!(
+            parse_runtime_argv(&argv(&["crun", "--root=/r", "run", "aap"])),
+            Some(("run", "aap", Some("/r")))
+        );
+        assert_eq!(parse_runtime_argv(&argv(&["runc", "init"])), None);
+        assert_eq!(parse_runtime_argv(&argv(&["runc", "start", "aap"])), None);
+        assert_eq!(parse_runtime_argv(&argv(&["runc", "run"])), None);
+        assert_eq!(parse_runtime_argv(&argv(&["runc", "run", "../x"])), None);
+        assert_eq!(parse_runtime_argv(&argv(&["runc", "--root"])), None);
+    }
+
+    #[test]
+    fn argv_parser_survives_mutations() {
+        let mut rng = crate::runtimes::testutil::XorShift::new(0x0c1);
+        for _ in 0..10_000 {
+            let b = rng.mutate(b"runc\0--root\0/run/runc\0run\0-d\0--bundle\0/b\0aap\0");
+            let args = procfs::parse_cmdline(&b);
+            if let Some((_, id, _)) = parse_runtime_argv(&args) {
+                assert!(valid_id(id));
+            }
+        }
+    }
+}

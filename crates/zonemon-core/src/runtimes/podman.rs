@@ -1,0 +1,313 @@
+//! Podman: `podman run --name aap` → `aap`.
+//!
+//! Evidence that Podman made the zone: the init's cgroup
+//! (`/libpod_parent/libpod-<id>` with cgroupfs, `libpod-<id>.scope` with
+//! systemd), or Podman's `conmon` above it (`conmon … -c <id> … -n <name>
+//! … --exit-command /usr/bin/podman`). The name is the first of the
+//! container's `names` in containers/storage's `containers.json`
+//! (`/var/lib/containers/storage/overlay-containers/containers.json`),
+//! written at `podman create`; Podman does not put it in the OCI
+//! annotations. When that file lacks the id, conmon's `-n` is the name.
+//!
+//! `containers.json` holds every container of the host: it is parsed once
+//! per change (keyed by inode, size and mtime) into an id → name map.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::fsread::FileCache;
+use super::{cgroup, is_hex64, procfs, resolved, Ancestor, Probe, RuntimeResolver};
+use crate::naming::ResolvedName;
+
+/// The storage directories where containers/storage keeps `containers.json`, one per storage driver, below the root.
+pub const STORAGE_DIRS: [&str; 4] = [
+    "var/lib/containers/storage/overlay-containers",
+    "var/lib/containers/storage/vfs-containers",
+    "var/lib/containers/storage/btrfs-containers",
+    "var/lib/containers/storage/zfs-containers",
+];
+
+/// Largest `containers.json` read: it lists every container of the host.
+pub const MAX_CONTAINERS_JSON: u64 = 16 << 20;
+
+/// Parses containers/storage's `containers.json` into id → first name.
+///
+/// Entries that are not objects, or lack a string `id` or a string first
+/// name, are skipped; `None` when the whole is not a JSON array.
+pub fn parse_containers_json(bytes: &[u8]) -> Option<HashMap<String, String>> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let mut out = HashMap::new();
+    for c in v.as_array()? {
+        let id = c.get("id").and_then(|i| i.as_str());
+        let name = c
+            .get("names")
+            .and_then(|n| n.as_array())
+            .and_then(|n| n.first())
+            .and_then(|n| n.as_str());
+        if let (Some(id), Some(name)) = (id, name) {
+            out.insert(id.to_string(), name.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// Whether `a` is Podman's conmon (not CRI-O's): its exit command is `podman`.
+pub fn is_podman_conmon(a: &Ancestor) -> bool {
+    procfs::program(&a.args) == "conmon"
+        && procfs::option(&a.args, &["--exit-command"])
+            .is_some_and(|c| c.rsplit('/').next() == Some("podman"))
+}
+
+/// Names Podman's containers from `containers.json`, else from conmon's `-n`.
+pub struct Podman {
+    root: Arc<Path>,
+    cache: FileCache<Arc<HashMap<String, String>>>,
+}
+
+impl Podman {
+    /// A Podman resolver reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Podman {
+            root: Arc::from(root),
+            cache: FileCache::new(STORAGE_DIRS.len()),
+        }
+    }
+
+    fn stored_name(&mut self, probe: &Probe<'_>, id: &str) -> Option<String> {
+        for dir in STORAGE_DIRS {
+            let names = self.cache.get(
+                &probe.path(dir),
+                Path::new("containers.json"),
+                MAX_CONTAINERS_JSON,
+                |b| parse_containers_json(b).map(Arc::new),
+            );
+            if let Some(n) = names.and_then(|m| m.get(id).cloned()) {
+                return Some(n);
+            }
+        }
+        None
+    }
+}
+
+impl RuntimeResolver for Podman {
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        let from_cgroup = probe
+            .cgroups()
+            .iter()
+            .filter_map(|p| cgroup::prefixed_id(p, "libpod-"))
+            .find(|id| is_hex64(id))
+            .map(str::to_string);
+        let conmon = probe.ancestors().iter().find(|a| is_podman_conmon(a));
+        let conmon_id = conmon
+            .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))
+            .filter(|id| is_hex64(id));
+        let id = match (from_cgroup.as_deref(), conmon_id) {
+            (Some(c), Some(m)) if c != m => return None, // contradicting evidence
+            (Some(c), _) => c.to_string(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => return None,
+        };
+        if let Some(name) = self.stored_name(probe, &id) {
+            return resolved(&name, "podman-storage", "podman", Some(&id));
+        }
+        let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
+        resolved(name, "podman-conmon", "podman", Some(&id))
+    }
+}
+
+super::standalone_resolver!(Podman);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameResolver, NameSource};
+    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+
+    const ID: &str = "9c1e5b7d3a2f4e6c8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e";
+    const OTHER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// `containers.json` as containers/storage writes it (one line, `metadata` a JSON string).
+    fn containers_json(entries: &[(&str, &str)]) -> String {
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(id, name)| {
+                format!(
+                    r#"{{"id":"{id}","names":["{name}"],"image":"a3f0c2d8e1b9","layer":"77aa{id}","metadata":"{{\"image-name\":\"localhost/zmrt-busybox:local\",\"image-id\":\"a3f0c2d8e1b9\",\"name\":\"{name}\",\"created-at\":1700000000,\"mountlabel\":\"\"}}","created":"2026-11-26T05:41:00.123456789Z","flags":{{"MountLabel":"","ProcessLabel":""}}}}"#
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    fn conmon_argv(id: &str, name: &str) -> Vec<String> {
+        let ud = format!("/var/lib/containers/storage/overlay-containers/{id}/userdata");
+        let run = format!("/run/containers/storage/overlay-containers/{id}/userdata");
+        [
+            "/usr/bin/conmon",
+            "--api-version",
+            "1",
+            "-c",
+            id,
+            "-u",
+            id,
+            "-r",
+            "/usr/sbin/runc",
+            "-b",
+            &ud,
+            "-p",
+            &format!("{run}/pidfile"),
+            "-n",
+            name,
+            "--exit-dir",
+            "/run/libpod/exits",
+            "--full-attach",
+            "-s",
+            "-l",
+            &format!("k8s-file:{ud}/ctr.log"),
+            "--log-level",
+            "warning",
+            "--conmon-pidfile",
+            &format!("{run}/conmon.pid"),
+            "--exit-command",
+            "/usr/bin/podman",
+            "--exit-command-arg",
+            "--root",
+            "--exit-command-arg",
+            "/var/lib/containers/storage",
+            "--exit-command-arg",
+            "container",
+            "--exit-command-arg",
+            "cleanup",
+            "--exit-command-arg",
+            id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn host(t: &TempTree, id: &str, name: &str) {
+        let cg = format!(
+            "0::/\n4:memory:/libpod_parent/libpod-{id}\n8:pids:/libpod_parent/libpod-{id}\n"
+        );
+        t.proc(300, 250, 5000, &[300, 1], &["sh"], &cg);
+        t.proc(
+            250,
+            200,
+            4999,
+            &[250],
+            &["/usr/sbin/runc", "create", "--bundle", "/b", id],
+            "0::/\n",
+        );
+        let argv = conmon_argv(id, name);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        t.proc(200, 1, 4990, &[200], &argv, "0::/\n");
+    }
+
+    #[test]
+    fn names_from_containers_json() {
+        let t = TempTree::new("podman");
+        host(&t, ID, "aap");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(OTHER, "noot"), (ID, "aap")]),
+        );
+        let mut p = Podman::new(t.root());
+        let r = p.resolve(&facts(300, 260, None)).expect("named");
+        assert_eq!(r.name, "aap");
+        assert_eq!(r.source, NameSource::Runtime("podman-storage"));
+        assert_eq!(r.runtime.as_deref(), Some("podman"));
+        assert_eq!(r.container_id.as_deref(), Some(ID));
+        // From the cached map, and after a rename (a new file version).
+        assert_eq!(p.resolve(&facts(300, 0, None)).unwrap().name, "aap");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(ID, "mies-renamed")]),
+        );
+        assert_eq!(
+            p.resolve(&facts(300, 0, None)).unwrap().name,
+            "mies-renamed"
+        );
+    }
+
+    #[test]
+    fn falls_back_to_conmon_name() {
+        let t = TempTree::new("podman-conmon");
+        host(&t, ID, "aap");
+        t.write(&format!("{}/containers.json", STORAGE_DIRS[0]), "[not json");
+        let r = Podman::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        assert_eq!(r.name, "aap");
+        assert_eq!(r.source, NameSource::Runtime("podman-conmon"));
+    }
+
+    #[test]
+    fn cgroup_alone_with_systemd_scope() {
+        let t = TempTree::new("podman-scope");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[1]),
+            containers_json(&[(ID, "vfsbox")]),
+        );
+        let cg = format!("/machine.slice/libpod-{ID}.scope");
+        let r = Podman::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .unwrap();
+        assert_eq!(r.name, "vfsbox");
+        // conmon's own cgroup is not the container's.
+        let cg = format!("/machine.slice/libpod-conmon-{ID}.scope");
+        assert!(Podman::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .is_none());
+    }
+
+    #[test]
+    fn refuses_crio_conmon_and_contradictions() {
+        let t = TempTree::new("podman-refuse");
+        host(&t, ID, "aap");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(ID, "aap")]),
+        );
+        // The cgroup says one container, conmon another.
+        let cg = format!("/libpod_parent/libpod-{OTHER}");
+        assert!(Podman::new(t.root())
+            .resolve(&facts(300, 0, Some(&cg)))
+            .is_none());
+        // CRI-O's conmon has no podman exit command.
+        let a = Ancestor {
+            pid: 2,
+            args: [
+                "conmon",
+                "-c",
+                ID,
+                "-n",
+                "k8s_x",
+                "--exit-dir",
+                "/var/run/crio/exits",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        };
+        assert!(!is_podman_conmon(&a));
+    }
+
+    #[test]
+    fn parser_survives_mutations() {
+        let seed = containers_json(&[(ID, "aap"), (OTHER, "noot")]);
+        let mut rng = XorShift::new(0xb0d);
+        for _ in 0..5_000 {
+            let input = rng.mutate(seed.as_bytes());
+            if let Some(m) = parse_containers_json(&input) {
+                assert!(m.len() <= 2 + input.len() / 10);
+            }
+        }
+        assert!(parse_containers_json(b"{}").is_none());
+        assert_eq!(
+            parse_containers_json(br#"[1,{"id":"a"},{"id":"b","names":[]}]"#)
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+}

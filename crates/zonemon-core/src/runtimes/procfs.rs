@@ -1,0 +1,231 @@
+//! Parsers for the few `/proc/<pid>` files the resolvers read, and a
+//! command-line option reader. Pure functions: any input, no panic,
+//! bounded output.
+
+/// Most bytes of a `/proc/<pid>/cmdline` read.
+pub const MAX_CMDLINE: usize = 32 * 1024;
+
+/// Most arguments kept from a command line.
+pub const MAX_ARGS: usize = 256;
+
+/// Most cgroup lines kept from `/proc/<pid>/cgroup` (one per hierarchy).
+pub const MAX_CGROUP_LINES: usize = 64;
+
+/// Longest cgroup path kept, in bytes.
+pub const MAX_CGROUP_PATH: usize = 4096;
+
+/// Longest `/proc/<pid>/stat` or `status` read.
+pub const MAX_STAT: usize = 8 * 1024;
+
+/// The parent PID (field 4) and start time in clock ticks (field 22) from `/proc/<pid>/stat`.
+///
+/// The command name (field 2) may hold spaces and `)`, so fields are
+/// counted after the last `)`.
+pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let ppid = fields.nth(1)?.parse().ok()?; // field 4 (field 3 is the state)
+    let start = fields.nth(22 - 5)?.parse().ok()?; // field 22
+    Some((ppid, start))
+}
+
+/// The depth of a task's PID namespace below the one `/proc` shows, from
+/// the `NSpid:` line of `/proc/<pid>/status`: 0 for a host task, 1 for the
+/// init of a container the host made.
+pub fn parse_nspid_level(status: &str) -> Option<usize> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let mut n = 0usize;
+    for f in line.split_ascii_whitespace() {
+        f.parse::<u32>().ok()?;
+        n += 1;
+        if n > 64 {
+            return None;
+        }
+    }
+    n.checked_sub(1)
+}
+
+/// The arguments of a NUL-separated command line (lossy UTF-8, at most [`MAX_ARGS`]).
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .take(MAX_ARGS)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The distinct cgroup paths of `/proc/<pid>/cgroup` content, in file order
+/// (at most [`MAX_CGROUP_LINES`], each at most [`MAX_CGROUP_PATH`] bytes).
+pub fn parse_cgroup_paths(content: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in content.lines().take(MAX_CGROUP_LINES) {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if !path.starts_with('/') || path.len() > MAX_CGROUP_PATH {
+            continue;
+        }
+        if !out.iter().any(|p| p == path) {
+            out.push(path.to_string());
+        }
+    }
+    out
+}
+
+/// The basename of a command line's program (`/usr/bin/conmon` → `conmon`).
+pub fn program(args: &[String]) -> &str {
+    args.first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("")
+}
+
+/// The value of an option in `args`: `-x v` or `-x=v` for each of `names`
+/// (give them with their dashes, e.g. `["-M", "--machine"]`). The last
+/// occurrence wins, as with most option parsers. Only `names` are known to
+/// take a value: the value of another option that looks like one of
+/// `names` is taken for it.
+pub fn option<'a>(args: &'a [String], names: &[&str]) -> Option<&'a str> {
+    let mut found = None;
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            break;
+        }
+        if names.contains(&a) {
+            if let Some(v) = args.get(i + 1) {
+                found = Some(v.as_str());
+            }
+            i += 2;
+            continue;
+        }
+        if let Some((k, v)) = a.split_once('=') {
+            if names.contains(&k) {
+                found = Some(v);
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Whether `args` holds the flag `name` (exactly).
+pub fn has_arg(args: &[String], name: &str) -> bool {
+    args.iter().skip(1).any(|a| a == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::testutil::XorShift;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn stat_fields() {
+        let stat = "2392 (sleep) S 1 2392 2392 0 -1 4194560 113 0 0 0 0 0 0 0 20 0 1 0 71762 1085440 1 18446744073709551615";
+        assert_eq!(parse_stat(stat), Some((1, 71762)));
+        let tricky = "5 (a) b) c) R 77 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
+        assert_eq!(parse_stat(tricky), Some((77, 99)));
+        assert_eq!(parse_stat("5 (x) S"), None);
+        assert_eq!(parse_stat(""), None);
+    }
+
+    #[test]
+    fn nspid_levels() {
+        assert_eq!(parse_nspid_level("Name:\tsh\nNSpid:\t2392\t1\n"), Some(1));
+        assert_eq!(parse_nspid_level("NSpid:\t77\n"), Some(0));
+        assert_eq!(parse_nspid_level("NSpid:\t9\t5\t1\n"), Some(2));
+        assert_eq!(parse_nspid_level("NSpid:\n"), None);
+        assert_eq!(parse_nspid_level("NSpid:\tx\t1\n"), None);
+        assert_eq!(parse_nspid_level("Name:\tsh\n"), None);
+    }
+
+    #[test]
+    fn cmdlines() {
+        assert_eq!(
+            parse_cmdline(b"runc\0run\0-d\0aap\0"),
+            ["runc", "run", "-d", "aap"]
+        );
+        assert_eq!(
+            parse_cmdline(b"[lxc monitor] /var/lib/lxc aap\0\0\0"),
+            ["[lxc monitor] /var/lib/lxc aap", "", ""]
+        );
+        assert!(parse_cmdline(b"").is_empty());
+        assert!(parse_cmdline(b"\0").len() <= 1);
+        assert_eq!(parse_cmdline(&b"a\0".repeat(10_000)).len(), MAX_ARGS);
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        let c = "9:name=systemd:/aap\n8:pids:/aap\n4:memory:/x/aap\n0::/aap\nbad\n:x:/y\n3:cpu:relative\n";
+        assert_eq!(parse_cgroup_paths(c), ["/aap", "/x/aap"]);
+        assert!(parse_cgroup_paths("").is_empty());
+    }
+
+    #[test]
+    fn options() {
+        let a = argv(&[
+            "nspawn",
+            "-D",
+            "/r/x",
+            "-M",
+            "aap",
+            "--machine=noot",
+            "--",
+            "-M",
+            "mies",
+        ]);
+        assert_eq!(option(&a, &["-M", "--machine"]), Some("noot"));
+        assert_eq!(option(&a, &["-D", "--directory"]), Some("/r/x"));
+        assert_eq!(option(&argv(&["x", "-M"]), &["-M"]), None);
+        let v = argv(&["x", "-n", "-M", "y"]);
+        assert_eq!(option(&v, &["-n"]), Some("-M"), "a value is taken as given");
+        assert_eq!(
+            option(&v, &["-M"]),
+            Some("y"),
+            "only the names asked for are known to take values"
+        );
+        assert!(has_arg(&v, "-n"));
+        assert_eq!(program(&argv(&["/usr/bin/conmon", "-c"])), "conmon");
+        assert_eq!(program(&[]), "");
+    }
+
+    #[test]
+    fn parsers_survive_random_input() {
+        let mut rng = XorShift::new(0x5eed);
+        let seeds: [&[u8]; 4] = [
+            b"2392 (sleep) S 1 2392 2392 0 -1 4194560 113 0 0 0 0 0 0 0 20 0 1 0 71762 1085440",
+            b"Name:\tsh\nNSpid:\t2392\t1\n",
+            b"9:name=systemd:/aap\n0::/docker/abc\n",
+            b"conmon\0-c\0abc\0-n\0aap\0",
+        ];
+        for i in 0..20_000 {
+            let input = if i % 5 == 0 {
+                rng.bytes(512)
+            } else {
+                rng.mutate(seeds[i % seeds.len()])
+            };
+            let s = String::from_utf8_lossy(&input);
+            let _ = parse_stat(&s);
+            assert!(parse_nspid_level(&s).is_none_or(|l| l < 64));
+            let paths = parse_cgroup_paths(&s);
+            assert!(paths.len() <= MAX_CGROUP_LINES);
+            assert!(paths.iter().all(|p| p.len() <= MAX_CGROUP_PATH));
+            let args = parse_cmdline(&input);
+            assert!(args.len() <= MAX_ARGS);
+            let _ = option(&args, &["-n", "--name"]);
+            let _ = program(&args);
+        }
+    }
+}

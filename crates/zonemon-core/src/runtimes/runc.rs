@@ -1,0 +1,185 @@
+//! runc used bare: `runc run -d aap` → `aap` (the container id).
+//!
+//! runc keeps `/run/runc/<id>/state.json` (`init_process_pid`,
+//! `init_process_start` in clock ticks) while the container exists; see
+//! [`super::oci`] for the evidence used and its order.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::oci::{OciResolver, OciRuntime, OciState};
+use super::{Probe, RuntimeResolver};
+use crate::naming::ResolvedName;
+
+/// runc's default state directory, below the root.
+pub const STATE_DIR: &str = "run/runc";
+
+/// Parses runc's `state.json`: its init's PID and start time.
+pub fn parse_state(bytes: &[u8]) -> Option<OciState> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let pid = u32::try_from(v.get("init_process_pid")?.as_u64()?).ok()?;
+    (pid > 0).then_some(OciState {
+        pid,
+        start_ticks: v.get("init_process_start").and_then(|s| s.as_u64()),
+    })
+}
+
+/// runc's layout.
+pub const RUNC: OciRuntime = OciRuntime {
+    program: "runc",
+    runtime: "runc",
+    state_dir: STATE_DIR,
+    state_file: "state.json",
+    label_state: "runc-state",
+    label_argv: "runc-argv",
+    parse: parse_state,
+};
+
+/// Names containers that runc made by itself.
+pub struct Runc {
+    root: Arc<Path>,
+    inner: OciResolver,
+}
+
+impl Runc {
+    /// A runc resolver reading below `root`.
+    pub fn new(root: &Path) -> Self {
+        Runc {
+            root: Arc::from(root),
+            inner: OciResolver::new(RUNC),
+        }
+    }
+}
+
+impl RuntimeResolver for Runc {
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        self.inner.resolve(probe)
+    }
+}
+
+super::standalone_resolver!(Runc);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{NameResolver, NameSource};
+    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+
+    /// runc 1.1's `state.json` (trimmed of the `config` section zonemon does not read).
+    fn state(id: &str, pid: u32, start: u64) -> String {
+        format!(
+            r#"{{"id":"{id}","init_process_pid":{pid},"init_process_start":{start},"created":"2026-11-26T05:39:03.063600976Z","config":{{"no_pivot_root":false,"rootfs":"/tmp/b/rootfs","readonlyfs":true,"labels":["bundle=/tmp/b"],"cgroups":{{"path":"","name":"{id}","parent":""}}}},"rootless":false,"cgroup_paths":{{"":"/sys/fs/cgroup/unified/{id}","cpu":"/sys/fs/cgroup/cpu/{id}","memory":"/sys/fs/cgroup/memory/{id}","pids":"/sys/fs/cgroup/pids/{id}"}},"namespace_paths":{{"NEWPID":"/proc/{pid}/ns/pid","NEWUTS":"/proc/{pid}/ns/uts"}},"external_descriptors":["/dev/null","/dev/null","/dev/null"],"intel_rdt_path":""}}"#
+        )
+    }
+
+    #[test]
+    fn names_by_argv_at_fork_then_by_state() {
+        let t = TempTree::new("runc");
+        t.proc(
+            300,
+            250,
+            71762,
+            &[300, 1],
+            &["runc:[2:INIT]"],
+            "0::/zmrt-aap\n4:memory:/x/zmrt-aap\n",
+        );
+        t.proc(260, 250, 71761, &[260], &["runc", "init"], "0::/zmrt-aap\n");
+        t.proc(
+            250,
+            100,
+            71760,
+            &[250],
+            &["runc", "run", "-d", "zmrt-aap"],
+            "0::/\n",
+        );
+        let mut r = Runc::new(t.root());
+        let at_fork = r
+            .resolve(&facts(300, 260, Some("/zmrt-aap")))
+            .expect("by argv");
+        assert_eq!(at_fork.name, "zmrt-aap");
+        assert_eq!(at_fork.source, NameSource::Runtime("runc-argv"));
+        assert_eq!(at_fork.runtime.as_deref(), Some("runc"));
+        assert_eq!(at_fork.container_id.as_deref(), Some("zmrt-aap"));
+        t.write(
+            &format!("{STATE_DIR}/zmrt-aap/state.json"),
+            state("zmrt-aap", 300, 71762),
+        );
+        let booted = r.resolve(&facts(300, 260, Some("/zmrt-aap"))).unwrap();
+        assert_eq!(booted.source, NameSource::Runtime("runc-state"));
+        // runc has exited (create, then start): the cgroup and the state still say it.
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/zmrt-aap\n");
+        assert_eq!(r.resolve(&facts(300, 0, None)).unwrap().name, "zmrt-aap");
+    }
+
+    #[test]
+    fn finds_custom_cgroups_by_scanning_states() {
+        let t = TempTree::new("runc-scan");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/machine/web\n");
+        t.write(
+            &format!("{STATE_DIR}/other/state.json"),
+            state("other", 999, 5),
+        );
+        t.write(
+            &format!("{STATE_DIR}/broken/state.json"),
+            "{\"init_process_pid\":",
+        );
+        t.write(
+            &format!("{STATE_DIR}/zmrt-web/state.json"),
+            state("zmrt-web", 300, 71762),
+        );
+        let r = Runc::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        assert_eq!(r.name, "zmrt-web");
+    }
+
+    #[test]
+    fn refuses_reused_pids_and_managed_containers() {
+        let t = TempTree::new("runc-refuse");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/aap\n");
+        // The state's init started at another time: PID 300 was reused.
+        t.write(
+            &format!("{STATE_DIR}/aap/state.json"),
+            state("aap", 300, 1234),
+        );
+        assert!(Runc::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+        // runc run by a containerd shim: containerd's resolver names it, not this one.
+        t.write(
+            &format!("{STATE_DIR}/aap/state.json"),
+            state("aap", 300, 71762),
+        );
+        t.proc(300, 250, 71762, &[300, 1], &["sleep"], "0::/aap\n");
+        t.proc(250, 200, 1, &[250], &["runc", "create", "aap"], "0::/\n");
+        t.proc(
+            200,
+            1,
+            1,
+            &[200],
+            &[
+                "containerd-shim-runc-v2",
+                "-namespace",
+                "default",
+                "-id",
+                "aap",
+            ],
+            "0::/\n",
+        );
+        assert!(Runc::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+    }
+
+    #[test]
+    fn parser_survives_mutations() {
+        let seed = state("aap", 300, 71762);
+        let mut rng = XorShift::new(0x7c);
+        for _ in 0..5_000 {
+            let _ = parse_state(&rng.mutate(seed.as_bytes()));
+        }
+        assert_eq!(parse_state(br#"{"init_process_pid":0}"#), None);
+        assert_eq!(parse_state(br#"{"init_process_pid":4294967296}"#), None);
+        assert_eq!(
+            parse_state(seed.as_bytes()),
+            Some(OciState {
+                pid: 300,
+                start_ticks: Some(71762)
+            })
+        );
+    }
+}
