@@ -1,0 +1,153 @@
+//! What every measurement needs: the zonemon binary, the plan (smoke or full),
+//! this run's zone-name prefix, the C helpers, and which sources this zonemon offers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+use crate::monitor::{Monitor, Source};
+use crate::zones::Helpers;
+
+/// How much of everything to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Smoke mode (CI): small numbers.
+    pub smoke: bool,
+    /// fork+exec+exit cycles per host-cost run.
+    pub host_cycles: usize,
+    /// Interleaved attached/not-attached pairs of host-cost runs.
+    pub host_pairs: usize,
+    /// Zones for the eBPF latency figure (one at a time).
+    pub latency_zones: usize,
+    /// Slow zones for the comparison sources' latency.
+    pub compare_zones: usize,
+    /// Zones per churn parallelism.
+    pub churn_zones: usize,
+    /// The idle window.
+    pub idle: Duration,
+    /// Throughput ramp: zones at a time.
+    pub throughput_steps: Vec<usize>,
+    /// Zones per throughput step.
+    pub throughput_zones: usize,
+    /// Memory checkpoints (zones made so far).
+    pub memory_zones: Vec<usize>,
+    /// Containers per `docker events` phase.
+    pub docker_containers: usize,
+}
+
+impl Plan {
+    /// The numbers for `--smoke` (under 3 minutes) or the full run.
+    pub fn new(smoke: bool) -> Plan {
+        if smoke {
+            Plan {
+                smoke,
+                host_cycles: 500,
+                host_pairs: 3,
+                latency_zones: 40,
+                compare_zones: 6,
+                churn_zones: 60,
+                idle: Duration::from_secs(5),
+                throughput_steps: vec![1, 4, 16],
+                throughput_zones: 300,
+                memory_zones: vec![1000],
+                docker_containers: 10,
+            }
+        } else {
+            Plan {
+                smoke,
+                host_cycles: 1000,
+                host_pairs: 20,
+                latency_zones: 300,
+                compare_zones: 40,
+                churn_zones: 1000,
+                idle: Duration::from_secs(60),
+                throughput_steps: vec![1, 2, 4, 8, 16, 32, 64],
+                throughput_zones: 3000,
+                memory_zones: vec![1000, 100_000],
+                docker_containers: 100,
+            }
+        }
+    }
+}
+
+/// The comparison sources, in table order.
+pub fn comparison_sources() -> Vec<Source> {
+    vec![
+        Source::ProcConnector,
+        Source::Poll(Duration::from_millis(100)),
+        Source::Poll(Duration::from_secs(1)),
+    ]
+}
+
+/// Shared state of one benchmark run.
+pub struct Ctx {
+    /// The zonemon binary under test.
+    pub zonemon: PathBuf,
+    /// How much to do.
+    pub plan: Plan,
+    /// Every zone of this run is named `prefix…`.
+    pub prefix: String,
+    /// Compiled C helpers.
+    pub helpers: Helpers,
+    /// This zonemon has no `--source` flag: its default (eBPF) source was used.
+    pub ebpf_default: bool,
+    /// Each comparison source and whether this zonemon offers it (Err: why not).
+    pub sources: Vec<(Source, Result<(), String>)>,
+}
+
+impl Ctx {
+    /// The name prefix of one phase, e.g. `zmb4711x3f-churn8-`.
+    pub fn tag(&self, tag: &str) -> String {
+        format!("{}{tag}-", self.prefix)
+    }
+
+    /// Starts the eBPF monitor; `slow` delays the reader after each line.
+    pub fn ebpf(&self, slow: Option<Duration>) -> Result<Monitor> {
+        let args = if self.ebpf_default {
+            Vec::new()
+        } else {
+            Source::Ebpf.args()
+        };
+        Monitor::start(&self.zonemon, &args, &self.prefix, slow)
+            .map_err(|e| anyhow!("eBPF source: {e}"))
+    }
+
+    /// Starts a monitor on `source`.
+    pub fn start(&self, source: Source) -> Result<Monitor> {
+        if source == Source::Ebpf {
+            return self.ebpf(None);
+        }
+        Monitor::start(&self.zonemon, &source.args(), &self.prefix, None)
+            .map_err(|e| anyhow!("{} source: {e}", source.label()))
+    }
+
+    /// The comparison sources this zonemon offers.
+    pub fn available(&self) -> Vec<Source> {
+        self.sources
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Whether `source` is offered.
+    pub fn has(&self, source: Source) -> bool {
+        self.available().contains(&source)
+    }
+
+    /// The longest poll interval among the available sources (how long to wait for a last scan).
+    pub fn slowest_poll(&self) -> Duration {
+        self.available()
+            .iter()
+            .map(|s| match s {
+                Source::Poll(d) => *d,
+                _ => Duration::ZERO,
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// The table text for a source that is not offered.
+pub const UNAVAILABLE: &str = "n/a (source unavailable)";

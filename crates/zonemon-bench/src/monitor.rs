@@ -1,0 +1,388 @@
+//! A running `zonemon watch --json`, its stdout read through a pipe by a
+//! thread that notes when each line arrived, and the zone events of this
+//! benchmark (names with the run's prefix) kept for the measurements.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{ChildStdout, Command, Stdio};
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::guard::{Proc, Spawn};
+use crate::stats::{parse_rfc3339, realtime_ns};
+
+/// A zonemon event source, as chosen with `--source`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Source {
+    /// `--source ebpf`: the product.
+    Ebpf,
+    /// `--source proc-connector`: the kernel's netlink process connector.
+    ProcConnector,
+    /// `--source poll --interval DUR`: scanning /proc every DUR.
+    Poll(Duration),
+}
+
+impl Source {
+    /// The `zonemon watch` arguments that select this source.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Source::Ebpf => vec!["--source".into(), "ebpf".into()],
+            Source::ProcConnector => vec!["--source".into(), "proc-connector".into()],
+            Source::Poll(d) => vec![
+                "--source".into(),
+                "poll".into(),
+                "--interval".into(),
+                if d.as_millis() % 1000 == 0 {
+                    format!("{}s", d.as_secs())
+                } else {
+                    format!("{}ms", d.as_millis())
+                },
+            ],
+        }
+    }
+
+    /// Short name for tables and the picture.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Ebpf => "eBPF".into(),
+            Source::ProcConnector => "proc connector".into(),
+            Source::Poll(d) if d.as_millis() % 1000 == 0 => format!("poll {} s", d.as_secs()),
+            Source::Poll(d) => format!("poll {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// A zone transition as zonemon printed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `ready`.
+    Ready,
+    /// `booted`.
+    Booted,
+    /// `shutdown`.
+    Shutdown,
+    /// `down`.
+    Down,
+    /// Anything else (e.g. `running`).
+    Other,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Kind {
+        match s {
+            "ready" => Kind::Ready,
+            "booted" => Kind::Booted,
+            "shutdown" => Kind::Shutdown,
+            "down" => Kind::Down,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// One of this benchmark's zone events.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    /// The transition.
+    pub kind: Kind,
+    /// The zone's name.
+    pub name: String,
+    /// The kernel's timestamp (`time`), ns since the epoch.
+    pub time_ns: Option<i128>,
+    /// When the benchmark's reader had the line, ns since the epoch (CLOCK_REALTIME).
+    pub arrival_ns: i128,
+}
+
+/// What the reader collected so far.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// This run's zone events, in arrival order.
+    pub recs: Vec<Rec>,
+    /// Number of each kind among `recs`.
+    pub counts: HashMap<Kind, usize>,
+    /// Sum of the `count` of `lost` records.
+    pub lost: u64,
+    /// Number of `lost` records.
+    pub lost_records: u64,
+    /// Lines about zones that are not this run's (other users of the machine).
+    pub foreign: u64,
+    /// Lines that were not JSON objects.
+    pub garbage: u64,
+    /// stdout reached end of file.
+    pub eof: bool,
+}
+
+impl Seen {
+    /// How many events of `kind` the run's zones had.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Records of `kind` whose names start with `prefix`.
+    pub fn with<'a>(&'a self, kind: Kind, prefix: &'a str) -> impl Iterator<Item = &'a Rec> + 'a {
+        self.recs
+            .iter()
+            .filter(move |r| r.kind == kind && r.name.starts_with(prefix))
+    }
+}
+
+/// Why a monitor did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// zonemon exited before watching (e.g. the flag or source is not available); its stderr.
+    Refused(String),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Refused(s) => write!(f, "zonemon refused to start: {}", s.trim()),
+            StartError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+/// A running zonemon.
+pub struct Monitor {
+    proc: Proc,
+    seen: Arc<Mutex<Seen>>,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Starts `zonemon watch --json ARGS` and waits until it says it is watching.
+    /// Events of zones named `prefix…` are kept; `slow` makes the reader sleep that long after each line.
+    pub fn start(
+        zonemon: &Path,
+        args: &[String],
+        prefix: &str,
+        slow: Option<Duration>,
+    ) -> Result<Monitor, StartError> {
+        let mut cmd = Command::new(zonemon);
+        cmd.args(["watch", "--json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut proc = Proc::spawn(
+            &mut cmd,
+            Spawn {
+                stop_signal: libc::SIGINT,
+                grace: Duration::from_secs(5),
+                ..Spawn::default()
+            },
+        )
+        .map_err(StartError::Other)?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = proc.child.stdout.take().expect("piped stdout");
+        let err = proc.child.stderr.take().expect("piped stderr");
+        let (ready_tx, ready_rx) = channel();
+        let errs = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("zonemon: watching") {
+                    let _ = ready_tx.send(());
+                }
+                let mut e = errs.lock().unwrap();
+                if e.len() < 1 << 16 {
+                    e.push_str(&line);
+                    e.push('\n');
+                }
+            }
+        });
+        let sink = Arc::clone(&seen);
+        let prefix = prefix.to_string();
+        let reader = thread::spawn(move || read_loop(out, &sink, &prefix, slow));
+        let mut mon = Monitor {
+            proc,
+            seen,
+            stderr,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match ready_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(()) => return Ok(mon),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(_)) = mon.proc.wait_timeout(Duration::ZERO) {
+                        thread::sleep(Duration::from_millis(50)); // let stderr's reader finish
+                        return Err(StartError::Refused(mon.stderr()));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = mon.proc.wait_timeout(Duration::from_secs(5));
+                    return Err(StartError::Refused(mon.stderr()));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(StartError::Other(anyhow::anyhow!(
+                        "zonemon did not start watching within 60 s; stderr: {}",
+                        mon.stderr().trim()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The monitor's PID.
+    pub fn pid(&self) -> i32 {
+        self.proc.pid()
+    }
+
+    /// Everything zonemon wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Looks at what was collected so far.
+    pub fn with_seen<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
+        f(&self.seen.lock().unwrap())
+    }
+
+    /// Waits until `done` holds, for at most `timeout`; returns whether it did.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&Seen) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.with_seen(&done) {
+                return true;
+            }
+            if Instant::now() >= deadline || crate::guard::closing() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops zonemon (SIGINT), waits for it and its output, and returns what was seen.
+    pub fn stop(mut self) -> Result<Seen> {
+        self.proc.signal(libc::SIGINT);
+        let status = self.proc.wait_timeout(Duration::from_secs(10))?;
+        if status.is_none() {
+            bail!("zonemon did not stop within 10 s of SIGINT");
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        Ok(seen)
+    }
+}
+
+/// Starts the eBPF monitor: `--source ebpf`, or, if this zonemon has no `--source` flag yet,
+/// its default (which is eBPF). Returns the monitor and whether the fallback was used.
+pub fn start_ebpf(
+    zonemon: &Path,
+    prefix: &str,
+    slow: Option<Duration>,
+    extra: &[String],
+) -> Result<(Monitor, bool)> {
+    let mut args = Source::Ebpf.args();
+    args.extend_from_slice(extra);
+    match Monitor::start(zonemon, &args, prefix, slow) {
+        Ok(m) => Ok((m, false)),
+        Err(StartError::Refused(e)) if e.contains("--source") => {
+            match Monitor::start(zonemon, extra, prefix, slow) {
+                Ok(m) => Ok((m, true)),
+                Err(e) => Err(anyhow::anyhow!("{e}")).context("starting zonemon's eBPF source"),
+            }
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")).context("starting zonemon --source ebpf"),
+    }
+}
+
+fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Option<Duration>) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let chunk_time = realtime_ns();
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + pos];
+            let arrival = if slow.is_some() {
+                realtime_ns()
+            } else {
+                chunk_time
+            };
+            handle_line(line, arrival, seen, prefix);
+            if let Some(d) = slow {
+                thread::sleep(d);
+            }
+            start += pos + 1;
+        }
+        pending.drain(..start);
+    }
+    seen.lock().unwrap().eof = true;
+}
+
+fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) {
+    let parsed: Option<Value> = serde_json::from_slice(line).ok();
+    let mut s = seen.lock().unwrap();
+    let Some(v) = parsed.filter(Value::is_object) else {
+        s.garbage += 1;
+        return;
+    };
+    let event = v["event"].as_str().unwrap_or("");
+    if event == "lost" {
+        s.lost += v["count"].as_u64().unwrap_or(1);
+        s.lost_records += 1;
+        return;
+    }
+    // Match by name, or by hostname when a runtime resolver named the zone otherwise.
+    let ours = |k: &str| v[k].as_str().filter(|n| n.starts_with(prefix));
+    let Some(name) = ours("name").or_else(|| ours("hostname")) else {
+        s.foreign += 1;
+        return;
+    };
+    let kind = Kind::parse(event);
+    *s.counts.entry(kind).or_default() += 1;
+    s.recs.push(Rec {
+        kind,
+        name: name.to_string(),
+        time_ns: v["time"].as_str().and_then(parse_rfc3339),
+        arrival_ns,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_this_runs_zones_and_counts_losses() {
+        let seen = Mutex::new(Seen::default());
+        let ours =
+            br#"{"time":"2026-11-26T05:37:09.349334525Z","event":"booted","name":"zmb1-a-1"}"#;
+        handle_line(ours, 7, &seen, "zmb1-");
+        handle_line(br#"{"event":"booted","name":"other"}"#, 8, &seen, "zmb1-");
+        handle_line(br#"{"event":"lost","count":3}"#, 9, &seen, "zmb1-");
+        handle_line(b"not json", 9, &seen, "zmb1-");
+        let s = seen.into_inner().unwrap();
+        assert_eq!(s.count(Kind::Booted), 1);
+        assert_eq!((s.foreign, s.lost, s.lost_records, s.garbage), (1, 3, 1, 1));
+        assert_eq!(s.recs[0].arrival_ns, 7);
+        assert!(s.recs[0].time_ns.is_some());
+    }
+
+    #[test]
+    fn source_flags() {
+        assert_eq!(Source::Poll(Duration::from_millis(100)).args()[3], "100ms");
+        assert_eq!(Source::Poll(Duration::from_secs(1)).args()[3], "1s");
+        assert_eq!(Source::Poll(Duration::from_secs(1)).label(), "poll 1 s");
+    }
+}

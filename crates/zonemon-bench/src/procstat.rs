@@ -1,0 +1,126 @@
+//! What the kernel says about a process's CPU time, wakeups and memory (`/proc/<pid>/…`).
+
+use std::fs;
+
+use anyhow::{Context, Result};
+
+/// CPU time and context switches of one process (all its threads).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// utime + stime, in clock ticks (`/proc/<pid>/stat`).
+    pub ticks: u64,
+    /// cutime + cstime: of its waited-for children, in clock ticks.
+    pub child_ticks: u64,
+    /// Sum of the threads' `sum_exec_runtime` in ns (`/proc/<pid>/task/*/schedstat`): exact, not tick-sampled.
+    pub exec_ns: u64,
+    /// Voluntary context switches (sleeps), summed over threads.
+    pub voluntary: u64,
+    /// Involuntary context switches (preemptions), summed over threads.
+    pub involuntary: u64,
+}
+
+impl Usage {
+    /// `self - earlier`, field by field (saturating).
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            ticks: self.ticks.saturating_sub(earlier.ticks),
+            child_ticks: self.child_ticks.saturating_sub(earlier.child_ticks),
+            exec_ns: self.exec_ns.saturating_sub(earlier.exec_ns),
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+
+    /// utime + stime in ms.
+    pub fn cpu_ms(&self) -> f64 {
+        self.ticks as f64 * 1000.0 / clk_tck() as f64
+    }
+
+    /// utime + stime + cutime + cstime in ms.
+    pub fn cpu_with_children_ms(&self) -> f64 {
+        (self.ticks + self.child_ticks) as f64 * 1000.0 / clk_tck() as f64
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of utime/stime.
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// Fields after the command name of `/proc/<pid>/stat` (index 0 is the state).
+fn stat_fields(pid: i32) -> Result<Vec<String>> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let (_, rest) = s
+        .rsplit_once(')')
+        .with_context(|| format!("odd /proc/{pid}/stat"))?;
+    Ok(rest.split_whitespace().map(str::to_string).collect())
+}
+
+fn status_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| {
+            v.trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+/// CPU time and context switches of `pid` now.
+pub fn usage(pid: i32) -> Result<Usage> {
+    let f = stat_fields(pid)?;
+    let num = |i: usize| -> u64 { f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // utime, stime, cutime, cstime are fields 14-17 of stat; index 0 here is field 3.
+    let mut u = Usage {
+        ticks: num(11) + num(12),
+        child_ticks: num(13) + num(14),
+        ..Usage::default()
+    };
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("listing /proc/{pid}/task"))?;
+    for t in tasks.flatten() {
+        let dir = t.path();
+        if let Ok(s) = fs::read_to_string(dir.join("schedstat")) {
+            u.exec_ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(s) = fs::read_to_string(dir.join("status")) {
+            u.voluntary += status_field(&s, "voluntary_ctxt_switches").unwrap_or(0);
+            u.involuntary += status_field(&s, "nonvoluntary_ctxt_switches").unwrap_or(0);
+        }
+    }
+    Ok(u)
+}
+
+/// Peak resident set size (`VmHWM`) of `pid`, in KiB.
+pub fn peak_rss_kib(pid: i32) -> Result<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_field(&s, "VmHWM").with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_usage_and_memory() {
+        let me = std::process::id() as i32;
+        let u = usage(me).unwrap();
+        assert!(u.exec_ns > 0);
+        assert!(peak_rss_kib(me).unwrap() > 0);
+        assert_eq!(status_field("VmHWM:\t  1234 kB\n", "VmHWM"), Some(1234));
+    }
+}
