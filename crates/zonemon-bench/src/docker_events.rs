@@ -142,6 +142,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         return Ok(());
     }
     let log = ctx.helpers.zonefork.with_file_name("dockerd.log");
+    // Registered first, so that at exit it runs after dockerd is stopped.
+    let state = crate::guard::on_exit(remove_state);
     let daemon = match start_dockerd(&dockerd, &cli, &log) {
         Ok(d) => d,
         Err(e) => {
@@ -166,6 +168,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         Ok(())
     })();
     stop_dockerd(proc_);
+    if let Some(t) = state {
+        crate::guard::undo_now(t);
+    }
     outcome
 }
 
@@ -227,8 +232,10 @@ fn start_dockerd(dockerd: &Path, cli: &Path, log: &Path) -> Result<(Proc, Docker
 fn stop_dockerd(mut p: Proc) {
     p.signal(libc::SIGTERM);
     let _ = p.wait_timeout(Duration::from_secs(30));
-    drop(p);
-    // Remove the daemon's state unless something is still mounted there.
+}
+
+/// Removes the daemon's state unless something is still mounted there.
+fn remove_state() {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     if !mounts.contains(ROOT) && !mounts.contains(RUN) {
         let _ = std::fs::remove_dir_all(ROOT);

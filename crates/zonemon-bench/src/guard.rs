@@ -82,6 +82,21 @@ pub fn run_all() {
     }
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once a signal asked the benchmark to stop: the signal thread undoes everything and exits
+/// with 130; other threads must not carry on (no report is written), see [`halt_if_interrupted`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Blocks forever if interrupted, leaving the exit to the signal thread.
+pub fn halt_if_interrupted() {
+    while interrupted() {
+        thread::park();
+    }
+}
+
 /// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, undoes everything and exits with 130.
 pub fn install_signal_handler() -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -91,6 +106,7 @@ pub fn install_signal_handler() -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 eprintln!("zonemon-bench: signal {sig}: stopping every process it started and restoring settings");
                 run_all();
                 std::process::exit(130);

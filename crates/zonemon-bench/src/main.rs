@@ -228,6 +228,7 @@ fn run(args: &Args) -> Result<bool> {
             break;
         }
     }
+    guard::halt_if_interrupted();
     rep.header.push((
         "duration".into(),
         format!("{:.0} s", started.elapsed().as_secs_f64()),
@@ -269,6 +270,7 @@ fn run(args: &Args) -> Result<bool> {
 fn main() {
     let args = Args::parse();
     let outcome = catch_unwind(AssertUnwindSafe(|| run(&args)));
+    guard::halt_if_interrupted();
     guard::run_all();
     let code = match outcome {
         Ok(Ok(true)) => 0,

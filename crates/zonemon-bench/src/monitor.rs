@@ -115,6 +115,8 @@ pub struct Seen {
     pub garbage: u64,
     /// stdout reached end of file.
     pub eof: bool,
+    /// Thread id of the benchmark's reader thread.
+    pub reader_tid: i32,
 }
 
 impl Seen {
@@ -238,6 +240,34 @@ impl Monitor {
         self.proc.pid()
     }
 
+    /// Puts every thread of zonemon and the benchmark's reader thread of this monitor under
+    /// SCHED_FIFO at `priority` (what `chrt -f PRIORITY` does), or back to SCHED_OTHER with 0.
+    pub fn set_realtime(&self, priority: i32) -> Result<()> {
+        let policy = if priority > 0 {
+            libc::SCHED_FIFO
+        } else {
+            libc::SCHED_OTHER
+        };
+        let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        let reader = self.with_seen(|s| s.reader_tid);
+        if reader > 0 {
+            tids.push(reader);
+        }
+        for tid in tids {
+            let param = libc::sched_param {
+                sched_priority: priority,
+            };
+            // SAFETY: plain syscall on a thread id with a valid parameter struct.
+            if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+                return Err(std::io::Error::last_os_error()).context("sched_setscheduler");
+            }
+        }
+        Ok(())
+    }
+
     /// Everything zonemon wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -300,6 +330,8 @@ pub fn start_ebpf(
 }
 
 fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Option<Duration>) {
+    // SAFETY: gettid has no preconditions.
+    seen.lock().unwrap().reader_tid = unsafe { libc::gettid() };
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     loop {

@@ -5,7 +5,7 @@
 //! zonemon's CPU time per transition.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -23,6 +23,9 @@ struct Step {
     maker_cpu_per_zone_ns: f64,
     seen: usize,
     lost: u64,
+    /// How long after the last zone ended zonemon had reported every shutdown and down.
+    waited: Duration,
+    downs_missing: usize,
 }
 
 /// Measures and adds the throughput rows.
@@ -42,10 +45,13 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         });
         let u0 = usage(m.pid())?;
         let b = ctx.helpers.zonefork(&prefix, 0, k, p, &["/bin/true"])?;
+        let waited = Instant::now();
         m.wait_until(Duration::from_secs(30), |s| {
             s.count(Kind::Shutdown) >= sd0 + k && s.count(Kind::Down) >= dn0 + k
         });
         let u = usage(m.pid())?.since(&u0);
+        let waited = waited.elapsed();
+        let downs_missing = m.with_seen(|s| (dn0 + k).saturating_sub(s.count(Kind::Down)));
         let (seen, transitions, lost) = m.with_seen(|s| {
             let new = &s.recs[recs0..];
             let booted: HashSet<&str> = new
@@ -68,6 +74,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             maker_cpu_per_zone_ns: b.cpu_ns.unwrap_or(0) as f64 / b.made.max(1) as f64,
             seen,
             lost,
+            waited,
+            downs_missing,
         });
     }
     m.stop()?;
@@ -129,6 +137,19 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             );
         }
     }
+    rep.note(format!(
+        "Throughput steps, time from the last zone's end until zonemon had printed every shutdown and down: {}.",
+        steps
+            .iter()
+            .map(|s| format!(
+                "{} at a time {}{}",
+                s.parallel,
+                fmt_ns(s.waited.as_nanos() as f64),
+                if s.downs_missing > 0 { format!(" ({} downs still missing)", s.downs_missing) } else { String::new() }
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     rep.note(
         "Throughput zones come from the zonefork helper (clone(CLONE_NEWPID|CLONE_NEWUTS), sethostname, exec /bin/true): \
          the cheapest zone possible, so the ramp finds the machine's limit rather than the shell's; a transition is any of ready/booted/shutdown/down; \
