@@ -9,7 +9,7 @@ const COLORS: [&str; 6] = [
     "#1b7837", "#2166ac", "#d6604d", "#b2182b", "#762a83", "#999999",
 ];
 const W: f64 = 980.0;
-const H: f64 = 420.0;
+const H: f64 = 500.0;
 
 /// A stable color per source label.
 fn color(label: &str, labels: &[String]) -> &'static str {
@@ -48,8 +48,8 @@ pub fn draw(title: &str, latency: &[Curve], churn: &[ChurnGroup]) -> String {
         W / 2.0,
         esc(title)
     );
-    latency_panel(&mut s, latency, &labels, 60.0, 50.0, 400.0, 300.0);
-    churn_panel(&mut s, churn, &labels, 560.0, 50.0, 400.0, 300.0);
+    latency_panel(&mut s, latency, &labels, 70.0, 60.0, 400.0, 300.0);
+    churn_panel(&mut s, churn, &labels, 560.0, 60.0, 400.0, 300.0);
     s.push_str("</svg>\n");
     s
 }
@@ -164,9 +164,9 @@ fn latency_panel(
     );
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="{}" fill="#b2182b">p99 target 1 ms</text>"##,
+        r##"<text x="{}" y="{}" fill="#b2182b">1 ms (p99 target)</text>"##,
         t + 4.0,
-        y + 14.0
+        y + h - 6.0
     );
     for (k, c) in curves.iter().enumerate() {
         let mut v: Vec<f64> = c.ns.iter().map(|n| n.max(1.0)).collect();
@@ -244,11 +244,16 @@ fn churn_panel(
                         y + h - bh,
                         bw - 2.0
                     );
+                    // Inside the bar (white) when it reaches the top, above it otherwise.
+                    let (ty, fill) = if *p > 90.0 {
+                        (y + h - bh + 12.0, "white")
+                    } else {
+                        (y + h - bh - 3.0, "black")
+                    };
                     let _ = writeln!(
                         s,
-                        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{p:.1}</text>"#,
+                        r#"<text x="{:.1}" y="{ty:.1}" text-anchor="middle" font-size="10" fill="{fill}">{p:.1}</text>"#,
                         bx + bw / 2.0,
-                        y + h - bh - 3.0
                     );
                 }
                 None => {
