@@ -56,21 +56,38 @@ pub fn describe(zonemon: &Path) -> Vec<(String, String)> {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             format!(
-                ", repository at commit {}",
-                String::from_utf8_lossy(&o.stdout).trim()
+                "; the repository here is at commit {c}{}",
+                if dirty {
+                    " with uncommitted changes"
+                } else {
+                    ""
+                }
             )
-        })
+        }
+        None => String::new(),
+    };
+    let built = fs::metadata(zonemon)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| format!(", built {}", crate::stats::fmt_utc(d.as_nanos() as i128)))
         .unwrap_or_default();
     out.push((
         "zonemon".into(),
-        format!("{} ({version}{commit})", zonemon.display()),
+        format!("{} ({version}{built}{commit})", zonemon.display()),
     ));
     out
 }
