@@ -210,6 +210,14 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
     zones
 }
 
+/// The zone whose init is host PID `pid`, if that process is one and still
+/// exists (`parent_init_pid` is left 0: [`scan`] links parents, a single
+/// lookup cannot).
+pub fn zone_at(proc_root: &Path, pid: u32) -> Option<ProcZone> {
+    let own_uts = read_ns(&proc_root.join("thread-self/ns/uts")).ok();
+    scan_one(&proc_root.join(pid.to_string()), pid, ns_per_clock_tick(), own_uts)
+}
+
 /// Sets each nested zone's `parent_init_pid` from the zone whose PID namespace is its parent.
 fn link_parents(zones: &mut [ProcZone]) {
     let init_of: HashMap<u32, u32> = zones.iter().map(|z| (z.pidns, z.init_pid)).collect();

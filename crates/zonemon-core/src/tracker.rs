@@ -183,14 +183,22 @@ impl<R: NameResolver> Tracker<R> {
             .collect()
     }
 
-    /// Brings the table in line with `live`, the zones a /proc scan found at
-    /// `now_ns`, after the kernel side lost records. Returns the transitions
-    /// this proves, flagged `resynced`: zones gone meanwhile shut down and go
-    /// down; zones that appeared are ready (and booted, if their init exec'd).
-    /// Afterwards the table holds exactly the zones of `live`.
+    /// [`Tracker::reconcile`] after the kernel side lost records: the same
+    /// transitions, flagged `resynced` (inferred, not seen as they happened).
     ///
     /// Call it only once every record the kernel did deliver is handled.
     pub fn resync(&mut self, live: &[Observation], now_ns: u64) -> Vec<ZoneEvent> {
+        let mut out = self.reconcile(live, now_ns);
+        out.iter_mut().for_each(|e| e.resynced = true);
+        out
+    }
+
+    /// Brings the table in line with `live`, the zones a /proc scan found at
+    /// `now_ns`, and returns the transitions this proves: zones gone meanwhile
+    /// shut down (exit status unknown) and go down; zones that appeared are
+    /// ready (and booted, if their init exec'd). Afterwards the table holds
+    /// exactly the zones of `live`. This is all a polling source knows.
+    pub fn reconcile(&mut self, live: &[Observation], now_ns: u64) -> Vec<ZoneEvent> {
         let mut out = Vec::new();
         let mut matched = HashSet::new();
         let mut fresh = Vec::new();
@@ -200,10 +208,7 @@ impl<R: NameResolver> Tracker<R> {
                     matched.insert(key);
                     let zone = self.zones.get_mut(&key).expect("found");
                     if zone.state == State::Ready && obs.kind == ObservationKind::InitExec {
-                        zone.state = State::Booted;
-                        let mut ev = self.event(key, EventKind::Booted, now_ns);
-                        ev.resynced = true;
-                        out.push(ev);
+                        out.push(self.booted_event(key, now_ns));
                     }
                 }
                 None => fresh.push(obs),
@@ -217,18 +222,14 @@ impl<R: NameResolver> Tracker<R> {
             .collect();
         vanished.sort_unstable();
         for (_, key) in vanished {
-            let start = out.len();
             self.retire(key, now_ns, &mut out);
-            out[start..].iter_mut().for_each(|e| e.resynced = true);
         }
         for obs in fresh {
             let key = self.seed_zone(obs, true);
-            let start = out.len();
             out.push(self.event(key, EventKind::Ready, obs.start_ns));
             if obs.kind == ObservationKind::InitExec {
                 out.push(self.booted_event(key, now_ns));
             }
-            out[start..].iter_mut().for_each(|e| e.resynced = true);
         }
         out
     }

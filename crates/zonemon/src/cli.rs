@@ -2,6 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::sources::SourceKind;
 use crate::watch::WatchOptions;
 
 /// Tells you the instant a zone boots or shuts down.
@@ -47,6 +52,22 @@ struct WatchArgs {
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
+    /// Where to watch from: eBPF, the kernel's proc connector (no BPF), polling /proc, or the
+    /// best that works (auto: eBPF, else the proc connector, else polling, saying so on stderr).
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    source: SourceArg,
+    /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+}
+
+/// The `--source` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    Auto,
+    Ebpf,
+    ProcConnector,
+    Poll,
 }
 
 #[derive(Debug, Args)]
@@ -86,8 +107,37 @@ impl From<WatchArgs> for WatchOptions {
             timestamps: a.timestamps,
             initial: a.initial,
             ring_bytes: a.ring_size,
+            source: match a.source {
+                SourceArg::Auto => SourceKind::Auto,
+                SourceArg::Ebpf => SourceKind::Ebpf,
+                SourceArg::ProcConnector => SourceKind::ProcConnector,
+                SourceArg::Poll => SourceKind::Poll,
+            },
+            interval: a.interval,
         }
     }
+}
+
+/// A duration such as `1s`, `100ms`, `250us`, `2m`; at least 1 ms.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 1s, 100ms or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range (1ms to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -136,6 +186,40 @@ mod tests {
             action(&["zonemon", "list"]),
             Action::List { parseable: false }
         ));
+    }
+
+    #[test]
+    fn sources_and_intervals() {
+        let Action::Watch(w) = action(&["zonemon"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (w.source, w.interval),
+            (SourceKind::Auto, Duration::from_secs(1))
+        );
+        let Action::Watch(w) = action(&[
+            "zonemon",
+            "watch",
+            "--source",
+            "poll",
+            "--interval",
+            "100ms",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(
+            (w.source, w.interval),
+            (SourceKind::Poll, Duration::from_millis(100))
+        );
+        let Action::Watch(w) = action(&["zonemon", "--source", "proc-connector"]) else {
+            panic!()
+        };
+        assert_eq!(w.source, SourceKind::ProcConnector);
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0ms").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(Cli::try_parse_from(["zonemon", "--source", "dtrace"]).is_err());
     }
 
     #[test]

@@ -1,35 +1,36 @@
-//! From decoded kernel records to written transitions: the tracker between a
-//! source and a sink, and the recovery when the kernel side lost records.
+//! From observations to written transitions: the tracker between a source and
+//! a sink, and the recovery when a source lost observations.
 
 use std::io;
 use std::path::Path;
 
 use zonemon_core::output::Sink;
-use zonemon_core::{procscan, NameResolver, Observation, ObservationKind, Tracker};
+use zonemon_core::procscan::{self, ProcZone};
+use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
 
-use crate::decode::Record;
+/// The runtime name resolvers, tried in order.
+pub type Resolvers = Vec<Box<dyn NameResolver>>;
 
-/// The tracker and the sink, plus the accounting of what the kernel could not deliver.
-pub struct Pipeline<R: NameResolver, S: Sink> {
-    tracker: Tracker<R>,
-    sink: S,
-    /// Kernel-side losses already reported and recovered from.
-    lost_seen: u64,
+/// The tracker and the sink every source feeds.
+pub struct Pipeline {
+    tracker: Tracker<Resolvers>,
+    sink: Box<dyn Sink>,
 }
 
-impl<R: NameResolver, S: Sink> Pipeline<R, S> {
+impl Pipeline {
     /// A pipeline feeding `tracker`'s transitions to `sink`.
-    pub fn new(tracker: Tracker<R>, sink: S) -> Self {
-        Pipeline {
-            tracker,
-            sink,
-            lost_seen: 0,
-        }
+    pub fn new(tracker: Tracker<Resolvers>, sink: Box<dyn Sink>) -> Self {
+        Pipeline { tracker, sink }
     }
 
     /// Adds the zones running now (a /proc scan) to the tracker without reporting them.
     pub fn seed_from_proc(&mut self) {
-        for zone in procscan::scan(Path::new("/proc")) {
+        self.seed(&procscan::scan(Path::new("/proc")));
+    }
+
+    /// Adds `zones` (parents first) to the tracker without reporting them.
+    pub fn seed(&mut self, zones: &[ProcZone]) {
+        for zone in zones {
             self.tracker.seed(&zone.to_observation());
         }
     }
@@ -42,11 +43,10 @@ impl<R: NameResolver, S: Sink> Pipeline<R, S> {
         Ok(())
     }
 
-    /// Handles one kernel record: tracks it and writes the transitions it proves.
+    /// Tracks one observation and writes the transitions it proves.
     ///
     /// Returns the sink's error (e.g. a closed pipe) as is.
-    pub fn handle(&mut self, rec: Record) -> io::Result<()> {
-        let mut obs = rec.observation;
+    pub fn handle(&mut self, mut obs: Observation) -> io::Result<()> {
         enrich(&mut obs);
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
@@ -54,25 +54,28 @@ impl<R: NameResolver, S: Sink> Pipeline<R, S> {
         Ok(())
     }
 
-    /// Whether the kernel side's loss counter `lost_total` says records were lost since the last recovery.
-    pub fn has_lost(&self, lost_total: u64) -> bool {
-        lost_total > self.lost_seen
+    /// Brings the tracker in line with `live` (a /proc scan at `now_ns`) and writes what that proves.
+    pub fn reconcile(&mut self, live: &[Observation], now_ns: u64) -> io::Result<()> {
+        for ev in self.tracker.reconcile(live, now_ns) {
+            self.sink.write_event(&ev)?;
+        }
+        Ok(())
     }
 
-    /// Recovers from lost records (call once every delivered record is handled):
-    /// says so (a `lost` record and a warning on stderr), rescans /proc and
-    /// writes the transitions that proves, flagged `resynced`.
-    pub fn recover(&mut self, lost_total: u64, now_ns: u64) -> io::Result<()> {
-        let count = lost_total.saturating_sub(self.lost_seen);
-        self.lost_seen = lost_total;
+    /// Recovers after the source lost `count` observations (`None`: an
+    /// unknown number; call once everything delivered is handled): says so
+    /// (a `lost` record and a warning on stderr), rescans /proc and writes the
+    /// transitions that proves, flagged `resynced`.
+    pub fn recover(&mut self, count: Option<u64>, now_ns: u64) -> io::Result<()> {
+        let what = count.map_or("some".to_string(), |n| n.to_string());
         eprintln!(
-            "zonemon: warning: the kernel could not deliver {count} record(s) (ring buffer full, or \
-             too many dying zones); resynchronising from /proc (a larger --ring-size helps)"
+            "zonemon: warning: {what} observation(s) were lost (the kernel could not deliver them); \
+             resynchronising from /proc (for eBPF, a larger --ring-size helps)"
         );
         self.sink.write_lost(count, now_ns)?;
         let live: Vec<Observation> = procscan::scan(Path::new("/proc"))
             .iter()
-            .map(procscan::ProcZone::to_observation)
+            .map(ProcZone::to_observation)
             .collect();
         for ev in self.tracker.resync(&live, now_ns) {
             self.sink.write_event(&ev)?;
@@ -81,12 +84,30 @@ impl<R: NameResolver, S: Sink> Pipeline<R, S> {
     }
 }
 
-/// Adds what the kernel record lacks and userspace can still read: the init's cgroup path.
+/// CLOCK_BOOTTIME now, in nanoseconds: the clock of every observation's timestamps.
+pub fn boot_time_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
+/// Nanoseconds of `clock` now.
+pub fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// Adds what the observation lacks and userspace can still read: the init's cgroup path.
 fn enrich(obs: &mut Observation) {
-    if matches!(
-        obs.kind,
-        ObservationKind::InitFork | ObservationKind::InitExec
-    ) {
+    if obs.cgroup.is_none()
+        && matches!(
+            obs.kind,
+            ObservationKind::InitFork | ObservationKind::InitExec
+        )
+    {
         obs.cgroup = cgroup_of(obs.init_pid);
     }
 }

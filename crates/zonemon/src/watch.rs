@@ -1,22 +1,17 @@
-//! `zonemon watch`: the eBPF source, the event loop, clean stops.
+//! `zonemon watch`: a source, the pipeline, the event loop, clean stops.
 
-use std::cell::RefCell;
 use std::io::{self, ErrorKind};
-use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use libbpf_rs::RingBufferBuilder;
-use zonemon_core::naming::NoRuntimeNames;
 use zonemon_core::output::{JsonSink, Sink, TextSink, WallClock};
 use zonemon_core::{procscan, Tracker};
 
-use crate::decode::decode;
-use crate::ebpf;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{clock_ns, Pipeline, Resolvers};
+use crate::sources::{self, SourceKind};
 
 /// How `zonemon watch` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -29,8 +24,12 @@ pub struct WatchOptions {
     pub timestamps: bool,
     /// Report the zones already running at start-up first, as `running`.
     pub initial: bool,
-    /// Size of the kernel-to-user ring buffer in bytes.
+    /// Size of the kernel-to-user ring buffer in bytes (eBPF source).
     pub ring_bytes: u32,
+    /// Where observations come from.
+    pub source: SourceKind,
+    /// The polling source's interval.
+    pub interval: Duration,
 }
 
 /// Runs until SIGINT/SIGTERM (returns Ok) or until stdout is closed (returns Ok, quietly).
@@ -40,8 +39,9 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
-    let mut storage = MaybeUninit::uninit();
-    let skel = ebpf::load(&mut storage, opts.ring_bytes)?;
+    // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
+    // and the tracker merges them.
+    let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
 
     let clock = wall_clock();
     let out = io::stdout().lock();
@@ -55,101 +55,49 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         ))
     };
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
-    let mut pipeline = Pipeline::new(Tracker::new(host, NoRuntimeNames), sink);
-    // Attached first, then the snapshot: a zone booting meanwhile is in both, and the tracker merges them.
-    pipeline.seed_from_proc();
-
-    let pipeline = RefCell::new(pipeline);
-    let failure: RefCell<Option<io::Error>> = RefCell::new(None);
-    let mut builder = RingBufferBuilder::new();
-    builder.add(&skel.maps.events, |bytes: &[u8]| {
-        let rec = match decode(bytes) {
-            Ok(rec) => rec,
-            Err(e) => {
-                eprintln!("zonemon: warning: {e}");
-                return 0;
-            }
-        };
-        match pipeline.borrow_mut().handle(rec) {
-            Ok(()) => 0,
-            Err(e) => {
-                *failure.borrow_mut() = Some(e);
-                -1
-            }
-        }
-    })?;
-    let ring = builder
-        .build()
-        .context("setting up the ring buffer consumer")?;
-    let waiter = Waiter::new(ring.epoll_fd())?;
-    let bss = skel
-        .maps
-        .bss_data
-        .as_deref()
-        .context("the BPF object has no .bss")?;
-    // What the kernel side could not deliver: ring-buffer drops, and dying zones it could not track.
-    // SAFETY: the counters live in the BPF object's mmap'd .bss, updated atomically by the
-    // kernel; a volatile read sees a whole u64.
-    let lost_total = || unsafe {
-        std::ptr::read_volatile(&bss.dropped) + std::ptr::read_volatile(&bss.dying_overflow)
-    };
-    // Handles every record delivered so far; if the kernel lost some, rebuilds the truth from /proc.
-    let drain = || -> Result<()> {
-        ring.consume()?;
-        let lost = lost_total();
-        if pipeline.borrow().has_lost(lost) {
-            ring.consume()?;
-            pipeline.borrow_mut().recover(lost, boot_time_ns())?;
-        }
-        Ok(())
-    };
+    let resolvers: Resolvers = Vec::new();
+    let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink);
+    let waiter = Waiter::new(source.wait_fd())?;
 
     let outcome = (|| -> Result<()> {
-        // The records of the start-up window first (merged with the snapshot), then the zones found running.
-        drain()?;
+        source.start(&mut pipeline)?;
+        // The observations of the start-up window first (merged with the snapshot), then the zones found running.
+        source.drain(&mut pipeline)?;
         if opts.initial {
-            pipeline.borrow_mut().write_initial()?;
+            pipeline.write_initial()?;
         }
-        eprintln!("zonemon: watching zone boots and shutdowns (eBPF); Ctrl-C stops");
+        eprintln!(
+            "zonemon: watching zone boots and shutdowns ({}); Ctrl-C stops",
+            source.description()
+        );
         while !stop.load(Ordering::Relaxed) {
             match waiter.wait() {
-                Ok(Wake::Ring) => drain()?,
+                Ok(Wake::Source) => source.drain(&mut pipeline)?,
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(anyhow::Error::from(e).context("waiting for kernel events")),
+                Err(e) => return Err(anyhow::Error::from(e).context("waiting for events")),
             }
         }
-        drain() // deliver what is already in the ring
+        source.drain(&mut pipeline) // deliver what is already pending
     })();
-    let failure = failure.borrow_mut().take();
-    match failure {
-        Some(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()), // `zonemon | head -1`
-        Some(e) => Err(anyhow::Error::from(e).context("writing events to stdout")),
-        None => outcome,
+    match outcome {
+        Err(e) if is_broken_pipe(&e) => Ok(()), // `zonemon | head -1`
+        other => other,
     }
 }
 
-/// Nanoseconds of `clock` now.
-fn now(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-}
-
-/// CLOCK_BOOTTIME now, the clock of the kernel's timestamps.
-fn boot_time_ns() -> u64 {
-    now(libc::CLOCK_BOOTTIME) as u64
+/// Whether `e` comes from writing to a pipe nobody reads any more.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == ErrorKind::BrokenPipe)
 }
 
 /// CLOCK_REALTIME − CLOCK_BOOTTIME now, to date the kernel's boot-time stamps.
 fn wall_clock() -> WallClock {
-    let before = now(libc::CLOCK_BOOTTIME);
-    let real = now(libc::CLOCK_REALTIME);
-    let after = now(libc::CLOCK_BOOTTIME);
+    let before = clock_ns(libc::CLOCK_BOOTTIME);
+    let real = clock_ns(libc::CLOCK_REALTIME);
+    let after = clock_ns(libc::CLOCK_BOOTTIME);
     WallClock {
         boot_to_unix_ns: real - (before + after) / 2,
     }
@@ -157,22 +105,22 @@ fn wall_clock() -> WallClock {
 
 /// Why the event loop woke up.
 enum Wake {
-    /// The ring buffer has records.
-    Ring,
+    /// The source has work.
+    Source,
     /// Nobody reads stdout any more.
     StdoutClosed,
 }
 
-/// Sleeps until the ring buffer has records or stdout's reader goes away; no periodic wakeups.
+/// Sleeps until the source has work or stdout's reader goes away; no periodic wakeups.
 struct Waiter {
     epoll: OwnedFd,
 }
 
-const TOKEN_RING: u64 = 1;
+const TOKEN_SOURCE: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 
 impl Waiter {
-    fn new(ring_fd: RawFd) -> Result<Self> {
+    fn new(source_fd: RawFd) -> Result<Self> {
         // SAFETY: plain syscall; the returned fd is owned below.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -183,8 +131,8 @@ impl Waiter {
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
         };
         waiter
-            .add(ring_fd, libc::EPOLLIN as u32, TOKEN_RING)
-            .context("watching the ring buffer")?;
+            .add(source_fd, libc::EPOLLIN as u32, TOKEN_SOURCE)
+            .context("watching the source")?;
         // A pipe's write end reports EPOLLERR once its reader is gone; files and ttys cannot be watched, which is fine.
         let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
         Ok(waiter)
@@ -208,10 +156,9 @@ impl Waiter {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let fired = &evs[..n as usize];
-        if fired.iter().any(|e| e.u64 == TOKEN_STDOUT) {
+        if evs[..n as usize].iter().any(|e| e.u64 == TOKEN_STDOUT) {
             return Ok(Wake::StdoutClosed);
         }
-        Ok(Wake::Ring)
+        Ok(Wake::Source)
     }
 }

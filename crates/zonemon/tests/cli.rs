@@ -72,7 +72,7 @@ fn without_privileges_watch_says_what_to_do() {
     let bin = dir.join("zonemon");
     std::fs::copy(ZONEMON, &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
+    let mut child = Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -82,8 +82,13 @@ fn without_privileges_watch_says_what_to_do() {
             "--",
         ])
         .arg(&bin)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("running setpriv");
+    // It must stop at once with an error, not watch half-blind.
+    wait_timeout(&mut child, std::time::Duration::from_secs(20));
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -71,12 +71,12 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     m
 }
 
-/// The JSON object saying `count` kernel records were lost, detected at `ts_ns`.
-pub fn lost_json(count: u64, ts_ns: u64, clock: &WallClock) -> Map<String, Value> {
+/// The JSON object saying `count` records were lost (null: an unknown number), detected at `ts_ns`.
+pub fn lost_json(count: Option<u64>, ts_ns: u64, clock: &WallClock) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("time".into(), clock.rfc3339(ts_ns).into());
     m.insert("event".into(), "lost".into());
-    m.insert("count".into(), count.into());
+    m.insert("count".into(), json!(count));
     m
 }
 
@@ -93,7 +93,7 @@ impl<W: Write> Sink for JsonSink<W> {
         self.write_line(&to_json(ev, &self.clock))
     }
 
-    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+    fn write_lost(&mut self, count: Option<u64>, ts_ns: u64) -> io::Result<()> {
         self.write_line(&lost_json(count, ts_ns, &self.clock))
     }
 }
@@ -160,7 +160,7 @@ mod tests {
         let v = to_json(&running, &clock);
         assert_eq!((v["event"].clone(), v["initial"].clone()), (json!("running"), json!(true)));
         let mut s = JsonSink::new(Vec::new(), clock);
-        s.write_lost(42, 1_000).unwrap();
+        s.write_lost(Some(42), 1_000).unwrap();
         let v: Value = serde_json::from_slice(&s.out).unwrap();
         assert_eq!(v, json!({"time": "1970-01-01T00:00:00.000001000Z", "event": "lost", "count": 42}));
         let mut down = sample(EventKind::Down, "aap");

@@ -19,10 +19,10 @@ pub trait Sink {
     /// Writes one transition (or nothing, if this sink does not show its kind).
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()>;
 
-    /// Notes that the kernel side lost `count` records, detected at boot-time
-    /// instant `ts_ns`. Sinks without a way to say so write nothing (the
-    /// monitor also warns on stderr).
-    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+    /// Notes that the source lost `count` records (`None`: an unknown number),
+    /// detected at boot-time instant `ts_ns`. Sinks without a way to say so
+    /// write nothing (the monitor also warns on stderr).
+    fn write_lost(&mut self, count: Option<u64>, ts_ns: u64) -> io::Result<()> {
         let _ = (count, ts_ns);
         Ok(())
     }
@@ -33,7 +33,7 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
         (**self).write_event(ev)
     }
 
-    fn write_lost(&mut self, count: u64, ts_ns: u64) -> io::Result<()> {
+    fn write_lost(&mut self, count: Option<u64>, ts_ns: u64) -> io::Result<()> {
         (**self).write_lost(count, ts_ns)
     }
 }

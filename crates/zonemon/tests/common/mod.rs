@@ -53,8 +53,14 @@ pub struct Monitor {
 impl Monitor {
     /// Starts `zonemon ARGS` and waits until it says it is watching.
     pub fn start(args: &[&str]) -> Monitor {
+        Monitor::start_with_env(args, &[])
+    }
+
+    /// Starts `zonemon ARGS` with extra environment variables and waits until it says it is watching.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Monitor {
         let mut child = Command::new(ZONEMON)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

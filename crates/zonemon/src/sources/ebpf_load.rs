@@ -19,6 +19,22 @@ fn collect_libbpf_log(_level: PrintLevel, msg: String) {
     }
 }
 
+/// The error when this process may not load BPF programs: no other source
+/// can watch other users' processes either, so `--source auto` stops on it.
+#[derive(Debug)]
+pub struct NotPrivileged;
+
+impl std::fmt::Display for NotPrivileged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "zonemon watch needs root, or the capabilities CAP_BPF and CAP_PERFMON, to load its eBPF \
+             programs: run it with sudo (`zonemon list` works without)",
+        )
+    }
+}
+
+impl std::error::Error for NotPrivileged {}
+
 /// Checks what loading needs and says what is missing: BTF and privileges.
 pub fn preflight() -> Result<()> {
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -34,10 +50,7 @@ pub fn preflight() -> Result<()> {
     const CAP_BPF: u32 = 39;
     let has = |cap: u32| caps & (1u64 << cap) != 0;
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
-        bail!(
-            "zonemon watch needs root, or the capabilities CAP_BPF and CAP_PERFMON, to load its eBPF \
-             programs: run it with sudo (`zonemon list` works without)"
-        );
+        return Err(NotPrivileged.into());
     }
     Ok(())
 }

@@ -1,0 +1,144 @@
+//! The sources without BPF pass the same end-to-end boot/shutdown/name tests
+//! as eBPF (slow zones, for polling), and `--source auto` falls back, saying so.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Boots a slow zone under `zonemon watch --json ARGS` and returns its events.
+fn slow_zone_events(
+    test: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<Value>, String, String) {
+    let p = prefix(test);
+    let name = format!("{p}aap");
+    let mon = Monitor::start_with_env(args, env);
+    let status = run_zone(&name, "sleep 0.5; exit 3");
+    assert_eq!(status.code(), Some(3));
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "down") == 1),
+        "no down for {name}: {:?}\n{}",
+        mon.lines(),
+        mon.stderr()
+    );
+    let stderr = mon.stderr();
+    let evs = parse_json(&mon.stop());
+    (
+        evs.into_iter()
+            .filter(|e| e["name"] == name.as_str())
+            .collect(),
+        name,
+        stderr,
+    )
+}
+
+fn assert_life(evs: &[Value], name: &str) {
+    let kinds: Vec<_> = evs.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ready", "booted", "shutdown", "down"], "{evs:#?}");
+    assert!(evs.iter().all(|e| e["zone_id"] == evs[0]["zone_id"]
+        && e["name_source"] == "hostname"
+        && e["name"] == name));
+    assert_eq!(evs[0]["level"], 1);
+}
+
+#[test]
+fn proc_connector_sees_boot_shutdown_name_and_status() {
+    if !require_root("proc_connector_sees_boot_shutdown_name_and_status") {
+        return;
+    }
+    let (evs, name, _) = slow_zone_events(
+        "conn",
+        &["watch", "--json", "--source", "proc-connector"],
+        &[],
+    );
+    assert_life(&evs, &name);
+    assert_eq!(evs[2]["exit_code"], 3);
+    let uptime = evs[2]["uptime_ns"].as_u64().unwrap();
+    assert!(uptime >= 400_000_000, "uptime {uptime}");
+}
+
+#[test]
+fn polling_sees_slow_zones_with_names() {
+    if !require_root("polling_sees_slow_zones_with_names") {
+        return;
+    }
+    let (evs, name, _) = slow_zone_events(
+        "poll",
+        &["watch", "--json", "--source", "poll", "--interval", "100ms"],
+        &[],
+    );
+    assert_life(&evs, &name);
+    assert_eq!(
+        evs[2]["exit_code"],
+        Value::Null,
+        "polling cannot know the exit status"
+    );
+}
+
+#[test]
+fn polling_text_output_is_the_seeds() {
+    if !require_root("polling_text_output_is_the_seeds") {
+        return;
+    }
+    let p = prefix("polltext");
+    let name = format!("{p}noot");
+    let mon = Monitor::start(&["--source", "poll", "--interval", "50ms"]);
+    run_zone(&name, "sleep 0.4");
+    let want = [
+        format!("Zone {name} booted"),
+        format!("Zone {name} shutdown"),
+    ];
+    assert!(mon.wait_for(WAIT, |l| l.iter().filter(|l| l.contains(&p)).count() == 2));
+    let lines = mon.stop();
+    let ours: Vec<_> = lines.iter().filter(|l| l.contains(&p)).cloned().collect();
+    assert_eq!(ours, want);
+}
+
+#[test]
+fn auto_falls_back_when_ebpf_fails_and_says_so() {
+    if !require_root("auto_falls_back_when_ebpf_fails_and_says_so") {
+        return;
+    }
+    let (evs, name, stderr) = slow_zone_events(
+        "auto",
+        &["watch", "--json"],
+        &[("ZONEMON_DISABLE_EBPF", "1")],
+    );
+    assert!(stderr.contains("eBPF is unavailable"), "{stderr}");
+    assert!(
+        stderr.contains("falling back to the kernel's proc connector"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("watching zone boots and shutdowns (the proc connector)"),
+        "{stderr}"
+    );
+    assert_life(&evs, &name);
+    // Asked for eBPF explicitly, it fails instead of falling back.
+    let out = std::process::Command::new(ZONEMON)
+        .args(["watch", "--source", "ebpf"])
+        .env("ZONEMON_DISABLE_EBPF", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ZONEMON_DISABLE_EBPF"));
+}
+
+#[test]
+fn auto_uses_ebpf_when_it_works() {
+    if !require_root("auto_uses_ebpf_when_it_works") {
+        return;
+    }
+    let (evs, name, stderr) = slow_zone_events("autoebpf", &["watch", "--json"], &[]);
+    assert!(
+        stderr.contains("(eBPF)") && !stderr.contains("falling back"),
+        "{stderr}"
+    );
+    assert_life(&evs, &name);
+}
