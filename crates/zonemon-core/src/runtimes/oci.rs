@@ -11,6 +11,7 @@
 //! PID and start time are the init's. Zones under a container manager
 //! (conmon, a containerd shim) are left to that manager's resolver.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
@@ -102,6 +103,7 @@ fn is_manager(a: &Ancestor) -> bool {
 pub struct OciResolver {
     rt: OciRuntime,
     cache: FileCache<OciState>,
+    index: Option<ScanIndex>,
 }
 
 impl OciResolver {
@@ -110,6 +112,7 @@ impl OciResolver {
         OciResolver {
             rt,
             cache: FileCache::new(MAX_SCAN),
+            index: None,
         }
     }
 
@@ -162,18 +165,59 @@ impl OciResolver {
             // The runtime is creating this container right now; its state comes later.
             return resolved(id, self.rt.label_argv, self.rt.runtime, Some(id));
         }
-        for id in fsread::list_beneath(&dir, Path::new("")) {
-            if !valid_id(&id) || tried.contains(&id.as_str()) {
-                continue;
-            }
-            if let Some(s) = self.state(&dir, &id) {
-                if Self::matches(probe, &s) {
-                    return resolved(&id, self.rt.label_state, self.rt.runtime, Some(&id));
+        let id = self.scan(&dir).get(&probe.facts().init_pid).cloned()?;
+        let s = self.state(&dir, &id)?;
+        Self::matches(probe, &s)
+            .then(|| resolved(&id, self.rt.label_state, self.rt.runtime, Some(&id)))?
+    }
+
+    /// The state directory's index, init PID → container id, rebuilt only
+    /// when the directory changed (a container came or went) or when a
+    /// container's state was not written yet at the last scan.
+    fn scan(&mut self, dir: &Path) -> &HashMap<u32, String> {
+        let key = dir_key(dir);
+        let fresh =
+            matches!(&self.index, Some(ix) if ix.key == key && key.is_some() && !ix.incomplete);
+        if !fresh {
+            let mut by_pid = HashMap::new();
+            let mut incomplete = false;
+            for id in fsread::list_beneath(dir, Path::new(""))
+                .into_iter()
+                .take(MAX_SCAN)
+            {
+                if !valid_id(&id) {
+                    continue;
+                }
+                match self.state(dir, &id) {
+                    Some(s) => {
+                        by_pid.insert(s.pid, id);
+                    }
+                    None => incomplete = true,
                 }
             }
+            self.index = Some(ScanIndex {
+                key,
+                incomplete,
+                by_pid,
+            });
         }
-        None
+        &self.index.as_ref().expect("set above").by_pid
     }
+}
+
+/// What identifies a version of a directory's list of entries: its inode and modification time.
+fn dir_key(dir: &Path) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok()?;
+    m.is_dir().then(|| (m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
+/// A scan of a state directory.
+#[derive(Debug)]
+struct ScanIndex {
+    key: Option<(u64, i64, i64)>,
+    incomplete: bool,
+    by_pid: HashMap<u32, String>,
 }
 
 #[cfg(test)]

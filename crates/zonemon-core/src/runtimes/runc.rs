@@ -132,6 +132,33 @@ mod tests {
     }
 
     #[test]
+    fn scan_index_follows_new_containers_and_late_states() {
+        let t = TempTree::new("runc-index");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/custom\n");
+        t.write(
+            &format!("{STATE_DIR}/other/state.json"),
+            state("other", 999, 5),
+        );
+        let mut r = Runc::new(t.root());
+        assert!(r.resolve(&facts(300, 0, None)).is_none());
+        // A new container: the directory changed.
+        t.write(
+            &format!("{STATE_DIR}/first/state.json"),
+            state("first", 300, 71762),
+        );
+        assert_eq!(r.resolve(&facts(300, 0, None)).unwrap().name, "first");
+        // A container whose state is written after the scan saw its directory.
+        t.proc(301, 1, 80000, &[301, 1], &["sleep"], "0::/custom2\n");
+        t.mkdir(&format!("{STATE_DIR}/late"));
+        assert!(r.resolve(&facts(301, 0, None)).is_none());
+        t.write(
+            &format!("{STATE_DIR}/late/state.json"),
+            state("late", 301, 80000),
+        );
+        assert_eq!(r.resolve(&facts(301, 0, None)).unwrap().name, "late");
+    }
+
+    #[test]
     fn refuses_reused_pids_and_managed_containers() {
         let t = TempTree::new("runc-refuse");
         t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/aap\n");
