@@ -1,7 +1,7 @@
 //! The zone transitions zonemon reports.
 
 use crate::exit::ExitStatus;
-use crate::naming::NameSource;
+use crate::naming::{K8sNames, NameSource};
 
 /// A zone's lifecycle transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct ZoneEvent {
     pub runtime: Option<String>,
     /// The runtime's id for the zone, when known.
     pub container_id: Option<String>,
+    /// Where a Kubernetes container sits (namespace, pod, container), when it is one.
+    pub k8s: Option<K8sNames>,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
     /// Host PID of the zone's init.
@@ -95,6 +97,7 @@ pub(crate) mod tests {
             name_source: NameSource::Hostname,
             runtime: None,
             container_id: None,
+            k8s: None,
             pidns: 4026532000,
             init_pid: 1234,
             level: 1,

@@ -468,16 +468,17 @@ impl<R: NameResolver> Tracker<R> {
             zone.runtime_name = self.resolver.resolve(&facts);
         }
         let hostname = zone.hostname().map(str::to_string);
-        let (name, name_source, runtime, container_id) = match &zone.runtime_name {
+        let (name, name_source, runtime, container_id, k8s) = match &zone.runtime_name {
             Some(r) => (
                 r.name.clone(),
                 r.source,
                 r.runtime.clone(),
                 r.container_id.clone(),
+                r.k8s.clone(),
             ),
             None => {
                 let (n, s) = fallback_name(zone.pidns, hostname.as_deref());
-                (n, s, None, None)
+                (n, s, None, None, None)
             }
         };
         ZoneEvent {
@@ -488,6 +489,7 @@ impl<R: NameResolver> Tracker<R> {
             name_source,
             runtime,
             container_id,
+            k8s,
             pidns: zone.pidns,
             init_pid: zone.init_pid,
             level: zone.level,

@@ -42,7 +42,7 @@ fn run() -> anyhow::Result<()> {
         Action::Watch(opts) => watch::run(&opts),
         Action::List { parseable } => list::run(
             parseable,
-            zonemon_core::naming::NoRuntimeNames,
+            zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
             &mut std::io::stdout().lock(),
         ),
     }

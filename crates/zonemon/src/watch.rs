@@ -2,6 +2,7 @@
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         ))
     };
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
-    let resolvers: Resolvers = Vec::new();
+    let resolvers: Resolvers = zonemon_core::runtimes::default_chain(Path::new("/"));
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink);
     let waiter = Waiter::new(source.wait_fd())?;
 

@@ -493,7 +493,7 @@ fn churn(test: &str, n: usize, parallel: usize) {
         }
     });
     assert!(
-        mon.wait_for(Duration::from_secs(60), |l| count(l, &p, "shutdown") >= n),
+        mon.wait_for(Duration::from_secs(180), |l| count(l, &p, "shutdown") >= n),
         "only {} shutdowns of {n}",
         count(&mon.lines(), &p, "shutdown")
     );

@@ -37,6 +37,10 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     m.insert("cgroup".into(), json!(ev.cgroup));
     m.insert("runtime".into(), json!(ev.runtime));
     m.insert("container_id".into(), json!(ev.container_id));
+    let k8s = ev.k8s.as_ref();
+    m.insert("k8s_namespace".into(), json!(k8s.map(|k| &k.namespace)));
+    m.insert("k8s_pod".into(), json!(k8s.map(|k| &k.pod)));
+    m.insert("k8s_container".into(), json!(k8s.map(|k| &k.container)));
     if ev.kind == EventKind::Shutdown {
         match ev.exit {
             Some(ExitStatus::Code(c)) => {
@@ -148,21 +152,57 @@ mod tests {
         ] {
             assert!(v.contains_key(key), "{key}");
         }
-        assert!(v.get("reboot_of").is_none() && v.get("initial").is_none() && v.get("resynced").is_none());
+        assert!(
+            v.get("reboot_of").is_none()
+                && v.get("initial").is_none()
+                && v.get("resynced").is_none()
+        );
         let mut reboot = sample(EventKind::Booted, "aap");
         reboot.reboot_of = Some(3);
         reboot.reboot_gap_ns = Some(1_500_000);
         reboot.resynced = true;
         let v = to_json(&reboot, &clock);
-        assert_eq!((v["reboot_of"].clone(), v["reboot_gap_ns"].clone(), v["resynced"].clone()), (json!(3), json!(1_500_000), json!(true)));
+        assert_eq!(
+            (
+                v["reboot_of"].clone(),
+                v["reboot_gap_ns"].clone(),
+                v["resynced"].clone()
+            ),
+            (json!(3), json!(1_500_000), json!(true))
+        );
         let mut running = sample(EventKind::Running, "aap");
         running.initial = true;
         let v = to_json(&running, &clock);
-        assert_eq!((v["event"].clone(), v["initial"].clone()), (json!("running"), json!(true)));
+        assert_eq!(
+            (v["event"].clone(), v["initial"].clone()),
+            (json!("running"), json!(true))
+        );
         let mut s = JsonSink::new(Vec::new(), clock);
         s.write_lost(Some(42), 1_000).unwrap();
         let v: Value = serde_json::from_slice(&s.out).unwrap();
-        assert_eq!(v, json!({"time": "1970-01-01T00:00:00.000001000Z", "event": "lost", "count": 42}));
+        assert_eq!(
+            v,
+            json!({"time": "1970-01-01T00:00:00.000001000Z", "event": "lost", "count": 42})
+        );
+        let mut pod = sample(EventKind::Booted, "default/web-0/nginx");
+        pod.k8s = Some(crate::naming::K8sNames {
+            namespace: "default".into(),
+            pod: "web-0".into(),
+            container: "nginx".into(),
+        });
+        let v = to_json(&pod, &clock);
+        assert_eq!(
+            (
+                v["k8s_namespace"].clone(),
+                v["k8s_pod"].clone(),
+                v["k8s_container"].clone()
+            ),
+            (json!("default"), json!("web-0"), json!("nginx"))
+        );
+        assert_eq!(
+            to_json(&sample(EventKind::Booted, "aap"), &clock)["k8s_pod"],
+            Value::Null
+        );
         let mut down = sample(EventKind::Down, "aap");
         down.shutdown_ns = Some(5);
         assert_eq!(to_json(&down, &clock)["shutdown_ns"], 5);
