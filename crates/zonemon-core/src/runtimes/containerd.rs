@@ -90,19 +90,19 @@ impl Containerd {
     ) -> Option<BundleInfo> {
         let dir = probe.path(TASK_DIR);
         let task = PathBuf::from(ns).join(id);
-        let init =
-            fsread::read_beneath(&dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
-        match init {
-            Some(p) if p != probe.facts().init_pid => return None,
-            None if strict => return None,
-            _ => {}
-        }
-        self.cache.get(
+        let info = self.cache.get(
             &dir,
             &task.join("config.json"),
             MAX_STATE_FILE,
             parse_bundle,
-        )
+        )?;
+        let init =
+            fsread::read_beneath(&dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
+        match init {
+            Some(p) if p != probe.facts().init_pid => None,
+            None if strict => None,
+            _ => Some(info),
+        }
     }
 
     fn named(id: &str, b: &BundleInfo) -> Option<ResolvedName> {

@@ -1,12 +1,13 @@
 //! Bounded reads of files that other people control.
 //!
-//! Runtime state files and `/proc` files are read through [`open_beneath`]:
+//! Runtime state files are read through [`open_beneath`]:
 //! the state directory itself is trusted (the host's administrator chose
 //! it), but nothing below it may be a symbolic link, so a container owner
 //! who can plant a link in a runtime's state cannot make zonemon read
 //! outside it. Only regular files are read (never FIFOs, sockets or
 //! devices, which could block or have side effects), never more than a
-//! given size, and every failure is a `None`, never a panic.
+//! given size, and every failure is a `None`, never a panic. `/proc` files
+//! are opened directly ([`open_proc`]): the kernel makes those directories.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -83,28 +84,35 @@ fn walk_dirs(dir: &Path, comps: &[&OsStr]) -> Option<OwnedFd> {
     Some(cur)
 }
 
-/// Opens the regular file `rel` below `dir` for reading.
+/// Opens the regular file `rel` below `dir` for reading; returns it with its [`FileKey`].
 ///
 /// `None` when `rel` is not a plain relative path (no `..`, not absolute),
 /// when any component below `dir` is a symbolic link, or when the file is
-/// not a regular file. The open never blocks (`O_NONBLOCK`) and a
-/// non-regular file is never opened for reading at all.
-pub fn open_beneath(dir: &Path, rel: &Path) -> Option<File> {
+/// not a regular file. The open never blocks (`O_NONBLOCK`: a FIFO opens
+/// at once, and is then refused as not regular).
+pub fn open_beneath(dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
     let comps = plain_components(rel)?;
     let (last, parents) = comps.split_last()?;
     let parent = walk_dirs(dir, parents)?;
-    // Look before opening: a device or FIFO must not even be opened for reading.
-    let probe = openat(&parent, last, libc::O_PATH | libc::O_NOFOLLOW)?;
-    if !is_reg(&fstat(&probe)?) {
-        return None;
-    }
     let fd = openat(
         &parent,
         last,
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
     )?;
     let st = fstat(&fd)?;
-    is_reg(&st).then(|| File::from(fd))
+    is_reg(&st).then(|| (File::from(fd), FileKey::of(&st)))
+}
+
+/// Opens `path` for reading without following a symlink in its last
+/// component and without blocking: for `/proc/<pid>/<file>`, whose
+/// directories are the kernel's.
+pub fn open_proc(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()
 }
 
 /// What identifies one version of a file: device, inode, size and modification time.
@@ -117,40 +125,46 @@ pub struct FileKey {
     mtime_ns: i64,
 }
 
-/// The [`FileKey`] of an open file.
-pub fn file_key(f: &File) -> Option<FileKey> {
-    let meta = f.metadata().ok()?;
-    use std::os::unix::fs::MetadataExt;
-    Some(FileKey {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size() as i64,
-        mtime_s: meta.mtime(),
-        mtime_ns: meta.mtime_nsec(),
-    })
+impl FileKey {
+    fn of(st: &libc::stat) -> FileKey {
+        FileKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            mtime_s: st.st_mtime,
+            mtime_ns: st.st_mtime_nsec,
+        }
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size.max(0) as u64
+    }
 }
 
-/// Reads all of `f` if it holds at most `max` bytes; `None` if it holds more or cannot be read.
-pub fn read_capped(f: &mut File, max: u64) -> Option<Vec<u8>> {
-    let size = f.metadata().ok()?.len();
+/// Reads all of `f`, whose size is `size`, if it holds at most `max` bytes;
+/// `None` if it holds more or cannot be read.
+pub fn read_capped(f: &mut File, size: u64, max: u64) -> Option<Vec<u8>> {
     if size > max {
         return None;
     }
-    let mut buf = Vec::with_capacity(size.min(max) as usize);
+    let mut buf = Vec::with_capacity(size as usize + 1);
     f.take(max + 1).read_to_end(&mut buf).ok()?;
     (buf.len() as u64 <= max).then_some(buf)
 }
 
 /// Reads at most `max` bytes from the start of `f` (the rest is ignored).
 pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
+    // Room for a whole /proc file in the first read (read_to_end would probe with 32 bytes first).
+    let mut buf = Vec::with_capacity(max.min(4096) + 1);
     f.take(max as u64).read_to_end(&mut buf).ok()?;
     Some(buf)
 }
 
 /// Reads the file `rel` below `dir` whole, if it is a regular file of at most `max` bytes.
 pub fn read_beneath(dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
-    read_capped(&mut open_beneath(dir, rel)?, max)
+    let (mut f, key) = open_beneath(dir, rel)?;
+    read_capped(&mut f, key.size(), max)
 }
 
 /// Whether `rel` below `dir` is a directory reached without symlinks.
@@ -246,15 +260,14 @@ impl<V: Clone> FileCache<V> {
         max: u64,
         parse: impl FnOnce(&[u8]) -> Option<V>,
     ) -> Option<V> {
-        let mut f = open_beneath(dir, rel)?;
-        let key = file_key(&f)?;
+        let (mut f, key) = open_beneath(dir, rel)?;
         let path = dir.join(rel);
         if let Some((k, v)) = self.map.get(&path) {
             if *k == key {
                 return v.clone();
             }
         }
-        let v = read_capped(&mut f, max).and_then(|b| parse(&b));
+        let v = read_capped(&mut f, key.size(), max).and_then(|b| parse(&b));
         if self.map.len() >= self.cap {
             self.map.clear();
         }
@@ -375,7 +388,7 @@ mod tests {
     fn prefix_reads_truncate() {
         let t = TempTree::new("fsread-prefix");
         t.write("p/f", "abcdef");
-        let mut f = open_beneath(&t.path("p"), Path::new("f")).unwrap();
+        let (mut f, _) = open_beneath(&t.path("p"), Path::new("f")).unwrap();
         assert_eq!(read_prefix(&mut f, 3).unwrap(), b"abc");
     }
 }

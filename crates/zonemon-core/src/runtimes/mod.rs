@@ -196,8 +196,7 @@ impl<'a> Probe<'a> {
         if pid == 0 {
             return None;
         }
-        let rel = PathBuf::from(pid.to_string()).join(file);
-        let mut f = fsread::open_beneath(&self.path("proc"), &rel)?;
+        let mut f = fsread::open_proc(&self.path(&format!("proc/{pid}/{file}")))?;
         fsread::read_prefix(&mut f, max)
     }
 
