@@ -292,6 +292,15 @@ impl Monitor {
         }
     }
 
+    /// Waits until `shutdowns` shutdowns (up to 30 s) and then `downs` downs (up to 2 s more:
+    /// a missing `down` is a finding, not a reason to stall) have been seen in all.
+    pub fn wait_for_zones(&self, shutdowns: usize, downs: usize) {
+        self.wait_until(Duration::from_secs(30), |s| {
+            s.count(Kind::Shutdown) >= shutdowns
+        });
+        self.wait_until(Duration::from_secs(2), |s| s.count(Kind::Down) >= downs);
+    }
+
     /// Stops zonemon (SIGINT), waits for it and its output, and returns what was seen.
     pub fn stop(mut self) -> Result<Seen> {
         self.proc.signal(libc::SIGINT);

@@ -46,9 +46,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         let u0 = usage(m.pid())?;
         let b = ctx.helpers.zonefork(&prefix, 0, k, p, &["/bin/true"])?;
         let waited = Instant::now();
-        m.wait_until(Duration::from_secs(30), |s| {
-            s.count(Kind::Shutdown) >= sd0 + k && s.count(Kind::Down) >= dn0 + k
-        });
+        m.wait_for_zones(sd0 + k, dn0 + k);
         let u = usage(m.pid())?.since(&u0);
         let waited = waited.elapsed();
         let downs_missing = m.with_seen(|s| (dn0 + k).saturating_sub(s.count(Kind::Down)));
@@ -83,13 +81,18 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         .iter()
         .map(|s| {
             format!(
-                "{}: {:.0}/s{}",
+                "{}: {:.0}/s{}{}",
                 s.parallel,
                 s.rate,
                 if s.lossless {
                     String::new()
                 } else {
                     format!(" LOSS (seen {}/{}, lost {})", s.seen, 2 * k, s.lost)
+                },
+                if s.downs_missing > 0 {
+                    format!(" ({} downs missing)", s.downs_missing)
+                } else {
+                    String::new()
                 }
             )
         })
