@@ -303,6 +303,12 @@ fn watch(name: &str, downs: usize, body: impl FnOnce()) -> Vec<Value> {
 /// down, every one of those events with `runtime`, `container_id` and a
 /// name source starting with `source`.
 fn assert_named(evs: &[Value], zones: usize, name: &str, runtime: &str, id: &str, source: &str) {
+    for e in evs {
+        eprintln!(
+            "{name}: zone {} {} named by {}",
+            e["zone_id"], e["event"], e["name_source"]
+        );
+    }
     let mut ids: Vec<u64> = evs.iter().filter_map(|e| e["zone_id"].as_u64()).collect();
     ids.sort_unstable();
     ids.dedup();
