@@ -476,4 +476,86 @@ mod tests {
         assert!(chain.resolve(&facts(100, 60, Some("/x"))).is_none());
         assert!(chain.resolve(&facts(0, 0, None)).is_none());
     }
+
+    #[test]
+    fn the_chain_survives_hostile_hosts() {
+        use super::testutil::XorShift;
+        let t = TempTree::new("hostile");
+        let id = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
+        let files: Vec<(String, String)> = vec![
+            (
+                format!("{}/{id}/config.v2.json", docker::CONTAINERS_DIR),
+                format!(r#"{{"ID":"{id}","Name":"/aap","State":{{"Running":true,"Pid":300}}}}"#),
+            ),
+            (
+                format!("{}/containers.json", podman::STORAGE_DIRS[0]),
+                format!(r#"[{{"id":"{id}","names":["aap"]}}]"#),
+            ),
+            (
+                format!("{}/{id}/userdata/config.json", crio::USERDATA_DIRS[0]),
+                r#"{"annotations":{"io.kubernetes.pod.namespace":"ns","io.kubernetes.pod.name":"p","io.kubernetes.container.name":"c"}}"#.to_string(),
+            ),
+            (
+                format!("{}/k8s.io/{id}/config.json", containerd::TASK_DIR),
+                r#"{"annotations":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"c","io.kubernetes.cri.sandbox-name":"p","io.kubernetes.cri.sandbox-namespace":"ns"}}"#.to_string(),
+            ),
+            (format!("{}/k8s.io/{id}/init.pid", containerd::TASK_DIR), "300".to_string()),
+            (format!("{}/{id}/state.json", runc::STATE_DIR), r#"{"init_process_pid":300,"init_process_start":5000}"#.to_string()),
+            (format!("{}/{id}/status", crun::STATE_DIR), r#"{"pid":300,"process-start-time":5000}"#.to_string()),
+            ("var/lib/lxc/aap/config".to_string(), "lxc.uts.name = aap\n".to_string()),
+        ];
+        let cgroups = [
+            format!("0::/docker/{id}\n"),
+            format!("0::/libpod_parent/libpod-{id}\n"),
+            format!("0::/kubepods/crio-{id}\n"),
+            format!("0::/kubepods/burstable/podx/{id}\n"),
+            "0::/lxc.payload.aap\n".to_string(),
+            "0::/machine.slice/machine-aap.scope\n".to_string(),
+            format!("0::/{id}\n"),
+        ];
+        let parents: [&[u8]; 5] = [
+            b"[lxc monitor] /var/lib/lxc aap\0",
+            b"systemd-nspawn\0-M\0aap\0-D\0/r\0",
+            b"/usr/bin/conmon\0-c\0x\0-n\0aap\0--exit-command\0/usr/bin/podman\0",
+            b"containerd-shim-runc-v2\0-namespace\0k8s.io\0-id\0x\0",
+            b"runc\0run\0-d\0aap\0",
+        ];
+        let mut rng = XorShift::new(0x4057);
+        let mut chain = RuntimeNames::new(t.root());
+        for round in 0..300 {
+            for (path, seed) in &files {
+                let content = if rng.below(4) == 0 {
+                    seed.as_bytes().to_vec()
+                } else {
+                    rng.mutate(seed.as_bytes())
+                };
+                t.write(path, content);
+            }
+            let cg = rng.mutate(cgroups[round % cgroups.len()].as_bytes());
+            t.proc(
+                300,
+                250,
+                5000,
+                &[300, 1],
+                &["sh"],
+                &String::from_utf8_lossy(&cg),
+            );
+            t.proc(250, 1, 4000, &[250], &["x"], "0::/\n");
+            t.write(
+                "proc/250/cmdline",
+                rng.mutate(parents[round % parents.len()]),
+            );
+            let cg_fact = String::from_utf8_lossy(&cg)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("0::")
+                .to_string();
+            if let Some(r) = chain.resolve(&facts(300, 250, Some(&cg_fact))) {
+                assert!(!r.name.trim().is_empty());
+                assert!(r.name.len() <= 3 * (MAX_NAME_LEN + 3) + 2, "{r:?}");
+                assert!(r.container_id.is_none_or(|c| c.len() <= MAX_NAME_LEN + 3));
+            }
+        }
+    }
 }
