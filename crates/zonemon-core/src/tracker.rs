@@ -456,7 +456,13 @@ impl<R: NameResolver> Tracker<R> {
     /// A transition of the zone at `key`, named as the zone is named now.
     fn event(&mut self, key: TaskKey, kind: EventKind, ts_ns: u64) -> ZoneEvent {
         let zone = self.zones.get_mut(&key).expect("caller checked");
-        if zone.runtime_name.is_none() {
+        // Runtimes write their state before the zone's program starts and may delete it at
+        // shutdown; once the init is gone its PID may be anyone's: ask only while it lives.
+        let init_alive = matches!(
+            kind,
+            EventKind::Ready | EventKind::Booted | EventKind::Running
+        );
+        if zone.runtime_name.is_none() && init_alive {
             let facts = ZoneFacts {
                 init_pid: zone.init_pid,
                 creator_pid: zone.creator_pid,
@@ -820,6 +826,31 @@ mod tests {
         );
         assert_eq!(evs[2].exit, None);
         assert_eq!(evs[3].shutdown_ns, None);
+    }
+
+    #[test]
+    fn resolvers_are_asked_only_while_the_init_lives() {
+        struct Count(std::rc::Rc<std::cell::Cell<u32>>);
+        impl NameResolver for Count {
+            fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+                self.0.set(self.0.get() + 1);
+                None
+            }
+        }
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let host = HostInfo {
+            utsns: HOST_UTS,
+            hostname: "host".into(),
+        };
+        let mut t = Tracker::new(host, Count(calls.clone()));
+        for o in [AAP.fork(1), AAP.exec(2), AAP.exit(3, 0), AAP.free(4)] {
+            t.observe(&o);
+        }
+        assert_eq!(
+            calls.get(),
+            2,
+            "at ready and booted, not at shutdown or down"
+        );
     }
 
     #[test]
