@@ -2,9 +2,8 @@
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -35,9 +34,11 @@ pub struct WatchOptions {
 
 /// Runs until SIGINT/SIGTERM (returns Ok) or until stdout is closed (returns Ok, quietly).
 pub fn run(opts: &WatchOptions) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
+    // SIGINT/SIGTERM write a byte to this socket, which the event loop watches: no race
+    // between checking for a stop and going to sleep.
+    let (signal_rx, signal_tx) = UnixStream::pair().context("creating the signal socket")?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+        signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)
             .context("installing signal handlers")?;
     }
     // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
@@ -58,7 +59,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
     let resolvers: Resolvers = zonemon_core::runtimes::default_chain(Path::new("/"));
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink);
-    let waiter = Waiter::new(source.wait_fd())?;
+    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
 
     let outcome = (|| -> Result<()> {
         source.start(&mut pipeline)?;
@@ -71,15 +72,15 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
             "zonemon: watching zone boots and shutdowns ({}); Ctrl-C stops",
             source.description()
         );
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             match waiter.wait() {
                 Ok(Wake::Source) => source.drain(&mut pipeline)?,
+                Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(anyhow::Error::from(e).context("waiting for events")),
             }
         }
-        source.drain(&mut pipeline) // deliver what is already pending
     })();
     match outcome {
         Err(e) if is_broken_pipe(&e) => Ok(()), // `zonemon | head -1`
@@ -108,20 +109,24 @@ fn wall_clock() -> WallClock {
 enum Wake {
     /// The source has work.
     Source,
+    /// SIGINT or SIGTERM: stop cleanly.
+    Stop,
     /// Nobody reads stdout any more.
     StdoutClosed,
 }
 
-/// Sleeps until the source has work or stdout's reader goes away; no periodic wakeups.
+/// Sleeps until the source has work, a stop signal came, or stdout's reader
+/// goes away; no periodic wakeups.
 struct Waiter {
     epoll: OwnedFd,
 }
 
 const TOKEN_SOURCE: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
+const TOKEN_SIGNAL: u64 = 3;
 
 impl Waiter {
-    fn new(source_fd: RawFd) -> Result<Self> {
+    fn new(source_fd: RawFd, signal_fd: RawFd) -> Result<Self> {
         // SAFETY: plain syscall; the returned fd is owned below.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -134,6 +139,9 @@ impl Waiter {
         waiter
             .add(source_fd, libc::EPOLLIN as u32, TOKEN_SOURCE)
             .context("watching the source")?;
+        waiter
+            .add(signal_fd, libc::EPOLLIN as u32, TOKEN_SIGNAL)
+            .context("watching for signals")?;
         // A pipe's write end reports EPOLLERR once its reader is gone; files and ttys cannot be watched, which is fine.
         let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
         Ok(waiter)
@@ -151,15 +159,19 @@ impl Waiter {
     }
 
     fn wait(&self) -> io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        // SAFETY: evs is a valid buffer of 2 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 2, -1) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
+        // SAFETY: evs is a valid buffer of 3 events.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 3, -1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        if evs[..n as usize].iter().any(|e| e.u64 == TOKEN_STDOUT) {
-            return Ok(Wake::StdoutClosed);
-        }
-        Ok(Wake::Source)
+        let fired = |token| evs[..n as usize].iter().any(|e| e.u64 == token);
+        Ok(if fired(TOKEN_STDOUT) {
+            Wake::StdoutClosed
+        } else if fired(TOKEN_SIGNAL) {
+            Wake::Stop
+        } else {
+            Wake::Source
+        })
     }
 }
