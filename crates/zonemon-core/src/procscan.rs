@@ -215,7 +215,12 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
 /// lookup cannot).
 pub fn zone_at(proc_root: &Path, pid: u32) -> Option<ProcZone> {
     let own_uts = read_ns(&proc_root.join("thread-self/ns/uts")).ok();
-    scan_one(&proc_root.join(pid.to_string()), pid, ns_per_clock_tick(), own_uts)
+    scan_one(
+        &proc_root.join(pid.to_string()),
+        pid,
+        ns_per_clock_tick(),
+        own_uts,
+    )
 }
 
 /// Sets each nested zone's `parent_init_pid` from the zone whose PID namespace is its parent.
