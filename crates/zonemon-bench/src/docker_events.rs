@@ -297,7 +297,9 @@ fn phase(
     let out = events.child.stdout.take().expect("piped");
     let got: Arc<Mutex<Vec<DockerEvent>>> = Arc::default();
     let sink = Arc::clone(&got);
-    let reader = thread::spawn(move || read_docker_events(out, &sink, slow));
+    let hurry = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hurry_reader = Arc::clone(&hurry);
+    let reader = thread::spawn(move || read_docker_events(out, &sink, slow, &hurry_reader));
     thread::sleep(Duration::from_secs(1)); // let the subscription settle
     let names: Vec<String> = (0..n).map(|k| format!("{prefix}{k}")).collect();
     let next = AtomicUsize::new(0);
@@ -372,6 +374,7 @@ fn phase(
         last = now;
         thread::sleep(slow.unwrap_or(Duration::from_millis(200)) * 4);
     }
+    hurry.store(true, Ordering::Relaxed); // the measurement is over: drain at full speed
     drop(events);
     let _ = reader.join();
     let seen = zonemon.stop()?;
@@ -385,6 +388,7 @@ fn read_docker_events(
     mut out: std::process::ChildStdout,
     sink: &Mutex<Vec<DockerEvent>>,
     slow: Option<Duration>,
+    hurry: &std::sync::atomic::AtomicBool,
 ) {
     let mut buf = vec![0u8; 1 << 16];
     let mut pending = Vec::new();
@@ -418,7 +422,7 @@ fn read_docker_events(
                     arrival_ns,
                 });
             }
-            if let Some(d) = slow {
+            if let Some(d) = slow.filter(|_| !hurry.load(Ordering::Relaxed)) {
                 thread::sleep(d);
             }
             start += pos + 1;
@@ -485,8 +489,19 @@ fn report(
         }
         let zfirst = leads.iter().filter(|l| **l > 0.0).count();
         let both = leads.len();
-        let dist = match (percentile(&leads, 50.0), percentile(&leads, 99.0)) {
-            (Some(p50), Some(p99)) => format!(", lead p50 {}, p99 {}", fmt_ns(p50), fmt_ns(p99)),
+        let dist = match (
+            percentile(&leads, 0.0),
+            percentile(&leads, 50.0),
+            percentile(&leads, 99.0),
+        ) {
+            (Some(min), Some(p50), Some(p99)) => {
+                format!(
+                    ", lead min {}, p50 {}, p99 {}",
+                    fmt_ns(min),
+                    fmt_ns(p50),
+                    fmt_ns(p99)
+                )
+            }
             _ => String::new(),
         };
         rep.row(

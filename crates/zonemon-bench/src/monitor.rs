@@ -117,6 +117,8 @@ pub struct Seen {
     pub eof: bool,
     /// Thread id of the benchmark's reader thread.
     pub reader_tid: i32,
+    /// The monitor is being stopped: a slow reader stops sleeping.
+    pub hurry: bool,
 }
 
 impl Seen {
@@ -303,6 +305,7 @@ impl Monitor {
 
     /// Stops zonemon (SIGINT), waits for it and its output, and returns what was seen.
     pub fn stop(mut self) -> Result<Seen> {
+        self.seen.lock().unwrap().hurry = true;
         self.proc.signal(libc::SIGINT);
         let status = self.proc.wait_timeout(Duration::from_secs(10))?;
         if status.is_none() {
@@ -362,7 +365,10 @@ fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Optio
             };
             handle_line(line, arrival, seen, prefix);
             if let Some(d) = slow {
-                thread::sleep(d);
+                // A stopping monitor is drained at full speed: the measurement is over.
+                if !seen.lock().unwrap().hurry {
+                    thread::sleep(d);
+                }
             }
             start += pos + 1;
         }
