@@ -19,15 +19,25 @@ struct {
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
+/* Who a dying zone init is: task pointers are reused, (tgid, start time) is not. */
+struct zm_dying {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 start_ns;
+};
+
 /*
  * Zone inits whose thread group has exited but which are not yet freed,
  * keyed by task pointer: the free of one of these is the zone going "down".
+ * The value says which zone: should an entry outlive its task (a free the
+ * kernel side did not see), the next task freed at that address proves the
+ * zone gone all the same, and the record names the zone, not that task.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, struct zm_dying);
 } dying SEC(".maps");
 
 /* Records the kernel side could not deliver (ring buffer full). */
@@ -154,9 +164,9 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct signal_struct *sig;
 	struct pid_namespace *ns;
 	unsigned int level = 0;
+	struct zm_dying who = {};
 	__s32 status;
 	__u64 key;
-	__u8 one = 1;
 	int nr = 0;
 
 	sig = BPF_CORE_READ(task, signal);
@@ -173,7 +183,9 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 		status = BPF_CORE_READ(leader, exit_code);
 	emit(ZM_KIND_INIT_EXIT, task, ns, level, 0, status);
 	key = (__u64)leader;
-	if (bpf_map_update_elem(&dying, &key, &one, BPF_ANY))
+	who.tgid = BPF_CORE_READ(leader, tgid);
+	who.start_ns = BPF_CORE_READ(leader, start_boottime);
+	if (bpf_map_update_elem(&dying, &key, &who, BPF_ANY))
 		__sync_fetch_and_add(&dying_overflow, 1);
 	return 0;
 }
@@ -183,11 +195,14 @@ SEC("raw_tracepoint/sched_process_free")
 int zm_free(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct zm_dying *found, who;
 	struct zm_event *e;
 	__u64 key = (__u64)task;
 
-	if (!bpf_map_lookup_elem(&dying, &key))
+	found = bpf_map_lookup_elem(&dying, &key);
+	if (!found)
 		return 0;
+	who = *found;
 	bpf_map_delete_elem(&dying, &key);
 	/* thread_pid is already detached: report what is left, userspace knows the rest. */
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -197,10 +212,10 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->start_ns = BPF_CORE_READ(task, start_boottime);
+	e->start_ns = who.start_ns;
 	e->dropped = dropped;
 	e->kind = ZM_KIND_INIT_FREE;
-	e->init_pid = BPF_CORE_READ(task, tgid);
+	e->init_pid = who.tgid;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
