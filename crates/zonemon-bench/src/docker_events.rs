@@ -508,8 +508,9 @@ fn report(
             &measure(consumer, what, n),
             &format!("zonemon `{zev}` first for {zfirst}/{both}{dist}"),
             &format!(
-                "docker events `{dev}` first for {}/{both} (lead = docker's arrival − zonemon's)",
-                both - zfirst
+                "docker events `{dev}` first for {}/{both} (lead = docker's arrival − zonemon's; zonemon's stream also carried {} lines about other users' zones meanwhile)",
+                both - zfirst,
+                seen.foreign
             ),
             "zonemon first",
             Verdict::of(both > 0 && zfirst == both),

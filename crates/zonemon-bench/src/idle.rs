@@ -12,8 +12,8 @@ use anyhow::Result;
 
 use crate::context::{Ctx, UNAVAILABLE};
 use crate::guard::{Proc, Spawn};
-use crate::monitor::Source;
-use crate::procstat::usage;
+use crate::monitor::{Monitor, Source};
+use crate::procstat::{usage, Usage};
 use crate::table::{Report, Verdict};
 
 /// Measures and adds the idle row.
@@ -34,18 +34,20 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         .stderr(Stdio::null());
     let looper = Proc::spawn(&mut sh, Spawn::default())?;
     thread::sleep(Duration::from_secs(1));
-    let foreign0 = ebpf.with_seen(|s| s.foreign + s.recs.len() as u64);
-    let e0 = usage(ebpf.pid())?;
-    let p0 = poll.as_ref().map(|p| usage(p.pid())).transpose()?;
-    let l0 = usage(looper.pid())?;
-    thread::sleep(ctx.plan.idle);
-    let e = usage(ebpf.pid())?.since(&e0);
-    let p = match (&poll, p0) {
-        (Some(m), Some(p0)) => Some(usage(m.pid())?.since(&p0)),
-        _ => None,
-    };
-    let l = usage(looper.pid())?.since(&l0);
-    let foreign = ebpf.with_seen(|s| s.foreign + s.recs.len() as u64) - foreign0;
+    // Other users' zones wake zonemon too: retry a window that had some, keep the quietest.
+    let attempts = if ctx.plan.smoke { 2 } else { 3 };
+    let mut best: Option<Window> = None;
+    for _ in 0..attempts {
+        let w = window(ctx, &ebpf, poll.as_ref(), &looper)?;
+        let quieter = best.as_ref().is_none_or(|b| w.foreign < b.foreign);
+        if quieter {
+            best = Some(w);
+        }
+        if best.as_ref().is_some_and(|b| b.foreign == 0) || crate::guard::closing() {
+            break;
+        }
+    }
+    let Window { e, p, l, foreign } = best.expect("at least one window");
     drop(looper);
     ebpf.stop()?;
     if let Some(m) = poll {
@@ -75,11 +77,47 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         ),
         "< 10 ms, no periodic wakeups",
         // Every wakeup must be explained by an event (other users' zones still wake it).
-        Verdict::of(cpu_ms < 10.0 && wakeups <= foreign + 1),
+        if cpu_ms < 10.0 && wakeups <= foreign + 1 {
+            Verdict::Pass
+        } else if foreign > 0 {
+            Verdict::Noisy
+        } else {
+            Verdict::Miss
+        },
     );
     rep.note(format!(
         "Idle: CPU is utime+stime from /proc/PID/stat (10 ms ticks) and the exact sum_exec_runtime from /proc/PID/task/*/schedstat; \
-         wakeups are voluntary+involuntary context switches from /proc/PID/task/*/status, over the same {secs} s window for all three."
+         wakeups are voluntary+involuntary context switches from /proc/PID/task/*/status, over the same {secs} s window for all three \
+         (up to {} windows when other users' zones woke zonemon; the quietest is shown).",
+        if ctx.plan.smoke { 2 } else { 3 }
     ));
     Ok(())
+}
+
+/// What one idle window cost each contender.
+struct Window {
+    /// The eBPF monitor.
+    e: Usage,
+    /// The poll monitor, if offered.
+    p: Option<Usage>,
+    /// The `zonemon list -p` loop.
+    l: Usage,
+    /// Lines about other users' zones the eBPF monitor printed meanwhile.
+    foreign: u64,
+}
+
+fn window(ctx: &Ctx, ebpf: &Monitor, poll: Option<&Monitor>, looper: &Proc) -> Result<Window> {
+    let foreign0 = ebpf.with_seen(|s| s.foreign + s.recs.len() as u64);
+    let e0 = usage(ebpf.pid())?;
+    let p0 = poll.map(|p| usage(p.pid())).transpose()?;
+    let l0 = usage(looper.pid())?;
+    thread::sleep(ctx.plan.idle);
+    let e = usage(ebpf.pid())?.since(&e0);
+    let p = match (poll, p0) {
+        (Some(m), Some(p0)) => Some(usage(m.pid())?.since(&p0)),
+        _ => None,
+    };
+    let l = usage(looper.pid())?.since(&l0);
+    let foreign = ebpf.with_seen(|s| s.foreign + s.recs.len() as u64) - foreign0;
+    Ok(Window { e, p, l, foreign })
 }

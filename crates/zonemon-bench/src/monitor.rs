@@ -163,7 +163,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// Starts `zonemon watch --json ARGS` and waits until it says it is watching.
-    /// Events of zones named `prefix…` are kept; `slow` makes the reader sleep that long after each line.
+    /// Events of zones named `prefix…` are kept; `slow` makes the reader sleep that long after each of those lines.
     pub fn start(
         zonemon: &Path,
         args: &[String],
@@ -363,9 +363,11 @@ fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Optio
             } else {
                 chunk_time
             };
-            handle_line(line, arrival, seen, prefix);
-            if let Some(d) = slow {
-                // A stopping monitor is drained at full speed: the measurement is over.
+            let ours = handle_line(line, arrival, seen, prefix);
+            // The slow consumer is slow on the lines it cares about (this run's zones) and
+            // skips other users' zones at once, as `docker events --filter` does for it.
+            // A stopping monitor is drained at full speed: the measurement is over.
+            if let Some(d) = slow.filter(|_| ours) {
                 if !seen.lock().unwrap().hurry {
                     thread::sleep(d);
                 }
@@ -377,24 +379,25 @@ fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Optio
     seen.lock().unwrap().eof = true;
 }
 
-fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) {
+/// Notes one line; returns whether it was about one of this run's zones.
+fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) -> bool {
     let parsed: Option<Value> = serde_json::from_slice(line).ok();
     let mut s = seen.lock().unwrap();
     let Some(v) = parsed.filter(Value::is_object) else {
         s.garbage += 1;
-        return;
+        return false;
     };
     let event = v["event"].as_str().unwrap_or("");
     if event == "lost" {
         s.lost += v["count"].as_u64().unwrap_or(1);
         s.lost_records += 1;
-        return;
+        return false;
     }
     // Match by name, or by hostname when a runtime resolver named the zone otherwise.
     let ours = |k: &str| v[k].as_str().filter(|n| n.starts_with(prefix));
     let Some(name) = ours("name").or_else(|| ours("hostname")) else {
         s.foreign += 1;
-        return;
+        return false;
     };
     let kind = Kind::parse(event);
     *s.counts.entry(kind).or_default() += 1;
@@ -404,6 +407,7 @@ fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) 
         time_ns: v["time"].as_str().and_then(parse_rfc3339),
         arrival_ns,
     });
+    true
 }
 
 #[cfg(test)]
