@@ -15,12 +15,22 @@ pub type Resolvers = Vec<Box<dyn NameResolver>>;
 pub struct Pipeline {
     tracker: Tracker<Resolvers>,
     sink: Box<dyn Sink>,
+    /// Observations handled since the heap was last trimmed.
+    since_trim: u32,
 }
+
+/// Every this many observations the allocator gives freed memory back, so
+/// that a long churn leaves no fragmentation behind (the live heap is flat).
+const TRIM_EVERY: u32 = 4096;
 
 impl Pipeline {
     /// A pipeline feeding `tracker`'s transitions to `sink`.
     pub fn new(tracker: Tracker<Resolvers>, sink: Box<dyn Sink>) -> Self {
-        Pipeline { tracker, sink }
+        Pipeline {
+            tracker,
+            sink,
+            since_trim: 0,
+        }
     }
 
     /// Adds the zones running now (a /proc scan) to the tracker without reporting them.
@@ -50,6 +60,12 @@ impl Pipeline {
         enrich(&mut obs);
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
+        }
+        self.since_trim += 1;
+        if self.since_trim == TRIM_EVERY {
+            self.since_trim = 0;
+            // SAFETY: malloc_trim only releases free memory of glibc's heap.
+            unsafe { libc::malloc_trim(0) };
         }
         Ok(())
     }

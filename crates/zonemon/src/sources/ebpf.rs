@@ -14,6 +14,9 @@ use crate::decode::{decode, DecodeError, Record};
 use crate::pipeline::{boot_time_ns, Pipeline};
 use crate::skel::ZonemonSkel;
 
+/// Records taken from the ring buffer at a time: bounds the queue below.
+const BATCH: usize = 64;
+
 /// Records decoded by the ring buffer's callback, waiting for the pipeline.
 type Queue = Rc<RefCell<VecDeque<Result<Record, DecodeError>>>>;
 
@@ -37,7 +40,7 @@ impl EbpfSource {
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
         let skel = ebpf_load::load(storage, ring_bytes)?;
-        let queue = Queue::default();
+        let queue = Queue::new(RefCell::new(VecDeque::with_capacity(BATCH)));
         let mut builder = RingBufferBuilder::new();
         let sink = Rc::clone(&queue);
         builder.add(&skel.maps.events, move |bytes: &[u8]| {
@@ -68,16 +71,25 @@ impl EbpfSource {
         }
     }
 
-    /// Consumes the ring buffer and hands every record to the pipeline.
+    /// Consumes the ring buffer and hands every record to the pipeline, a
+    /// batch at a time, so that a burst never piles up in memory here.
     fn consume(&mut self, pipeline: &mut Pipeline) -> Result<()> {
-        self.ring.consume().context("reading the ring buffer")?;
-        while let Some(rec) = self.queue.borrow_mut().pop_front() {
-            match rec {
-                Ok(rec) => pipeline.handle(rec.observation)?,
-                Err(e) => eprintln!("zonemon: warning: {e}"),
+        loop {
+            let n = self.ring.consume_raw_n(BATCH);
+            if n < 0 {
+                return Err(std::io::Error::from_raw_os_error(-n))
+                    .context("reading the ring buffer");
+            }
+            while let Some(rec) = self.queue.borrow_mut().pop_front() {
+                match rec {
+                    Ok(rec) => pipeline.handle(rec.observation)?,
+                    Err(e) => eprintln!("zonemon: warning: {e}"),
+                }
+            }
+            if (n as usize) < BATCH {
+                return Ok(());
             }
         }
-        Ok(())
     }
 }
 
