@@ -49,6 +49,10 @@ struct WatchArgs {
     /// First report the zones already running, as `running` (JSON: "event":"running","initial":true).
     #[arg(long)]
     initial: bool,
+    /// At exit, print on stderr one JSON line with what the event path cost (per observation,
+    /// and the runtime name lookups within it: p50, p99, share).
+    #[arg(long)]
+    stats: bool,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
@@ -106,6 +110,7 @@ impl From<WatchArgs> for WatchOptions {
             all: a.all,
             timestamps: a.timestamps,
             initial: a.initial,
+            stats: a.stats,
             ring_bytes: a.ring_size,
             source: match a.source {
                 SourceArg::Auto => SourceKind::Auto,

@@ -3,10 +3,13 @@
 
 use std::io;
 use std::path::Path;
+use std::time::Instant;
 
 use zonemon_core::output::Sink;
 use zonemon_core::procscan::{self, ProcZone};
 use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
+
+use crate::stats::SharedStats;
 
 /// The runtime name resolvers, tried in order.
 pub type Resolvers = Vec<Box<dyn NameResolver>>;
@@ -17,6 +20,8 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     /// Observations handled since the heap was last trimmed.
     since_trim: u32,
+    /// Where to record the cost of each observation (`--stats`).
+    stats: Option<SharedStats>,
 }
 
 /// Every this many observations the allocator gives freed memory back, so
@@ -24,12 +29,17 @@ pub struct Pipeline {
 const TRIM_EVERY: u32 = 4096;
 
 impl Pipeline {
-    /// A pipeline feeding `tracker`'s transitions to `sink`.
-    pub fn new(tracker: Tracker<Resolvers>, sink: Box<dyn Sink>) -> Self {
+    /// A pipeline feeding `tracker`'s transitions to `sink`, timing each observation into `stats`.
+    pub fn new(
+        tracker: Tracker<Resolvers>,
+        sink: Box<dyn Sink>,
+        stats: Option<SharedStats>,
+    ) -> Self {
         Pipeline {
             tracker,
             sink,
             since_trim: 0,
+            stats,
         }
     }
 
@@ -57,9 +67,16 @@ impl Pipeline {
     ///
     /// Returns the sink's error (e.g. a closed pipe) as is.
     pub fn handle(&mut self, mut obs: Observation) -> io::Result<()> {
+        let start = self.stats.is_some().then(Instant::now);
         enrich(&mut obs);
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
+        }
+        if let (Some(stats), Some(start)) = (&self.stats, start) {
+            stats
+                .borrow_mut()
+                .handle
+                .push(start.elapsed().as_nanos() as u64);
         }
         self.since_trim += 1;
         if self.since_trim == TRIM_EVERY {

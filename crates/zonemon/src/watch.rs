@@ -4,6 +4,7 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,6 +13,7 @@ use zonemon_core::{procscan, Tracker};
 
 use crate::pipeline::{clock_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
+use crate::stats::{SharedStats, TimedResolver};
 
 /// How `zonemon watch` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct WatchOptions {
     pub timestamps: bool,
     /// Report the zones already running at start-up first, as `running`.
     pub initial: bool,
+    /// Print what the event path cost on stderr at exit.
+    pub stats: bool,
     /// Size of the kernel-to-user ring buffer in bytes (eBPF source).
     pub ring_bytes: u32,
     /// Where observations come from.
@@ -57,8 +61,13 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         ))
     };
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
-    let resolvers: Resolvers = zonemon_core::runtimes::default_chain(Path::new("/"));
-    let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink);
+    let chain = zonemon_core::runtimes::default_chain(Path::new("/"));
+    let stats = opts.stats.then(SharedStats::default);
+    let resolvers: Resolvers = match &stats {
+        Some(s) => vec![Box::new(TimedResolver::new(chain, Rc::clone(s)))],
+        None => chain,
+    };
+    let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
     let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
 
     let outcome = (|| -> Result<()> {
@@ -82,6 +91,9 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
             }
         }
     })();
+    if let Some(s) = stats {
+        eprintln!("{}", s.borrow().summary());
+    }
     match outcome {
         Err(e) if is_broken_pipe(&e) => Ok(()), // `zonemon | head -1`
         other => other,

@@ -27,8 +27,8 @@ fn slow_zone_events(
         mon.lines(),
         mon.stderr()
     );
-    let stderr = mon.stderr();
-    let evs = parse_json(&mon.stop());
+    let (lines, stderr) = mon.stop_with_stderr();
+    let evs = parse_json(&lines);
     (
         evs.into_iter()
             .filter(|e| e["name"] == name.as_str())
@@ -128,6 +128,27 @@ fn auto_falls_back_when_ebpf_fails_and_says_so() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ZONEMON_DISABLE_EBPF"));
+}
+
+#[test]
+fn stats_report_the_cost_of_the_event_path() {
+    if !require_root("stats_report_the_cost_of_the_event_path") {
+        return;
+    }
+    let (_, _, stderr) = slow_zone_events("stats", &["watch", "--json", "--stats"], &[]);
+    // Printed at exit: find the stats line in what the monitor said once stopped.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("{\"stats\""))
+        .map(str::to_string);
+    let line = line.unwrap_or_else(|| panic!("no stats line in {stderr}"));
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let s = &v["stats"];
+    assert!(s["observations"].as_u64().unwrap() >= 4, "{s}");
+    assert!(s["naming_calls"].as_u64().unwrap() >= 2, "{s}");
+    assert!(s["event_path_ns"]["p50"].as_u64().unwrap() > 0);
+    let share = s["naming_share_of_event_path"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{share}");
 }
 
 #[test]
