@@ -27,7 +27,18 @@ fn every_subcommand_has_help() {
         ),
         (
             vec!["watch", "--help"],
-            vec!["--json", "--all", "--timestamps", "--ring-size", "SIGINT"],
+            vec![
+                "--json",
+                "--all",
+                "--timestamps",
+                "--ring-size",
+                "SIGINT",
+                "--initial",
+                "--source",
+                "proc-connector",
+                "--interval",
+                "--stats",
+            ],
         ),
         (
             vec!["list", "--help"],
