@@ -83,7 +83,12 @@ pub fn describe(zonemon: &Path) -> Vec<(String, String)> {
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| format!(", built {}", crate::stats::fmt_utc(d.as_nanos() as i128)))
+        .map(|d| {
+            format!(
+                ", file dated {}",
+                crate::stats::fmt_utc(d.as_nanos() as i128)
+            )
+        })
         .unwrap_or_default();
     out.push((
         "zonemon".into(),

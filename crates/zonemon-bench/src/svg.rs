@@ -245,6 +245,11 @@ fn churn_panel(
                         bw - 2.0
                     );
                     // Inside the bar (white) when it reaches the top, above it otherwise.
+                    let text = if *p >= 99.95 {
+                        "100".to_string()
+                    } else {
+                        format!("{p:.1}")
+                    };
                     let (ty, fill) = if *p > 90.0 {
                         (y + h - bh + 12.0, "white")
                     } else {
@@ -252,7 +257,7 @@ fn churn_panel(
                     };
                     let _ = writeln!(
                         s,
-                        r#"<text x="{:.1}" y="{ty:.1}" text-anchor="middle" font-size="10" fill="{fill}">{p:.1}</text>"#,
+                        r#"<text x="{:.1}" y="{ty:.1}" text-anchor="middle" font-size="10" fill="{fill}">{text}</text>"#,
                         bx + bw / 2.0,
                     );
                 }
