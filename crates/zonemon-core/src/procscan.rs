@@ -210,6 +210,13 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
     zones
 }
 
+/// When host PID `pid` was created (CLOCK_BOOTTIME ns, clock-tick
+/// granularity), or `None` if no such process exists now.
+pub fn process_start_ns(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = read_lossy(&proc_root.join(pid.to_string()).join("stat")).ok()?;
+    Some(parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick()))
+}
+
 /// The zone whose init is host PID `pid`, if that process is one and still
 /// exists (`parent_init_pid` is left 0: [`scan`] links parents, a single
 /// lookup cannot).

@@ -26,7 +26,7 @@ use crate::observation::{Observation, ObservationKind};
 
 /// A /proc start time has clock-tick granularity: a seeded zone matches a
 /// kernel observation of the same init whose exact start is this close.
-const SEED_START_TOLERANCE_NS: u64 = 50_000_000;
+pub const SEED_START_TOLERANCE_NS: u64 = 50_000_000;
 
 /// How many zones that went down are remembered, so that a late observation of one is ignored.
 const GONE_MEMORY: usize = 4096;
@@ -230,6 +230,33 @@ impl<R: NameResolver> Tracker<R> {
             if obs.kind == ObservationKind::InitExec {
                 out.push(self.booted_event(key, now_ns));
             }
+        }
+        out
+    }
+
+    /// The inits (host PID, start time) of zones that shut down more than
+    /// `grace_ns` before `now_ns` and are still not down: their `down` may
+    /// have been missed. The caller checks whether each init still exists.
+    pub fn overdue(&self, now_ns: u64, grace_ns: u64) -> Vec<(u32, u64)> {
+        self.zones
+            .iter()
+            .filter(|(_, z)| z.state == State::Shutdown)
+            .filter(|(_, z)| {
+                z.exit_ts
+                    .is_some_and(|t| now_ns.saturating_sub(t) > grace_ns)
+            })
+            .map(|(k, _)| (k.init_pid, k.start_ns))
+            .collect()
+    }
+
+    /// The init (`init_pid`, `start_ns`) of a zone is proven gone at `now_ns`
+    /// (its /proc entry is): reports the zone down, flagged `resynced`.
+    pub fn confirm_gone(&mut self, init_pid: u32, start_ns: u64, now_ns: u64) -> Vec<ZoneEvent> {
+        let mut out = Vec::new();
+        let key = TaskKey { init_pid, start_ns };
+        if self.zones.contains_key(&key) {
+            self.retire(key, now_ns, &mut out);
+            out.iter_mut().for_each(|e| e.resynced = true);
         }
         out
     }
@@ -826,6 +853,28 @@ mod tests {
         );
         assert_eq!(evs[2].exit, None);
         assert_eq!(evs[3].shutdown_ns, None);
+    }
+
+    #[test]
+    fn overdue_downs_are_confirmed_from_outside() {
+        let mut t = tracker();
+        feed(
+            &mut t,
+            &[AAP.fork(1_000), AAP.exec(2_000), AAP.exit(10_000, 0)],
+        );
+        assert!(
+            t.overdue(10_500, 1_000).is_empty(),
+            "within the grace period"
+        );
+        assert_eq!(t.overdue(20_000, 1_000), [(AAP.pid, AAP.start)]);
+        let evs = t.confirm_gone(AAP.pid, AAP.start, 20_000);
+        assert_eq!(kinds(&evs), [("aap", "down")]);
+        assert!(evs[0].resynced);
+        assert_eq!(evs[0].shutdown_ns, Some(10_000));
+        assert!(t.is_empty() && t.overdue(30_000, 1_000).is_empty());
+        // The late free, if it comes, changes nothing; nor does a second confirmation.
+        assert!(feed(&mut t, &[AAP.free(40_000)]).is_empty());
+        assert!(t.confirm_gone(AAP.pid, AAP.start, 50_000).is_empty());
     }
 
     #[test]

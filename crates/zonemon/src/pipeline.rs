@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use zonemon_core::output::Sink;
 use zonemon_core::procscan::{self, ProcZone};
+use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
 
 use crate::stats::SharedStats;
@@ -23,6 +24,9 @@ pub struct Pipeline {
     /// Where to record the cost of each observation (`--stats`).
     stats: Option<SharedStats>,
 }
+
+/// A zone shut down longer ago than this without going down is checked in /proc.
+const DOWN_GRACE_NS: u64 = 2_000_000_000;
 
 /// Every this many observations the allocator gives freed memory back, so
 /// that a long churn leaves no fragmentation behind (the live heap is flat).
@@ -83,6 +87,23 @@ impl Pipeline {
             self.since_trim = 0;
             // SAFETY: malloc_trim only releases free memory of glibc's heap.
             unsafe { libc::malloc_trim(0) };
+        }
+        Ok(())
+    }
+
+    /// Reports down the zones whose `down` is overdue (shut down more than
+    /// two seconds ago) and whose init /proc no longer has: a free the kernel
+    /// side did not see must not leave a zone shut down forever. Cheap when
+    /// nothing is overdue; called after each batch, so it adds no wakeups.
+    pub fn sweep_overdue(&mut self, now_ns: u64) -> io::Result<()> {
+        for (pid, start_ns) in self.tracker.overdue(now_ns, DOWN_GRACE_NS) {
+            let alive = procscan::process_start_ns(Path::new("/proc"), pid)
+                .is_some_and(|s| s.abs_diff(start_ns) <= SEED_START_TOLERANCE_NS);
+            if !alive {
+                for ev in self.tracker.confirm_gone(pid, start_ns, now_ns) {
+                    self.sink.write_event(&ev)?;
+                }
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use zonemon_core::output::{JsonSink, Sink, TextSink, WallClock};
 use zonemon_core::{procscan, Tracker};
 
-use crate::pipeline::{clock_ns, Pipeline, Resolvers};
+use crate::pipeline::{boot_time_ns, clock_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
 
@@ -83,7 +83,10 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         );
         loop {
             match waiter.wait() {
-                Ok(Wake::Source) => source.drain(&mut pipeline)?,
+                Ok(Wake::Source) => {
+                    source.drain(&mut pipeline)?;
+                    pipeline.sweep_overdue(boot_time_ns())?;
+                }
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
