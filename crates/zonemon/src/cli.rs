@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::sources::SourceKind;
-use crate::watch::WatchOptions;
+use crate::watch::{Priority, WatchOptions};
 
 /// Tells you the instant a zone boots or shuts down.
 ///
@@ -49,6 +49,10 @@ struct WatchArgs {
     /// First report the zones already running, as `running` (JSON: "event":"running","initial":true).
     #[arg(long)]
     initial: bool,
+    /// How zonemon competes for a CPU when a zone event wakes it: `normal`; `high` (nice -10: on a
+    /// busy host it gets the CPU at once); `realtime` (SCHED_FIFO 1: lowest latency, as `chrt -f 1`).
+    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
+    priority: PriorityArg,
     /// At exit, print on stderr one JSON line with what the event path cost (per observation,
     /// and the runtime name lookups within it: p50, p99, share).
     #[arg(long)]
@@ -63,6 +67,14 @@ struct WatchArgs {
     /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
+}
+
+/// The `--priority` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PriorityArg {
+    Normal,
+    High,
+    Realtime,
 }
 
 /// The `--source` values.
@@ -111,6 +123,11 @@ impl From<WatchArgs> for WatchOptions {
             timestamps: a.timestamps,
             initial: a.initial,
             stats: a.stats,
+            priority: match a.priority {
+                PriorityArg::Normal => Priority::Normal,
+                PriorityArg::High => Priority::High,
+                PriorityArg::Realtime => Priority::Realtime,
+            },
             ring_bytes: a.ring_size,
             source: match a.source {
                 SourceArg::Auto => SourceKind::Auto,
@@ -191,6 +208,22 @@ mod tests {
             action(&["zonemon", "list"]),
             Action::List { parseable: false }
         ));
+    }
+
+    #[test]
+    fn priority_defaults_to_high() {
+        let Action::Watch(w) = action(&["zonemon"]) else {
+            panic!()
+        };
+        assert_eq!(w.priority, Priority::High);
+        let Action::Watch(w) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
+            panic!()
+        };
+        assert_eq!(w.priority, Priority::Realtime);
+        let Action::Watch(w) = action(&["zonemon", "--priority", "normal"]) else {
+            panic!()
+        };
+        assert_eq!(w.priority, Priority::Normal);
     }
 
     #[test]

@@ -28,12 +28,47 @@ pub struct WatchOptions {
     pub initial: bool,
     /// Print what the event path cost on stderr at exit.
     pub stats: bool,
+    /// How zonemon competes for a CPU.
+    pub priority: Priority,
     /// Size of the kernel-to-user ring buffer in bytes (eBPF source).
     pub ring_bytes: u32,
     /// Where observations come from.
     pub source: SourceKind,
     /// The polling source's interval.
     pub interval: Duration,
+}
+
+/// How zonemon competes for a CPU when a zone event wakes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The scheduler's default.
+    Normal,
+    /// nice -10: on a busy host a woken zonemon preempts ordinary work.
+    High,
+    /// SCHED_FIFO priority 1, as `chrt -f 1`.
+    Realtime,
+}
+
+impl Priority {
+    /// Applies the priority to this process; says on stderr if it cannot (the watch goes on).
+    fn apply(self) {
+        let failed = match self {
+            Priority::Normal => return,
+            // SAFETY: plain syscalls on this process.
+            Priority::High => (unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) }) != 0,
+            Priority::Realtime => {
+                let param = libc::sched_param { sched_priority: 1 };
+                // SAFETY: valid sched_param for this process.
+                (unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }) != 0
+            }
+        };
+        if failed {
+            eprintln!(
+                "zonemon: warning: cannot set --priority {self:?}: {} (going on with the default)",
+                io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Runs until SIGINT/SIGTERM (returns Ok) or until stdout is closed (returns Ok, quietly).
@@ -48,6 +83,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
     // and the tracker merges them.
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
+    opts.priority.apply();
 
     let clock = wall_clock();
     let out = io::stdout().lock();

@@ -433,6 +433,41 @@ fn all_and_timestamps_options() {
     }
 }
 
+/// The scheduling policy and nice value of process `pid`, from /proc.
+fn sched_of(pid: i32) -> (u64, i64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the comm: state is field 3, nice is field 19, policy is field 41.
+    (
+        fields[41 - 3].parse().unwrap(),
+        fields[19 - 3].parse().unwrap(),
+    )
+}
+
+#[test]
+fn priority_option_sets_the_scheduling() {
+    if !require_root("priority_option_sets_the_scheduling") {
+        return;
+    }
+    for (args, want) in [
+        (vec!["--json"], (0, -10)),
+        (vec!["--json", "--priority", "normal"], (0, 0)),
+        (
+            vec!["--json", "--priority", "realtime"],
+            (libc::SCHED_FIFO as u64, 0),
+        ),
+    ] {
+        let mon = Monitor::start(&args);
+        assert_eq!(sched_of(mon.pid()), want, "{args:?}");
+        mon.stop();
+    }
+}
+
 #[test]
 fn sigterm_and_sigint_exit_cleanly() {
     if !require_root("sigterm_and_sigint_exit_cleanly") {
