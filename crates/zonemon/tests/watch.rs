@@ -292,9 +292,15 @@ fn nsenter_into_a_running_zone_is_not_a_boot() {
     assert!(mon.wait_for(WAIT, |l| count(l, &p, "shutdown") == 1));
     drop(zone);
     let evs = parse_json(&mon.stop());
-    let in_zone: Vec<_> = evs
+    // Everything about that PID namespace while the zone lived (the inode is reused at once
+    // by other zones afterwards, so stop at its shutdown).
+    let end = evs
         .iter()
-        .filter(|e| e["pidns"] == booted["pidns"] && e["event"] != "down")
+        .position(|e| e["event"] == "shutdown" && e["zone_id"] == booted["zone_id"])
+        .unwrap();
+    let in_zone: Vec<_> = evs[..=end]
+        .iter()
+        .filter(|e| e["pidns"] == booted["pidns"])
         .collect();
     assert_eq!(
         summary(&in_zone)
