@@ -351,6 +351,61 @@ fn runc_container_is_named_by_its_id() {
     assert_named(&evs, 1, &id, "runc", &id, "runc-");
 }
 
+#[test]
+fn runc_state_lost_while_running_keeps_the_name() {
+    // The runtime's state directory disappears while the container runs: zonemon keeps the
+    // name its boot had for the shutdown and down, and goes on watching.
+    let _s = serial();
+    if !can_run("runc_state_lost_while_running_keeps_the_name", &["runc"]) {
+        return;
+    }
+    let p = prefix("rt-runc-lost");
+    let id = format!("{p}aap");
+    let scratch = Scratch::new(&p);
+    let bundle = scratch.bundle(&id, "sleep 1000");
+    let mut cleanup = Cleanup::new();
+    cleanup.then("runc", &["delete", "--force", &id]);
+    let mon = Monitor::start(&["watch", "--json"]);
+    let mut runc = Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(scratch.path("runc.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until_running("runc", &id);
+    assert!(mon.wait_for(WAIT, |l| count(l, &id, "booted") == 1));
+    let booted = parse_json(&mon.lines())
+        .into_iter()
+        .find(|e| e["event"] == "booted" && e["name"] == id.as_str())
+        .unwrap();
+    fs::remove_dir_all(Path::new("/run/runc").join(&id)).unwrap();
+    let init = booted["init_pid"].as_i64().unwrap() as i32;
+    // SAFETY: killing the init of the container this test made.
+    assert_eq!(unsafe { libc::kill(init, libc::SIGKILL) }, 0);
+    wait_timeout(&mut runc, Duration::from_secs(30));
+    let after = format!("{p}after");
+    run_zone(&after, "exit 0");
+    assert!(mon.wait_for(WAIT, |l| count(l, &id, "down") == 1
+        && count(l, &after, "down") == 1));
+    let evs = parse_json(&mon.stop());
+    let ours: Vec<_> = evs
+        .iter()
+        .filter(|e| e["zone_id"] == booted["zone_id"])
+        .collect();
+    let kinds: Vec<_> = ours.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds, ["ready", "booted", "shutdown", "down"], "{ours:#?}");
+    for e in &ours[1..] {
+        assert_eq!(
+            (e["name"].as_str(), e["runtime"].as_str()),
+            (Some(id.as_str()), Some("runc")),
+            "{e}"
+        );
+    }
+}
+
 /// Boots runc container `id` from `bundle`, waits until it runs, kills it
 /// and waits for `runc run` to return.
 fn runc_boot_and_stop(bundle: &Path, id: &str, log: &Path) {
