@@ -366,16 +366,7 @@ fn runc_state_lost_while_running_keeps_the_name() {
     let mut cleanup = Cleanup::new();
     cleanup.then("runc", &["delete", "--force", &id]);
     let mon = Monitor::start(&["watch", "--json"]);
-    let mut runc = Command::new("runc")
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(scratch.path("runc.log")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until_running("runc", &id);
+    let mut runc = runc_run(&bundle, &id, &scratch.path("runc.log"));
     assert!(mon.wait_for(WAIT, |l| count(l, &id, "booted") == 1));
     let booted = parse_json(&mon.lines())
         .into_iter()
@@ -409,9 +400,16 @@ fn runc_state_lost_while_running_keeps_the_name() {
 /// Boots runc container `id` from `bundle`, waits until it runs, kills it
 /// and waits for `runc run` to return.
 fn runc_boot_and_stop(bundle: &Path, id: &str, log: &Path) {
+    let mut runc = runc_run(bundle, id, log);
+    run(Command::new("runc").args(["kill", id, "KILL"]));
+    wait_timeout(&mut runc, Duration::from_secs(30));
+}
+
+/// Starts runc container `id` from `bundle` and waits until it runs; returns `runc run`.
+fn runc_run(bundle: &Path, id: &str, log: &Path) -> Child {
     // In the foreground: `runc run` is the init's parent and reaps it (a
     // detached init would be left to a PID 1 that may never reap it).
-    let mut runc = Command::new("runc")
+    let runc = Command::new("runc")
         .args(["run", "--bundle"])
         .arg(bundle)
         .arg(id)
@@ -421,8 +419,7 @@ fn runc_boot_and_stop(bundle: &Path, id: &str, log: &Path) {
         .spawn()
         .unwrap();
     wait_until_running("runc", id);
-    run(Command::new("runc").args(["kill", id, "KILL"]));
-    wait_timeout(&mut runc, Duration::from_secs(30));
+    runc
 }
 
 /// Waits (at most 30 s) until `<runtime> state <id>` says the container is running.
