@@ -29,8 +29,14 @@ fn zone_started_before_zonemon_is_known_with_its_real_uptime() {
     let p = prefix("pre");
     let name = format!("{p}oud");
     let zone = BackgroundZone::start(&name, "exec sleep 60");
+    zone.wait_booted();
     thread::sleep(Duration::from_millis(500));
     let mon = Monitor::start(&["watch", "--json", "--initial"]);
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "running") >= 1),
+        "no running line: {:?}",
+        mon.lines()
+    );
     let running = parse_json(&mon.lines());
     let running: Vec<_> = running
         .iter()

@@ -499,7 +499,12 @@ fn closed_stdout_ends_zonemon_quietly() {
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(mon.stdout.take().unwrap());
-    std::thread::sleep(Duration::from_millis(1500)); // attached by then (no readiness signal on a pipe test)
+    let mut errs = std::io::BufReader::new(mon.stderr.take().unwrap());
+    let mut err = String::new();
+    while !err.contains("zonemon: watching") {
+        let n = std::io::BufRead::read_line(&mut errs, &mut err).unwrap();
+        assert!(n > 0, "zonemon ended before watching: {err}");
+    }
     let zone = BackgroundZone::start(&name, "sleep 0.1");
     let mut first = String::new();
     std::io::BufRead::read_line(&mut out, &mut first).unwrap();
@@ -511,7 +516,7 @@ fn closed_stdout_ends_zonemon_quietly() {
     zone.wait();
     let status = wait_timeout(&mut mon, WAIT);
     let mut err = String::new();
-    std::io::Read::read_to_string(mon.stderr.as_mut().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(&mut errs, &mut err).unwrap();
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("error"), "{err}");
 }

@@ -230,6 +230,26 @@ impl BackgroundZone {
         }
     }
 
+    /// Waits until the zone's init has exec'd the script (the zone is booted) and returns the
+    /// init's host PID. Panics after 30 s.
+    pub fn wait_booted(&self) -> i32 {
+        // The tree is unshare(--uts) → sh → exec unshare(--pid --fork) → init, which runs
+        // `sh -c script` once it has exec'd: the init is the child of our child whose name is
+        // no longer `unshare`.
+        let outer = self.child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(init) = children(outer)
+                .into_iter()
+                .find(|&pid| comm(pid).is_some_and(|c| c != "unshare"))
+            {
+                return init;
+            }
+            assert!(Instant::now() < deadline, "zone did not boot within 30 s");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for the zone to end on its own.
     pub fn wait(mut self) -> ExitStatus {
         wait_timeout(&mut self.child, Duration::from_secs(60))
@@ -242,6 +262,31 @@ impl Drop for BackgroundZone {
         unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
+}
+
+/// The PIDs of the live children of `parent`, read from `/proc/*/stat`.
+pub fn children(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Fields after the parenthesised command: state, ppid, ...
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// The command name of `pid`, if it lives.
+pub fn comm(pid: i32) -> Option<String> {
+    let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(c.trim_end().to_string())
 }
 
 /// Parses JSON lines; panics on a line that is not a JSON object.
