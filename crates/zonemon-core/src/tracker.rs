@@ -140,12 +140,22 @@ impl<R: NameResolver> Tracker<R> {
         self.zones.is_empty()
     }
 
-    /// Every zone not yet down, as a [`EventKind::Running`] record dated at its init's creation, by zone id.
+    /// Every zone not yet down, by zone id, as a record of the state it is in
+    /// now, dated at its init's creation: [`EventKind::Ready`] (its init has
+    /// not exec'd yet), [`EventKind::Running`] (booted) or
+    /// [`EventKind::Shutdown`] (its init exited, other processes remain).
     pub fn running(&mut self) -> Vec<ZoneEvent> {
         let mut keys: Vec<(u64, TaskKey)> = self.zones.iter().map(|(k, z)| (z.id, *k)).collect();
         keys.sort_unstable();
         keys.into_iter()
-            .map(|(_, k)| self.event(k, EventKind::Running, k.start_ns))
+            .map(|(_, k)| {
+                let kind = match self.zones[&k].state {
+                    State::Ready => EventKind::Ready,
+                    State::Booted => EventKind::Running,
+                    State::Shutdown => EventKind::Shutdown,
+                };
+                self.event(k, kind, k.start_ns)
+            })
             .collect()
     }
 
@@ -750,6 +760,35 @@ mod tests {
     }
 
     #[test]
+    fn running_reports_each_zone_in_its_state() {
+        let mut t = tracker();
+        let noot = Init {
+            pid: 200,
+            pidns: 6000,
+            start: 1_500,
+            name: "noot",
+        };
+        let mies = Init {
+            pid: 300,
+            pidns: 7000,
+            start: 1_700,
+            name: "mies",
+        };
+        feed(
+            &mut t,
+            &[AAP.fork(1_000), noot.fork(1_500), noot.exec(2_000)],
+        );
+        feed(
+            &mut t,
+            &[mies.fork(1_700), mies.exec(1_800), mies.exit(3_000, 0)],
+        );
+        assert_eq!(
+            kinds(&t.running()),
+            [("aap", "ready"), ("noot", "running"), ("mies", "shutdown")]
+        );
+    }
+
+    #[test]
     fn zone_running_before_the_monitor() {
         let mut t = tracker();
         // /proc gives a start time with tick granularity.
@@ -766,6 +805,7 @@ mod tests {
         );
         assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
         assert_eq!(evs[0].zone_id, id);
+        assert!(t.running().is_empty());
         assert_eq!(
             evs[0].exit,
             Some(ExitStatus::Signal {

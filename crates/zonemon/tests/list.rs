@@ -282,3 +282,66 @@ fn list_run_returns_write_errors() {
         assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
     }
 }
+
+/// A zone whose init has not exec'd anything yet (as a runtime's init
+/// before it starts the container's program) is listed `ready`.
+#[test]
+fn list_shows_a_zone_not_yet_booted_as_ready() {
+    if !have_root("list_shows_a_zone_not_yet_booted_as_ready") {
+        return;
+    }
+    // A child leading its own process group makes a PID namespace and forks its init; neither execs.
+    // SAFETY: after fork the child makes only async-signal-safe system calls and never returns.
+    let leader = unsafe { libc::fork() };
+    assert!(leader >= 0, "fork failed");
+    if leader == 0 {
+        // SAFETY: as above: system calls only, ending in _exit.
+        unsafe {
+            libc::setpgid(0, 0);
+            if libc::unshare(libc::CLONE_NEWPID) != 0 || libc::fork() < 0 {
+                libc::_exit(1);
+            }
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    struct Group(i32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            // SAFETY: killing and reaping the group this test made.
+            unsafe {
+                libc::kill(-self.0, libc::SIGKILL);
+                libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    let _group = Group(leader);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let zone = loop {
+        let found = scan(Path::new("/proc")).into_iter().find(|z| {
+            std::fs::read_to_string(format!("/proc/{}/stat", z.init_pid))
+                .ok()
+                .and_then(|s| s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok())
+                == Some(leader)
+        });
+        if let Some(z) = found {
+            break z;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unbooted zone did not appear"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!zone.booted, "{zone:?}");
+    let mut out = Vec::new();
+    list::run(true, NoRuntimeNames, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let name = format!("pidns-{}", zone.pidns);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!(":{name}:ready:")) && l.ends_with(&zone.pidns.to_string())),
+        "{name} listed ready in:\n{text}"
+    );
+}
