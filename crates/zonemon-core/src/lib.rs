@@ -12,6 +12,7 @@ pub mod naming;
 pub mod observation;
 pub mod output;
 pub mod procscan;
+pub mod recent;
 pub mod runtimes;
 pub mod timefmt;
 pub mod tracker;

@@ -15,7 +15,8 @@
 //! start-up or after lost records) have a start time of clock-tick
 //! granularity; the first kernel observation of the same init takes them over.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
@@ -23,6 +24,7 @@ use crate::naming::{
     fallback_name, own_hostname, NameResolver, NameSource, ResolvedName, ZoneFacts,
 };
 use crate::observation::{Observation, ObservationKind};
+use crate::recent::RecentMap;
 
 /// A /proc start time has clock-tick granularity: a seeded zone matches a
 /// kernel observation of the same init whose exact start is this close.
@@ -107,11 +109,12 @@ pub struct Tracker<R: NameResolver> {
     /// The newest zone of each PID namespace inode, to find nested zones' parents.
     by_pidns: HashMap<u32, TaskKey>,
     /// Inits of zones that went down lately (bounded, oldest forgotten first).
-    gone: HashSet<TaskKey>,
-    gone_order: VecDeque<TaskKey>,
-    /// Recent shutdowns by name: (zone id, time), for reboot detection (bounded).
-    shutdowns: HashMap<String, (u64, u64)>,
-    shutdowns_order: VecDeque<String>,
+    gone: RecentMap<TaskKey, ()>,
+    /// Recent shutdowns by the [`Tracker::name_key`] of their name: (zone
+    /// id, time), for reboot detection (bounded).
+    shutdowns: RecentMap<u64, (u64, u64)>,
+    /// The keyed hash behind [`Tracker::name_key`], random per tracker.
+    name_hasher: RandomState,
 }
 
 impl<R: NameResolver> Tracker<R> {
@@ -123,11 +126,17 @@ impl<R: NameResolver> Tracker<R> {
             next_id: 1,
             zones: HashMap::new(),
             by_pidns: HashMap::new(),
-            gone: HashSet::new(),
-            gone_order: VecDeque::new(),
-            shutdowns: HashMap::new(),
-            shutdowns_order: VecDeque::new(),
+            gone: RecentMap::new(GONE_MEMORY),
+            shutdowns: RecentMap::new(REBOOT_MEMORY),
+            name_hasher: RandomState::new(),
         }
+    }
+
+    /// A zone name as a key of the reboot memory: a 64-bit hash keyed at
+    /// random per tracker, so the memory holds no strings (two names
+    /// collide with a chance of 2^-64, and no zone owner can aim for it).
+    fn name_key(&self, name: &str) -> u64 {
+        self.name_hasher.hash_one(name)
     }
 
     /// Number of zones that are not yet down.
@@ -328,11 +337,12 @@ impl<R: NameResolver> Tracker<R> {
         self.zones.get_mut(&key).expect("caller checked").state = State::Booted;
         let mut ev = self.event(key, EventKind::Booted, ts_ns);
         if ev.name_source != NameSource::PidNs {
-            if let Some(&(prev, at)) = self.shutdowns.get(&ev.name) {
+            let name = self.name_key(&ev.name);
+            if let Some(&(prev, at)) = self.shutdowns.get(&name) {
                 if prev != ev.zone_id && at <= ts_ns && ts_ns - at <= REBOOT_WINDOW_NS {
                     ev.reboot_of = Some(prev);
                     ev.reboot_gap_ns = Some(ts_ns - at);
-                    self.shutdowns.remove(&ev.name);
+                    self.shutdowns.remove(&name);
                 }
             }
         }
@@ -349,17 +359,8 @@ impl<R: NameResolver> Tracker<R> {
         ev.exit = status.map(ExitStatus::from_wait_status);
         ev.uptime_ns = Some(ts_ns.saturating_sub(key.start_ns));
         if ev.name_source != NameSource::PidNs {
-            if self
-                .shutdowns
-                .insert(ev.name.clone(), (ev.zone_id, ts_ns))
-                .is_none()
-            {
-                self.shutdowns_order.push_back(ev.name.clone());
-            }
-            while self.shutdowns_order.len() > REBOOT_MEMORY {
-                let oldest = self.shutdowns_order.pop_front().expect("non-empty");
-                self.shutdowns.remove(&oldest);
-            }
+            let name = self.name_key(&ev.name);
+            self.shutdowns.insert(name, (ev.zone_id, ts_ns));
         }
         ev
     }
@@ -376,12 +377,7 @@ impl<R: NameResolver> Tracker<R> {
         if self.by_pidns.get(&zone.pidns) == Some(&key) {
             self.by_pidns.remove(&zone.pidns);
         }
-        if self.gone_order.len() == GONE_MEMORY {
-            let oldest = self.gone_order.pop_front().expect("full");
-            self.gone.remove(&oldest);
-        }
-        self.gone.insert(key);
-        self.gone_order.push_back(key);
+        self.gone.insert(key, ());
     }
 
     /// If `key` is a seeded zone's init, re-keys it to the exact kernel identity.
@@ -1185,8 +1181,8 @@ mod tests {
             assert_eq!(evs.len(), 4);
         }
         assert!(t.is_empty());
-        assert!(t.gone.len() <= GONE_MEMORY && t.gone_order.len() <= GONE_MEMORY);
-        assert!(t.shutdowns.len() <= REBOOT_MEMORY && t.shutdowns_order.len() <= REBOOT_MEMORY);
+        assert!(t.gone.len() <= GONE_MEMORY);
+        assert!(t.shutdowns.len() <= REBOOT_MEMORY);
         assert!(t.by_pidns.is_empty());
     }
 }
