@@ -127,6 +127,14 @@ impl RuntimeResolver for Containerd {
             .find(|a| procfs::program(&a.args).starts_with("containerd-shim"));
         let shim_ns = shim.and_then(|a| procfs::option(&a.args, &["-namespace", "--namespace"]));
         let shim_id = shim.and_then(|a| procfs::option(&a.args, &["-id", "--id"]));
+        let kubernetes_cgroup = probe.cgroups().iter().any(|p| {
+            p.contains("/kubepods") || cgroup::prefixed_id(p, "cri-containerd-").is_some()
+        });
+        if shim.is_none() && !kubernetes_cgroup {
+            // Every containerd task's init runs under its shim (its parent, a subreaper): with
+            // no shim above and no Kubernetes cgroup to go by, no directory is worth a look.
+            return None;
+        }
         let (mut nss, mut ids) = (Vec::new(), Vec::new());
         if let Some(ns) = shim_ns {
             push(&mut nss, ns);

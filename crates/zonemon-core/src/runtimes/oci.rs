@@ -3,13 +3,17 @@
 //! container's init PID and start time.
 //!
 //! The container id is the name the user gave (`runc run aap`). Evidence,
-//! best first: the runtime's own command line above the init (`runc run -d
-//! aap`, `crun create … aap`; at the init's fork the state is not written
-//! yet, so this alone names it), the last component of the init's cgroup
-//! (the runtimes' default cgroup is `/<id>`), then a scan of the state
-//! directory for the init's PID. A state file names the zone only if its
-//! PID and start time are the init's. Zones under a container manager
-//! (conmon, a containerd shim) are left to that manager's resolver.
+//! best first: an index of the state directory by init PID (rebuilt only
+//! when the directory's mtime says a container came or went, so for the
+//! many zones no runtime made it costs one `stat`); while the runtime is
+//! making the zone (its command line `runc run -d aap`, `crun create … aap`
+//! is above the init) or a state was not written at the last scan, the ids
+//! the zone suggests: that command line's and the last component of the
+//! init's cgroup (the runtimes' default cgroup is `/<id>`); and at the
+//! init's fork, before any state is written, the command line alone. A
+//! state file names the zone only if its PID and start time are the
+//! init's. Zones under a container manager (conmon, a containerd shim) are
+//! left to that manager's resolver.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,56 +147,74 @@ impl OciResolver {
             Some(r) if r.starts_with('/') => probe.root().join(r.trim_start_matches('/')),
             _ => probe.path(self.rt.state_dir),
         };
-        let mut tried: Vec<&str> = Vec::new();
-        let candidates = argv.map(|(_, id, _)| id).into_iter().chain(
-            probe
-                .cgroups()
-                .iter()
-                .filter_map(|p| super::cgroup::last(p)),
-        );
-        for id in candidates {
-            if !valid_id(id) || tried.contains(&id) {
-                continue;
+        let pid = probe.facts().init_pid;
+        // The state directory's index first: unchanged since the last look, it costs one stat.
+        let (complete, owners) = {
+            let ix = self.scan(&dir);
+            (
+                !ix.incomplete,
+                ix.by_pid.get(&pid).cloned().unwrap_or_default(),
+            )
+        };
+        for id in &owners {
+            if self
+                .state(&dir, id)
+                .is_some_and(|s| Self::matches(probe, &s))
+            {
+                return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
             }
-            tried.push(id);
-            if let Some(s) = self.state(&dir, id) {
-                if Self::matches(probe, &s) {
+        }
+        if !complete || argv.is_some() {
+            // A container's state was not written at the scan, or this runtime is making the
+            // zone right now: try the ids the zone suggests.
+            let mut tried: Vec<&str> = Vec::new();
+            let candidates = argv.map(|(_, id, _)| id).into_iter().chain(
+                probe
+                    .cgroups()
+                    .iter()
+                    .filter_map(|p| super::cgroup::last(p)),
+            );
+            for id in candidates {
+                if !valid_id(id) || tried.contains(&id) {
+                    continue;
+                }
+                tried.push(id);
+                if self
+                    .state(&dir, id)
+                    .is_some_and(|s| Self::matches(probe, &s))
+                {
                     return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
                 }
             }
         }
-        if let Some((_, id, _)) = argv {
-            // The runtime is creating this container right now; its state comes later.
-            return resolved(id, self.rt.label_argv, self.rt.runtime, Some(id));
-        }
-        let id = self.scan(&dir).get(&probe.facts().init_pid).cloned()?;
-        let s = self.state(&dir, &id)?;
-        Self::matches(probe, &s)
-            .then(|| resolved(&id, self.rt.label_state, self.rt.runtime, Some(&id)))?
+        // The runtime is creating this container right now; its state comes later.
+        let (_, id, _) = argv?;
+        resolved(id, self.rt.label_argv, self.rt.runtime, Some(id))
     }
 
-    /// The state directory's index, init PID → container id, rebuilt only
-    /// when the directory changed (a container came or went) or when a
-    /// container's state was not written yet at the last scan.
-    fn scan(&mut self, dir: &Path) -> &HashMap<u32, String> {
+    /// The state directory's index, init PID → container ids, rebuilt only
+    /// when the directory changed (a container came or went: its mtime) or
+    /// when a container's state was not written yet at the last scan. A
+    /// missing directory is an empty, complete index.
+    fn scan(&mut self, dir: &Path) -> &ScanIndex {
         let key = dir_key(dir);
-        let fresh =
-            matches!(&self.index, Some(ix) if ix.key == key && key.is_some() && !ix.incomplete);
+        let fresh = matches!(&self.index, Some(ix) if ix.key == key && !ix.incomplete);
         if !fresh {
-            let mut by_pid = HashMap::new();
+            let mut by_pid: HashMap<u32, Vec<String>> = HashMap::new();
             let mut incomplete = false;
-            for id in fsread::list_beneath(dir, Path::new(""))
-                .into_iter()
-                .take(MAX_SCAN)
-            {
-                if !valid_id(&id) {
-                    continue;
-                }
-                match self.state(dir, &id) {
-                    Some(s) => {
-                        by_pid.insert(s.pid, id);
+            if key.is_some() {
+                for id in fsread::list_beneath(dir, Path::new(""))
+                    .into_iter()
+                    .take(MAX_SCAN)
+                {
+                    if !valid_id(&id) {
+                        continue;
                     }
-                    None => incomplete = true,
+                    match self.state(dir, &id) {
+                        // A stale state (its init long gone) may record a reused PID: keep every owner.
+                        Some(s) => by_pid.entry(s.pid).or_default().push(id),
+                        None => incomplete = true,
+                    }
                 }
             }
             self.index = Some(ScanIndex {
@@ -201,7 +223,7 @@ impl OciResolver {
                 by_pid,
             });
         }
-        &self.index.as_ref().expect("set above").by_pid
+        self.index.as_ref().expect("set above")
     }
 }
 
@@ -215,9 +237,12 @@ fn dir_key(dir: &Path) -> Option<(u64, i64, i64)> {
 /// A scan of a state directory.
 #[derive(Debug)]
 struct ScanIndex {
+    /// The directory's [`dir_key`] at the scan (`None`: it did not exist).
     key: Option<(u64, i64, i64)>,
+    /// Whether some container's state could not be read at the scan.
     incomplete: bool,
-    by_pid: HashMap<u32, String>,
+    /// Container ids by the init PID their state records.
+    by_pid: HashMap<u32, Vec<String>>,
 }
 
 #[cfg(test)]

@@ -159,6 +159,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_state_with_the_same_pid_does_not_hide_the_live_one() {
+        let t = TempTree::new("runc-stale");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/custom\n");
+        // A container killed long ago and never deleted recorded the same PID.
+        for (id, start) in [("aaa-stale", 5), ("zzz-stale", 6)] {
+            t.write(
+                &format!("{STATE_DIR}/{id}/state.json"),
+                state(id, 300, start),
+            );
+        }
+        t.write(
+            &format!("{STATE_DIR}/live/state.json"),
+            state("live", 300, 71762),
+        );
+        let r = Runc::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        assert_eq!(r.name, "live");
+    }
+
+    #[test]
     fn refuses_reused_pids_and_managed_containers() {
         let t = TempTree::new("runc-refuse");
         t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/aap\n");
