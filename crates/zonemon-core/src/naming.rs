@@ -36,6 +36,8 @@ pub struct ZoneFacts<'a> {
     pub creator_pid: u32,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
+    /// Depth of the zone's PID namespace: 1 directly below the host's, more when nested.
+    pub level: u32,
     /// The zone's own hostname, if it has one.
     pub hostname: Option<&'a str>,
     /// The init's cgroup path, when known.
@@ -152,6 +154,7 @@ mod tests {
             init_pid,
             creator_pid: 0,
             pidns: 1,
+            level: 1,
             hostname: None,
             cgroup: None,
             comm: "sh",

@@ -500,6 +500,7 @@ impl<R: NameResolver> Tracker<R> {
                 init_pid: zone.init_pid,
                 creator_pid: zone.creator_pid,
                 pidns: zone.pidns,
+                level: zone.level,
                 hostname: zone.hostname(),
                 cgroup: zone.cgroup.as_deref(),
                 comm: &zone.comm,

@@ -282,8 +282,12 @@ mod tests {
             &["sh"],
             &format!("0::/docker/{ID}\n"),
         );
+        let nested = crate::naming::ZoneFacts {
+            level: 2,
+            ..facts(400, 300, Some(&cg))
+        };
         assert!(crate::runtimes::RuntimeNames::new(t.root())
-            .resolve(&facts(400, 300, Some(&cg)))
+            .resolve(&nested)
             .is_none());
     }
 

@@ -144,13 +144,14 @@ pub struct Ancestor {
 
 /// What the resolvers look at for one event, each part read at most once and only when asked.
 ///
-/// `/proc/<init>` is used only while it still is the zone's init (PID 1 of
-/// a namespace whose inode is the zone's): after the init is gone its PID
-/// may belong to anyone.
+/// `/proc/<init>` is used only while it still is the zone's init: while
+/// `/proc/<init>/ns/pid` is the zone's PID namespace. After the init is
+/// gone its PID may belong to anyone, but never to a process of that
+/// namespace (when a namespace's init dies, no process can enter it).
 pub struct Probe<'a> {
     root: &'a Path,
     facts: ZoneFacts<'a>,
-    /// (init still there, its level, parent PID, start ticks).
+    /// (init still there, parent PID, start ticks).
     init: OnceCell<InitInfo>,
     cgroups: OnceCell<Vec<String>>,
     ancestors: OnceCell<Vec<Ancestor>>,
@@ -159,7 +160,6 @@ pub struct Probe<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 struct InitInfo {
     alive: bool,
-    level: Option<usize>,
     ppid: Option<u32>,
     start_ticks: Option<u64>,
 }
@@ -203,24 +203,13 @@ impl<'a> Probe<'a> {
     fn init(&self) -> InitInfo {
         *self.init.get_or_init(|| {
             let pid = self.facts.init_pid;
-            let status = self.read_proc(pid, "status", procfs::MAX_STAT);
-            let status = status.as_deref().map(String::from_utf8_lossy);
-            let level = status.as_deref().and_then(procfs::parse_nspid_level);
-            let is_init = status
-                .as_deref()
-                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("NSpid:")))
-                .and_then(|l| l.split_ascii_whitespace().last())
-                == Some("1");
+            if pid == 0 || self.facts.pidns == 0 {
+                return InitInfo::default();
+            }
             let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
-            let same_ns = match link {
-                Ok(l) => {
-                    let l = l.to_string_lossy();
-                    self.facts.pidns == 0 || l == format!("pid:[{}]", self.facts.pidns)
-                }
-                Err(_) => true, // unreadable here: NSpid alone decides
-            };
-            let alive = is_init && same_ns && level.is_some_and(|l| l >= 1);
-            if !alive {
+            let same_ns =
+                link.is_ok_and(|l| l.to_string_lossy() == format!("pid:[{}]", self.facts.pidns));
+            if !same_ns {
                 return InitInfo::default();
             }
             let stat = self.read_proc(pid, "stat", procfs::MAX_STAT);
@@ -228,8 +217,7 @@ impl<'a> Probe<'a> {
                 .as_deref()
                 .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(s)));
             InitInfo {
-                alive,
-                level,
+                alive: stat.is_some(),
                 ppid: stat.map(|s| s.0),
                 start_ticks: stat.map(|s| s.1),
             }
@@ -241,10 +229,10 @@ impl<'a> Probe<'a> {
         self.init().alive
     }
 
-    /// Whether the zone is known to be nested in another zone (its init's
-    /// PID namespace is more than one level below `/proc`'s).
+    /// Whether the zone is nested in another zone (its PID namespace is
+    /// more than one level below the host's).
     pub fn nested(&self) -> bool {
-        self.init().level.is_some_and(|l| l > 1)
+        self.facts.level > 1
     }
 
     /// The init's start time in clock ticks since boot (as runc and crun record it), when known.
@@ -464,9 +452,13 @@ mod tests {
 
         // A nested zone is named by nobody here.
         t.proc(200, 100, 9, &[200, 5, 1], &["sh"], "0::/aap\n");
+        let nested = ZoneFacts {
+            level: 2,
+            ..facts(200, 100, Some("/aap"))
+        };
         let mut chain = RuntimeNames::new(t.root());
-        assert!(chain.resolve(&facts(200, 100, Some("/aap"))).is_none());
-        assert!(Probe::new(t.root(), facts(200, 100, None)).nested());
+        assert!(chain.resolve(&nested).is_none());
+        assert!(Probe::new(t.root(), nested).nested());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub const MAX_CGROUP_LINES: usize = 64;
 /// Longest cgroup path kept, in bytes.
 pub const MAX_CGROUP_PATH: usize = 4096;
 
-/// Longest `/proc/<pid>/stat` or `status` read.
+/// Longest `/proc/<pid>/stat` read.
 pub const MAX_STAT: usize = 8 * 1024;
 
 /// The parent PID (field 4) and start time in clock ticks (field 22) from `/proc/<pid>/stat`.
@@ -27,22 +27,6 @@ pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
     let ppid = fields.nth(1)?.parse().ok()?; // field 4 (field 3 is the state)
     let start = fields.nth(22 - 5)?.parse().ok()?; // field 22
     Some((ppid, start))
-}
-
-/// The depth of a task's PID namespace below the one `/proc` shows, from
-/// the `NSpid:` line of `/proc/<pid>/status`: 0 for a host task, 1 for the
-/// init of a container the host made.
-pub fn parse_nspid_level(status: &str) -> Option<usize> {
-    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    let mut n = 0usize;
-    for f in line.split_ascii_whitespace() {
-        f.parse::<u32>().ok()?;
-        n += 1;
-        if n > 64 {
-            return None;
-        }
-    }
-    n.checked_sub(1)
 }
 
 /// The arguments of a NUL-separated command line (lossy UTF-8, at most [`MAX_ARGS`]).
@@ -142,16 +126,6 @@ mod tests {
     }
 
     #[test]
-    fn nspid_levels() {
-        assert_eq!(parse_nspid_level("Name:\tsh\nNSpid:\t2392\t1\n"), Some(1));
-        assert_eq!(parse_nspid_level("NSpid:\t77\n"), Some(0));
-        assert_eq!(parse_nspid_level("NSpid:\t9\t5\t1\n"), Some(2));
-        assert_eq!(parse_nspid_level("NSpid:\n"), None);
-        assert_eq!(parse_nspid_level("NSpid:\tx\t1\n"), None);
-        assert_eq!(parse_nspid_level("Name:\tsh\n"), None);
-    }
-
-    #[test]
     fn cmdlines() {
         assert_eq!(
             parse_cmdline(b"runc\0run\0-d\0aap\0"),
@@ -218,7 +192,6 @@ mod tests {
             };
             let s = String::from_utf8_lossy(&input);
             let _ = parse_stat(&s);
-            assert!(parse_nspid_level(&s).is_none_or(|l| l < 64));
             let paths = parse_cgroup_paths(&s);
             assert!(paths.len() <= MAX_CGROUP_LINES);
             assert!(paths.iter().all(|p| p.len() <= MAX_CGROUP_PATH));

@@ -108,6 +108,7 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
         init_pid,
         creator_pid,
         pidns: PIDNS,
+        level: 1,
         hostname: None,
         cgroup,
         comm: "sh",
