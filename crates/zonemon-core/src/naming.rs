@@ -42,6 +42,9 @@ pub struct ZoneFacts<'a> {
     pub hostname: Option<&'a str>,
     /// The init's cgroup path, when known.
     pub cgroup: Option<&'a str>,
+    /// The init's other cgroup paths (one per hierarchy), when they were
+    /// read with `cgroup` for this event: `None` lets a resolver read them.
+    pub more_cgroups: Option<&'a [String]>,
     /// The init's command name.
     pub comm: &'a str,
 }
@@ -157,6 +160,7 @@ mod tests {
             level: 1,
             hostname: None,
             cgroup: None,
+            more_cgroups: None,
             comm: "sh",
         }
     }

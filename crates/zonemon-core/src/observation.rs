@@ -48,6 +48,10 @@ pub struct Observation {
     pub exit_status: i32,
     /// The init's cgroup path, when the source knows it.
     pub cgroup: Option<String>,
+    /// The init's other cgroup paths (one per hierarchy, on hosts with
+    /// cgroup v1), when the source read them with `cgroup`: `Some` spares
+    /// the name resolvers reading `/proc/<init>/cgroup` again.
+    pub more_cgroups: Option<Vec<String>>,
 }
 
 impl Observation {
@@ -68,6 +72,7 @@ impl Observation {
             comm: String::new(),
             exit_status: 0,
             cgroup: None,
+            more_cgroups: None,
         }
     }
 }

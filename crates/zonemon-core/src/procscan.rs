@@ -63,6 +63,17 @@ pub fn parse_starttime_ticks(stat: &str) -> Option<u64> {
     parse_decimal(rest.split_ascii_whitespace().nth(22 - 3)?)
 }
 
+/// A task's cgroup paths from `/proc/PID/cgroup`: the one that best
+/// identifies it ([`parse_cgroup`]), and every other hierarchy's distinct path.
+pub fn parse_cgroups(content: &str) -> (Option<String>, Vec<String>) {
+    let best = parse_cgroup(content);
+    let more = crate::runtimes::procfs::parse_cgroup_paths(content)
+        .into_iter()
+        .filter(|p| Some(p) != best.as_ref())
+        .collect();
+    (best, more)
+}
+
 /// The cgroup path that best identifies a task, from `/proc/PID/cgroup`.
 ///
 /// The unified (`0::`) hierarchy's path when it is not `/`; else the first
@@ -144,6 +155,8 @@ pub struct ProcZone {
     pub comm: String,
     /// The init's cgroup path (see [`parse_cgroup`]), when readable.
     pub cgroup: Option<String>,
+    /// The init's other cgroup paths (see [`parse_cgroups`]).
+    pub more_cgroups: Vec<String>,
     /// The init's root directory as the scanner sees it, when readable.
     pub root: Option<String>,
     /// When the init was created, CLOCK_BOOTTIME nanoseconds (clock-tick granularity).
@@ -179,6 +192,7 @@ impl ProcZone {
         obs.nodename.clone_from(&self.nodename);
         obs.comm.clone_from(&self.comm);
         obs.cgroup.clone_from(&self.cgroup);
+        obs.more_cgroups = Some(self.more_cgroups.clone());
         obs
     }
 }
@@ -257,9 +271,9 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
         Some(own) if own == utsns => uname_nodename().unwrap_or_default(),
         _ => nodename_in(&dir.join("ns/uts")).unwrap_or_default(),
     };
-    let cgroup = read_lossy(&dir.join("cgroup"))
-        .ok()
-        .and_then(|c| parse_cgroup(&c));
+    let (cgroup, more_cgroups) = read_lossy(&dir.join("cgroup"))
+        .map(|c| parse_cgroups(&c))
+        .unwrap_or_default();
     let root = fs::read_link(dir.join("root"))
         .ok()
         .map(|p| bound(&p.to_string_lossy(), MAX_PATH_LEN));
@@ -286,6 +300,7 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
         nodename,
         comm,
         cgroup,
+        more_cgroups,
         root,
         start_ns: ticks.saturating_mul(ns_per_tick),
         booted,
@@ -514,6 +529,16 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_best_first_then_the_others() {
+        let hybrid = "9:name=systemd:/\n4:memory:/m/aap\n3:pids:/m/aap\n1:cpu:/c/aap\n0::/\n";
+        let (best, more) = parse_cgroups(hybrid);
+        assert_eq!(best.as_deref(), Some("/m/aap"));
+        assert_eq!(more, ["/", "/c/aap"]);
+        assert_eq!(parse_cgroups("0::/u\n"), (Some("/u".into()), vec![]));
+        assert_eq!(parse_cgroups(""), (None, vec![]));
+    }
+
+    #[test]
     fn cgroup_root_and_garbage() {
         assert_eq!(parse_cgroup("0::/\n").as_deref(), Some("/"));
         assert_eq!(parse_cgroup("4:memory:/\n0::/\n").as_deref(), Some("/"));
@@ -615,11 +640,16 @@ mod tests {
             nodename: "aap".into(),
             comm: "sleep".into(),
             cgroup: Some("/zone".into()),
+            more_cgroups: vec!["/zone-m".into()],
             root: Some("/".into()),
             start_ns: 513_470_000_000,
             booted: true,
         };
         let o = z.to_observation();
+        assert_eq!(
+            o.more_cgroups.as_deref(),
+            Some(&["/zone-m".to_string()][..])
+        );
         assert_eq!(o.kind, ObservationKind::InitExec);
         let ready = ProcZone {
             booted: false,
@@ -657,6 +687,7 @@ mod tests {
             nodename: String::new(),
             comm: String::new(),
             cgroup: None,
+            more_cgroups: Vec::new(),
             root: None,
             start_ns: 0,
             booted: true,

@@ -79,6 +79,7 @@ struct Zone {
     parent_nodename: String,
     comm: String,
     cgroup: Option<String>,
+    more_cgroups: Option<Vec<String>>,
     runtime_name: Option<ResolvedName>,
     exit_ts: Option<u64>,
     /// Kernel time of the newest observation applied, so that a late one never overwrites newer facts.
@@ -315,6 +316,9 @@ impl<R: NameResolver> Tracker<R> {
             zone.nodename.clone_from(&obs.nodename);
             zone.comm.clone_from(&obs.comm);
         }
+        if obs.more_cgroups.is_some() {
+            zone.more_cgroups.clone_from(&obs.more_cgroups);
+        }
         if obs.cgroup.is_some() {
             zone.cgroup.clone_from(&obs.cgroup);
         }
@@ -478,6 +482,7 @@ impl<R: NameResolver> Tracker<R> {
             parent_nodename,
             comm: obs.comm.clone(),
             cgroup: obs.cgroup.clone(),
+            more_cgroups: obs.more_cgroups.clone(),
             runtime_name: None,
             exit_ts: None,
             last_ts: obs.ts_ns,
@@ -503,6 +508,7 @@ impl<R: NameResolver> Tracker<R> {
                 level: zone.level,
                 hostname: zone.hostname(),
                 cgroup: zone.cgroup.as_deref(),
+                more_cgroups: zone.more_cgroups.as_deref(),
                 comm: &zone.comm,
             };
             zone.runtime_name = self.resolver.resolve(&facts);

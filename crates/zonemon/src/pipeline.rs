@@ -154,7 +154,8 @@ pub fn clock_ns(clock: libc::clockid_t) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
-/// Adds what the observation lacks and userspace can still read: the init's cgroup path.
+/// Adds what the observation lacks and userspace can still read: the
+/// init's cgroup paths (read once, for the JSON `cgroup` and the name resolvers).
 fn enrich(obs: &mut Observation) {
     if obs.cgroup.is_none()
         && matches!(
@@ -162,12 +163,10 @@ fn enrich(obs: &mut Observation) {
             ObservationKind::InitFork | ObservationKind::InitExec
         )
     {
-        obs.cgroup = cgroup_of(obs.init_pid);
+        if let Ok(content) = std::fs::read_to_string(format!("/proc/{}/cgroup", obs.init_pid)) {
+            let (best, more) = procscan::parse_cgroups(&content);
+            obs.cgroup = best;
+            obs.more_cgroups = Some(more);
+        }
     }
-}
-
-/// The cgroup path of host PID `pid`, if it still exists.
-fn cgroup_of(pid: u32) -> Option<String> {
-    let content = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    procscan::parse_cgroup(&content)
 }

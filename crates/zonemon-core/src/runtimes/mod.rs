@@ -240,22 +240,26 @@ impl<'a> Probe<'a> {
         self.init().start_ticks
     }
 
-    /// The init's cgroup paths: the tracker's first, then each hierarchy's from `/proc/<init>/cgroup`.
+    /// The init's cgroup paths: the tracker's first, then each hierarchy's,
+    /// as read for this event or else from `/proc/<init>/cgroup`.
     pub fn cgroups(&self) -> &[String] {
         self.cgroups.get_or_init(|| {
             let mut out: Vec<String> = Vec::new();
-            if let Some(c) = self.facts.cgroup {
-                if c.len() <= procfs::MAX_CGROUP_PATH {
-                    out.push(c.to_string());
+            let mut add = |p: &str| {
+                if p.len() <= procfs::MAX_CGROUP_PATH && !out.iter().any(|o| o == p) {
+                    out.push(p.to_string());
                 }
+            };
+            if let Some(c) = self.facts.cgroup {
+                add(c);
             }
-            if self.init_alive() {
+            if let Some(more) = self.facts.more_cgroups {
+                more.iter().for_each(|p| add(p));
+            } else if self.init_alive() {
                 let content = self.read_proc(self.facts.init_pid, "cgroup", 64 * 1024);
                 if let Some(c) = content {
                     for p in procfs::parse_cgroup_paths(&String::from_utf8_lossy(&c)) {
-                        if !out.contains(&p) {
-                            out.push(p);
-                        }
+                        add(&p);
                     }
                 }
             }
@@ -441,6 +445,17 @@ mod tests {
         let pids: Vec<u32> = p.ancestors().iter().map(|a| a.pid).collect();
         assert_eq!(pids, [60, 50, 40]);
         assert_eq!(p.ancestor_named("runc").unwrap().pid, 60);
+
+        // The event read the cgroup file already: the probe does not read it again.
+        let given = ["/given".to_string()];
+        let p = Probe::new(
+            t.root(),
+            ZoneFacts {
+                more_cgroups: Some(&given),
+                ..f
+            },
+        );
+        assert_eq!(p.cgroups(), ["/aap", "/given"]);
 
         // Another namespace now owns PID 100: /proc/100 is not the zone's init any more.
         let mut other = f;

@@ -111,6 +111,7 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
         level: 1,
         hostname: None,
         cgroup,
+        more_cgroups: None,
         comm: "sh",
     }
 }
