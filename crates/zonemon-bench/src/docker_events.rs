@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use zonemon_testkit::{container_run_args, log_to, wait_ready, which};
 
 use crate::context::Ctx;
 use crate::guard::{Proc, Spawn};
@@ -52,14 +53,6 @@ fn skip_all(rep: &mut Report, n: usize, why: &str) {
             );
         }
     }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
 }
 
 /// Whether the ELF file at `path` has no program interpreter (is statically linked).
@@ -177,7 +170,6 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
 fn start_dockerd(dockerd: &Path, cli: &Path, log: &Path) -> Result<(Proc, Docker)> {
     std::fs::create_dir_all(RUN)?;
     let sock = format!("{RUN}/docker.sock");
-    let logf = std::fs::File::create(log)?;
     let mut cmd = Command::new(dockerd);
     cmd.args(["--iptables=false", "--bridge=none", "--data-root"])
         .arg(format!("{ROOT}/docker"))
@@ -186,10 +178,8 @@ fn start_dockerd(dockerd: &Path, cli: &Path, log: &Path) -> Result<(Proc, Docker
         .arg("--pidfile")
         .arg(format!("{RUN}/docker.pid"))
         .arg("-H")
-        .arg(format!("unix://{sock}"))
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone()?)
-        .stderr(logf);
+        .arg(format!("unix://{sock}"));
+    log_to(&mut cmd, log)?;
     let mut p = Proc::spawn(
         &mut cmd,
         Spawn {
@@ -204,29 +194,13 @@ fn start_dockerd(dockerd: &Path, cli: &Path, log: &Path) -> Result<(Proc, Docker
         cli: cli.to_path_buf(),
         host: format!("unix://{sock}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if docker
+    wait_ready(Some(&mut p.child), log, Duration::from_secs(60), || {
+        docker
             .run(&["version", "--format", "{{.Server.Version}}"])
             .is_ok()
-        {
-            return Ok((p, docker));
-        }
-        if let Some(st) = p.wait_timeout(Duration::from_millis(300))? {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(3).collect();
-            bail!(
-                "dockerd exited ({st}): {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "dockerd did not answer within 60 s (log: {})",
-                log.display()
-            );
-        }
-    }
+    })
+    .map_err(|e| anyhow::anyhow!("dockerd {e}"))?;
+    Ok((p, docker))
 }
 
 fn stop_dockerd(mut p: Proc) {
@@ -313,22 +287,12 @@ fn phase(
                 }
                 let name = names[k].as_str();
                 let r = docker
-                    .run(&[
-                        "run",
-                        "-d",
-                        "--label",
-                        &label,
-                        "--name",
+                    .run(&container_run_args(
                         name,
-                        "--hostname",
-                        name,
-                        "--network",
-                        "none",
                         image,
-                        "sh",
-                        "-c",
+                        &[&label],
                         "trap 'exit 0' TERM; sleep 3600 & wait",
-                    ])
+                    ))
                     .and_then(|_| {
                         thread::sleep(Duration::from_millis(100));
                         docker.run(&["stop", "-t", "10", name])

@@ -10,13 +10,14 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Result;
+use zonemon_testkit::zone_cmd;
 
 use crate::context::{Ctx, UNAVAILABLE};
 use crate::guard::{Proc, Spawn};
 use crate::monitor::{Kind, Monitor, Seen, Source};
 use crate::stats::{fmt_dist, percentile};
 use crate::table::{Curve, Report, Verdict};
-use crate::zones::{run_unshare_zone, unshare_zone};
+use crate::zones::run_unshare_zone;
 
 /// The wakeup strategy, named in the report.
 pub const WAKEUP: &str = "zonemon's ring buffer uses the kernel's default adaptive wakeups (libbpf ring buffer: \
@@ -160,7 +161,7 @@ fn compare(ctx: &Ctx, rep: &mut Report) -> Result<String> {
     let mut zones = Vec::new();
     for i in 0..n {
         zones.push(Proc::spawn(
-            &mut unshare_zone(&format!("{prefix}{i}"), "sleep 2.5"),
+            &mut zone_cmd(&format!("{prefix}{i}"), "sleep 2.5"),
             Spawn::default(),
         )?);
         thread::sleep(Duration::from_millis(150));

@@ -3,16 +3,17 @@
 //! benchmark (names with the run's prefix) kept for the measurements.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{ChildStdout, Command, Stdio};
-use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use zonemon_testkit::{read_stderr, StderrReader, WATCHING};
 
 use crate::guard::{Proc, Spawn};
 use crate::stats::{parse_rfc3339, realtime_ns};
@@ -186,24 +187,12 @@ impl Monitor {
         )
         .map_err(StartError::Other)?;
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let stderr = Arc::new(Mutex::new(String::new()));
         let out = proc.child.stdout.take().expect("piped stdout");
         let err = proc.child.stderr.take().expect("piped stderr");
-        let (ready_tx, ready_rx) = channel();
-        let errs = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("zonemon: watching") {
-                    let _ = ready_tx.send(());
-                }
-                let mut e = errs.lock().unwrap();
-                if e.len() < 1 << 16 {
-                    e.push_str(&line);
-                    e.push('\n');
-                }
-            }
-        });
+        let StderrReader {
+            text: stderr,
+            ready: ready_rx,
+        } = read_stderr(err, WATCHING, 1 << 16);
         let sink = Arc::clone(&seen);
         let prefix = prefix.to_string();
         let reader = thread::spawn(move || read_loop(out, &sink, &prefix, slow));

@@ -55,12 +55,7 @@ pub fn clk_tck() -> u64 {
 
 /// Fields after the command name of `/proc/<pid>/stat` (index 0 is the state).
 fn stat_fields(pid: i32) -> Result<Vec<String>> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let (_, rest) = s
-        .rsplit_once(')')
-        .with_context(|| format!("odd /proc/{pid}/stat"))?;
-    Ok(rest.split_whitespace().map(str::to_string).collect())
+    zonemon_testkit::stat_fields(pid).with_context(|| format!("reading /proc/{pid}/stat"))
 }
 
 fn status_field(text: &str, key: &str) -> Option<u64> {

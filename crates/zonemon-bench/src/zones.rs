@@ -8,32 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use zonemon_testkit::zone_cmd;
 
 use crate::guard::{self, Proc, Spawn};
 
-/// `unshare --uts sh -c 'hostname "$1" && exec unshare --pid --fork --kill-child sh -c "$2"' sh NAME SCRIPT`:
-/// a zone named NAME (hostname set before its init exists) whose init runs `sh -c SCRIPT`.
-/// Name and script are arguments, never spliced into shell text.
-pub fn unshare_zone(name: &str, script: &str) -> Command {
-    let mut c = Command::new("unshare");
-    c.args([
-        "--uts",
-        "sh",
-        "-c",
-        "hostname \"$1\" && exec unshare --pid --fork --kill-child sh -c \"$2\"",
-        "sh",
-        name,
-        script,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    c
-}
-
-/// Runs one `unshare` zone to its end; returns whether it exited 0.
+/// Runs one `unshare` zone ([`zone_cmd`]) to its end; returns whether it exited 0.
 pub fn run_unshare_zone(name: &str, script: &str) -> Result<bool> {
-    let p = Proc::spawn(&mut unshare_zone(name, script), Spawn::default())?;
+    let p = Proc::spawn(&mut zone_cmd(name, script), Spawn::default())?;
     Ok(p.wait()?.success())
 }
 

@@ -7,20 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BENCH: &str = env!("CARGO_BIN_EXE_zonemon-bench");
+use zonemon_testkit::require_root;
 
-/// True as root; without root, panics under `CI=true` and otherwise says it skips.
-fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root (it loads eBPF programs and makes PID namespaces) and CI=true forbids skipping");
-    }
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
+const BENCH: &str = env!("CARGO_BIN_EXE_zonemon-bench");
 
 /// Builds zonemon (release) and returns its path.
 fn zonemon() -> PathBuf {

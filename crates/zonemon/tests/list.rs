@@ -17,18 +17,11 @@ use zonemon_core::listing::parseable_line;
 use zonemon_core::naming::NoRuntimeNames;
 use zonemon_core::procscan::{host_info, own_pidns, scan, ProcZone};
 use zonemon_core::{NameSource, Tracker};
+use zonemon_testkit::{ppid, require_root_for};
 
 /// Whether the test may run: true as root; otherwise skips (or fails under CI).
 fn have_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root (to make PID and UTS namespaces), and CI=true");
-    }
-    println!("skipping {test}: needs root");
-    false
+    require_root_for(test, "to make PID and UTS namespaces")
 }
 
 /// A prefix for this test's hostnames, different on every run.
@@ -319,12 +312,9 @@ fn list_shows_a_zone_not_yet_booted_as_ready() {
     let _group = Group(leader);
     let deadline = Instant::now() + Duration::from_secs(5);
     let zone = loop {
-        let found = scan(Path::new("/proc")).into_iter().find(|z| {
-            std::fs::read_to_string(format!("/proc/{}/stat", z.init_pid))
-                .ok()
-                .and_then(|s| s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok())
-                == Some(leader)
-        });
+        let found = scan(Path::new("/proc"))
+            .into_iter()
+            .find(|z| ppid(z.init_pid as i32) == Some(leader));
         if let Some(z) = found {
             break z;
         }

@@ -37,10 +37,6 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// Whether `test` can run: root, and every program of `tools` on PATH.
 /// Missing tools skip the test, except under `CI=true` where they fail it.
 fn can_run(test: &str, tools: &[&str]) -> bool {
@@ -64,13 +60,6 @@ fn can_run(test: &str, tools: &[&str]) -> bool {
     }
     eprintln!("SKIPPED {msg}");
     false
-}
-
-fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
 }
 
 /// Runs `cmd`, panicking with its output unless it succeeds; returns its stdout.
@@ -234,24 +223,18 @@ impl Daemon {
         if ready() {
             return Daemon { child: None };
         }
-        let logf = fs::File::create(log).unwrap();
+        log_to(&mut cmd, log).unwrap();
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
         let d = Daemon { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready() {
-            if Instant::now() > deadline {
-                panic!(
-                    "{cmd:?} did not come up within 60 s; its log:\n{}",
-                    fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            thread::sleep(Duration::from_millis(200));
+        // Not giving up when it exits: it may have lost a race to another test's daemon.
+        if let Err(e) = wait_ready(None, log, Duration::from_secs(60), ready) {
+            panic!(
+                "{cmd:?} {e}; its log:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
         }
         d
     }
@@ -559,20 +542,7 @@ fn docker_daemon(scratch: &Scratch) -> Daemon {
 
 /// Runs a detached Docker container `name` (hostname `name`) from `image`; returns its id.
 fn docker_run(image: &str, name: &str) -> String {
-    run(docker().args([
-        "run",
-        "--detach",
-        "--name",
-        name,
-        "--hostname",
-        name,
-        "--network",
-        "none",
-        image,
-        "/bin/sh",
-        "-c",
-        "sleep 1000",
-    ]))
+    run(docker().args(container_run_args(name, image, &[], "sleep 1000")))
 }
 
 /// A `containers.conf` that lets Podman run here: cgroupfs (no systemd), a
@@ -628,19 +598,7 @@ fn podman(conf: &Path) -> Command {
 /// Runs a detached Podman container `name` (hostname `name`) from `image`
 /// and stops it; returns the id `podman run` printed.
 fn podman_boot_and_stop(conf: &Path, image: &str, name: &str) -> String {
-    let id = run(podman(conf).args([
-        "run",
-        "--detach",
-        "--name",
-        name,
-        "--hostname",
-        name,
-        "--network=none",
-        image,
-        "/bin/sh",
-        "-c",
-        "sleep 1000",
-    ]));
+    let id = run(podman(conf).args(container_run_args(name, image, &[], "sleep 1000")));
     thread::sleep(Duration::from_millis(300));
     run(podman(conf).args(["stop", "--time", "0", name]));
     id.lines().last().unwrap_or("").to_string()

@@ -441,13 +441,7 @@ fn all_and_timestamps_options() {
 
 /// The scheduling policy and nice value of process `pid`, from /proc.
 fn sched_of(pid: i32) -> (u64, i64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
+    let fields = stat_fields(pid).unwrap();
     // After the comm: state is field 3, nice is field 19, policy is field 41.
     (
         fields[41 - 3].parse().unwrap(),

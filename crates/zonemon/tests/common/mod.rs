@@ -3,35 +3,23 @@
 //!
 //! The machine is shared: every test names its zones with a prefix of its own
 //! ([`prefix`]) and counts only those.
+//!
+//! What the benchmark uses too (the root check, the zone recipe, zonemon's
+//! stderr, daemons, /proc) is in `zonemon-testkit`, re-exported here.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+pub use zonemon_testkit::*;
 
 /// Path of the zonemon binary under test.
 pub const ZONEMON: &str = env!("CARGO_BIN_EXE_zonemon");
-
-/// Whether this test may run: true as root. Without root it panics under
-/// `CI=true` (privileged tests must never skip silently there) and otherwise
-/// says it skips.
-pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root (it loads eBPF programs and makes PID namespaces) and CI=true forbids skipping");
-    }
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
 
 /// A name prefix unique to this test run and `test`, e.g. `zmt-boot-4711-`.
 pub fn prefix(test: &str) -> String {
@@ -67,8 +55,6 @@ impl Monitor {
             .spawn()
             .expect("spawning zonemon");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = channel();
         let out = child.stdout.take().unwrap();
         let sink = Arc::clone(&lines);
         thread::spawn(move || {
@@ -77,25 +63,13 @@ impl Monitor {
                 sink.lock().unwrap().push(line);
             }
         });
-        let err = child.stderr.take().unwrap();
-        let errs = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("zonemon: watching") {
-                    let _ = ready_tx.send(());
-                }
-                let mut e = errs.lock().unwrap();
-                e.push_str(&line);
-                e.push('\n');
-            }
-        });
+        let err = read_stderr(child.stderr.take().unwrap(), WATCHING, usize::MAX);
         let mut mon = Monitor {
             child,
             lines,
-            stderr,
+            stderr: err.text,
         };
-        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        if err.ready.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = mon.child.kill();
             panic!(
                 "zonemon did not start watching within 30 s; stderr:\n{}",
@@ -188,26 +162,6 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
-/// A command that boots a zone named `name` (its own UTS namespace, hostname
-/// set before the zone's init starts) whose init runs `sh -c script`.
-/// Names and scripts are passed as arguments, never spliced into shell text.
-pub fn zone_cmd(name: &str, script: &str) -> Command {
-    let mut c = Command::new("unshare");
-    c.args([
-        "--uts",
-        "sh",
-        "-c",
-        "hostname \"$1\" && exec unshare --pid --fork --kill-child sh -c \"$2\"",
-        "sh",
-        name,
-        script,
-    ]);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
-
 /// Boots a zone named `name` running `script` and waits for it to end; returns unshare's status
 /// (which is the zone init's).
 pub fn run_zone(name: &str, script: &str) -> ExitStatus {
@@ -270,16 +224,7 @@ pub fn children(parent: i32) -> Vec<i32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // Fields after the parenthesised command: state, ppid, ...
-                    let rest = &stat[stat.rfind(')')? + 2..];
-                    rest.split(' ').nth(1)?.parse::<i32>().ok()
-                })
-                == Some(parent)
-        })
+        .filter(|&pid| ppid(pid) == Some(parent))
         .collect()
 }
 

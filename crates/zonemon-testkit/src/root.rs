@@ -1,0 +1,29 @@
+//! Whether a privileged test may run.
+
+/// True when the environment says `CI=true`: there, a test that cannot run
+/// must fail, never skip silently.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether `test` may run: true as root. Without root it panics under
+/// `CI=true` (privileged tests must never skip silently there) and otherwise
+/// says on stderr that it skips. For tests that load eBPF programs and make
+/// PID namespaces; see [`require_root_for`] to give another reason.
+pub fn require_root(test: &str) -> bool {
+    require_root_for(test, "it loads eBPF programs and makes PID namespaces")
+}
+
+/// As [`require_root`], with `reason` (what the test needs root for) in the
+/// message under `CI=true`.
+pub fn require_root_for(test: &str, reason: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test} needs root ({reason}) and CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
