@@ -94,6 +94,16 @@ impl K8sNames {
 pub trait NameResolver {
     /// Names the zone described by `facts`, or `None` to let the next source try.
     fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName>;
+
+    /// Asked right after [`NameResolver::resolve`] found no name for the
+    /// zone `facts` describes: whether a later call may still find one (a
+    /// runtime is making the zone and has not written its state yet). The
+    /// tracker stops asking about a zone once this is `false`, which spares
+    /// every zone no runtime made a second lookup. `true` unless the
+    /// resolver knows better.
+    fn may_name_later(&mut self, _facts: &ZoneFacts<'_>) -> bool {
+        true
+    }
 }
 
 /// No runtime names: every zone is named by hostname or PID namespace.
@@ -104,12 +114,20 @@ impl NameResolver for NoRuntimeNames {
     fn resolve(&mut self, _facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
         None
     }
+
+    fn may_name_later(&mut self, _facts: &ZoneFacts<'_>) -> bool {
+        false
+    }
 }
 
 /// Tries each resolver in order; the first name found wins.
 impl NameResolver for Vec<Box<dyn NameResolver>> {
     fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
         self.iter_mut().find_map(|r| r.resolve(facts))
+    }
+
+    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
+        self.iter_mut().any(|r| r.may_name_later(facts))
     }
 }
 

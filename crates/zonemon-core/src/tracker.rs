@@ -81,6 +81,8 @@ struct Zone {
     cgroup: Option<String>,
     more_cgroups: Option<Vec<String>>,
     runtime_name: Option<ResolvedName>,
+    /// Whether the resolver said no later look can name the zone (no runtime made it).
+    unclaimed: bool,
     exit_ts: Option<u64>,
     /// Kernel time of the newest observation applied, so that a late one never overwrites newer facts.
     last_ts: u64,
@@ -484,6 +486,7 @@ impl<R: NameResolver> Tracker<R> {
             cgroup: obs.cgroup.clone(),
             more_cgroups: obs.more_cgroups.clone(),
             runtime_name: None,
+            unclaimed: false,
             exit_ts: None,
             last_ts: obs.ts_ns,
             seeded: false,
@@ -500,7 +503,7 @@ impl<R: NameResolver> Tracker<R> {
             kind,
             EventKind::Ready | EventKind::Booted | EventKind::Running
         );
-        if zone.runtime_name.is_none() && init_alive {
+        if zone.runtime_name.is_none() && !zone.unclaimed && init_alive {
             let facts = ZoneFacts {
                 init_pid: zone.init_pid,
                 creator_pid: zone.creator_pid,
@@ -511,7 +514,10 @@ impl<R: NameResolver> Tracker<R> {
                 more_cgroups: zone.more_cgroups.as_deref(),
                 comm: &zone.comm,
             };
-            zone.runtime_name = self.resolver.resolve(&facts);
+            let found = self.resolver.resolve(&facts);
+            let unclaimed = found.is_none() && !self.resolver.may_name_later(&facts);
+            zone.runtime_name = found;
+            zone.unclaimed = unclaimed;
         }
         let hostname = zone.hostname().map(str::to_string);
         let (name, name_source, runtime, container_id, k8s) = match &zone.runtime_name {
@@ -613,7 +619,7 @@ mod tests {
         }
     }
 
-    fn feed(t: &mut Tracker<NoRuntimeNames>, obs: &[Observation]) -> Vec<ZoneEvent> {
+    fn feed<R: NameResolver>(t: &mut Tracker<R>, obs: &[Observation]) -> Vec<ZoneEvent> {
         obs.iter().flat_map(|o| t.observe(o)).collect()
     }
 
@@ -942,6 +948,45 @@ mod tests {
             calls.get(),
             2,
             "at ready and booted, not at shutdown or down"
+        );
+    }
+
+    #[test]
+    fn a_zone_no_runtime_can_name_is_looked_up_once() {
+        struct Never(std::rc::Rc<std::cell::Cell<u32>>);
+        impl NameResolver for Never {
+            fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+                self.0.set(self.0.get() + 1);
+                None
+            }
+            fn may_name_later(&mut self, f: &ZoneFacts<'_>) -> bool {
+                f.init_pid != AAP.pid // only aap is ruled out
+            }
+        }
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let host = HostInfo {
+            utsns: HOST_UTS,
+            hostname: "host".into(),
+        };
+        let mut t = Tracker::new(host, Never(calls.clone()));
+        let evs = feed(&mut t, &[AAP.fork(1), AAP.exec(2)]);
+        assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
+        assert_eq!(
+            calls.get(),
+            1,
+            "ruled out at ready: not asked again at booted"
+        );
+        let noot = Init {
+            pid: 200,
+            pidns: 6000,
+            start: 1_500,
+            name: "noot",
+        };
+        feed(&mut t, &[noot.fork(3), noot.exec(4)]);
+        assert_eq!(
+            calls.get(),
+            3,
+            "a zone that may still be named is asked again"
         );
     }
 

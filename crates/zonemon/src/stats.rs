@@ -98,6 +98,10 @@ impl<R: NameResolver> NameResolver for TimedResolver<R> {
         stats.named += u64::from(found.is_some());
         found
     }
+
+    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
+        self.inner.may_name_later(facts)
+    }
 }
 
 #[cfg(test)]

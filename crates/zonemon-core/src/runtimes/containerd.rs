@@ -180,6 +180,13 @@ impl RuntimeResolver for Containerd {
         }
         None
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(
+            &["containerd-shim*", "containerd"],
+            &["kubepods", "cri-containerd"],
+        )
+    }
 }
 
 super::standalone_resolver!(Containerd);

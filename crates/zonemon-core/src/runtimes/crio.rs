@@ -139,6 +139,10 @@ impl RuntimeResolver for CriO {
         let (ns, pod, c) = parse_kubelet_name(name)?;
         resolved_k8s(ns, pod, c, "crio-conmon", "cri-o", Some(&id))
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(&["conmon", "crio"], &["crio"])
+    }
 }
 
 super::standalone_resolver!(CriO);

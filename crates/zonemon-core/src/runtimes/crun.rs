@@ -55,6 +55,10 @@ impl RuntimeResolver for Crun {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         self.inner.resolve(probe)
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        self.inner.could_claim_later(probe)
+    }
 }
 
 super::standalone_resolver!(Crun);

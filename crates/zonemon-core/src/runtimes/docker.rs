@@ -140,6 +140,10 @@ impl RuntimeResolver for Docker {
         }
         None
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(&["containerd-shim*", "dockerd", "docker-init"], &["docker"])
+    }
 }
 
 super::standalone_resolver!(Docker);

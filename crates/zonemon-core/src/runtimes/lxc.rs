@@ -75,6 +75,15 @@ impl RuntimeResolver for Lxc {
         let name = probe.cgroups().iter().find_map(|p| cgroup_name(p))?;
         resolved(name, "lxc-cgroup", "lxc", Some(name))
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        // The monitor's title (`[lxc monitor] PATH NAME`) is no program name: look at every argument.
+        probe
+            .ancestors()
+            .iter()
+            .any(|a| a.args.iter().any(|x| x.contains("lxc")))
+            || probe.shows_signs_of(&[], &["lxc"])
+    }
 }
 
 super::standalone_resolver!(Lxc);

@@ -66,12 +66,23 @@ pub fn default_chain(root: &Path) -> Vec<Box<dyn NameResolver>> {
 pub trait RuntimeResolver: Send {
     /// Names the zone `probe` describes, or `None` to let the next runtime try.
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName>;
+
+    /// After [`RuntimeResolver::resolve_probe`] found nothing: whether the
+    /// zone shows any sign of this runtime (its processes above the init,
+    /// its cgroup naming scheme, a container it is creating), so that a later
+    /// look, once its state is written, might name it. `true` when unsure.
+    fn could_claim_later(&self, _probe: &Probe<'_>) -> bool {
+        true
+    }
 }
 
 /// The runtime resolvers in order, as one [`NameResolver`]; the first name found wins.
 pub struct RuntimeNames {
     root: Arc<Path>,
     resolvers: Vec<Box<dyn RuntimeResolver>>,
+    /// The zone (init PID, PID namespace) of the last lookup, when it found
+    /// no name and no runtime shows any sign of having made it.
+    unclaimed: Option<(u32, u32)>,
 }
 
 impl RuntimeNames {
@@ -97,19 +108,32 @@ impl RuntimeNames {
         RuntimeNames {
             root: Arc::from(root),
             resolvers,
+            unclaimed: None,
         }
     }
 }
 
 impl NameResolver for RuntimeNames {
     fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+        self.unclaimed = None;
         let probe = Probe::new(&self.root, *facts);
-        if probe.nested() {
-            return None;
+        let found = if probe.nested() {
+            None // the host's runtimes did not make it: never named here
+        } else {
+            self.resolvers
+                .iter_mut()
+                .find_map(|r| r.resolve_probe(&probe))
+        };
+        if found.is_none()
+            && (probe.nested() || !self.resolvers.iter().any(|r| r.could_claim_later(&probe)))
+        {
+            self.unclaimed = Some((facts.init_pid, facts.pidns));
         }
-        self.resolvers
-            .iter_mut()
-            .find_map(|r| r.resolve_probe(&probe))
+        found
+    }
+
+    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
+        self.unclaimed != Some((facts.init_pid, facts.pidns))
     }
 }
 
@@ -306,6 +330,26 @@ impl<'a> Probe<'a> {
         })
     }
 
+    /// Whether some ancestor is one of `progs` (argv\[0\]'s basename; an
+    /// entry ending in `*` matches a prefix) or some cgroup path contains one
+    /// of `cgroup_words`: the cheap signs of a runtime, for
+    /// [`RuntimeResolver::could_claim_later`].
+    pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
+        let prog_matches = |p: &str| {
+            progs.iter().any(|want| match want.strip_suffix('*') {
+                Some(prefix) => p.starts_with(prefix),
+                None => p == *want,
+            })
+        };
+        self.ancestors()
+            .iter()
+            .any(|a| prog_matches(procfs::program(&a.args)))
+            || self
+                .cgroups()
+                .iter()
+                .any(|c| cgroup_words.iter().any(|w| c.contains(w)))
+    }
+
     /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
     pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
         self.ancestors()
@@ -474,6 +518,46 @@ mod tests {
         let mut chain = RuntimeNames::new(t.root());
         assert!(chain.resolve(&nested).is_none());
         assert!(Probe::new(t.root(), nested).nested());
+    }
+
+    #[test]
+    fn a_zone_without_signs_of_a_runtime_is_ruled_out() {
+        let t = TempTree::new("unclaimed");
+        // An `unshare` zone: no runtime above it, a cgroup of no runtime's scheme.
+        t.proc(100, 50, 777, &[100, 1], &["sleep", "9"], "0::/user.slice\n");
+        t.proc(
+            50,
+            40,
+            1,
+            &[50],
+            &["unshare", "--pid", "--fork", "sleep"],
+            "0::/\n",
+        );
+        t.proc(40, 1, 1, &[40], &["bash"], "0::/\n");
+        let mut chain = RuntimeNames::new(t.root());
+        let f = facts(100, 50, Some("/user.slice"));
+        assert!(chain.resolve(&f).is_none());
+        assert!(!chain.may_name_later(&f));
+        assert!(
+            chain.may_name_later(&facts(101, 50, None)),
+            "only that zone"
+        );
+
+        // runc is creating a container whose state is not written yet: ask again later.
+        t.proc(200, 60, 778, &[200, 1], &["runc", "init"], "0::/aap\n");
+        t.proc(60, 40, 1, &[60], &["runc", "init"], "0::/aap\n");
+        t.mkdir(&format!("{}/aap", runc::STATE_DIR));
+        let f = facts(200, 60, Some("/aap"));
+        assert!(chain.resolve(&f).is_none());
+        assert!(chain.may_name_later(&f));
+
+        // A Docker-looking cgroup is a sign too, whatever is above the init.
+        let id = "ab".repeat(32);
+        let cg = format!("/docker/{id}");
+        t.proc(300, 1, 779, &[300, 1], &["sleep"], &format!("0::{cg}\n"));
+        let f = facts(300, 0, Some(&cg));
+        assert!(chain.resolve(&f).is_none());
+        assert!(chain.may_name_later(&f));
     }
 
     #[test]

@@ -185,6 +185,10 @@ impl RuntimeResolver for Nspawn {
         let name = probe.cgroups().iter().find_map(|p| cgroup_machine(p))?;
         resolved(&name, "nspawn-scope", "nspawn", Some(&name))
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(&["systemd-nspawn"], &["machine"])
+    }
 }
 
 super::standalone_resolver!(Nspawn);

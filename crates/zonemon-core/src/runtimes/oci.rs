@@ -192,6 +192,14 @@ impl OciResolver {
         resolved(id, self.rt.label_argv, self.rt.runtime, Some(id))
     }
 
+    /// Whether this runtime may still name the zone once its state is
+    /// written: the runtime is above the init, or some container's state was
+    /// missing at the last scan (one being created right now).
+    pub fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(&[self.rt.program], &[])
+            || self.index.as_ref().is_none_or(|ix| ix.incomplete)
+    }
+
     /// The state directory's index, init PID → container ids, rebuilt only
     /// when the directory changed (a container came or went: its mtime) or
     /// when a container's state was not written yet at the last scan. A

@@ -114,6 +114,10 @@ impl RuntimeResolver for Podman {
         let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
         resolved(name, "podman-conmon", "podman", Some(&id))
     }
+
+    fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
+        probe.shows_signs_of(&["conmon", "podman"], &["libpod"])
+    }
 }
 
 super::standalone_resolver!(Podman);
