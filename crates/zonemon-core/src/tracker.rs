@@ -926,24 +926,43 @@ mod tests {
         assert!(t.confirm_gone(AAP.pid, AAP.start, 50_000).is_empty());
     }
 
-    #[test]
-    fn resolvers_are_asked_only_while_the_init_lives() {
-        struct Count(std::rc::Rc<std::cell::Cell<u32>>);
-        impl NameResolver for Count {
-            fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
-                self.0.set(self.0.get() + 1);
-                None
-            }
+    /// A resolver that names nothing and counts its calls; it rules out the zone of `ruled_out`.
+    struct Counting {
+        calls: std::rc::Rc<std::cell::Cell<u32>>,
+        ruled_out: Option<u32>,
+    }
+
+    impl NameResolver for Counting {
+        fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+            self.calls.set(self.calls.get() + 1);
+            None
         }
+        fn may_name_later(&mut self, f: &ZoneFacts<'_>) -> bool {
+            self.ruled_out != Some(f.init_pid)
+        }
+    }
+
+    /// A tracker with a [`Counting`] resolver, and its call counter.
+    fn counting(ruled_out: Option<u32>) -> (Tracker<Counting>, std::rc::Rc<std::cell::Cell<u32>>) {
         let calls = std::rc::Rc::new(std::cell::Cell::new(0));
         let host = HostInfo {
             utsns: HOST_UTS,
             hostname: "host".into(),
         };
-        let mut t = Tracker::new(host, Count(calls.clone()));
-        for o in [AAP.fork(1), AAP.exec(2), AAP.exit(3, 0), AAP.free(4)] {
-            t.observe(&o);
-        }
+        let resolver = Counting {
+            calls: calls.clone(),
+            ruled_out,
+        };
+        (Tracker::new(host, resolver), calls)
+    }
+
+    #[test]
+    fn resolvers_are_asked_only_while_the_init_lives() {
+        let (mut t, calls) = counting(None);
+        feed(
+            &mut t,
+            &[AAP.fork(1), AAP.exec(2), AAP.exit(3, 0), AAP.free(4)],
+        );
         assert_eq!(
             calls.get(),
             2,
@@ -953,22 +972,7 @@ mod tests {
 
     #[test]
     fn a_zone_no_runtime_can_name_is_looked_up_once() {
-        struct Never(std::rc::Rc<std::cell::Cell<u32>>);
-        impl NameResolver for Never {
-            fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
-                self.0.set(self.0.get() + 1);
-                None
-            }
-            fn may_name_later(&mut self, f: &ZoneFacts<'_>) -> bool {
-                f.init_pid != AAP.pid // only aap is ruled out
-            }
-        }
-        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
-        let host = HostInfo {
-            utsns: HOST_UTS,
-            hostname: "host".into(),
-        };
-        let mut t = Tracker::new(host, Never(calls.clone()));
+        let (mut t, calls) = counting(Some(AAP.pid));
         let evs = feed(&mut t, &[AAP.fork(1), AAP.exec(2)]);
         assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
         assert_eq!(
