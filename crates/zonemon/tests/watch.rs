@@ -292,13 +292,14 @@ fn nsenter_into_a_running_zone_is_not_a_boot() {
     assert!(mon.wait_for(WAIT, |l| count(l, &p, "shutdown") == 1));
     drop(zone);
     let evs = parse_json(&mon.stop());
-    // Everything about that PID namespace while the zone lived (the inode is reused at once
-    // by other zones afterwards, so stop at its shutdown).
-    let end = evs
-        .iter()
-        .position(|e| e["event"] == "shutdown" && e["zone_id"] == booted["zone_id"])
-        .unwrap();
-    let in_zone: Vec<_> = evs[..=end]
+    // Everything about that PID namespace while the zone lived: from its ready to its
+    // shutdown (the inode was other zones' before and is reused at once afterwards).
+    let at = |kind: &str| {
+        evs.iter()
+            .position(|e| e["event"] == kind && e["zone_id"] == booted["zone_id"])
+            .unwrap()
+    };
+    let in_zone: Vec<_> = evs[at("ready")..=at("shutdown")]
         .iter()
         .filter(|e| e["pidns"] == booted["pidns"])
         .collect();
