@@ -145,7 +145,8 @@ fn stats_report_the_cost_of_the_event_path() {
     let v: Value = serde_json::from_str(&line).unwrap();
     let s = &v["stats"];
     assert!(s["observations"].as_u64().unwrap() >= 4, "{s}");
-    assert!(s["naming_calls"].as_u64().unwrap() >= 2, "{s}");
+    // At least the zone's lookup at ready (a zone no runtime made is not looked up again).
+    assert!(s["naming_calls"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["event_path_ns"]["p50"].as_u64().unwrap() > 0);
     let share = s["naming_share_of_event_path"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "{share}");
