@@ -125,6 +125,14 @@ impl OciResolver {
         self.cache.get(dir, &rel, MAX_STATE_FILE, self.rt.parse)
     }
 
+    /// Whether container `id`'s state file exists in any form (even a symlink or garbage).
+    fn state_file_exists(&self, dir: &Path, id: &str) -> bool {
+        dir.join(id)
+            .join(self.rt.state_file)
+            .symlink_metadata()
+            .is_ok()
+    }
+
     fn matches(probe: &Probe<'_>, s: &OciState) -> bool {
         s.pid == probe.facts().init_pid
             && match (s.start_ticks, probe.init_start_ticks()) {
@@ -202,7 +210,7 @@ impl OciResolver {
 
     /// The state directory's index, init PID → container ids, rebuilt only
     /// when the directory changed (a container came or went: its mtime) or
-    /// when a container's state was not written yet at the last scan. A
+    /// when a container's state file did not exist yet at the last scan. A
     /// missing directory is an empty, complete index.
     fn scan(&mut self, dir: &Path) -> &ScanIndex {
         let key = dir_key(dir);
@@ -221,7 +229,11 @@ impl OciResolver {
                     match self.state(dir, &id) {
                         // A stale state (its init long gone) may record a reused PID: keep every owner.
                         Some(s) => by_pid.entry(s.pid).or_default().push(id),
-                        None => incomplete = true,
+                        // Not written yet: the runtime is creating this container; look again.
+                        None if !self.state_file_exists(dir, &id) => incomplete = true,
+                        // There but unreadable or malformed (runtimes write it whole, by rename):
+                        // a broken leftover must not make every later lookup rescan.
+                        None => {}
                     }
                 }
             }

@@ -182,6 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_leftover_state_does_not_keep_every_zone_under_suspicion() {
+        let t = TempTree::new("runc-broken");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/user.slice\n");
+        t.write(
+            &format!("{STATE_DIR}/broken/state.json"),
+            "{\"init_process_pid\":",
+        );
+        let mut r = Runc::new(t.root());
+        let f = facts(300, 0, Some("/user.slice"));
+        let probe = crate::runtimes::Probe::new(t.root(), f);
+        assert!(r.resolve_probe(&probe).is_none());
+        assert!(
+            !r.could_claim_later(&probe),
+            "no runc above, nothing being created"
+        );
+        // A container being created (its state not written yet) keeps zones under suspicion.
+        t.mkdir(&format!("{STATE_DIR}/creating"));
+        let probe = crate::runtimes::Probe::new(t.root(), f);
+        assert!(r.resolve_probe(&probe).is_none());
+        assert!(r.could_claim_later(&probe));
+    }
+
+    #[test]
     fn refuses_reused_pids_and_managed_containers() {
         let t = TempTree::new("runc-refuse");
         t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/aap\n");
