@@ -30,8 +30,9 @@ struct zm_dying {
  * Zone inits whose thread group has exited but which are not yet freed,
  * keyed by task pointer: the free of one of these is the zone going "down".
  * The value says which zone: should an entry outlive its task (a free the
- * kernel side did not see), the next task freed at that address proves the
- * zone gone all the same, and the record names the zone, not that task.
+ * kernel side did not see), the next zone init exiting or task freed at that
+ * address proves the zone gone all the same, and the record names the zone,
+ * not that task.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -118,6 +119,29 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * Submits the record that the zone whose init was `who` is gone: its init's
+ * task was freed. Its thread_pid is detached by then, so only the identity
+ * is reported; userspace knows the rest.
+ */
+static __always_inline void emit_gone(const struct zm_dying *who)
+{
+	struct zm_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&dropped, 1);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->start_ns = who->start_ns;
+	e->dropped = dropped;
+	e->kind = ZM_KIND_INIT_FREE;
+	e->init_pid = who->tgid;
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
 SEC("raw_tracepoint/sched_process_fork")
 int zm_fork(struct bpf_raw_tracepoint_args *ctx)
@@ -164,7 +188,7 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct signal_struct *sig;
 	struct pid_namespace *ns;
 	unsigned int level = 0;
-	struct zm_dying who = {};
+	struct zm_dying who = {}, gone, *stale;
 	__s32 status;
 	__u64 key;
 	int nr = 0;
@@ -185,6 +209,17 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	key = (__u64)leader;
 	who.tgid = BPF_CORE_READ(leader, tgid);
 	who.start_ns = BPF_CORE_READ(leader, start_boottime);
+	/*
+	 * Another zone's init still listed at this task's address was freed
+	 * without its free being seen here (it happens, rarely, under heavy
+	 * churn): the address being in use again proves that zone gone. Say so
+	 * now, before its entry is overwritten.
+	 */
+	stale = bpf_map_lookup_elem(&dying, &key);
+	if (stale && (stale->tgid != who.tgid || stale->start_ns != who.start_ns)) {
+		gone = *stale;
+		emit_gone(&gone);
+	}
 	if (bpf_map_update_elem(&dying, &key, &who, BPF_ANY))
 		__sync_fetch_and_add(&dying_overflow, 1);
 	return 0;
@@ -196,7 +231,6 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct zm_dying *found, who;
-	struct zm_event *e;
 	__u64 key = (__u64)task;
 
 	found = bpf_map_lookup_elem(&dying, &key);
@@ -204,18 +238,6 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	who = *found;
 	bpf_map_delete_elem(&dying, &key);
-	/* thread_pid is already detached: report what is left, userspace knows the rest. */
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&dropped, 1);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->start_ns = who.start_ns;
-	e->dropped = dropped;
-	e->kind = ZM_KIND_INIT_FREE;
-	e->init_pid = who.tgid;
-	bpf_ringbuf_submit(e, 0);
+	emit_gone(&who);
 	return 0;
 }
