@@ -1,5 +1,7 @@
 //! Medians, percentiles and the way figures are written in the table.
 
+pub use zonemon_core::clock::clock_ns;
+
 /// The `p`-th percentile (0–100) of `values` by nearest rank; None when empty.
 pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     if values.is_empty() {
@@ -62,17 +64,6 @@ pub fn fmt_dist(ns: &[f64]) -> String {
 /// Nanoseconds since the Unix epoch on CLOCK_REALTIME.
 pub fn realtime_ns() -> i128 {
     clock_ns(libc::CLOCK_REALTIME)
-}
-
-/// Nanoseconds on `clock`.
-pub fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).

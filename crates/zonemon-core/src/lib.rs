@@ -4,6 +4,7 @@
 //! Nothing here needs root or BPF; the kernel side lives in the `zonemon`
 //! crate and hands this crate [`Observation`]s.
 
+pub mod clock;
 pub mod escape;
 pub mod event;
 pub mod exit;

@@ -12,6 +12,8 @@ use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
 
 use crate::stats::SharedStats;
 
+pub use zonemon_core::clock::{boot_time_ns, clock_ns};
+
 /// The runtime name resolvers, tried in order.
 pub type Resolvers = Vec<Box<dyn NameResolver>>;
 
@@ -136,22 +138,6 @@ impl Pipeline {
         }
         Ok(())
     }
-}
-
-/// CLOCK_BOOTTIME now, in nanoseconds: the clock of every observation's timestamps.
-pub fn boot_time_ns() -> u64 {
-    clock_ns(libc::CLOCK_BOOTTIME) as u64
-}
-
-/// Nanoseconds of `clock` now.
-pub fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 /// Adds what the observation lacks and userspace can still read: the
