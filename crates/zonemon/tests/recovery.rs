@@ -27,6 +27,19 @@ fn burst_alone() -> std::sync::MutexGuard<'static, ()> {
     BURSTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Boots zones `<p>0` … `<p>{n-1}`, 8 at a time, each exiting at once.
+fn burst(p: &str, n: usize) {
+    thread::scope(|s| {
+        for worker in 0..8 {
+            s.spawn(move || {
+                for i in (worker..n).step_by(8) {
+                    run_zone(&format!("{p}{i}"), "exit 0");
+                }
+            });
+        }
+    });
+}
+
 fn ours<'a>(evs: &'a [Value], p: &str) -> Vec<&'a Value> {
     with_prefix(evs, p)
 }
@@ -172,16 +185,7 @@ fn frozen_monitor_reports_the_loss_and_resyncs() {
     unsafe { libc::kill(mon.pid(), libc::SIGSTOP) };
     let survivor = BackgroundZone::start(&keeper, "exec sleep 120");
     let n = 2000;
-    thread::scope(|s| {
-        for worker in 0..8 {
-            let p = &p;
-            s.spawn(move || {
-                for i in (worker..n).step_by(8) {
-                    run_zone(&format!("{p}{i}"), "exit 0");
-                }
-            });
-        }
-    });
+    burst(&p, n);
     let vanished = BackgroundZone::start(&format!("{p}vanished"), "exec sleep 120");
     thread::sleep(Duration::from_millis(200));
     // SAFETY: as above.
@@ -249,16 +253,7 @@ fn frozen_monitor_with_the_default_ring_loses_nothing() {
     // SAFETY: stopping and continuing our own child.
     unsafe { libc::kill(mon.pid(), libc::SIGSTOP) };
     let n = 2000;
-    thread::scope(|s| {
-        for worker in 0..8 {
-            let p = &p;
-            s.spawn(move || {
-                for i in (worker..n).step_by(8) {
-                    run_zone(&format!("{p}{i}"), "exit 0");
-                }
-            });
-        }
-    });
+    burst(&p, n);
     // SAFETY: as above.
     unsafe { libc::kill(mon.pid(), libc::SIGCONT) };
     assert!(
