@@ -33,6 +33,20 @@ enum Command {
     Watch(WatchArgs),
     /// List the zones running now (from /proc; no BPF, no root needed for your own processes).
     List(ListArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    ///
+    /// For example `zonemon completions bash > /etc/bash_completion.d/zonemon`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (zonemon.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// The directory to write into (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +114,10 @@ pub enum Action {
     Watch(WatchOptions),
     /// `zonemon list [-p]`; the flag is `-p`.
     List { parseable: bool },
+    /// `zonemon completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `zonemon manpages DIR`.
+    Manpages(std::path::PathBuf),
 }
 
 impl Cli {
@@ -111,6 +129,8 @@ impl Cli {
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
             },
+            Some(Command::Completions { shell }) => Action::Completions(shell),
+            Some(Command::Manpages { dir }) => Action::Manpages(dir),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod decode;
+mod docs;
 mod list;
 mod pipeline;
 mod sources;
@@ -49,5 +50,7 @@ fn run() -> anyhow::Result<()> {
             zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
             &mut std::io::stdout().lock(),
         ),
+        Action::Completions(shell) => docs::completions(shell, &mut std::io::stdout().lock()),
+        Action::Manpages(dir) => docs::manpages(&dir),
     }
 }

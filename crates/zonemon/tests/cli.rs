@@ -109,3 +109,74 @@ fn without_privileges_watch_says_what_to_do() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_are_valid_scripts_for_each_shell() {
+    for (shell, checker) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let (code, script, err) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for sub in ["watch", "list", "completions"] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+        let json_flag = if shell == "fish" { "-l json" } else { "--json" };
+        assert!(
+            script.contains(json_flag),
+            "{shell} completions lack --json"
+        );
+        // The shell itself must accept the script (syntax check only).
+        let file = std::env::temp_dir().join(format!("zonemon-{}.{shell}", std::process::id()));
+        std::fs::write(&file, &script).unwrap();
+        let check = Command::new(checker)
+            .arg("-n")
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("running {checker} (./dev installs it): {e}"));
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            check.status.success(),
+            "{checker} -n rejects the script: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let (code, _, err) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bash") && err.contains("zsh") && err.contains("fish"),
+        "{err}"
+    );
+}
+
+#[test]
+fn man_pages_render_for_zonemon_and_each_subcommand() {
+    let dir = std::env::temp_dir().join(format!("zonemon-man-{}", std::process::id()));
+    let (code, _, err) = run(&["manpages", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for (page, words) in [
+        ("zonemon.1", vec!["zonemon", "--json", "watch", "list"]),
+        ("zonemon-watch.1", vec!["--ring-size", "--source"]),
+        ("zonemon-list.1", vec!["--parseable"]),
+    ] {
+        let path = dir.join(page);
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(&path)
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .unwrap_or_else(|e| panic!("running man (./dev installs man-db): {e}"));
+        // Drop the overstrike that makes bold ("X\bX") to read the plain text.
+        let mut text = String::new();
+        for c in String::from_utf8_lossy(&out.stdout).chars() {
+            if c == '\u{8}' {
+                text.pop();
+            } else {
+                text.push(c);
+            }
+        }
+        assert!(out.status.success(), "man -l {page}");
+        for w in words {
+            assert!(text.contains(w), "{page} lacks {w}:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
