@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use zonemon_core::filter::Filter;
+
 use crate::sources::SourceKind;
 use crate::watch::{Priority, WatchOptions};
 
@@ -81,6 +83,15 @@ struct WatchArgs {
     /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
+    /// Show only the records that match: KEY=VALUE, repeatable; the same key given again is an
+    /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
+    /// name=web-*), event (ready, booted, shutdown, down, running, lost). --metrics counts
+    /// what passes.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
+    filter: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750 (off unless given).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The `--priority` values.
@@ -156,6 +167,9 @@ impl From<WatchArgs> for WatchOptions {
                 SourceArg::Poll => SourceKind::Poll,
             },
             interval: a.interval,
+            metrics: a.metrics,
+            filter: Filter::parse(a.filter.iter().map(String::as_str))
+                .expect("each filter was checked when parsed"),
         }
     }
 }
@@ -180,6 +194,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is out of range (1ms to 24h)"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// One `--filter KEY=VALUE`, checked (the key known, the value valid) and kept as given.
+fn parse_filter(s: &str) -> Result<String, String> {
+    Filter::parse([s]).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -278,6 +298,31 @@ mod tests {
         assert!(parse_duration("0ms").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(Cli::try_parse_from(["zonemon", "--source", "dtrace"]).is_err());
+    }
+
+    #[test]
+    fn filters_are_checked_and_combined() {
+        let Action::Watch(w) = action(&[
+            "zonemon",
+            "--filter",
+            "name=web-*",
+            "--filter",
+            "event=booted",
+        ]) else {
+            panic!()
+        };
+        assert!(!w.filter.is_empty());
+        let e = Cli::try_parse_from(["zonemon", "--filter", "colour=red"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--filter") && e.contains("colour") && e.contains("event, name"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["zonemon", "watch", "--filter", "event=exploded"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exploded") && e.contains("booted"), "{e}");
     }
 
     #[test]

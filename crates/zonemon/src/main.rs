@@ -4,6 +4,7 @@ mod cli;
 mod decode;
 mod docs;
 mod list;
+mod metrics;
 mod pipeline;
 mod sources;
 mod stats;

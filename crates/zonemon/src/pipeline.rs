@@ -61,6 +61,11 @@ impl Pipeline {
         }
     }
 
+    /// Every zone not yet down, as a record of the state it is in now (see [`Tracker::running`]).
+    pub fn running(&mut self) -> Vec<zonemon_core::ZoneEvent> {
+        self.tracker.running()
+    }
+
     /// Writes the zones found at start-up and not reported since as `running` records.
     pub fn write_initial(&mut self) -> io::Result<()> {
         for ev in self.tracker.initial() {

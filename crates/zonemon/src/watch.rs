@@ -1,6 +1,7 @@
 //! `zonemon watch`: a source, the pipeline, the event loop, clean stops.
 
 use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -8,9 +9,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use zonemon_core::output::{JsonSink, Sink, TextSink, WallClock};
+use zonemon_core::filter::Filter;
+use zonemon_core::output::{passes, FilteredSink, JsonSink, Sink, TextSink, WallClock};
 use zonemon_core::{procscan, Tracker};
 
+use crate::metrics::{self, MeteredResolver, MeteredSink, Metrics, RunningZones};
 use crate::pipeline::{boot_time_ns, clock_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
@@ -36,6 +39,10 @@ pub struct WatchOptions {
     pub source: SourceKind,
     /// The polling source's interval.
     pub interval: Duration,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// Which records to show (and count in the metrics).
+    pub filter: Filter,
 }
 
 /// How zonemon competes for a CPU when a zone event wakes it.
@@ -80,6 +87,16 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)
             .context("installing signal handlers")?;
     }
+    // A bad or busy --metrics address is an error before anything is attached.
+    let metrics = match opts.metrics {
+        Some(addr) => {
+            let (m, registry) = Metrics::new();
+            let bound = metrics::serve(addr, registry)?;
+            eprintln!("zonemon: serving metrics on http://{bound}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
     // and the tracker merges them.
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
@@ -99,9 +116,23 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
     let chain = zonemon_core::runtimes::default_chain(Path::new("/"));
     let stats = opts.stats.then(SharedStats::default);
-    let resolvers: Resolvers = match &stats {
+    let mut resolvers: Resolvers = match &stats {
         Some(s) => vec![Box::new(TimedResolver::new(chain, Rc::clone(s)))],
         None => chain,
+    };
+    let (sink, running) = match metrics {
+        Some(m) => {
+            resolvers = vec![Box::new(MeteredResolver::new(resolvers, m.clone()))];
+            let running = RunningZones::new(m);
+            let sink: Box<dyn Sink> = Box::new(MeteredSink::new(sink, running.clone()));
+            (sink, Some(running))
+        }
+        None => (sink, None),
+    };
+    let sink: Box<dyn Sink> = if opts.filter.is_empty() {
+        sink
+    } else {
+        Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
     let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
@@ -112,6 +143,15 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         source.drain(&mut pipeline)?;
         if opts.initial {
             pipeline.write_initial()?;
+        }
+        if let Some(running) = &running {
+            let zones = pipeline.running();
+            running.seed(
+                &zones
+                    .into_iter()
+                    .filter(|z| passes(&opts.filter, z))
+                    .collect::<Vec<_>>(),
+            );
         }
         eprintln!(
             "zonemon: watching zone boots and shutdowns ({}); Ctrl-C stops",

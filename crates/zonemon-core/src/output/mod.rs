@@ -1,8 +1,10 @@
 //! Where transitions go: one [`Sink`] per output format.
 
+mod filtered;
 mod json;
 mod text;
 
+pub use filtered::{passes, FilteredSink};
 pub use json::JsonSink;
 pub use text::TextSink;
 
