@@ -205,6 +205,27 @@ mod tests {
     }
 
     #[test]
+    fn a_container_directory_whose_state_never_came_expires() {
+        let t = TempTree::new("runc-halfway");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/user.slice\n");
+        // `runc create` killed half-way, a minute ago: a directory, no state.json.
+        t.mkdir(&format!("{STATE_DIR}/halfway"));
+        let dir = t.root().join(STATE_DIR).join("halfway");
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(minute_ago)
+            .unwrap();
+        let mut r = Runc::new(t.root());
+        let probe = crate::runtimes::Probe::new(t.root(), facts(300, 0, Some("/user.slice")));
+        assert!(r.resolve_probe(&probe).is_none());
+        assert!(
+            !r.could_claim_later(&probe),
+            "a leftover keeps no zone under suspicion"
+        );
+    }
+
+    #[test]
     fn refuses_reused_pids_and_managed_containers() {
         let t = TempTree::new("runc-refuse");
         t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/aap\n");
