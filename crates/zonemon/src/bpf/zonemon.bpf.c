@@ -94,7 +94,6 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = BPF_CORE_READ(leader, start_boottime);
 	e->ns_id = ns_id_of(ns);
-	e->dropped = dropped;
 	e->kind = kind;
 	e->pidns_inum = BPF_CORE_READ(ns, ns.inum);
 	e->level = level;
@@ -136,7 +135,6 @@ static __always_inline void emit_gone(const struct zm_dying *who)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = who->start_ns;
-	e->dropped = dropped;
 	e->kind = ZM_KIND_INIT_FREE;
 	e->init_pid = who->tgid;
 	bpf_ringbuf_submit(e, 0);
