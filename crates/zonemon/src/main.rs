@@ -6,6 +6,8 @@ mod list;
 mod pipeline;
 mod sources;
 mod stats;
+#[cfg(test)]
+mod testsink;
 // The daemon's journal implements it and the local API reads through it (being built).
 #[allow(dead_code)]
 mod store;

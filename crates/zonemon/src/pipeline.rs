@@ -133,22 +133,32 @@ impl Pipeline {
     /// Recovers after the source lost `count` observations (`None`: an
     /// unknown number; call once everything delivered is handled): says so
     /// (a `lost` record and a warning on stderr), rescans /proc and writes the
-    /// transitions that proves, flagged `resynced`.
-    pub fn recover(&mut self, count: Option<u64>, now_ns: u64) -> io::Result<()> {
+    /// transitions that proves, flagged `resynced`. Returns that scan, so a
+    /// source that follows zones itself follows exactly the ones the tracker
+    /// now knows (a second scan would leave a window between the two).
+    pub fn recover(&mut self, count: Option<u64>, now_ns: u64) -> io::Result<Vec<ProcZone>> {
+        self.recover_with(count, now_ns, || procscan::scan(Path::new("/proc")))
+    }
+
+    /// [`Self::recover`] with the zones running now from `scan`, called once.
+    pub fn recover_with(
+        &mut self,
+        count: Option<u64>,
+        now_ns: u64,
+        scan: impl FnOnce() -> Vec<ProcZone>,
+    ) -> io::Result<Vec<ProcZone>> {
         let what = count.map_or("some".to_string(), |n| n.to_string());
         eprintln!(
             "zonemon: warning: {what} observation(s) were lost (the kernel could not deliver them); \
              resynchronising from /proc (for eBPF, a larger --ring-size helps)"
         );
         self.sink.write_lost(count, now_ns)?;
-        let live: Vec<Observation> = procscan::scan(Path::new("/proc"))
-            .iter()
-            .map(ProcZone::to_observation)
-            .collect();
+        let zones = scan();
+        let live: Vec<Observation> = zones.iter().map(ProcZone::to_observation).collect();
         for ev in self.tracker.resync(&live, now_ns) {
             self.sink.write_event(&ev)?;
         }
-        Ok(())
+        Ok(zones)
     }
 }
 
@@ -177,12 +187,7 @@ mod tests {
 
     #[test]
     fn the_heap_is_trimmed_only_when_idle() {
-        let host = zonemon_core::tracker::HostInfo {
-            utsns: 1,
-            hostname: "host".into(),
-        };
-        let sink = Box::new(zonemon_core::output::TextSink::new(io::sink(), true, None));
-        let mut p = Pipeline::new(Tracker::new(host, Resolvers::new()), sink, None);
+        let mut p = crate::testsink::pipeline(crate::testsink::SharedBuf::default());
         for _ in 0..2 * TRIM_EVERY {
             p.handle(Observation::new(ObservationKind::InitFree))
                 .unwrap();

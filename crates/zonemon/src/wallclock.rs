@@ -124,24 +124,11 @@ impl ClockFollower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testsink::SharedBuf;
     use zonemon_core::output::{JsonSink, Sink};
 
-    /// A writer whose bytes the test can still read after the sink took it.
-    #[derive(Clone, Default)]
-    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-    impl io::Write for Shared {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn year_of_last_line(out: &Shared) -> String {
-        let text = String::from_utf8(out.0.borrow().clone()).unwrap();
+    fn year_of_last_line(out: &SharedBuf) -> String {
+        let text = out.text();
         let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         v["time"].as_str().unwrap()[..4].to_string()
     }
@@ -154,7 +141,7 @@ mod tests {
             armed > 100 * 365 * 86_400,
             "armed far in the future: {armed} s"
         );
-        let out = Shared::default();
+        let out = SharedBuf::default();
         let mut sink = JsonSink::new(out.clone(), follower.clock());
         let now = clock_ns(libc::CLOCK_BOOTTIME) as u64;
         sink.write_lost(Some(1), now).unwrap();
