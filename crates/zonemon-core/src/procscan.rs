@@ -266,9 +266,8 @@ fn read_lossy_at(dir: &File, name: &std::ffi::CStr) -> Option<String> {
         return None;
     }
     // SAFETY: a non-negative fd returned by openat is ours to own.
-    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut buf = Vec::new();
-    file.take(MAX_FILE_LEN).read_to_end(&mut buf).ok()?;
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let buf = crate::runtimes::fsread::read_prefix(&mut file, MAX_FILE_LEN as usize)?;
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 

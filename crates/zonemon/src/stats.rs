@@ -5,14 +5,15 @@
 //! resolvers, so that the share of naming in the event path is known.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use zonemon_core::{NameResolver, ResolvedName, ZoneFacts};
 
-/// Longest duration told apart, in nanoseconds (longer ones count as this): an hour.
-const MAX_NS: u64 = 3_600_000_000_000;
+/// Longest duration told apart, in nanoseconds (longer ones count as this): a minute.
+const MAX_NS: u64 = 60_000_000_000;
 
 /// Significant decimal digits kept of each duration: percentiles are exact to 1 %.
 const PRECISION_DIGITS: u8 = 2;
@@ -70,6 +71,8 @@ pub struct Stats {
     pub naming: Samples,
     /// Calls that found a runtime name.
     pub named: u64,
+    /// Each resolver call by the runtime that named the zone (`none`: no runtime did).
+    pub naming_by_runtime: BTreeMap<String, Samples>,
 }
 
 impl Stats {
@@ -87,6 +90,9 @@ impl Stats {
                 "naming_calls_named": self.named,
                 "naming_ns": {"p50": self.naming.percentile(50.0), "p99": self.naming.percentile(99.0)},
                 "naming_share_of_event_path": share,
+                "naming_ns_by_runtime": self.naming_by_runtime.iter().map(|(rt, s)| {
+                    (rt.clone(), serde_json::json!({"calls": s.len(), "p50": s.percentile(50.0), "p99": s.percentile(99.0)}))
+                }).collect::<serde_json::Map<_, _>>(),
             }
         })
         .to_string()
@@ -113,9 +119,23 @@ impl<R: NameResolver> NameResolver for TimedResolver<R> {
     fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
         let start = Instant::now();
         let found = self.inner.resolve(facts);
+        let ns = start.elapsed().as_nanos() as u64;
         let mut stats = self.stats.borrow_mut();
-        stats.naming.push(start.elapsed().as_nanos() as u64);
+        stats.naming.push(ns);
         stats.named += u64::from(found.is_some());
+        let runtime = found
+            .as_ref()
+            .and_then(|f| f.runtime.as_deref())
+            .unwrap_or("none");
+        match stats.naming_by_runtime.get_mut(runtime) {
+            Some(samples) => samples.push(ns),
+            // A new key only for a runtime not seen yet: the resolvers know a handful.
+            None => {
+                let mut samples = Samples::default();
+                samples.push(ns);
+                stats.naming_by_runtime.insert(runtime.to_string(), samples);
+            }
+        }
         found
     }
 
@@ -146,6 +166,7 @@ mod tests {
             handle: s,
             naming,
             named: 1,
+            naming_by_runtime: BTreeMap::new(),
         };
         let v: serde_json::Value = serde_json::from_str(&stats.summary()).unwrap();
         assert_eq!(v["stats"]["observations"], 100);

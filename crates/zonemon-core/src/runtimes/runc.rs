@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::jsonpick::{self, Keep};
 use super::oci::{OciResolver, OciRuntime, OciState};
 use super::{Probe, RuntimeResolver};
 use crate::naming::ResolvedName;
@@ -16,7 +17,11 @@ pub const STATE_DIR: &str = "run/runc";
 
 /// Parses runc's `state.json`: its init's PID and start time.
 pub fn parse_state(bytes: &[u8]) -> Option<OciState> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    const KEYS: Keep = Keep::Keys(&[
+        ("init_process_pid", Keep::All),
+        ("init_process_start", Keep::All),
+    ]);
+    let v = jsonpick::parse(bytes, KEYS)?;
     let pid = u32::try_from(v.get("init_process_pid")?.as_u64()?).ok()?;
     (pid > 0).then_some(OciState {
         pid,
