@@ -231,6 +231,46 @@ pub fn process_start_ns(proc_root: &Path, pid: u32) -> Option<u64> {
     Some(parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick()))
 }
 
+/// The cgroup paths of process `pid` ([`parse_cgroups`]), only if it is
+/// still the process that started at `start_ns` (CLOCK_BOOTTIME ns, matched
+/// to `/proc`'s clock-tick precision): after PID reuse, another process's
+/// cgroup must not be taken for a zone's. Both files are read through one
+/// handle on `/proc/PID`, which stays bound to the process it was opened for
+/// (reads through it fail once that process is gone), so the start time and
+/// the cgroup are of the same process.
+pub fn cgroups_if_started_at(
+    proc_root: &Path,
+    pid: u32,
+    start_ns: u64,
+) -> Option<(Option<String>, Vec<String>)> {
+    let dir = File::open(proc_root.join(pid.to_string())).ok()?;
+    let stat = read_lossy_at(&dir, c"stat")?;
+    let started = parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick());
+    if started.abs_diff(start_ns) > crate::tracker::SEED_START_TOLERANCE_NS {
+        return None;
+    }
+    Some(parse_cgroups(&read_lossy_at(&dir, c"cgroup")?))
+}
+
+/// At most [`MAX_FILE_LEN`] bytes of file `name` in the open directory `dir`, as text.
+fn read_lossy_at(dir: &File, name: &std::ffi::CStr) -> Option<String> {
+    // SAFETY: `dir` is an open directory and `name` a NUL-terminated name; the result is checked.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a non-negative fd returned by openat is ours to own.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let buf = crate::runtimes::fsread::read_prefix(&mut file, MAX_FILE_LEN as usize)?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// The zone whose init is host PID `pid`, if that process is one and still
 /// exists (`parent_init_pid` is left 0: [`scan`] links parents, a single
 /// lookup cannot).

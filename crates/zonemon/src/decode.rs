@@ -11,15 +11,6 @@ use zonemon_core::{Observation, ObservationKind};
 
 use crate::skel::types::{zm_event, zm_kind};
 
-/// A record decoded from the ring buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// What the kernel saw.
-    pub observation: Observation,
-    /// How many records the kernel side had failed to deliver before this one (cumulative).
-    pub dropped: u64,
-}
-
 /// Why a ring-buffer record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -44,8 +35,8 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+/// Decodes one ring-buffer record into what the kernel saw.
+pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     if bytes.len() < size_of::<zm_event>() {
         return Err(DecodeError::Short(bytes.len()));
     }
@@ -73,10 +64,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     obs.exit_status = raw.exit_status;
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
-    Ok(Record {
-        observation: obs,
-        dropped: raw.dropped,
-    })
+    Ok(obs)
 }
 
 /// The bytes of a kernel char array up to its first NUL (or all of it), as bounded text.
@@ -114,7 +102,6 @@ mod tests {
         zm_event {
             ts_ns: 200,
             start_ns: 100,
-            dropped: 3,
             kind: zm_kind::ZM_KIND_INIT_EXIT.0,
             pidns_inum: 4026532178,
             parent_pidns_inum: 4026531836,
@@ -131,9 +118,7 @@ mod tests {
 
     #[test]
     fn decodes_every_field() {
-        let rec = decode(&bytes_of(&exit_record())).unwrap();
-        let o = rec.observation;
-        assert_eq!(rec.dropped, 3);
+        let o = decode(&bytes_of(&exit_record())).unwrap();
         assert_eq!(o.kind, ObservationKind::InitExit);
         assert_eq!((o.ts_ns, o.start_ns), (200, 100));
         assert_eq!(
@@ -159,7 +144,7 @@ mod tests {
                 kind: k.0,
                 ..exit_record()
             };
-            assert_eq!(decode(&bytes_of(&e)).unwrap().observation.kind, want);
+            assert_eq!(decode(&bytes_of(&e)).unwrap().kind, want);
         }
     }
 
@@ -185,7 +170,7 @@ mod tests {
             comm: chars(&[b'a'; 16]),
             ..exit_record()
         };
-        let o = decode(&bytes_of(&e)).unwrap().observation;
+        let o = decode(&bytes_of(&e)).unwrap();
         assert_eq!(o.comm, "a".repeat(16));
         assert!(o.nodename.starts_with("\n\u{fffd}x"));
         assert_eq!(o.nodename.chars().count(), 65);

@@ -5,39 +5,60 @@
 //! resolvers, so that the share of naming in the event path is known.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use hdrhistogram::Histogram;
 use zonemon_core::{NameResolver, ResolvedName, ZoneFacts};
 
-/// Durations in nanoseconds, kept to compute percentiles at exit.
-#[derive(Debug, Default)]
-pub struct Samples(Vec<u64>);
+/// Longest duration told apart, in nanoseconds (longer ones count as this): a minute.
+const MAX_NS: u64 = 60_000_000_000;
+
+/// Significant decimal digits kept of each duration: percentiles are exact to 1 %.
+const PRECISION_DIGITS: u8 = 2;
+
+/// Durations in nanoseconds, counted in a fixed-size histogram (a few tens
+/// of KiB however long the watch) to compute percentiles at exit.
+#[derive(Debug)]
+pub struct Samples {
+    histogram: Histogram<u64>,
+    total: u64,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples {
+            histogram: Histogram::new_with_max(MAX_NS, PRECISION_DIGITS)
+                .expect("valid histogram bounds"),
+            total: 0,
+        }
+    }
+}
 
 impl Samples {
     /// Adds one duration.
     pub fn push(&mut self, ns: u64) {
-        self.0.push(ns);
+        self.histogram.saturating_record(ns);
+        self.total = self.total.saturating_add(ns);
     }
 
-    /// The `p`-th percentile (0–100), nearest rank; 0 when empty.
+    /// The `p`-th percentile (0–100) to the histogram's precision; 0 when empty.
     pub fn percentile(&self, p: f64) -> u64 {
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        match v.len() {
-            0 => 0,
-            n => v[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1],
+        match self.histogram.is_empty() {
+            true => 0,
+            false => self.histogram.value_at_percentile(p),
         }
     }
 
     /// Sum of all durations.
     pub fn total(&self) -> u64 {
-        self.0.iter().sum()
+        self.total
     }
 
     /// How many durations.
-    pub fn len(&self) -> usize {
-        self.0.len()
+    pub fn len(&self) -> u64 {
+        self.histogram.len()
     }
 }
 
@@ -50,6 +71,8 @@ pub struct Stats {
     pub naming: Samples,
     /// Calls that found a runtime name.
     pub named: u64,
+    /// Each resolver call by the runtime that named the zone (`none`: no runtime did).
+    pub naming_by_runtime: BTreeMap<String, Samples>,
 }
 
 impl Stats {
@@ -67,6 +90,9 @@ impl Stats {
                 "naming_calls_named": self.named,
                 "naming_ns": {"p50": self.naming.percentile(50.0), "p99": self.naming.percentile(99.0)},
                 "naming_share_of_event_path": share,
+                "naming_ns_by_runtime": self.naming_by_runtime.iter().map(|(rt, s)| {
+                    (rt.clone(), serde_json::json!({"calls": s.len(), "p50": s.percentile(50.0), "p99": s.percentile(99.0)}))
+                }).collect::<serde_json::Map<_, _>>(),
             }
         })
         .to_string()
@@ -93,9 +119,23 @@ impl<R: NameResolver> NameResolver for TimedResolver<R> {
     fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
         let start = Instant::now();
         let found = self.inner.resolve(facts);
+        let ns = start.elapsed().as_nanos() as u64;
         let mut stats = self.stats.borrow_mut();
-        stats.naming.push(start.elapsed().as_nanos() as u64);
+        stats.naming.push(ns);
         stats.named += u64::from(found.is_some());
+        let runtime = found
+            .as_ref()
+            .and_then(|f| f.runtime.as_deref())
+            .unwrap_or("none");
+        match stats.naming_by_runtime.get_mut(runtime) {
+            Some(samples) => samples.push(ns),
+            // A new key only for a runtime not seen yet: the resolvers know a handful.
+            None => {
+                let mut samples = Samples::default();
+                samples.push(ns);
+                stats.naming_by_runtime.insert(runtime.to_string(), samples);
+            }
+        }
         found
     }
 
@@ -119,14 +159,45 @@ mod tests {
             (s.percentile(50.0), s.percentile(99.0), s.percentile(100.0)),
             (50, 99, 100)
         );
+        let mut naming = Samples::default();
+        naming.push(10);
+        naming.push(20);
         let stats = Stats {
             handle: s,
-            naming: Samples(vec![10, 20]),
+            naming,
             named: 1,
+            naming_by_runtime: BTreeMap::new(),
         };
         let v: serde_json::Value = serde_json::from_str(&stats.summary()).unwrap();
         assert_eq!(v["stats"]["observations"], 100);
         assert_eq!(v["stats"]["naming_calls"], 2);
         assert_eq!(v["stats"]["naming_share_of_event_path"], 30.0 / 5050.0);
+    }
+
+    #[test]
+    fn memory_stays_flat_and_percentiles_stay_within_one_percent() {
+        let mut s = Samples::default();
+        let size = std::mem::size_of_val(&s) + s.histogram.distinct_values() * 8;
+        // A long watch: a million durations from 1 µs to 10 ms, uniformly.
+        let n: u64 = 1_000_000;
+        for i in 0..n {
+            s.push(1_000 + i * 10);
+        }
+        assert_eq!(
+            std::mem::size_of_val(&s) + s.histogram.distinct_values() * 8,
+            size,
+            "no growth"
+        );
+        for (p, exact) in [(50.0, 1_000 + 499_999 * 10), (99.0, 1_000 + 989_999 * 10)] {
+            let got = s.percentile(p) as f64;
+            assert!(
+                (got - exact as f64).abs() <= exact as f64 * 0.01,
+                "p{p}: {got} vs {exact}"
+            );
+        }
+        assert!(s.percentile(100.0) as f64 / 10_000_990.0 > 0.99);
+        assert_eq!(s.len(), n);
+        s.push(u64::MAX);
+        assert_eq!(s.len(), n + 1, "an absurd duration is counted, clamped");
     }
 }

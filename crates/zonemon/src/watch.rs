@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use zonemon_core::filter::Filter;
-use zonemon_core::output::{passes, FilteredSink, JsonSink, Sink, TextSink, WallClock};
+use zonemon_core::output::{passes, FilteredSink, JsonSink, Sink, TextSink};
 use zonemon_core::{procscan, Tracker};
 
 use crate::metrics::{self, MeteredResolver, MeteredSink, Metrics, RunningZones};
-use crate::pipeline::{boot_time_ns, clock_ns, Pipeline, Resolvers};
+use crate::pipeline::{boot_time_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
+use crate::wallclock::ClockFollower;
 
 /// How `zonemon watch` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -102,7 +103,8 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
     opts.priority.apply();
 
-    let clock = wall_clock();
+    let clock_follower = ClockFollower::new()?;
+    let clock = clock_follower.clock();
     let out = io::stdout().lock();
     let sink: Box<dyn Sink> = if opts.json {
         Box::new(JsonSink::new(out, clock))
@@ -136,6 +138,9 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     };
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
     let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
+    waiter
+        .add(clock_follower.fd(), libc::EPOLLIN as u32, TOKEN_CLOCK)
+        .context("watching for wall-clock changes")?;
 
     let outcome = (|| -> Result<()> {
         source.start(&mut pipeline)?;
@@ -162,7 +167,9 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
                 Ok(Wake::Source) => {
                     source.drain(&mut pipeline)?;
                     pipeline.sweep_overdue(boot_time_ns())?;
+                    pipeline.idle();
                 }
+                Ok(Wake::ClockSet) => clock_follower.follow()?,
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -186,16 +193,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .any(|io| io.kind() == ErrorKind::BrokenPipe)
 }
 
-/// CLOCK_REALTIME − CLOCK_BOOTTIME now, to date the kernel's boot-time stamps.
-fn wall_clock() -> WallClock {
-    let before = clock_ns(libc::CLOCK_BOOTTIME);
-    let real = clock_ns(libc::CLOCK_REALTIME);
-    let after = clock_ns(libc::CLOCK_BOOTTIME);
-    WallClock {
-        boot_to_unix_ns: real - (before + after) / 2,
-    }
-}
-
 /// Why the event loop woke up.
 enum Wake {
     /// The source has work.
@@ -204,6 +201,8 @@ enum Wake {
     Stop,
     /// Nobody reads stdout any more.
     StdoutClosed,
+    /// The wall clock was set: date events anew.
+    ClockSet,
 }
 
 /// Sleeps until the source has work, a stop signal came, or stdout's reader
@@ -215,6 +214,7 @@ struct Waiter {
 const TOKEN_SOURCE: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
+const TOKEN_CLOCK: u64 = 4;
 
 impl Waiter {
     fn new(source_fd: RawFd, signal_fd: RawFd) -> Result<Self> {
@@ -250,9 +250,9 @@ impl Waiter {
     }
 
     fn wait(&self) -> io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
-        // SAFETY: evs is a valid buffer of 3 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 3, -1) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: evs is a valid buffer of 4 events.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 4, -1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -261,6 +261,8 @@ impl Waiter {
             Wake::StdoutClosed
         } else if fired(TOKEN_SIGNAL) {
             Wake::Stop
+        } else if fired(TOKEN_CLOCK) {
+            Wake::ClockSet
         } else {
             Wake::Source
         })

@@ -1,6 +1,7 @@
 //! A [`Sink`] that passes on only the records a [`Filter`] accepts.
 
 use std::io;
+use std::sync::LazyLock;
 
 use super::json::{lost_json, to_json};
 use super::{Sink, WallClock};
@@ -15,7 +16,7 @@ pub struct FilteredSink<S> {
 }
 
 /// Filters look at no time: any clock serves to build the object matched.
-const ANY_CLOCK: WallClock = WallClock { boot_to_unix_ns: 0 };
+static ANY_CLOCK: LazyLock<WallClock> = LazyLock::new(WallClock::default);
 
 impl<S: Sink> FilteredSink<S> {
     /// Wraps `inner`, passing on what `filter` matches.

@@ -108,6 +108,29 @@ mod tests {
     use crate::event::tests::sample;
 
     #[test]
+    fn a_clock_set_after_the_sink_was_made_dates_its_next_lines() {
+        let clock = WallClock::new(0);
+        let mut s = JsonSink::new(Vec::new(), clock.clone());
+        let ev = sample(EventKind::Booted, "aap");
+        s.write_event(&ev).unwrap();
+        // The wall clock was stepped forward by one day: the watch sets the shared offset anew.
+        clock.set(86_400_000_000_000);
+        s.write_event(&ev).unwrap();
+        let text = String::from_utf8(s.out).unwrap();
+        let times: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["time"].clone())
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "1970-01-01T00:00:00.000001000Z",
+                "1970-01-02T00:00:00.000001000Z"
+            ]
+        );
+    }
+
+    #[test]
     fn shutdown_object() {
         let mut ev = sample(EventKind::Shutdown, "a\"\n");
         ev.exit = Some(ExitStatus::Signal {
@@ -116,7 +139,7 @@ mod tests {
         });
         ev.uptime_ns = Some(42);
         ev.parent_zone_id = Some(1);
-        let mut s = JsonSink::new(Vec::new(), WallClock { boot_to_unix_ns: 0 });
+        let mut s = JsonSink::new(Vec::new(), WallClock::new(0));
         s.write_event(&ev).unwrap();
         let text = String::from_utf8(s.out).unwrap();
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
@@ -134,7 +157,7 @@ mod tests {
 
     #[test]
     fn booted_and_down_objects() {
-        let clock = WallClock { boot_to_unix_ns: 0 };
+        let clock = WallClock::new(0);
         let v = to_json(&sample(EventKind::Booted, "aap"), &clock);
         assert_eq!(v["parent_zone_id"], Value::Null);
         assert!(v.get("exit_code").is_none() && v.get("uptime_ns").is_none());
@@ -177,7 +200,7 @@ mod tests {
             (v["event"].clone(), v["initial"].clone()),
             (json!("running"), json!(true))
         );
-        let mut s = JsonSink::new(Vec::new(), clock);
+        let mut s = JsonSink::new(Vec::new(), clock.clone());
         s.write_lost(Some(42), 1_000).unwrap();
         let v: Value = serde_json::from_slice(&s.out).unwrap();
         assert_eq!(

@@ -9,6 +9,8 @@ pub use json::JsonSink;
 pub use text::TextSink;
 
 use std::io;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use crate::event::ZoneEvent;
 
@@ -41,16 +43,37 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 }
 
 /// Converts the kernel's CLOCK_BOOTTIME timestamps to wall-clock time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Clones share one offset: when the wall clock is stepped (NTP, `date -s`),
+/// [`WallClock::set`] on any clone re-dates what every sink writes after.
+#[derive(Debug, Clone, Default)]
 pub struct WallClock {
     /// CLOCK_REALTIME minus CLOCK_BOOTTIME, in nanoseconds.
-    pub boot_to_unix_ns: i128,
+    boot_to_unix_ns: Arc<AtomicI64>,
 }
 
 impl WallClock {
+    /// A clock whose CLOCK_REALTIME − CLOCK_BOOTTIME is `boot_to_unix_ns`.
+    pub fn new(boot_to_unix_ns: i128) -> Self {
+        let clock = WallClock::default();
+        clock.set(boot_to_unix_ns);
+        clock
+    }
+
+    /// The offset now: CLOCK_REALTIME minus CLOCK_BOOTTIME, in nanoseconds.
+    pub fn boot_to_unix_ns(&self) -> i128 {
+        self.boot_to_unix_ns.load(Ordering::Relaxed).into()
+    }
+
+    /// Sets the offset for this clock and every clone of it (saturating at ±292 years).
+    pub fn set(&self, boot_to_unix_ns: i128) {
+        let ns = boot_to_unix_ns.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+        self.boot_to_unix_ns.store(ns, Ordering::Relaxed);
+    }
+
     /// Nanoseconds since the Unix epoch of the boot-time instant `boot_ns`.
     pub fn unix_ns(&self, boot_ns: u64) -> i128 {
-        boot_ns as i128 + self.boot_to_unix_ns
+        boot_ns as i128 + self.boot_to_unix_ns()
     }
 
     /// RFC 3339 UTC text, with nanoseconds, of the boot-time instant `boot_ns`.

@@ -80,9 +80,7 @@ mod tests {
 
     #[test]
     fn timestamps_and_hostile_names() {
-        let clock = WallClock {
-            boot_to_unix_ns: 1_117_017_038_000_000_000,
-        };
+        let clock = WallClock::new(1_117_017_038_000_000_000);
         let mut ev = sample(EventKind::Booted, "evil\nZone x shutdown\x1b[2J");
         ev.ts_ns = 5;
         assert_eq!(

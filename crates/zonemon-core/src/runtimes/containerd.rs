@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
 use super::{
-    annotations, cgroup, procfs, resolved, resolved_k8s, valid_id, Probe, RuntimeResolver,
+    annotations, cgroup, jsonpick, procfs, resolved, resolved_k8s, valid_id, Probe,
+    RuntimeResolver, SPEC_KEYS,
 };
 use crate::naming::ResolvedName;
 
@@ -40,7 +41,7 @@ pub struct BundleInfo {
 
 /// Parses a bundle's OCI spec: `None` unless it is a JSON object.
 pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
-    let spec: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let spec = jsonpick::parse(bytes, SPEC_KEYS)?;
     spec.as_object()?;
     let k8s = annotations(&spec).and_then(|ann| {
         let get = |k: &str| ann.get(k).and_then(|v| v.as_str());

@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 use super::fsread::{FileCache, MAX_STATE_FILE};
 use super::podman::is_podman_conmon;
-use super::{annotations, cgroup, is_hex64, procfs, resolved_k8s, Probe, RuntimeResolver};
+use super::{
+    annotations, cgroup, is_hex64, jsonpick, procfs, resolved_k8s, Probe, RuntimeResolver,
+    SPEC_KEYS,
+};
 use crate::naming::ResolvedName;
 
 /// Where CRI-O's containers/storage keeps each container's `userdata/config.json`, below the root: run dir first.
@@ -41,7 +44,7 @@ pub struct CrioNames {
 /// Parses a CRI-O container's `config.json`: `None` unless it carries the
 /// Kubernetes annotations and is not marked as another manager's.
 pub fn parse_config(bytes: &[u8]) -> Option<CrioNames> {
-    let spec: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let spec = jsonpick::parse(bytes, SPEC_KEYS)?;
     let ann = annotations(&spec)?;
     let get = |k: &str| ann.get(k).and_then(|v| v.as_str());
     if get("io.container.manager").is_some_and(|m| m != "cri-o") {

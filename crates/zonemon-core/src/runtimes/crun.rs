@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::jsonpick::{self, Keep};
 use super::oci::{OciResolver, OciRuntime, OciState};
 use super::{Probe, RuntimeResolver};
 use crate::naming::ResolvedName;
@@ -16,7 +17,8 @@ pub const STATE_DIR: &str = "run/crun";
 
 /// Parses crun's `status` file: its init's PID and start time.
 pub fn parse_status(bytes: &[u8]) -> Option<OciState> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    const KEYS: Keep = Keep::Keys(&[("pid", Keep::All), ("process-start-time", Keep::All)]);
+    let v = jsonpick::parse(bytes, KEYS)?;
     let pid = u32::try_from(v.get("pid")?.as_u64()?).ok()?;
     (pid > 0).then_some(OciState {
         pid,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{FileCache, MAX_STATE_FILE};
+use super::jsonpick::{self, Keep};
 use super::{cgroup, is_hex64, json_str, procfs, resolved, resolved_k8s, Probe, RuntimeResolver};
 use crate::naming::ResolvedName;
 
@@ -35,9 +36,34 @@ pub struct DockerConfig {
     pub k8s: Option<(String, String, String)>,
 }
 
+/// The parts of a `config.v2.json` read: most of it (the container's whole config) is skipped.
+const CONFIG_KEYS: Keep = Keep::Keys(&[
+    ("ID", Keep::All),
+    ("Name", Keep::All),
+    (
+        "State",
+        Keep::Keys(&[
+            ("Running", Keep::All),
+            ("Restarting", Keep::All),
+            ("Pid", Keep::All),
+        ]),
+    ),
+    (
+        "Config",
+        Keep::Keys(&[(
+            "Labels",
+            Keep::Keys(&[
+                ("io.kubernetes.pod.namespace", Keep::All),
+                ("io.kubernetes.pod.name", Keep::All),
+                ("io.kubernetes.container.name", Keep::All),
+            ]),
+        )]),
+    ),
+]);
+
 /// Parses a Docker `config.v2.json`; `None` unless it has a string `ID` and `Name`.
 pub fn parse_config(bytes: &[u8]) -> Option<DockerConfig> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let v = jsonpick::parse(bytes, CONFIG_KEYS)?;
     let id = json_str(&v, "ID")?.to_string();
     let name = json_str(&v, "Name")?;
     let name = name.strip_prefix('/').unwrap_or(name).to_string();

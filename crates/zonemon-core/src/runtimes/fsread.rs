@@ -154,10 +154,31 @@ pub fn read_capped(f: &mut File, size: u64, max: u64) -> Option<Vec<u8>> {
 }
 
 /// Reads at most `max` bytes from the start of `f` (the rest is ignored).
+///
+/// Made for `/proc` files, which hand over all they have in one read when the
+/// buffer is large enough: a read that does not fill the buffer is taken as
+/// the end (no second read to see end-of-file), so a small file costs one
+/// `read`.
 pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
-    // Room for a whole /proc file in the first read (read_to_end would probe with 32 bytes first).
-    let mut buf = Vec::with_capacity(max.min(4096) + 1);
-    f.take(max as u64).read_to_end(&mut buf).ok()?;
+    let mut buf = vec![0u8; max.min(4096)];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break; // a short read: all there is
+                }
+                if len < max {
+                    buf.resize(buf.len().saturating_mul(2).min(max), 0);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
     Some(buf)
 }
 
@@ -390,5 +411,25 @@ mod tests {
         t.write("p/f", "abcdef");
         let (mut f, _) = open_beneath(&t.path("p"), Path::new("f")).unwrap();
         assert_eq!(read_prefix(&mut f, 3).unwrap(), b"abc");
+        let big: String = (0..10_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        t.write("p/big", &big);
+        for (max, want) in [
+            (20_000, 10_000),
+            (10_000, 10_000),
+            (5_000, 5_000),
+            (4_096, 4_096),
+        ] {
+            let (mut f, _) = open_beneath(&t.path("p"), Path::new("big")).unwrap();
+            assert_eq!(
+                read_prefix(&mut f, max).unwrap(),
+                big.as_bytes()[..want],
+                "max {max}"
+            );
+        }
+        let stat = std::fs::File::open("/proc/self/stat").unwrap();
+        let got = read_prefix(&mut { stat }, 4096).unwrap();
+        assert!(got.ends_with(b"\n"), "a /proc file whole in one read");
     }
 }

@@ -30,6 +30,7 @@ pub mod crio;
 pub mod crun;
 pub mod docker;
 pub mod fsread;
+pub mod jsonpick;
 pub mod lxc;
 pub mod nspawn;
 pub mod oci;
@@ -426,6 +427,11 @@ pub fn resolved_k8s(
 pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
 }
+
+/// The part of an OCI runtime spec (`config.json`) read: its annotations (the
+/// rest, the whole process, mounts and Linux config, is skipped).
+pub(crate) const SPEC_KEYS: jsonpick::Keep =
+    jsonpick::Keep::Keys(&[("annotations", jsonpick::Keep::All)]);
 
 /// The OCI annotations of a runtime spec (`config.json`), if any.
 pub(crate) fn annotations(

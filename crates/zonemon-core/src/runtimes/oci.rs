@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
 use super::{procfs, resolved, valid_id, Ancestor, Probe};
@@ -24,6 +25,12 @@ use crate::naming::ResolvedName;
 
 /// Most state directory entries scanned for the init's PID.
 const MAX_SCAN: usize = 4096;
+
+/// A container directory without its state file for longer than this is a
+/// leftover (a `runc create` killed half-way), not a container being created:
+/// it no longer keeps the index incomplete (runtimes write the state within
+/// milliseconds of making the directory).
+const CREATING_AT_MOST: Duration = Duration::from_secs(5);
 
 /// The init a runtime's state file records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +140,21 @@ impl OciResolver {
             .is_ok()
     }
 
+    /// Whether container `id` may be being created right now: its state
+    /// file is missing and its directory changed less than
+    /// [`CREATING_AT_MOST`] ago (or in the future: the clock was set back).
+    fn being_created(&self, dir: &Path, id: &str) -> bool {
+        if self.state_file_exists(dir, id) {
+            return false;
+        }
+        let Ok(changed) = dir.join(id).symlink_metadata().and_then(|m| m.modified()) else {
+            return false; // gone meanwhile
+        };
+        SystemTime::now()
+            .duration_since(changed)
+            .map_or(true, |age| age <= CREATING_AT_MOST)
+    }
+
     fn matches(probe: &Probe<'_>, s: &OciState) -> bool {
         s.pid == probe.facts().init_pid
             && match (s.start_ticks, probe.init_start_ticks()) {
@@ -230,9 +252,10 @@ impl OciResolver {
                         // A stale state (its init long gone) may record a reused PID: keep every owner.
                         Some(s) => by_pid.entry(s.pid).or_default().push(id),
                         // Not written yet: the runtime is creating this container; look again.
-                        None if !self.state_file_exists(dir, &id) => incomplete = true,
-                        // There but unreadable or malformed (runtimes write it whole, by rename):
-                        // a broken leftover must not make every later lookup rescan.
+                        None if self.being_created(dir, &id) => incomplete = true,
+                        // There but unreadable or malformed (runtimes write it whole, by rename),
+                        // or never written (its creator died): a leftover must not make every
+                        // later lookup rescan.
                         None => {}
                     }
                 }

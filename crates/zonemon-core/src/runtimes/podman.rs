@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::fsread::FileCache;
+use super::jsonpick::{self, Keep};
 use super::{cgroup, is_hex64, procfs, resolved, Ancestor, Probe, RuntimeResolver};
 use crate::naming::ResolvedName;
 
@@ -36,7 +37,9 @@ pub const MAX_CONTAINERS_JSON: u64 = 16 << 20;
 /// Entries that are not objects, or lack a string `id` or a string first
 /// name, are skipped; `None` when the whole is not a JSON array.
 pub fn parse_containers_json(bytes: &[u8]) -> Option<HashMap<String, String>> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    // Of each container only its id and names: layers, metadata, flags are skipped.
+    const KEYS: Keep = Keep::Keys(&[("id", Keep::All), ("names", Keep::All)]);
+    let v = jsonpick::parse(bytes, KEYS)?;
     let mut out = HashMap::new();
     for c in v.as_array()? {
         let id = c.get("id").and_then(|i| i.as_str());

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::jsonpick::{self, Keep};
 use super::oci::{OciResolver, OciRuntime, OciState};
 use super::{Probe, RuntimeResolver};
 use crate::naming::ResolvedName;
@@ -16,7 +17,11 @@ pub const STATE_DIR: &str = "run/runc";
 
 /// Parses runc's `state.json`: its init's PID and start time.
 pub fn parse_state(bytes: &[u8]) -> Option<OciState> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    const KEYS: Keep = Keep::Keys(&[
+        ("init_process_pid", Keep::All),
+        ("init_process_start", Keep::All),
+    ]);
+    let v = jsonpick::parse(bytes, KEYS)?;
     let pid = u32::try_from(v.get("init_process_pid")?.as_u64()?).ok()?;
     (pid > 0).then_some(OciState {
         pid,
@@ -202,6 +207,27 @@ mod tests {
         let probe = crate::runtimes::Probe::new(t.root(), f);
         assert!(r.resolve_probe(&probe).is_none());
         assert!(r.could_claim_later(&probe));
+    }
+
+    #[test]
+    fn a_container_directory_whose_state_never_came_expires() {
+        let t = TempTree::new("runc-halfway");
+        t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/user.slice\n");
+        // `runc create` killed half-way, a minute ago: a directory, no state.json.
+        t.mkdir(&format!("{STATE_DIR}/halfway"));
+        let dir = t.root().join(STATE_DIR).join("halfway");
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(minute_ago)
+            .unwrap();
+        let mut r = Runc::new(t.root());
+        let probe = crate::runtimes::Probe::new(t.root(), facts(300, 0, Some("/user.slice")));
+        assert!(r.resolve_probe(&probe).is_none());
+        assert!(
+            !r.could_claim_later(&probe),
+            "a leftover keeps no zone under suspicion"
+        );
     }
 
     #[test]

@@ -45,23 +45,39 @@ struct {
 __u64 dropped = 0;
 /* Dying inits that did not fit in `dying` (their "down" will be missing). */
 __u64 dying_overflow = 0;
+/*
+ * Entries in `dying`, so that the free of every other task on the host
+ * (nearly all of them) costs one load instead of a hash lookup while no
+ * zone init is dying. Never below the true count: a free seen after its
+ * entry was counted finds it.
+ */
+__s64 dying_count = 0;
 
 /* Never written: here so that libbpf-cargo generates the Rust types of the record and its kinds. */
 struct zm_event _zm_event_type = {};
 enum zm_kind _zm_kind_type = 0;
 
-/* The task's PID namespace at its own level, and its PID number there. */
-static __always_inline struct pid_namespace *task_pidns(struct task_struct *task, int *nr, unsigned int *level)
+/*
+ * The depth of the task's PID namespace: 0 for every process of the host,
+ * the one field to test first (two reads).
+ */
+static __always_inline unsigned int task_level(struct task_struct *task, struct pid **pid)
 {
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	unsigned int lvl;
+	*pid = BPF_CORE_READ(task, thread_pid);
+	if (!*pid)
+		return 0;
+	return BPF_CORE_READ(*pid, level);
+}
 
-	if (!pid)
+/*
+ * The PID namespace of a task whose `pid` is at depth `level` > 0, if the
+ * task is PID 1 there (a zone's init); else NULL.
+ */
+static __always_inline struct pid_namespace *init_pidns(struct pid *pid, unsigned int level)
+{
+	if (BPF_CORE_READ(pid, numbers[level].nr) != 1)
 		return NULL;
-	lvl = BPF_CORE_READ(pid, level);
-	*level = lvl;
-	*nr = BPF_CORE_READ(pid, numbers[lvl].nr);
-	return BPF_CORE_READ(pid, numbers[lvl].ns);
+	return BPF_CORE_READ(pid, numbers[level].ns);
 }
 
 static __always_inline __u64 ns_id_of(struct pid_namespace *ns)
@@ -94,7 +110,6 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = BPF_CORE_READ(leader, start_boottime);
 	e->ns_id = ns_id_of(ns);
-	e->dropped = dropped;
 	e->kind = kind;
 	e->pidns_inum = BPF_CORE_READ(ns, ns.inum);
 	e->level = level;
@@ -136,7 +151,6 @@ static __always_inline void emit_gone(const struct zm_dying *who)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = who->start_ns;
-	e->dropped = dropped;
 	e->kind = ZM_KIND_INIT_FREE;
 	e->init_pid = who->tgid;
 	bpf_ringbuf_submit(e, 0);
@@ -149,11 +163,14 @@ int zm_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	struct pid_namespace *ns;
-	unsigned int level = 0;
-	int nr = 0;
+	unsigned int level;
+	struct pid *pid;
 
-	ns = task_pidns(child, &nr, &level);
-	if (!ns || level == 0 || nr != 1)
+	level = task_level(child, &pid);
+	if (level == 0)
+		return 0;
+	ns = init_pidns(pid, level);
+	if (!ns)
 		return 0;
 	emit(ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0);
 	return 0;
@@ -165,11 +182,14 @@ int zm_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct pid_namespace *ns;
-	unsigned int level = 0;
-	int nr = 0;
+	unsigned int level;
+	struct pid *pid;
 
-	ns = task_pidns(task, &nr, &level);
-	if (!ns || level == 0 || nr != 1)
+	level = task_level(task, &pid);
+	if (level == 0)
+		return 0;
+	ns = init_pidns(pid, level);
+	if (!ns)
 		return 0;
 	emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0);
 	return 0;
@@ -187,18 +207,27 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *leader;
 	struct signal_struct *sig;
 	struct pid_namespace *ns;
-	unsigned int level = 0;
+	unsigned int level;
 	struct zm_dying who = {}, gone, *stale;
+	struct pid *pid;
 	__s32 status;
 	__u64 key;
-	int nr = 0;
 
+	/* The threads of a group share its PID namespace: a host process is done with here. */
+	level = task_level(task, &pid);
+	if (level == 0)
+		return 0;
 	sig = BPF_CORE_READ(task, signal);
 	if (BPF_CORE_READ(sig, live.counter) != 0)
 		return 0;
 	leader = BPF_CORE_READ(task, group_leader);
-	ns = task_pidns(leader, &nr, &level);
-	if (!ns || level == 0 || nr != 1)
+	if (leader != task) {
+		level = task_level(leader, &pid);
+		if (level == 0)
+			return 0;
+	}
+	ns = init_pidns(pid, level);
+	if (!ns)
 		return 0;
 	/* The status wait() will see: the group's when the group was killed or exit_group'd, else the leader's. */
 	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
@@ -216,12 +245,22 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	 * now, before its entry is overwritten.
 	 */
 	stale = bpf_map_lookup_elem(&dying, &key);
-	if (stale && (stale->tgid != who.tgid || stale->start_ns != who.start_ns)) {
-		gone = *stale;
-		emit_gone(&gone);
+	if (stale) {
+		if (stale->tgid != who.tgid || stale->start_ns != who.start_ns) {
+			gone = *stale;
+			emit_gone(&gone);
+		}
+		/* Replaces the entry: the count stays. */
+		if (bpf_map_update_elem(&dying, &key, &who, BPF_EXIST))
+			__sync_fetch_and_add(&dying_overflow, 1);
+		return 0;
 	}
-	if (bpf_map_update_elem(&dying, &key, &who, BPF_ANY))
+	/* Counted first, so that a concurrent free never sees an entry the count misses. */
+	__sync_fetch_and_add(&dying_count, 1);
+	if (bpf_map_update_elem(&dying, &key, &who, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&dying_count, -1);
 		__sync_fetch_and_add(&dying_overflow, 1);
+	}
 	return 0;
 }
 
@@ -233,11 +272,15 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 	struct zm_dying *found, who;
 	__u64 key = (__u64)task;
 
+	/* No zone init is dying (nearly always): no lookup. */
+	if (dying_count <= 0)
+		return 0;
 	found = bpf_map_lookup_elem(&dying, &key);
 	if (!found)
 		return 0;
 	who = *found;
-	bpf_map_delete_elem(&dying, &key);
+	if (bpf_map_delete_elem(&dying, &key) == 0)
+		__sync_fetch_and_add(&dying_count, -1);
 	emit_gone(&who);
 	return 0;
 }

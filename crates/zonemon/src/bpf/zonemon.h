@@ -36,8 +36,6 @@ struct zm_event {
 	__u64 ns_id;
 	/* Never-reused id of the parent PID namespace, 0 at top level or if unknown. */
 	__u64 parent_ns_id;
-	/* Count of records the kernel side failed to deliver before this one. */
-	__u64 dropped;
 	/* One of enum zm_kind. */
 	__u32 kind;
 	/* Inode number of the zone's PID namespace. */

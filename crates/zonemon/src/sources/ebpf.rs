@@ -3,14 +3,16 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{OpenObject, RingBuffer, RingBufferBuilder};
 
 use super::{ebpf_load, Source, DISABLE_EBPF_ENV};
-use crate::decode::{decode, DecodeError, Record};
+use zonemon_core::Observation;
+
+use crate::decode::{decode, DecodeError};
 use crate::pipeline::{boot_time_ns, Pipeline};
 use crate::skel::ZonemonSkel;
 
@@ -18,7 +20,7 @@ use crate::skel::ZonemonSkel;
 const BATCH: usize = 64;
 
 /// Records decoded by the ring buffer's callback, waiting for the pipeline.
-type Queue = Rc<RefCell<VecDeque<Result<Record, DecodeError>>>>;
+type Queue = Rc<RefCell<VecDeque<Result<Observation, DecodeError>>>>;
 
 /// The BPF programs, attached, and the consumer of their ring buffer.
 pub struct EbpfSource {
@@ -58,17 +60,31 @@ impl EbpfSource {
         })
     }
 
-    /// What the kernel side could not deliver so far: ring-buffer drops, and
-    /// dying zones it could not track (their `down` would be missing).
+    /// What the kernel side could not deliver so far: ring-buffer drops,
+    /// dying zones it could not track (their `down` would be missing), and
+    /// runs of its programs the kernel skipped (recursion misses: a
+    /// tracepoint hit while one of them already ran on that CPU, e.g. from an
+    /// NMI; the transition it would have seen is missing).
     fn lost_total(&self) -> u64 {
-        match self.skel.maps.bss_data.as_deref() {
+        let counters = match self.skel.maps.bss_data.as_deref() {
             // SAFETY: the counters live in the object's mmap'd .bss, updated
             // atomically by the kernel; a volatile read sees a whole u64.
             Some(bss) => unsafe {
                 std::ptr::read_volatile(&bss.dropped) + std::ptr::read_volatile(&bss.dying_overflow)
             },
             None => 0,
-        }
+        };
+        let progs = &self.skel.progs;
+        counters
+            + [
+                progs.zm_fork.as_fd(),
+                progs.zm_exec.as_fd(),
+                progs.zm_exit.as_fd(),
+                progs.zm_free.as_fd(),
+            ]
+            .into_iter()
+            .map(recursion_misses)
+            .sum::<u64>()
     }
 
     /// Consumes the ring buffer and hands every record to the pipeline, a
@@ -80,16 +96,50 @@ impl EbpfSource {
                 return Err(std::io::Error::from_raw_os_error(-n))
                     .context("reading the ring buffer");
             }
-            while let Some(rec) = self.queue.borrow_mut().pop_front() {
+            for_each_queued(&self.queue, |rec| {
                 match rec {
-                    Ok(rec) => pipeline.handle(rec.observation)?,
+                    Ok(obs) => pipeline.handle(obs)?,
                     Err(e) => eprintln!("zonemon: warning: {e}"),
                 }
-            }
+                Ok(())
+            })?;
             if (n as usize) < BATCH {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Hands each queued record to `f`, in order, the queue not borrowed while
+/// `f` runs (it may reach the ring buffer's callback, which pushes to it).
+fn for_each_queued(
+    queue: &Queue,
+    mut f: impl FnMut(Result<Observation, DecodeError>) -> Result<()>,
+) -> Result<()> {
+    loop {
+        // A statement of its own: the borrow ends here, before `f` runs.
+        let next = queue.borrow_mut().pop_front();
+        match next {
+            Some(rec) => f(rec)?,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// How many runs of the BPF program `prog` the kernel skipped so far
+/// (`bpf_prog_info.recursion_misses`); 0 if it cannot say.
+fn recursion_misses(prog: BorrowedFd<'_>) -> u64 {
+    // SAFETY: bpf_prog_info is plain old data, zeroed is valid and asks for no arrays.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: a valid program fd and a buffer of `len` bytes.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len)
+    };
+    if rc == 0 {
+        info.recursion_misses
+    } else {
+        0
     }
 }
 
@@ -112,5 +162,35 @@ impl Source for EbpfSource {
             self.lost_seen = lost;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zonemon_core::ObservationKind;
+
+    fn record(pid: u32) -> Result<Observation, DecodeError> {
+        let mut obs = Observation::new(ObservationKind::InitExec);
+        obs.init_pid = pid;
+        Ok(obs)
+    }
+
+    #[test]
+    fn the_queue_is_not_borrowed_while_a_record_is_handled() {
+        let queue = Queue::default();
+        queue.borrow_mut().push_back(record(1));
+        let mut seen = Vec::new();
+        for_each_queued(&queue, |rec| {
+            let pid = rec.expect("decoded").init_pid;
+            seen.push(pid);
+            if pid == 1 {
+                // What the ring buffer's callback does if handling a record consumes it again.
+                queue.borrow_mut().push_back(record(2));
+            }
+            Ok(())
+        })
+        .expect("handled");
+        assert_eq!(seen, [1, 2]);
     }
 }

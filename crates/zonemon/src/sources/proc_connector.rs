@@ -287,11 +287,7 @@ impl Source for ProcConnectorSource {
                     Some(libc::EINTR) => continue,
                     Some(libc::ENOBUFS) => {
                         // The kernel dropped messages: the truth comes from /proc now.
-                        pipeline.recover(None, boot_time_ns())?;
-                        self.inits = procscan::scan(Path::new("/proc"))
-                            .into_iter()
-                            .map(|z| (z.init_pid, z))
-                            .collect();
+                        self.inits = resync(pipeline, || procscan::scan(Path::new("/proc")))?;
                         continue;
                     }
                     _ => return Err(e).context("reading the proc connector"),
@@ -302,6 +298,18 @@ impl Source for ProcConnectorSource {
             }
         }
     }
+}
+
+/// Rebuilds the tracker's zones from one /proc `scan` after lost messages,
+/// and returns the inits to follow from then on: the very zones the tracker
+/// now knows (two scans would leave a window in which a zone could come or go
+/// unseen by one of them, and its exit never be reported or be unknown).
+fn resync(
+    pipeline: &mut Pipeline,
+    scan: impl FnOnce() -> Vec<ProcZone>,
+) -> Result<HashMap<u32, ProcZone>> {
+    let zones = pipeline.recover_with(None, boot_time_ns(), scan)?;
+    Ok(zones.into_iter().map(|z| (z.init_pid, z)).collect())
 }
 
 #[cfg(test)]
@@ -329,6 +337,38 @@ mod tests {
         nl.extend_from_slice(&[0; 12]);
         nl.extend_from_slice(&cn);
         nl
+    }
+
+    #[test]
+    fn a_resync_follows_exactly_the_zones_the_tracker_learnt() {
+        let out = crate::testsink::SharedBuf::default();
+        let mut pipeline = crate::testsink::pipeline(out.clone());
+        let zone = |init_pid| ProcZone {
+            init_pid,
+            pidns: 4026532000 + init_pid,
+            level: 1,
+            parent_pidns: 4026531836,
+            parent_init_pid: 0,
+            utsns: 0,
+            nodename: String::new(),
+            comm: "sleep".into(),
+            cgroup: None,
+            more_cgroups: Vec::new(),
+            root: None,
+            start_ns: 1_000_000_000 * u64::from(init_pid),
+            booted: true,
+        };
+        let inits = resync(&mut pipeline, || vec![zone(301), zone(302)]).unwrap();
+        let mut followed: Vec<u32> = inits.keys().copied().collect();
+        followed.sort_unstable();
+        assert_eq!(followed, [301, 302]);
+        let text = out.text();
+        for pid in [301u32, 302] {
+            assert!(
+                text.contains(&format!("Zone pidns-{} booted", 4026532000 + pid)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

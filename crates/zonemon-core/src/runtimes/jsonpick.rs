@@ -1,0 +1,179 @@
+//! Reading only the parts of a runtime's JSON state that a resolver uses.
+//!
+//! Runtime state files are mostly things zonemon does not read (a Docker
+//! `config.v2.json` carries the whole container config, an OCI bundle the
+//! whole spec, Podman's `containers.json` every container of the host).
+//! [`parse`] walks the document once and builds a [`serde_json::Value`] of
+//! only the keys a [`Keep`] pattern names: everything else is skipped
+//! without being allocated. The result is read with the usual `Value`
+//! accessors, so a field of an unexpected type reads as missing, as before.
+//! Kept strings are checked as a full parse checks them; skipped ones are
+//! not (invalid UTF-8 there does not fail the parse).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// What to keep of a JSON value.
+#[derive(Debug, Clone, Copy)]
+pub enum Keep {
+    /// The whole value.
+    All,
+    /// Of an object, only these keys, each with what to keep of its value;
+    /// of an array, each element so; a scalar is kept as is.
+    Keys(&'static [(&'static str, Keep)]),
+}
+
+/// Parses `bytes` as JSON, keeping only what `keep` names; `None` if it is not valid JSON.
+pub fn parse(bytes: &[u8], keep: Keep) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = keep.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(v)
+}
+
+impl<'de> DeserializeSeed<'de> for Keep {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self {
+            Keep::All => serde::Deserialize::deserialize(d),
+            Keep::Keys(keys) => d.deserialize_any(Picker(keys)),
+        }
+    }
+}
+
+/// Visits one value, keeping only `self.0`'s keys of objects.
+struct Picker(&'static [(&'static str, Keep)]);
+
+impl<'de> Visitor<'de> for Picker {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Keep::Keys(self.0))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(wanted) = map.next_key_seed(KeyMatch(self.0))? {
+            match wanted {
+                Some((k, keep)) => {
+                    let v = map.next_value_seed(keep)?;
+                    out.insert(k.to_string(), v);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Reads an object's key without allocating it: which of `self.0` it is, if any.
+struct KeyMatch(&'static [(&'static str, Keep)]);
+
+impl<'de> DeserializeSeed<'de> for KeyMatch {
+    type Value = Option<(&'static str, Keep)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyMatch {
+    type Value = Option<(&'static str, Keep)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().find(|(k, _)| *k == s).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PATTERN: Keep = Keep::Keys(&[
+        ("ID", Keep::All),
+        (
+            "State",
+            Keep::Keys(&[("Pid", Keep::All), ("Running", Keep::All)]),
+        ),
+        ("labels", Keep::All),
+    ]);
+
+    #[test]
+    fn keeps_only_what_is_named() {
+        let doc = br#"{"Big":{"a":[1,2,{"b":"c\"d"}]},"ID":"x\u0041","State":{"Pid":7,"Running":true,"Other":[null]},"labels":{"k":"v"},"n":-1.5}"#;
+        assert_eq!(
+            parse(doc, PATTERN),
+            Some(json!({"ID":"xA","State":{"Pid":7,"Running":true},"labels":{"k":"v"}}))
+        );
+    }
+
+    #[test]
+    fn arrays_of_objects_and_odd_types() {
+        let doc = br#"[{"ID":"a","x":1},3,"s",null,{"State":"not an object"}]"#;
+        assert_eq!(
+            parse(doc, PATTERN),
+            Some(json!([{"ID":"a"},3,"s",null,{"State":"not an object"}]))
+        );
+    }
+
+    #[test]
+    fn the_same_answer_as_a_full_parse_on_hostile_input() {
+        let seed = br#"{"ID":"abc","State":{"Pid":12,"Running":false},"Config":{"Labels":{"a":"b"}},"labels":{"x":[1,{"y":2}]}}"#;
+        let mut rng = crate::runtimes::testutil::XorShift::new(0x9a);
+        for _ in 0..20_000 {
+            let b = rng.mutate(seed);
+            let full: Option<Value> = serde_json::from_slice(&b).ok();
+            let picked = parse(&b, PATTERN);
+            // Where both parse, the kept keys are the same.
+            if let (Some(f), Some(p)) = (&full, &picked) {
+                for key in ["ID", "labels"] {
+                    assert_eq!(f.get(key), p.get(key), "{}", String::from_utf8_lossy(&b));
+                }
+            }
+        }
+        assert_eq!(parse(b"{\"ID\":1} x", PATTERN), None, "trailing garbage");
+        assert_eq!(parse(&[b'['; 10_000], PATTERN), None, "deep nesting");
+    }
+}
