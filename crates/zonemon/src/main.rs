@@ -2,6 +2,7 @@
 
 mod cli;
 mod decode;
+mod down_timer;
 mod list;
 mod pipeline;
 mod sources;

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use zonemon_core::output::{JsonSink, Sink, TextSink, WallClock};
 use zonemon_core::{procscan, Tracker};
 
+use crate::down_timer::DownTimer;
 use crate::pipeline::{boot_time_ns, clock_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
@@ -104,7 +105,10 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         None => chain,
     };
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
-    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
+    // Set only while a shut-down zone waits for its `down`: a missed free is
+    // reported within seconds even when nothing else happens on the host.
+    let mut down_timer = DownTimer::new()?;
+    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd(), down_timer.fd())?;
 
     let outcome = (|| -> Result<()> {
         source.start(&mut pipeline)?;
@@ -119,9 +123,16 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         );
         loop {
             match waiter.wait() {
-                Ok(Wake::Source) => {
-                    source.drain(&mut pipeline)?;
+                Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
+                    if matches!(wake, Wake::DownTimer) {
+                        down_timer.clear();
+                    } else {
+                        source.drain(&mut pipeline)?;
+                    }
                     pipeline.sweep_overdue(boot_time_ns())?;
+                    down_timer
+                        .set(pipeline.next_down_check())
+                        .context("setting the down timer")?;
                 }
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
@@ -160,14 +171,16 @@ fn wall_clock() -> WallClock {
 enum Wake {
     /// The source has work.
     Source,
+    /// A shut-down zone's `down` is overdue.
+    DownTimer,
     /// SIGINT or SIGTERM: stop cleanly.
     Stop,
     /// Nobody reads stdout any more.
     StdoutClosed,
 }
 
-/// Sleeps until the source has work, a stop signal came, or stdout's reader
-/// goes away; no periodic wakeups.
+/// Sleeps until the source has work, a stop signal came, stdout's reader
+/// goes away, or the down timer fires; no periodic wakeups.
 struct Waiter {
     epoll: OwnedFd,
 }
@@ -175,9 +188,10 @@ struct Waiter {
 const TOKEN_SOURCE: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
+const TOKEN_TIMER: u64 = 4;
 
 impl Waiter {
-    fn new(source_fd: RawFd, signal_fd: RawFd) -> Result<Self> {
+    fn new(source_fd: RawFd, signal_fd: RawFd, timer_fd: RawFd) -> Result<Self> {
         // SAFETY: plain syscall; the returned fd is owned below.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -193,6 +207,9 @@ impl Waiter {
         waiter
             .add(signal_fd, libc::EPOLLIN as u32, TOKEN_SIGNAL)
             .context("watching for signals")?;
+        waiter
+            .add(timer_fd, libc::EPOLLIN as u32, TOKEN_TIMER)
+            .context("watching the down timer")?;
         // A pipe's write end reports EPOLLERR once its reader is gone; files and ttys cannot be watched, which is fine.
         let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
         Ok(waiter)
@@ -210,9 +227,9 @@ impl Waiter {
     }
 
     fn wait(&self) -> io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
-        // SAFETY: evs is a valid buffer of 3 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 3, -1) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: evs is a valid buffer of 4 events.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 4, -1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -221,6 +238,8 @@ impl Waiter {
             Wake::StdoutClosed
         } else if fired(TOKEN_SIGNAL) {
             Wake::Stop
+        } else if fired(TOKEN_TIMER) && !fired(TOKEN_SOURCE) {
+            Wake::DownTimer
         } else {
             Wake::Source
         })
