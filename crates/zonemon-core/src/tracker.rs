@@ -258,7 +258,7 @@ impl<R: NameResolver> Tracker<R> {
             zone.nodename.clone_from(&obs.nodename);
             zone.comm.clone_from(&obs.comm);
         }
-        if obs.more_cgroups.is_some() {
+        if obs.more_cgroups.is_some() && zone.state() == State::Ready {
             zone.more_cgroups.clone_from(&obs.more_cgroups);
         }
         if obs.cgroup.is_some() {
@@ -413,8 +413,13 @@ impl<R: NameResolver> Tracker<R> {
             };
             let found = self.resolver.resolve(&facts);
             let unclaimed = found.is_none() && !self.resolver.may_name_later(&facts);
-            zone.runtime_name = found;
+            zone.runtime_name = found.map(Box::new);
             zone.unclaimed = unclaimed;
+        }
+        if kind != EventKind::Ready {
+            // The other hierarchies' paths serve the lookups only, the last of which is at
+            // the boot (a resolver asked later reads them itself): not kept for the zone's life.
+            zone.more_cgroups = None;
         }
         let hostname = zone.hostname().map(str::to_string);
         let (name, name_source, runtime, container_id, k8s) = match &zone.runtime_name {

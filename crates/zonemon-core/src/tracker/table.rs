@@ -60,8 +60,10 @@ pub(super) struct Zone {
     pub(super) parent_nodename: String,
     pub(super) comm: String,
     pub(super) cgroup: Option<String>,
+    /// The init's other cgroup paths, kept until the zone's boot lookup only.
     pub(super) more_cgroups: Option<Vec<String>>,
-    pub(super) runtime_name: Option<ResolvedName>,
+    /// Boxed: most zones have none, and 10,000 live zones should not each pay for its room.
+    pub(super) runtime_name: Option<Box<ResolvedName>>,
     /// Whether the resolver said no later look can name the zone (no runtime made it).
     pub(super) unclaimed: bool,
     /// Kernel time of the newest observation applied, so that a late one never overwrites newer facts.
