@@ -48,7 +48,8 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     // CPU: short zones made as fast as 4 at a time go, all of zonemon's CPU over them.
     let k = ctx.plan.scale_cpu_zones;
     let cpu_prefix = ctx.tag(&format!("scpu{live}"));
-    let (sd0, dn0, recs0) = m.with_seen(|s| (s.count(Kind::Shutdown), s.count(Kind::Down), s.recs.len()));
+    let (sd0, dn0, recs0) =
+        m.with_seen(|s| (s.count(Kind::Shutdown), s.count(Kind::Down), s.recs.len()));
     let u0 = usage(m.pid())?;
     ctx.helpers.zonefork(&cpu_prefix, 0, k, 4, &["/bin/true"])?;
     m.wait_for_zones(sd0 + k, dn0 + k);
@@ -63,14 +64,18 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
         run_unshare_zone(&format!("{lat_prefix}{i}"), script)?;
         thread::sleep(Duration::from_millis(10 + (i as u64 * 7) % 25));
     }
-    m.wait_until(Duration::from_secs(10), |s| s.count(Kind::Shutdown) >= sd1 + n);
+    m.wait_until(Duration::from_secs(10), |s| {
+        s.count(Kind::Shutdown) >= sd1 + n
+    });
     let peak = peak_rss_kib(m.pid())?;
     let seen = m.stop()?;
     hold.release()?;
     let lat: Vec<f64> = seen
         .recs
         .iter()
-        .filter(|r| matches!(r.kind, Kind::Booted | Kind::Shutdown) && r.name.starts_with(&lat_prefix))
+        .filter(|r| {
+            matches!(r.kind, Kind::Booted | Kind::Shutdown) && r.name.starts_with(&lat_prefix)
+        })
         .filter_map(|r| Some((r.arrival_ns - r.time_ns?) as f64))
         .collect();
     let names: HashSet<&str> = seen
@@ -78,7 +83,10 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
         .map(|r| r.name.as_str())
         .collect();
     if names.len() < n {
-        bail!("zonemon reported {} of {n} latency zones' shutdowns with {live} live zones", names.len());
+        bail!(
+            "zonemon reported {} of {n} latency zones' shutdowns with {live} live zones",
+            names.len()
+        );
     }
     Ok(Level {
         live,
@@ -112,7 +120,11 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     rep.row(
         &format!(
             "Scale: zonemon CPU per transition with {} live zones ({} short zones, 4 at a time)",
-            levels.iter().map(|l| l.live.to_string()).collect::<Vec<_>>().join(" / "),
+            levels
+                .iter()
+                .map(|l| l.live.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
             ctx.plan.scale_cpu_zones
         ),
         &each(&|l| fmt_ns(l.cpu_per_transition_ns)),
@@ -135,7 +147,10 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let per_zone = (last.peak_rss_kib.saturating_sub(first.peak_rss_kib) * 1024) as f64
         / last.live.max(1) as f64;
     rep.row(
-        &format!("Scale: zonemon peak RSS (VmHWM) with {} live zones", last.live),
+        &format!(
+            "Scale: zonemon peak RSS (VmHWM) with {} live zones",
+            last.live
+        ),
         &format!(
             "{} ({:.0} bytes per live zone over the {} with 0 live zones)",
             fmt_mib(last.peak_rss_kib),

@@ -122,10 +122,17 @@ impl Helpers {
     pub fn hold(&self, prefix: &str, live: usize) -> Result<Hold> {
         use std::io::BufRead;
         let mut cmd = Command::new(&self.zonehold);
-        cmd.args(["--prefix", prefix, "--live", &live.to_string(), "--duration", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--prefix",
+            prefix,
+            "--live",
+            &live.to_string(),
+            "--duration",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut p = Proc::spawn(&mut cmd, Spawn::default())?;
         let mut line = String::new();
         std::io::BufReader::new(p.child.stdout.take().unwrap()).read_line(&mut line)?;

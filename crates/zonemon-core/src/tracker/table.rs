@@ -146,13 +146,17 @@ impl Zone {
         self.exit_ts
     }
 
-    /// A zone not yet in a table starts in `state` (a zone found in /proc may be booted already).
+    /// A zone not yet in a table starts in `state` (a zone found in /proc
+    /// may be booted already: then no boot lookup needs its other cgroup paths).
     pub(super) fn starting_in(mut self, state: State) -> Zone {
         debug_assert!(
             state != State::Shutdown,
             "a zone is shut down through the table"
         );
         self.state = state;
+        if state == State::Booted {
+            self.more_cgroups = None;
+        }
         self
     }
 }

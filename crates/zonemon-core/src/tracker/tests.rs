@@ -897,3 +897,42 @@ mod props {
         }
     }
 }
+
+#[test]
+fn other_cgroup_paths_are_kept_only_until_the_boot_lookup() {
+    let mut t = tracker();
+    let mut fork = AAP.fork(1_000);
+    fork.more_cgroups = Some(vec!["/a".into(), "/b".into()]);
+    let mut exec = AAP.exec(2_000);
+    exec.more_cgroups = fork.more_cgroups.clone();
+    let key = TaskKey {
+        init_pid: AAP.pid,
+        start_ns: AAP.start,
+    };
+    feed(&mut t, &[fork]);
+    assert!(
+        t.zones.at(&key).more_cgroups.is_some(),
+        "ready: the boot lookup needs them"
+    );
+    feed(&mut t, &[exec.clone()]);
+    assert!(
+        t.zones.at(&key).more_cgroups.is_none(),
+        "booted: no lookup left"
+    );
+    feed(&mut t, &[exec]);
+    assert!(
+        t.zones.at(&key).more_cgroups.is_none(),
+        "a re-exec keeps nothing"
+    );
+    // A zone found booted in /proc keeps none either.
+    let noot = Init {
+        pid: 300,
+        pidns: 7000,
+        start: 50_000,
+        name: "noot",
+    };
+    let mut seen = from_proc(noot, true);
+    seen.more_cgroups = Some(vec!["/c".into()]);
+    t.seed(&seen);
+    assert!(t.zones.iter().all(|(_, z)| z.more_cgroups.is_none()));
+}
