@@ -58,9 +58,9 @@ impl Plan {
                 throughput_zones: 300,
                 memory_zones: vec![1000],
                 docker_containers: 10,
-                scale_levels: vec![0, 1000],
-                scale_cpu_zones: 300,
-                scale_latency_zones: 30,
+                scale_levels: vec![0, 200, 0],
+                scale_cpu_zones: 100,
+                scale_latency_zones: 10,
             }
         } else {
             Plan {
@@ -75,7 +75,7 @@ impl Plan {
                 throughput_zones: 3000,
                 memory_zones: vec![1000, 100_000],
                 docker_containers: 100,
-                scale_levels: vec![0, 1000, 10_000],
+                scale_levels: vec![0, 1000, 10_000, 0],
                 scale_cpu_zones: 3000,
                 scale_latency_zones: 150,
             }
