@@ -34,6 +34,12 @@ pub struct Plan {
     pub memory_zones: Vec<usize>,
     /// Containers per `docker events` phase.
     pub docker_containers: usize,
+    /// Live zones held at each scale level.
+    pub scale_levels: Vec<usize>,
+    /// Short zones per scale level for the CPU figure.
+    pub scale_cpu_zones: usize,
+    /// Zones per scale level for the latency figure (one at a time).
+    pub scale_latency_zones: usize,
 }
 
 impl Plan {
@@ -52,6 +58,9 @@ impl Plan {
                 throughput_zones: 300,
                 memory_zones: vec![1000],
                 docker_containers: 10,
+                scale_levels: vec![0, 200, 0],
+                scale_cpu_zones: 100,
+                scale_latency_zones: 10,
             }
         } else {
             Plan {
@@ -66,6 +75,9 @@ impl Plan {
                 throughput_zones: 3000,
                 memory_zones: vec![1000, 100_000],
                 docker_containers: 100,
+                scale_levels: vec![0, 1000, 10_000, 0],
+                scale_cpu_zones: 3000,
+                scale_latency_zones: 150,
             }
         }
     }

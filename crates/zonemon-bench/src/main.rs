@@ -16,6 +16,7 @@ mod machine;
 mod memory;
 mod monitor;
 mod procstat;
+mod scale;
 mod stats;
 mod svg;
 mod table;
@@ -52,7 +53,7 @@ struct Args {
     /// Where to write the Markdown report; the SVG goes next to it with the extension .svg.
     #[arg(long, value_name = "FILE", default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,docker).
+    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,docker).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -61,13 +62,14 @@ struct Args {
 type Measure = fn(&Ctx, &mut Report) -> Result<()>;
 
 /// The measurements, in table order.
-const MEASUREMENTS: [(&str, Measure); 7] = [
+const MEASUREMENTS: [(&str, Measure); 8] = [
     ("host-cost", host_cost::run),
     ("latency", latency::run),
     ("churn", churn::run),
     ("idle", idle::run),
     ("throughput", throughput::run),
     ("memory", memory::run),
+    ("scale", scale::run),
     ("docker", docker_events::run),
 ];
 

@@ -85,39 +85,63 @@ pub struct Helpers {
     pub forkexec: PathBuf,
     /// `zonefork PREFIX FIRST COUNT PARALLEL PROG…`.
     pub zonefork: PathBuf,
+    /// `zonehold --prefix P --live N --churn M --duration S` (also `./dev stress`).
+    pub zonehold: PathBuf,
+}
+
+/// Zones kept alive by `zonehold` until [`Hold::release`] (or drop).
+pub struct Hold {
+    proc: Proc,
+}
+
+impl Hold {
+    /// Kills the zones (zonehold's standard input ends) and waits for them to be reaped.
+    pub fn release(mut self) -> Result<()> {
+        drop(self.proc.child.stdin.take());
+        let st = self.proc.wait()?;
+        if !st.success() {
+            bail!("zonehold failed ({st})");
+        }
+        Ok(())
+    }
 }
 
 impl Helpers {
     /// Writes the helpers' C sources into `dir` and compiles them with `cc`.
     pub fn build(dir: &Path) -> Result<Helpers> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut out = Vec::new();
-        for (name, src) in [
-            ("forkexec", include_str!("../c/forkexec.c")),
-            ("zonefork", include_str!("../c/zonefork.c")),
-        ] {
-            let c = dir.join(format!("{name}.c"));
-            let bin = dir.join(name);
-            std::fs::write(&c, src).with_context(|| format!("writing {}", c.display()))?;
-            let o = Command::new("cc")
-                .args(["-O2", "-Wall", "-o"])
-                .arg(&bin)
-                .arg(&c)
-                .output()
-                .context("running cc (install gcc: apt-get install gcc)")?;
-            if !o.status.success() {
-                bail!(
-                    "cc {} failed: {}",
-                    c.display(),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-            out.push(bin);
-        }
         Ok(Helpers {
-            zonefork: out.pop().unwrap(),
-            forkexec: out.pop().unwrap(),
+            forkexec: compile(dir, "forkexec", include_str!("../c/forkexec.c"), false)?,
+            zonefork: compile(dir, "zonefork", include_str!("../c/zonefork.c"), false)?,
+            // Static: each of thousands of held zones is this program, a few pages each.
+            zonehold: compile(dir, "zonehold", include_str!("../c/zonehold.c"), true)?,
         })
+    }
+
+    /// Starts `zonehold` keeping `live` zones `prefix0…` up; returns once they are.
+    pub fn hold(&self, prefix: &str, live: usize) -> Result<Hold> {
+        use std::io::BufRead;
+        let mut cmd = Command::new(&self.zonehold);
+        cmd.args([
+            "--prefix",
+            prefix,
+            "--live",
+            &live.to_string(),
+            "--duration",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut p = Proc::spawn(&mut cmd, Spawn::default())?;
+        let mut line = String::new();
+        std::io::BufReader::new(p.child.stdout.take().unwrap()).read_line(&mut line)?;
+        if line.trim() != format!("live {live}") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(p.child.stderr.as_mut().unwrap(), &mut err)?;
+            bail!("zonehold could not keep {live} zones up: {}", err.trim());
+        }
+        Ok(Hold { proc: p })
     }
 
     /// Runs `forkexec n`; returns its wall time in ns.
@@ -179,4 +203,34 @@ impl Helpers {
             cpu_ns: Some(field("cpu_ns")?),
         })
     }
+}
+
+/// Writes C helper `name`'s source into `dir` and compiles it with `cc`
+/// (`static`: statically linked when this system can, else dynamically).
+fn compile(dir: &Path, name: &str, src: &str, static_link: bool) -> Result<PathBuf> {
+    let c = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&c, src).with_context(|| format!("writing {}", c.display()))?;
+    let cc = |extra: &[&str]| -> Result<std::process::Output> {
+        Command::new("cc")
+            .args(["-O2", "-Wall"])
+            .args(extra)
+            .arg("-o")
+            .arg(&bin)
+            .arg(&c)
+            .output()
+            .context("running cc (install gcc: apt-get install gcc)")
+    };
+    let mut o = cc(if static_link { &["-static"] } else { &[] })?;
+    if !o.status.success() && static_link {
+        o = cc(&[])?;
+    }
+    if !o.status.success() {
+        bail!(
+            "cc {} failed: {}",
+            c.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(bin)
 }

@@ -146,6 +146,9 @@ fn smoke_mode_runs_and_its_table_parses() {
         "Throughput: highest zone rate",
         "zonemon CPU per transition",
         "Memory: zonemon peak RSS (VmHWM) after 1000 zones",
+        "Scale: zonemon CPU per transition",
+        "Scale: detection latency",
+        "Scale: zonemon peak RSS",
     ];
     for prefix in measured {
         let c = find(prefix);

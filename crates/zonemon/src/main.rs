@@ -3,6 +3,7 @@
 mod cli;
 mod decode;
 mod docs;
+mod down_timer;
 mod list;
 mod metrics;
 mod pipeline;

@@ -29,9 +29,6 @@ pub struct Pipeline {
     stats: Option<SharedStats>,
 }
 
-/// A zone shut down longer ago than this without going down is checked in /proc.
-const DOWN_GRACE_NS: u64 = 2_000_000_000;
-
 /// After this many observations the allocator gives freed memory back, once
 /// the loop is idle, so that a long churn leaves no fragmentation behind (the
 /// live heap is flat). Not between records: `malloc_trim` on a warmed heap
@@ -111,20 +108,31 @@ impl Pipeline {
     }
 
     /// Reports down the zones whose `down` is overdue (shut down more than
-    /// two seconds ago) and whose init /proc no longer has: a free the kernel
-    /// side did not see must not leave a zone shut down forever. Cheap when
-    /// nothing is overdue; called after each batch, so it adds no wakeups.
+    /// two seconds ago, see [`zonemon_core::tracker::DOWN_GRACE_NS`]) and
+    /// whose init /proc no longer has: a free the kernel side did not see
+    /// must not leave a zone shut down forever. An init still there is
+    /// checked again later. Cheap when nothing is overdue (one look at the
+    /// first deadline); the event loop calls it after each batch and when
+    /// the timer set to [`Pipeline::next_down_check`] fires.
     pub fn sweep_overdue(&mut self, now_ns: u64) -> io::Result<()> {
-        for (pid, start_ns) in self.tracker.overdue(now_ns, DOWN_GRACE_NS) {
+        for (pid, start_ns) in self.tracker.overdue(now_ns) {
             let alive = procscan::process_start_ns(Path::new("/proc"), pid)
                 .is_some_and(|s| s.abs_diff(start_ns) <= SEED_START_TOLERANCE_NS);
-            if !alive {
-                for ev in self.tracker.confirm_gone(pid, start_ns, now_ns) {
-                    self.sink.write_event(&ev)?;
-                }
+            if alive {
+                self.tracker.confirm_still_there(pid, start_ns, now_ns);
+                continue;
+            }
+            for ev in self.tracker.confirm_gone(pid, start_ns, now_ns) {
+                self.sink.write_event(&ev)?;
             }
         }
         Ok(())
+    }
+
+    /// When the next shut-down zone's `down` becomes overdue (CLOCK_BOOTTIME
+    /// ns); `None` while no zone waits for one.
+    pub fn next_down_check(&self) -> Option<u64> {
+        self.tracker.next_down_check()
     }
 
     /// Brings the tracker in line with `live` (a /proc scan at `now_ns`) and writes what that proves.

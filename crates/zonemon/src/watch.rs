@@ -13,6 +13,7 @@ use zonemon_core::filter::Filter;
 use zonemon_core::output::{passes, FilteredSink, JsonSink, Sink, TextSink};
 use zonemon_core::{procscan, Tracker};
 
+use crate::down_timer::DownTimer;
 use crate::metrics::{self, MeteredResolver, MeteredSink, Metrics, RunningZones};
 use crate::pipeline::{boot_time_ns, Pipeline, Resolvers};
 use crate::sources::{self, SourceKind};
@@ -137,7 +138,10 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
     let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
-    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd())?;
+    // Set only while a shut-down zone waits for its `down`: a missed free is
+    // reported within seconds even when nothing else happens on the host.
+    let mut down_timer = DownTimer::new()?;
+    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd(), down_timer.fd())?;
     waiter
         .add(clock_follower.fd(), libc::EPOLLIN as u32, TOKEN_CLOCK)
         .context("watching for wall-clock changes")?;
@@ -164,10 +168,17 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
         );
         loop {
             match waiter.wait() {
-                Ok(Wake::Source) => {
-                    source.drain(&mut pipeline)?;
+                Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
+                    if matches!(wake, Wake::DownTimer) {
+                        down_timer.clear();
+                    } else {
+                        source.drain(&mut pipeline)?;
+                    }
                     pipeline.sweep_overdue(boot_time_ns())?;
                     pipeline.idle();
+                    down_timer
+                        .set(pipeline.next_down_check())
+                        .context("setting the down timer")?;
                 }
                 Ok(Wake::ClockSet) => clock_follower.follow()?,
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
@@ -197,6 +208,8 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 enum Wake {
     /// The source has work.
     Source,
+    /// A shut-down zone's `down` is overdue.
+    DownTimer,
     /// SIGINT or SIGTERM: stop cleanly.
     Stop,
     /// Nobody reads stdout any more.
@@ -205,8 +218,8 @@ enum Wake {
     ClockSet,
 }
 
-/// Sleeps until the source has work, a stop signal came, or stdout's reader
-/// goes away; no periodic wakeups.
+/// Sleeps until the source has work, a stop signal came, stdout's reader
+/// goes away, or the down timer fires; no periodic wakeups.
 struct Waiter {
     epoll: OwnedFd,
 }
@@ -214,10 +227,11 @@ struct Waiter {
 const TOKEN_SOURCE: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
-const TOKEN_CLOCK: u64 = 4;
+const TOKEN_TIMER: u64 = 4;
+const TOKEN_CLOCK: u64 = 5;
 
 impl Waiter {
-    fn new(source_fd: RawFd, signal_fd: RawFd) -> Result<Self> {
+    fn new(source_fd: RawFd, signal_fd: RawFd, timer_fd: RawFd) -> Result<Self> {
         // SAFETY: plain syscall; the returned fd is owned below.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -233,6 +247,9 @@ impl Waiter {
         waiter
             .add(signal_fd, libc::EPOLLIN as u32, TOKEN_SIGNAL)
             .context("watching for signals")?;
+        waiter
+            .add(timer_fd, libc::EPOLLIN as u32, TOKEN_TIMER)
+            .context("watching the down timer")?;
         // A pipe's write end reports EPOLLERR once its reader is gone; files and ttys cannot be watched, which is fine.
         let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
         Ok(waiter)
@@ -250,9 +267,9 @@ impl Waiter {
     }
 
     fn wait(&self) -> io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        // SAFETY: evs is a valid buffer of 4 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 4, -1) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 5];
+        // SAFETY: evs is a valid buffer of 5 events.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 5, -1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -263,6 +280,8 @@ impl Waiter {
             Wake::Stop
         } else if fired(TOKEN_CLOCK) {
             Wake::ClockSet
+        } else if fired(TOKEN_TIMER) && !fired(TOKEN_SOURCE) {
+            Wake::DownTimer
         } else {
             Wake::Source
         })

@@ -256,21 +256,46 @@ fn frozen_monitor_with_the_default_ring_loses_nothing() {
     burst(&p, n);
     // SAFETY: as above.
     unsafe { libc::kill(mon.pid(), libc::SIGCONT) };
-    assert!(
-        mon.wait_for(Duration::from_secs(120), |l| count(l, &p, "down") == n),
-        "{} of {n} zones down ({} ready, {} booted, {} shutdown); stderr: {}",
-        count(&mon.lines(), &p, "down"),
-        count(&mon.lines(), &p, "ready"),
-        count(&mon.lines(), &p, "booted"),
-        count(&mon.lines(), &p, "shutdown"),
-        mon.stderr()
-    );
-    let lines = mon.stop(); // asserts no lost records
-    assert!(!lines.iter().any(|l| l.contains("\"event\":\"lost\"")));
-    for kind in ["ready", "booted", "shutdown", "down"] {
-        assert_eq!(count(&lines, &p, kind), n, "{kind}");
+    mon.wait_for(Duration::from_secs(120), |l| {
+        count(l, &p, "down") == n || l.iter().any(|x| x.contains("\"event\":\"lost\""))
+    });
+    // Let a resync (if any) finish before stopping.
+    thread::sleep(Duration::from_secs(2));
+    let (status, lines) = mon.stop_with(libc::SIGINT);
+    assert!(status.success());
+    let lost: u64 = parse_json(&lines)
+        .iter()
+        .filter(|e| e["event"] == "lost")
+        .map(|e| e["count"].as_u64().unwrap_or(1))
+        .sum();
+    if lost == 0 {
+        for kind in ["ready", "booted", "shutdown", "down"] {
+            assert_eq!(count(&lines, &p, kind), n, "{kind}");
+        }
+        return;
     }
+    // The ring is shared with every zone on the host: while the monitor was frozen,
+    // the other tests' and sessions' zones may have filled it too. That is the only
+    // excuse: the whole host must have made more records than the ring holds.
+    let host_records = lines.len() as u64 + lost;
+    assert!(
+        host_records > DEFAULT_RING_RECORDS,
+        "{lost} records lost although the whole host made only {host_records} \
+         (the default ring holds about {DEFAULT_RING_RECORDS})"
+    );
+    let unreported = (n - count(&lines, &p, "down")) as u64;
+    eprintln!(
+        "note: the host's other zones filled the frozen monitor's ring ({host_records} records, \
+         {lost} lost); {unreported} of this test's zones left no trace"
+    );
+    assert!(
+        unreported <= lost,
+        "{unreported} zones unreported, only {lost} records lost"
+    );
 }
+
+/// Records the default 4 MiB ring holds (README: about 19,000).
+const DEFAULT_RING_RECORDS: u64 = 19_000;
 
 /// How long each zone of the restart test lives at least.
 const ZONE_LIFE: Duration = Duration::from_millis(20);
@@ -357,5 +382,113 @@ fn restarts_while_zones_boot_report_each_transition_once() {
     assert!(
         fully_inside > 20,
         "the test exercised too little: {fully_inside} zones inside runs"
+    );
+}
+
+/// The id of zonemon `pid`'s `dying` BPF map (its inits that exited and are
+/// not yet freed), found through its descriptors and `bpftool`.
+fn dying_map_id(pid: i32) -> Option<u32> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+    let ids: HashSet<u32> = dir
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("map_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    ids.into_iter().find(|id| {
+        let out = Command::new("bpftool")
+            .args(["map", "show", "id", &id.to_string(), "-j"])
+            .output()
+            .expect("running bpftool (apt-get install bpftool)");
+        serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|m| m["name"] == "dying")
+    })
+}
+
+/// Deletes the entry of init `tgid` from BPF map `map_id` with `bpftool`, so
+/// that the kernel side does not see its free; returns whether there was one.
+fn forget_dying(map_id: u32, tgid: u64) -> bool {
+    let id = map_id.to_string();
+    let out = Command::new("bpftool")
+        .args(["map", "dump", "id", &id, "-j"])
+        .output()
+        .expect("running bpftool");
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let Some(key) = entries
+        .iter()
+        .find(|e| e["formatted"]["value"]["tgid"].as_u64() == Some(tgid))
+        .and_then(|e| e["key"].as_array())
+    else {
+        return false;
+    };
+    let key: Vec<&str> = key.iter().filter_map(Value::as_str).collect();
+    Command::new("bpftool")
+        .args(["map", "delete", "id", &id, "key"])
+        .args(&key)
+        .status()
+        .expect("running bpftool")
+        .success()
+}
+
+#[test]
+fn a_missed_free_is_reported_down_by_the_timer() {
+    if !require_root("a_missed_free_is_reported_down_by_the_timer") {
+        return;
+    }
+    if which("bpftool").is_none() {
+        assert!(!in_ci(), "a_missed_free_is_reported_down_by_the_timer needs bpftool (./dev installs it) and CI=true forbids skipping");
+        eprintln!("SKIPPED a_missed_free_is_reported_down_by_the_timer: no bpftool");
+        return;
+    }
+    let p = prefix("missedfree");
+    let name = format!("{p}aap");
+    let mon = Monitor::start(&["watch", "--json"]);
+    let map = dying_map_id(mon.pid()).expect("zonemon's dying map");
+    // The zone's init exits after 3 s; its parent (unshare) is stopped by then,
+    // so the init stays a zombie until we let the parent reap it.
+    let mut parent = zone_cmd(&name, "sleep 3").spawn().unwrap();
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "booted") == 1),
+        "no boot"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGSTOP) };
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "shutdown") == 1),
+        "no shutdown"
+    );
+    let evs = parse_json(&mon.lines());
+    let init_pid = ours(&evs, &p)[0]["init_pid"].as_u64().unwrap();
+    // The kernel side forgets the dying init: its free will go unseen.
+    assert!(
+        forget_dying(map, init_pid),
+        "init {init_pid} not in the dying map"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(parent.id() as i32, libc::SIGCONT) };
+    parent.wait().unwrap();
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "down") == 1),
+        "the missed free was never reported down; zonemon printed:\n{}",
+        mon.lines().join("\n")
+    );
+    let lines = mon.stop();
+    let evs = parse_json(&lines);
+    let down = ours(&evs, &p)
+        .into_iter()
+        .find(|e| e["event"] == "down")
+        .cloned()
+        .unwrap();
+    assert_eq!(down["resynced"], true, "inferred, not seen: {down}");
+    let after = down["shutdown_ns"].as_u64().unwrap();
+    assert!(
+        after >= 2_000_000_000,
+        "reported only once overdue (2 s after the shutdown): {down}"
+    );
+    eprintln!(
+        "missed free: down reported {:.2} s after the shutdown",
+        after as f64 / 1e9
     );
 }

@@ -1,0 +1,176 @@
+/* zonehold: keeps zones alive and churns zones, for load tests (`./dev stress`)
+ * and the benchmark's scale rows.
+ *
+ *   zonehold [--prefix P] [--live N] [--churn M] [--duration S]
+ *
+ * Makes N zones that stay up: each a child cloned into new PID and UTS
+ * namespaces (PID 1 of its own namespace: a zone's init), hostname P<i>, that
+ * execs this program as an init that only waits (the zone has booted). Then
+ * starts M zones per second (M may be fractional: 0.5) that exit at once
+ * (hostname P c<i>), for S seconds; S = 0 runs until a signal or, when
+ * standard input is a pipe, until it ends. SIGINT and SIGTERM stop it early.
+ *
+ * Prints "live N" once the N zones are up, and at the end
+ * "live N churned K elapsed_ns E". Every zone it made is killed and reaped
+ * before it exits, and dies with it should it be killed (PR_SET_PDEATHSIG).
+ * Exits 1 if a zone cannot be made (see ulimit -u, kernel.pid_max,
+ * kernel.threads-max and the cgroup's pids.max). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stopping;
+static char self[PATH_MAX];
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static long long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Makes one zone named `name` whose init runs this program in `mode`
+ * ("hold": waits forever; "exit": exits 0). Returns its host PID, or -1. */
+static long make_zone(const char *name, const char *mode)
+{
+	long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sethostname(name, strlen(name)) != 0)
+		_exit(126);
+	execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
+	_exit(127);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--zone-init") == 0) {
+		if (strcmp(argv[2], "hold") == 0)
+			for (;;)
+				pause();
+		return 0;
+	}
+	const char *prefix = "zmstress-";
+	long live = 0;
+	double churn = 0, duration = 0;
+	static const struct option opts[] = {
+		{"prefix", required_argument, 0, 'p'},
+		{"live", required_argument, 0, 'l'},
+		{"churn", required_argument, 0, 'c'},
+		{"duration", required_argument, 0, 'd'},
+		{0, 0, 0, 0},
+	};
+	int o;
+	while ((o = getopt_long(argc, argv, "p:l:c:d:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p': prefix = optarg; break;
+		case 'l': live = atol(optarg); break;
+		case 'c': churn = strtod(optarg, NULL); break; /* "20" or "20/s" */
+		case 'd': duration = strtod(optarg, NULL); break;
+		default:
+			fprintf(stderr, "usage: zonehold [--prefix P] [--live N] [--churn M[/s]] [--duration S]\n");
+			return 2;
+		}
+	}
+	if (strlen(prefix) > 40 || live < 0 || churn < 0 || duration < 0) {
+		fprintf(stderr, "zonehold: prefix at most 40 bytes, numbers not negative\n");
+		return 2;
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n < 0) {
+		perror("zonehold: /proc/self/exe");
+		return 1;
+	}
+	self[n] = 0;
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a reader that went away must not stop the clean-up */
+
+	int rc = 0;
+	long *held = calloc(live > 0 ? live : 1, sizeof *held);
+	long made = 0, churned = 0;
+	char name[64];
+	long long t0 = now_ns();
+	for (; made < live && !stopping; made++) {
+		snprintf(name, sizeof name, "%s%ld", prefix, made);
+		held[made] = make_zone(name, "hold");
+		if (held[made] < 0) {
+			fprintf(stderr, "zonehold: cannot make zone %ld: %s (see ulimit -u, kernel.pid_max, kernel.threads-max, pids.max)\n",
+				made, strerror(errno));
+			rc = 1;
+			break;
+		}
+	}
+	if (rc == 0 && !stopping) {
+		printf("live %ld\n", made);
+		fflush(stdout);
+	}
+	long long start = now_ns(), next = start;
+	long long end = duration > 0 ? start + (long long)(duration * 1e9) : 0;
+	long long gap = churn > 0 ? (long long)(1e9 / churn) : 0;
+	struct stat in;
+	int watch_stdin = !end && fstat(0, &in) == 0 && S_ISFIFO(in.st_mode);
+	while (rc == 0 && !stopping) {
+		long long t = now_ns();
+		if (end && t >= end)
+			break;
+		if (gap && t >= next) {
+			snprintf(name, sizeof name, "%sc%ld", prefix, churned);
+			if (make_zone(name, "exit") < 0) {
+				fprintf(stderr, "zonehold: cannot make a churn zone: %s\n", strerror(errno));
+				rc = 1;
+				break;
+			}
+			churned++;
+			next += gap;
+			if (next < t - 1000000000LL)
+				next = t; /* fell behind by over a second: do not burst to catch up */
+			continue;
+		}
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		long long wait = 100000000LL;
+		if (gap && next - t < wait)
+			wait = next - t;
+		if (end && end - t < wait)
+			wait = end - t;
+		struct pollfd p = {.fd = 0, .events = POLLIN};
+		int r = poll(&p, watch_stdin ? 1 : 0, (int)((wait + 999999) / 1000000));
+		if (r > 0 && watch_stdin) {
+			char buf[256];
+			if (read(0, buf, sizeof buf) <= 0)
+				break; /* standard input ended */
+		}
+	}
+	for (long i = 0; i < made; i++)
+		if (held[i] > 0)
+			kill(held[i], SIGKILL);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	printf("live %ld churned %ld elapsed_ns %lld\n", made, churned, now_ns() - t0);
+	free(held);
+	return rc;
+}
