@@ -135,6 +135,13 @@ impl<R: NameResolver> Tracker<R> {
         }
     }
 
+    /// The same tracker, numbering zones from `first_id` on instead of 1 (a
+    /// daemon continues the ids its journal has already given out).
+    pub fn with_first_id(mut self, first_id: u64) -> Self {
+        self.next_id = first_id.max(1);
+        self
+    }
+
     /// A zone name as a key of the reboot memory: a 64-bit hash keyed at
     /// random per tracker, so the memory holds no strings (two names
     /// collide with a chance of 2^-64, and no zone owner can aim for it).

@@ -3,7 +3,7 @@
 mod json;
 mod text;
 
-pub use json::JsonSink;
+pub use json::{lost_json, to_json, JsonSink};
 pub use text::TextSink;
 
 use std::io;
