@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode};
 use serde_json::{Map, Value};
@@ -47,10 +46,6 @@ pub enum Entry {
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
-/// Retention is checked after this many records or this long since the last check, whichever comes first.
-const RETENTION_EVERY_RECORDS: u64 = 1024;
-const RETENTION_EVERY: Duration = Duration::from_secs(1);
-
 /// Where the writer starts from (read from the journal when it was opened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
@@ -70,8 +65,8 @@ pub struct Writer {
     shared: Arc<Shared>,
     /// Records that could not be committed since the last commit that worked.
     unjournaled: u64,
-    records_since_retention: u64,
-    last_retention: Option<Instant>,
+    /// Whether retention must be checked the next time the queue is empty
+    /// (after every commit: a check that deletes nothing costs a few index lookups).
     retention_due: bool,
 }
 
@@ -93,8 +88,6 @@ impl Writer {
             retention,
             shared,
             unjournaled: 0,
-            records_since_retention: 0,
-            last_retention: None,
             retention_due: true,
         }
     }
@@ -128,6 +121,9 @@ impl Writer {
             }
             self.commit(batch);
         }
+        while self.retention_due {
+            self.retention_due = self.retention_step();
+        }
         if self.unjournaled > 0 {
             eprintln!(
                 "zonemon: error: {} record(s) could not be written to the journal {} before exit",
@@ -153,11 +149,7 @@ impl Writer {
                     );
                     self.unjournaled = 0;
                 }
-                self.records_since_retention += n;
-                self.retention_due |= self.records_since_retention >= RETENTION_EVERY_RECORDS
-                    || self
-                        .last_retention
-                        .is_none_or(|t| t.elapsed() >= RETENTION_EVERY);
+                self.retention_due = true;
                 self.shared.published(committed);
             }
             Err(e) => {
@@ -268,8 +260,6 @@ impl Writer {
 
     /// One step of retention; whether another is due.
     fn retention_step(&mut self) -> bool {
-        self.records_since_retention = 0;
-        self.last_retention = Some(Instant::now());
         let now = self.clock.unix_ns(zonemon_core::clock::boot_time_ns());
         match self.retention.step(&self.conn, now) {
             Ok(more) => more,
