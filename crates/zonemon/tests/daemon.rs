@@ -282,7 +282,7 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
     });
     // Let the last zones' records in, then stop cleanly.
     thread::sleep(Duration::from_millis(500));
-    second.stop();
+    let second_stderr = second.stop();
     let after_stop = records(&path);
     assert!(after_stop.len() >= after.len());
 
@@ -345,7 +345,16 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
             .filter(|r| r["name"] == name)
             .map(|r| r["event"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["ready", "booted", "shutdown", "down"], "{name}");
+        let detail: Vec<&&Value> = mine.iter().filter(|r| r["name"] == name).collect();
+        let other: Vec<&Value> = after_stop
+            .iter()
+            .filter(|r| r["event"] == "lost" || r["event"] == "monitor-start")
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ready", "booted", "shutdown", "down"],
+            "{name}: {detail:?}\n{other:?}\n{second_stderr}"
+        );
     }
 }
 

@@ -15,6 +15,9 @@ pub mod schema;
 pub mod store;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 
 /// Where the daemon keeps its journal unless `--journal` says otherwise.

@@ -281,3 +281,14 @@ fn journal_lost(count: u64, clock: &WallClock) -> (Map<String, Value>, i128) {
     object.insert("reason".into(), "journal".into());
     (object, clock.unix_ns(now))
 }
+
+#[cfg(test)]
+impl Writer {
+    /// Caps this connection's database at `pages` pages: SQLite then reports
+    /// SQLITE_FULL, as on a full disk.
+    pub fn set_max_pages(&self, pages: i64) {
+        self.conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+    }
+}
