@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use zonemon_core::timefmt::parse_rfc3339;
 
-/// A span such as `30d`, `12h`, `10m`, `90s`, `1.5h`, `2w`; more than zero.
-pub fn parse_span(text: &str) -> Result<Duration, String> {
+/// `text` as a number and the unit after it (`1.5h` → 1.5, `h`); `None` without a number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a span of time like 30d, 1h, 10m or 90s"))?;
+    Some((num.parse().ok()?, unit))
+}
+
+/// A span such as `30d`, `12h`, `10m`, `90s`, `1.5h`, `2w`; more than zero.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let (n, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a span of time like 30d, 1h, 10m or 90s"))?;
     let unit_s = match unit {
         "ms" => 1e-3,
         "s" => 1.0,
@@ -62,13 +66,8 @@ pub fn parse_instant(text: &str, now_unix_ns: i128) -> Result<i128, String> {
 
 /// A size in bytes such as `1GiB`, `512MiB`, `64KiB`, `10MB` (decimal), `4096`; at least 1.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 1GiB, 512MiB or 64KiB"))?;
+    let (n, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a size like 1GiB, 512MiB or 64KiB"))?;
     let scale: f64 = match unit {
         "" | "B" => 1.0,
         "KiB" | "K" | "k" => 1024.0,
