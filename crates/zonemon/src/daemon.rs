@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use zonemon_core::clock::boot_time_ns;
 use zonemon_core::output::WallClock;
 use zonemon_core::timefmt::rfc3339_nanos;
+use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::EventKind;
 
 use crate::journal::feed::{Feed, JournalSink, SharedFeed, QUEUE_RECORDS};
@@ -147,7 +148,14 @@ impl Hooks for DaemonHooks {
         let mut fresh = Vec::new();
         let mut upgraded = Vec::new();
         for ev in found {
-            match known.remove(&(u64::from(ev.init_pid), u64::from(ev.pidns))) {
+            let key = (u64::from(ev.init_pid), u64::from(ev.pidns));
+            // PIDs and namespace inodes are both reused: an init created after
+            // the journal's last record of a zone is another zone's.
+            let created = self.clock.unix_ns(ev.ts_ns);
+            let same = known
+                .get(&key)
+                .is_some_and(|rec| created <= rec.unix_ns + i128::from(SEED_START_TOLERANCE_NS));
+            match same.then(|| known.remove(&key)).flatten() {
                 Some(rec) => {
                     let journal_id = rec.object["zone_id"].as_u64().unwrap_or(ev.zone_id);
                     feed.adopt(ev.zone_id, journal_id);

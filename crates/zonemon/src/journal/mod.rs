@@ -34,8 +34,14 @@ impl WriterLock {
     pub fn take(path: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        // Zone names and cgroups are the host's business: not world-readable
+        // (SQLite gives the -wal and -shm files the journal's mode).
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
                 .with_context(|| format!("creating the journal's directory {}", dir.display()))?;
         }
         let file = std::fs::OpenOptions::new()
@@ -43,6 +49,7 @@ impl WriterLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o640)
             .open(path)
             .with_context(|| format!("opening the journal {}", path.display()))?;
         // SAFETY: flock on a descriptor we own. flock locks are separate from

@@ -41,13 +41,10 @@ const CREATE: &str = "
     );
 ";
 
-/// Opens (creating if needed, with its directory) the journal at `path` for
-/// the one writer: WAL, every commit durable (`synchronous=FULL`).
+/// Opens (creating if needed) the journal at `path` for the one writer:
+/// WAL, every commit durable (`synchronous=FULL`). Its directory must exist
+/// (the daemon makes it when it locks the journal, [`super::WriterLock`]).
 pub fn open_writer(path: &Path) -> Result<Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the journal's directory {}", dir.display()))?;
-    }
     let conn = Connection::open(path)
         .with_context(|| format!("opening the journal {}", path.display()))?;
     check(&conn, path)?;
@@ -143,7 +140,7 @@ mod tests {
     #[test]
     fn creates_then_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/journal.db");
+        let path = dir.path().join("journal.db");
         drop(open_writer(&path).unwrap());
         let conn = open_writer(&path).unwrap();
         let mode: String = conn
