@@ -30,6 +30,19 @@ impl EventKind {
         }
     }
 
+    /// The transition the word `name` (as [`EventKind::as_str`] writes it) stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            EventKind::Ready,
+            EventKind::Booted,
+            EventKind::Shutdown,
+            EventKind::Down,
+            EventKind::Running,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     /// Whether the seed's output shows it (the rest need `--all`).
     pub fn is_seed_event(self) -> bool {
         matches!(self, EventKind::Booted | EventKind::Shutdown)

@@ -125,6 +125,15 @@ pub fn parse_ppid(status: &str) -> Option<u32> {
         .and_then(|v| parse_decimal(v.trim()))
 }
 
+/// Whether the process whose `/proc/PID/status` is `status` has exited and
+/// waits to be reaped (state `Z`, zombie, or `X`, dead): its zone has shut down.
+pub fn has_exited(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .is_some_and(|v| matches!(v.trim_start().as_bytes().first(), Some(b'Z' | b'X')))
+}
+
 /// A plain unsigned decimal number (no sign, no spaces), without overflow.
 fn parse_decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -299,7 +308,8 @@ fn link_parents(zones: &mut [ProcZone]) {
 fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Option<ProcZone> {
     let status = read_lossy(&dir.join("status")).ok()?;
     let nspid = parse_nspid(&status)?;
-    if nspid.len() < 2 || nspid.last() != Some(&1) {
+    // An init that exited and is not reaped yet (its reaper may take a while) runs no zone.
+    if nspid.len() < 2 || nspid.last() != Some(&1) || has_exited(&status) {
         return None;
     }
     let ticks = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
@@ -786,6 +796,14 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn exited_inits_are_told_by_their_state() {
+        assert!(!has_exited(STATUS));
+        assert!(has_exited("Name:\tsleep\nState:\tZ (zombie)\n"));
+        assert!(has_exited("State:\tX (dead)\n"));
+        assert!(!has_exited("State:\tS (sleeping)\n") && !has_exited(""));
     }
 
     #[test]

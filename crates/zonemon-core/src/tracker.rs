@@ -70,6 +70,13 @@ impl<R: NameResolver> Tracker<R> {
         }
     }
 
+    /// The same tracker, numbering zones from `first_id` on instead of 1 (a
+    /// daemon continues the ids its journal has already given out).
+    pub fn with_first_id(mut self, first_id: u64) -> Self {
+        self.next_id = first_id.max(1);
+        self
+    }
+
     /// Number of zones that are not yet down.
     pub fn len(&self) -> usize {
         self.zones.len()

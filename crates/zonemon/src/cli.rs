@@ -8,7 +8,13 @@ use clap::ValueEnum;
 
 use zonemon_core::filter::Filter;
 
+use std::path::PathBuf;
+
+use crate::daemon::DaemonOptions;
+use crate::events::EventsOptions;
+use crate::journal::{self, retention::Retention};
 use crate::sources::SourceKind;
+use crate::units;
 use crate::watch::{Priority, WatchOptions};
 
 /// Tells you the instant a zone boots or shuts down.
@@ -49,6 +55,64 @@ enum Command {
         /// The directory to write into (created if missing).
         dir: std::path::PathBuf,
     },
+    /// Run as the host's zone monitor: watch as `watch` does and keep every record in a journal.
+    ///
+    /// A foreground service for systemd (Type=notify: READY=1 once attached,
+    /// the watchdog when WATCHDOG_USEC is set); logs on stderr; SIGTERM stops
+    /// it cleanly (exit status 0) after the journal is flushed.
+    Daemon(DaemonArgs),
+    /// Print the journal's history (what `zonemon daemon` recorded), in `watch`'s formats.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// The journal (SQLite), created with its directory if missing.
+    #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
+    journal: PathBuf,
+    /// Delete records older than this (e.g. 30d, 12h).
+    #[arg(long, value_name = "SPAN", default_value = "30d", value_parser = units::parse_span)]
+    retain: Duration,
+    /// Delete the oldest records while the journal holds more than this (e.g. 1GiB, 500MiB).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = units::parse_size)]
+    retain_size: u64,
+    /// How zonemon competes for a CPU (as for watch).
+    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
+    priority: PriorityArg,
+    /// Size of the kernel-to-user ring buffer in bytes (as for watch).
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
+    ring_size: u32,
+    /// Where to watch from (as for watch).
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    source: SourceArg,
+    /// How often `--source poll` scans /proc.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (the packaged unit uses 127.0.0.1:9750).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Records from this time on: a span ago (1h, 10m, 30d) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    since: String,
+    /// Records before this time: a span ago or an RFC 3339 time (default: up to now).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Print JSON Lines: every record as the journal has it, with its `seq` (schema in README.md).
+    #[arg(long)]
+    json: bool,
+    /// Also print `ready` and `down`.
+    #[arg(long)]
+    all: bool,
+    /// Prefix each text line with the record's time.
+    #[arg(long)]
+    timestamps: bool,
+    /// The journal to read.
+    #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
+    journal: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -129,12 +193,17 @@ pub enum Action {
     Completions(clap_complete::Shell),
     /// `zonemon manpages DIR`.
     Manpages(std::path::PathBuf),
+    /// `zonemon daemon`.
+    Daemon(DaemonOptions),
+    /// `zonemon events`.
+    Events(EventsOptions),
 }
 
 impl Cli {
-    /// Turns the parsed command line into what to run.
-    pub fn action(self) -> Action {
-        match self.command {
+    /// Turns the parsed command line into what to run; `Err` is a usage
+    /// error naming the flag (a time is read against the clock now).
+    pub fn action(self) -> Result<Action, clap::Error> {
+        Ok(match self.command {
             None => Action::Watch(self.watch.into()),
             Some(Command::Watch(w)) => Action::Watch(w.into()),
             Some(Command::List(l)) => Action::List {
@@ -142,7 +211,57 @@ impl Cli {
             },
             Some(Command::Completions { shell }) => Action::Completions(shell),
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
+            Some(Command::Daemon(d)) => Action::Daemon(d.into()),
+            Some(Command::Events(e)) => Action::Events(e.options()?),
+        })
+    }
+}
+
+impl From<DaemonArgs> for DaemonOptions {
+    fn from(a: DaemonArgs) -> Self {
+        DaemonOptions {
+            watch: WatchArgs {
+                json: true,
+                all: true,
+                timestamps: false,
+                initial: false,
+                priority: a.priority,
+                stats: false,
+                ring_size: a.ring_size,
+                source: a.source,
+                interval: a.interval,
+                filter: Vec::new(),
+                metrics: a.metrics,
+            }
+            .into(),
+            journal: a.journal,
+            retention: Retention {
+                max_age: Some(a.retain),
+                max_bytes: Some(a.retain_size),
+            },
         }
+    }
+}
+
+impl EventsArgs {
+    fn options(self) -> Result<EventsOptions, clap::Error> {
+        let now = zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME) as i128;
+        let instant = |flag: &str, text: &str| {
+            units::parse_instant(text, now).map_err(|e| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for {flag}: {e}\n"),
+                )
+            })
+        };
+        Ok(EventsOptions {
+            journal: self.journal,
+            since_ns: instant("--since", &self.since)?,
+            until_ns: self.until.map(|u| instant("--until", &u)).transpose()?,
+            json: self.json,
+            all: self.all,
+            timestamps: self.timestamps,
+        })
     }
 }
 
@@ -219,7 +338,7 @@ mod tests {
     use super::*;
 
     fn action(args: &[&str]) -> Action {
-        Cli::try_parse_from(args).unwrap().action()
+        Cli::try_parse_from(args).unwrap().action().unwrap()
     }
 
     #[test]

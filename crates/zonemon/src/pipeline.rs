@@ -51,6 +51,11 @@ impl Pipeline {
         }
     }
 
+    /// The tracker, for a monitor that reconciles its own records with it (the daemon at start-up).
+    pub fn tracker(&mut self) -> &mut Tracker<Resolvers> {
+        &mut self.tracker
+    }
+
     /// Adds the zones running now (a /proc scan) to the tracker without reporting them.
     pub fn seed_from_proc(&mut self) {
         self.seed(&procscan::scan(Path::new("/proc")));

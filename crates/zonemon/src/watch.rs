@@ -80,8 +80,86 @@ impl Priority {
     }
 }
 
+/// What a monitor built on watch's event loop plugs into it besides its
+/// sink: the moments of start-up, and one more descriptor to wake it (the
+/// daemon's journal and watchdog). `zonemon watch` itself is [`StdoutHooks`].
+pub trait Hooks {
+    /// The first zone id to give out (a daemon continues its journal's).
+    fn first_zone_id(&self) -> u64 {
+        1
+    }
+
+    /// Called once the zones running now are seeded into the pipeline, before
+    /// the records of the start-up window are handled.
+    fn seeded(&mut self, pipeline: &mut Pipeline) -> Result<()> {
+        let _ = pipeline;
+        Ok(())
+    }
+
+    /// Called once the start-up window is handled: the monitor is live.
+    fn live(&mut self, pipeline: &mut Pipeline, source: &str) -> Result<()>;
+
+    /// Whether the monitor stops when nobody reads its stdout any more.
+    fn stops_with_stdout(&self) -> bool {
+        true
+    }
+
+    /// One more descriptor the event loop sleeps on (e.g. a timer), if any.
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Called when [`Hooks::wake_fd`] became readable.
+    fn woke(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `zonemon watch`'s hooks: `--initial`'s records, and a line on stderr once live.
+struct StdoutHooks {
+    initial: bool,
+}
+
+impl Hooks for StdoutHooks {
+    fn live(&mut self, pipeline: &mut Pipeline, source: &str) -> Result<()> {
+        if self.initial {
+            pipeline.write_initial()?;
+        }
+        eprintln!("zonemon: watching zone boots and shutdowns ({source}); Ctrl-C stops");
+        Ok(())
+    }
+}
+
 /// Runs until SIGINT/SIGTERM (returns Ok) or until stdout is closed (returns Ok, quietly).
 pub fn run(opts: &WatchOptions) -> Result<()> {
+    let clock_follower = ClockFollower::new()?;
+    let clock = clock_follower.clock();
+    let out = io::stdout().lock();
+    let sink: Box<dyn Sink> = if opts.json {
+        Box::new(JsonSink::new(out, clock))
+    } else {
+        Box::new(TextSink::new(
+            out,
+            opts.all,
+            opts.timestamps.then_some(clock),
+        ))
+    };
+    let mut hooks = StdoutHooks {
+        initial: opts.initial,
+    };
+    run_with(opts, sink, &mut hooks, clock_follower)
+}
+
+/// Watch's event loop feeding `sink`, with `hooks` called at its moments,
+/// keeping `clock_follower`'s clock (the one `sink` dates records with)
+/// right across clock steps; runs until SIGINT/SIGTERM (returns Ok) or, if
+/// the hooks say so, until stdout is closed (returns Ok, quietly).
+pub fn run_with(
+    opts: &WatchOptions,
+    sink: Box<dyn Sink>,
+    hooks: &mut dyn Hooks,
+    clock_follower: ClockFollower,
+) -> Result<()> {
     // SIGINT/SIGTERM write a byte to this socket, which the event loop watches: no race
     // between checking for a stop and going to sleep.
     let (signal_rx, signal_tx) = UnixStream::pair().context("creating the signal socket")?;
@@ -104,18 +182,6 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
     opts.priority.apply();
 
-    let clock_follower = ClockFollower::new()?;
-    let clock = clock_follower.clock();
-    let out = io::stdout().lock();
-    let sink: Box<dyn Sink> = if opts.json {
-        Box::new(JsonSink::new(out, clock))
-    } else {
-        Box::new(TextSink::new(
-            out,
-            opts.all,
-            opts.timestamps.then_some(clock),
-        ))
-    };
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
     let chain = zonemon_core::runtimes::default_chain(Path::new("/"));
     let stats = opts.stats.then(SharedStats::default);
@@ -137,22 +203,29 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     } else {
         Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
-    let mut pipeline = Pipeline::new(Tracker::new(host, resolvers), sink, stats.clone());
+    let tracker = Tracker::new(host, resolvers).with_first_id(hooks.first_zone_id());
+    let mut pipeline = Pipeline::new(tracker, sink, stats.clone());
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.
     let mut down_timer = DownTimer::new()?;
-    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd(), down_timer.fd())?;
+    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd(), hooks.stops_with_stdout())?;
+    waiter
+        .add(down_timer.fd(), libc::EPOLLIN as u32, TOKEN_TIMER)
+        .context("watching the down timer")?;
     waiter
         .add(clock_follower.fd(), libc::EPOLLIN as u32, TOKEN_CLOCK)
         .context("watching for wall-clock changes")?;
+    if let Some(fd) = hooks.wake_fd() {
+        waiter
+            .add(fd, libc::EPOLLIN as u32, TOKEN_HOOK)
+            .context("watching the monitor's timer")?;
+    }
 
     let outcome = (|| -> Result<()> {
         source.start(&mut pipeline)?;
+        hooks.seeded(&mut pipeline)?;
         // The observations of the start-up window first (merged with the snapshot), then the zones found running.
         source.drain(&mut pipeline)?;
-        if opts.initial {
-            pipeline.write_initial()?;
-        }
         if let Some(running) = &running {
             let zones = pipeline.running();
             running.seed(
@@ -162,10 +235,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
                     .collect::<Vec<_>>(),
             );
         }
-        eprintln!(
-            "zonemon: watching zone boots and shutdowns ({}); Ctrl-C stops",
-            source.description()
-        );
+        hooks.live(&mut pipeline, &source.description())?;
         loop {
             match waiter.wait() {
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
@@ -181,6 +251,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
                         .context("setting the down timer")?;
                 }
                 Ok(Wake::ClockSet) => clock_follower.follow()?,
+                Ok(Wake::Hook) => hooks.woke()?,
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -216,6 +287,8 @@ enum Wake {
     StdoutClosed,
     /// The wall clock was set: date events anew.
     ClockSet,
+    /// The hooks' descriptor is readable.
+    Hook,
 }
 
 /// Sleeps until the source has work, a stop signal came, stdout's reader
@@ -229,9 +302,10 @@ const TOKEN_STDOUT: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
 const TOKEN_TIMER: u64 = 4;
 const TOKEN_CLOCK: u64 = 5;
+const TOKEN_HOOK: u64 = 6;
 
 impl Waiter {
-    fn new(source_fd: RawFd, signal_fd: RawFd, timer_fd: RawFd) -> Result<Self> {
+    fn new(source_fd: RawFd, signal_fd: RawFd, watch_stdout: bool) -> Result<Self> {
         // SAFETY: plain syscall; the returned fd is owned below.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -247,11 +321,10 @@ impl Waiter {
         waiter
             .add(signal_fd, libc::EPOLLIN as u32, TOKEN_SIGNAL)
             .context("watching for signals")?;
-        waiter
-            .add(timer_fd, libc::EPOLLIN as u32, TOKEN_TIMER)
-            .context("watching the down timer")?;
         // A pipe's write end reports EPOLLERR once its reader is gone; files and ttys cannot be watched, which is fine.
-        let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
+        if watch_stdout {
+            let _ = waiter.add(libc::STDOUT_FILENO, 0, TOKEN_STDOUT);
+        }
         Ok(waiter)
     }
 
@@ -267,9 +340,9 @@ impl Waiter {
     }
 
     fn wait(&self) -> io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 5];
-        // SAFETY: evs is a valid buffer of 5 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 5, -1) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 6];
+        // SAFETY: evs is a valid buffer of 6 events.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 6, -1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -280,6 +353,8 @@ impl Waiter {
             Wake::Stop
         } else if fired(TOKEN_CLOCK) {
             Wake::ClockSet
+        } else if fired(TOKEN_HOOK) {
+            Wake::Hook
         } else if fired(TOKEN_TIMER) && !fired(TOKEN_SOURCE) {
             Wake::DownTimer
         } else {

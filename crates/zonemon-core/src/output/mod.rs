@@ -5,7 +5,7 @@ mod json;
 mod text;
 
 pub use filtered::{passes, FilteredSink};
-pub use json::JsonSink;
+pub use json::{lost_json, to_json, JsonSink};
 pub use text::TextSink;
 
 use std::io;

@@ -2,6 +2,8 @@
 
 use std::io::{self, Write};
 
+use serde_json::{Map, Value};
+
 use super::{Sink, WallClock};
 use crate::escape::escape_text;
 use crate::event::{EventKind, ZoneEvent};
@@ -26,21 +28,37 @@ impl<W: Write> TextSink<W> {
     }
 }
 
-impl<W: Write> Sink for TextSink<W> {
-    fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
-        if !self.all && !ev.kind.is_seed_event() && ev.kind != EventKind::Running {
+impl<W: Write> TextSink<W> {
+    /// Writes one record given as its JSON object (as [`super::JsonSink`]
+    /// writes it, e.g. read back from the journal), in the same form as
+    /// [`Sink::write_event`]; records that are not transitions (`lost`,
+    /// `monitor-start`) write nothing.
+    pub fn write_object(&mut self, object: &Map<String, Value>) -> io::Result<()> {
+        let text = |key: &str| object.get(key).and_then(Value::as_str);
+        let (Some(kind), Some(name)) = (text("event").and_then(EventKind::from_name), text("name"))
+        else {
+            return Ok(());
+        };
+        let time = self.timestamps.and(text("time"));
+        self.write_line(kind, name, time)
+    }
+
+    fn write_line(&mut self, kind: EventKind, name: &str, time: Option<&str>) -> io::Result<()> {
+        if !self.all && !kind.is_seed_event() && kind != EventKind::Running {
             return Ok(());
         }
-        if let Some(clock) = &self.timestamps {
-            write!(self.out, "{} ", clock.rfc3339(ev.ts_ns))?;
+        if let Some(time) = time {
+            write!(self.out, "{time} ")?;
         }
-        writeln!(
-            self.out,
-            "Zone {} {}",
-            escape_text(&ev.name),
-            ev.kind.as_str()
-        )?;
+        writeln!(self.out, "Zone {} {}", escape_text(name), kind.as_str())?;
         self.out.flush()
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
+        let time = self.timestamps.map(|clock| clock.rfc3339(ev.ts_ns));
+        self.write_line(ev.kind, &ev.name, time.as_deref())
     }
 }
 
@@ -87,5 +105,28 @@ mod tests {
             render(false, Some(clock), &[ev]),
             "2005-05-25T10:30:38.000000005Z Zone evil\\nZone x shutdown\\x1b[2J booted\n"
         );
+    }
+
+    #[test]
+    fn objects_read_back_print_as_events_do() {
+        let clock = WallClock { boot_to_unix_ns: 0 };
+        let mut evs: Vec<_> = [EventKind::Ready, EventKind::Booted, EventKind::Down]
+            .into_iter()
+            .map(|k| sample(k, "a\nb"))
+            .collect();
+        evs[1].ts_ns = 7;
+        for (all, timestamps) in [(false, None), (true, Some(clock))] {
+            let mut s = TextSink::new(Vec::new(), all, timestamps);
+            for ev in &evs {
+                s.write_object(&crate::output::json::to_json(ev, &clock))
+                    .unwrap();
+            }
+            let lost = crate::output::json::lost_json(Some(3), 9, &clock);
+            s.write_object(&lost).unwrap();
+            assert_eq!(
+                String::from_utf8(s.out).unwrap(),
+                render(all, timestamps, &evs)
+            );
+        }
     }
 }

@@ -169,6 +169,19 @@ pub fn run_zone(name: &str, script: &str) -> ExitStatus {
     wait_timeout(&mut child, Duration::from_secs(60))
 }
 
+/// Boots zones `<p>0` … `<p>{n-1}`, 8 at a time, each exiting at once.
+pub fn burst(p: &str, n: usize) {
+    thread::scope(|s| {
+        for worker in 0..8 {
+            s.spawn(move || {
+                for i in (worker..n).step_by(8) {
+                    run_zone(&format!("{p}{i}"), "exit 0");
+                }
+            });
+        }
+    });
+}
+
 /// A zone left running in the background, killed (with everything it started) when dropped.
 pub struct BackgroundZone {
     child: Child,

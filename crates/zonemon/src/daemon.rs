@@ -1,0 +1,348 @@
+//! `zonemon daemon`: watch's event loop and pipeline, with every record going
+//! to the journal instead of stdout; made for systemd (`Type=notify`).
+//!
+//! Start-up, in order: lock and open the journal (refusing an unsound one),
+//! attach the source, seed the zones running now from /proc, then put the
+//! daemon's own absence on the record — a `monitor-start` record with the gap
+//! since the journal's last record, `shutdown`/`down` (flagged `resynced`)
+//! for the zones the journal had running that /proc no longer has, and
+//! `ready`/`booted` (flagged `resynced`) for zones running now that the
+//! journal did not know — then the records of the start-up window, then
+//! `READY=1`. Zones the journal knew and that still run keep their zone ids;
+//! new zones get ids above every id the journal ever held.
+//!
+//! Zones that came and went entirely while no daemon ran cannot be known.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::{Map, Value};
+use zonemon_core::clock::boot_time_ns;
+use zonemon_core::output::WallClock;
+use zonemon_core::timefmt::rfc3339_nanos;
+use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
+use zonemon_core::EventKind;
+
+use crate::journal::feed::{Feed, JournalSink, SharedFeed, QUEUE_RECORDS};
+use crate::journal::retention::Retention;
+use crate::journal::store::{self as journal_store, JournalStore, Opened, Shared};
+use crate::journal::writer::Writer;
+use crate::journal::{schema, WriterLock};
+use crate::pipeline::Pipeline;
+use crate::store::StoredRecord;
+use crate::systemd::{self, Watchdog};
+use crate::wallclock::ClockFollower;
+use crate::watch::{self, Hooks, WatchOptions};
+
+/// How `zonemon daemon` runs (built from the command line by `cli`).
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The source, ring size and priority, as for `watch` (its output options are unused).
+    pub watch: WatchOptions,
+    /// The journal's file.
+    pub journal: PathBuf,
+    /// How much of the journal to keep.
+    pub retention: Retention,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM; then flushes the journal and returns.
+pub fn run(opts: &DaemonOptions) -> Result<()> {
+    let lock = WriterLock::take(&opts.journal)?;
+    let conn = schema::open_writer(&opts.journal)?;
+    let opened = journal_store::opened(&conn)?;
+    let shared = Shared::new(&opened);
+    // What the local API serves from: it reads the journal, kept current by the writer.
+    let _store = JournalStore::new(&opts.journal, Arc::clone(&shared));
+    let clock_follower = ClockFollower::new()?;
+    let clock = clock_follower.clock();
+    let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
+    let writer = Writer::new(
+        conn,
+        opts.journal.clone(),
+        clock.clone(),
+        opened.marks,
+        opts.retention,
+        shared,
+    );
+    let writer = std::thread::Builder::new()
+        .name("zonemon-journal".into())
+        .spawn(move || writer.run(records))
+        .context("starting the journal writer")?;
+    let feed = Feed::new(queue, clock.clone());
+    let outcome = (|| {
+        let mut hooks = DaemonHooks {
+            feed: Rc::clone(&feed),
+            clock,
+            journal: opts.journal.clone(),
+            opened,
+            watchdog: Watchdog::from_env()?,
+        };
+        let sink = Box::new(JournalSink(Rc::clone(&feed)));
+        watch::run_with(&opts.watch, sink, &mut hooks, clock_follower)
+    })();
+    systemd::stopping();
+    drop(feed); // the last sender: the writer commits what is queued and ends
+    let unjournaled = writer
+        .join()
+        .map_err(|_| anyhow!("the journal writer panicked"))?;
+    drop(lock);
+    eprintln!(
+        "zonemon: daemon: stopped; journal {} flushed{}",
+        opts.journal.display(),
+        if unjournaled > 0 {
+            format!(" ({unjournaled} record(s) could not be written)")
+        } else {
+            String::new()
+        }
+    );
+    outcome
+}
+
+/// The daemon's moments in watch's event loop.
+struct DaemonHooks {
+    feed: SharedFeed,
+    clock: WallClock,
+    journal: PathBuf,
+    /// What the journal held at start-up.
+    opened: Opened,
+    watchdog: Option<Watchdog>,
+}
+
+impl Hooks for DaemonHooks {
+    fn first_zone_id(&self) -> u64 {
+        self.opened.marks.max_zone_id + 1
+    }
+
+    /// Puts the daemon's absence on the record, before the start-up window's records.
+    fn seeded(&mut self, pipeline: &mut Pipeline) -> Result<()> {
+        let now = boot_time_ns();
+        let unix_now = self.clock.unix_ns(now);
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .context("reading this boot's id")?
+            .trim()
+            .to_string();
+        let tracker = pipeline.tracker();
+        let states: HashMap<u64, EventKind> = tracker
+            .running()
+            .into_iter()
+            .map(|e| (e.zone_id, e.kind))
+            .collect();
+        // Every seeded zone, marked reported: a fork of one seen in the start-up
+        // window takes it over quietly instead of reporting it a second time.
+        let found = tracker.initial();
+
+        // Zone inits are (PID, PID namespace) pairs within one boot of the host.
+        let mut known: HashMap<(u64, u64), &StoredRecord> =
+            if self.opened.boot_id.as_deref() == Some(&boot_id) {
+                self.opened
+                    .live
+                    .iter()
+                    .filter_map(|r| Some((init_key(&r.object)?, r)))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        let mut feed = self.feed.borrow_mut();
+        let mut fresh = Vec::new();
+        let mut upgraded = Vec::new();
+        for ev in found {
+            let key = (u64::from(ev.init_pid), u64::from(ev.pidns));
+            // PIDs and namespace inodes are both reused: an init created after
+            // the journal's last record of a zone is another zone's.
+            let created = self.clock.unix_ns(ev.ts_ns);
+            let same = known
+                .get(&key)
+                .is_some_and(|rec| created <= rec.unix_ns + i128::from(SEED_START_TOLERANCE_NS));
+            match same.then(|| known.remove(&key)).flatten() {
+                Some(rec) => {
+                    let journal_id = rec.object["zone_id"].as_u64().unwrap_or(ev.zone_id);
+                    feed.adopt(ev.zone_id, journal_id);
+                    let was_ready =
+                        rec.object.get("event").and_then(Value::as_str) == Some("ready");
+                    if was_ready && states.get(&ev.zone_id) == Some(&EventKind::Running) {
+                        upgraded.push(ev);
+                    }
+                }
+                None => fresh.push(ev),
+            }
+        }
+        let gone: Vec<&StoredRecord> = {
+            let mut v: Vec<_> = self
+                .opened
+                .live
+                .iter()
+                .filter(|r| {
+                    init_key(&r.object).is_none_or(|k| known.contains_key(&k))
+                        || self.opened.boot_id.as_deref() != Some(&boot_id)
+                })
+                .collect();
+            v.sort_by_key(|r| r.object.get("zone_id").and_then(Value::as_u64));
+            v
+        };
+
+        let mut start = Map::new();
+        start.insert("time".into(), rfc3339_nanos(unix_now).into());
+        start.insert("event".into(), "monitor-start".into());
+        let previous_seq = self.opened.marks.next_seq - 1;
+        start.insert(
+            "previous_seq".into(),
+            (previous_seq > 0).then_some(previous_seq).into(),
+        );
+        start.insert(
+            "gap_ns".into(),
+            self.opened
+                .last_unix_ns
+                .map(|t| i64::try_from((unix_now - t).max(0)).unwrap_or(i64::MAX))
+                .into(),
+        );
+        start.insert("boot_id".into(), boot_id.clone().into());
+        start.insert(
+            "host_rebooted".into(),
+            self.opened.boot_id.as_ref().map(|b| *b != boot_id).into(),
+        );
+        start.insert("zones_running".into(), states.len().into());
+        start.insert("pid".into(), std::process::id().into());
+        start.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        feed.object(start, unix_now);
+        for rec in gone {
+            for object in vanished(&rec.object, unix_now) {
+                feed.object(object, unix_now);
+            }
+        }
+        for mut ev in upgraded {
+            ev.kind = EventKind::Booted;
+            ev.ts_ns = now;
+            ev.initial = false;
+            ev.resynced = true;
+            feed.event(&ev);
+        }
+        for mut ev in fresh {
+            ev.initial = false;
+            ev.resynced = true;
+            ev.kind = EventKind::Ready;
+            feed.event(&ev);
+            if states.get(&ev.zone_id) == Some(&EventKind::Running) {
+                ev.kind = EventKind::Booted;
+                ev.ts_ns = now;
+                feed.event(&ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&mut self, _pipeline: &mut Pipeline, source: &str) -> Result<()> {
+        let status = format!(
+            "journaling zone transitions ({source}) to {}",
+            self.journal.display()
+        );
+        eprintln!("zonemon: daemon: {status}; SIGTERM stops");
+        systemd::ready(&status);
+        Ok(())
+    }
+
+    fn stops_with_stdout(&self) -> bool {
+        false
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        self.watchdog.as_ref().map(Watchdog::fd)
+    }
+
+    fn woke(&mut self) -> Result<()> {
+        if let Some(w) = &self.watchdog {
+            w.ping();
+        }
+        Ok(())
+    }
+}
+
+/// A zone's init as the journal recorded it: (host PID, PID namespace inode).
+fn init_key(object: &Map<String, Value>) -> Option<(u64, u64)> {
+    Some((
+        object.get("init_pid")?.as_u64()?,
+        object.get("pidns")?.as_u64()?,
+    ))
+}
+
+/// Keys of a zone's record that belong to one transition, not to the zone.
+const TRANSITION_KEYS: &[&str] = &[
+    "seq",
+    "time",
+    "event",
+    "exit_code",
+    "exit_signal",
+    "core_dumped",
+    "uptime_ns",
+    "shutdown_ns",
+    "reboot_of",
+    "reboot_gap_ns",
+    "initial",
+    "resynced",
+];
+
+/// The records of a zone the journal had not seen go down (its newest record
+/// is `last`) and that /proc no longer has at `unix_now`: its `shutdown`
+/// (unless recorded already) and its `down`, flagged `resynced`, exit unknown.
+fn vanished(last: &Map<String, Value>, unix_now: i128) -> Vec<Map<String, Value>> {
+    let record = |event: &str, extra: &[(&str, Value)]| {
+        let mut m = Map::new();
+        m.insert("time".into(), rfc3339_nanos(unix_now).into());
+        m.insert("event".into(), event.into());
+        for (k, v) in last {
+            if !TRANSITION_KEYS.contains(&k.as_str()) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        for (k, v) in extra {
+            m.insert((*k).into(), v.clone());
+        }
+        m.insert("resynced".into(), true.into());
+        m
+    };
+    let mut out = Vec::new();
+    if last.get("event").and_then(Value::as_str) != Some("shutdown") {
+        out.push(record(
+            "shutdown",
+            &[("exit_code", Value::Null), ("uptime_ns", Value::Null)],
+        ));
+    }
+    out.push(record("down", &[("shutdown_ns", Value::Null)]));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_vanished_zone_shuts_down_and_goes_down_resynced() {
+        let Value::Object(booted) = json!({"seq": 4, "time": "2026-12-02T04:00:00.000000000Z",
+            "event": "booted", "name": "aap", "zone_id": 3, "init_pid": 10, "pidns": 99,
+            "reboot_of": 1, "reboot_gap_ns": 5})
+        else {
+            unreachable!()
+        };
+        let out = vanished(&booted, 1_000_000_000);
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            Value::Object(out[0].clone()),
+            json!({"time": "1970-01-01T00:00:01.000000000Z", "event": "shutdown", "name": "aap",
+                   "zone_id": 3, "init_pid": 10, "pidns": 99, "exit_code": null,
+                   "uptime_ns": null, "resynced": true})
+        );
+        assert_eq!(out[1]["event"], "down");
+        assert_eq!(out[1]["shutdown_ns"], Value::Null);
+        assert!(out[1].get("seq").is_none() && out[1].get("reboot_of").is_none());
+        let mut shut = booted.clone();
+        shut.insert("event".into(), "shutdown".into());
+        let out = vanished(&shut, 0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["event"], "down");
+        assert_eq!(init_key(&booted), Some((10, 99)));
+    }
+}

@@ -1,0 +1,75 @@
+//! Retention: the journal keeps records for so long (`--retain`) and within
+//! so many bytes (`--retain-size`), deleting the oldest in small steps so
+//! that no step holds the writer for long.
+//!
+//! Zones still running keep their newest record in the `live` table, which
+//! retention never touches; the high-water marks in `meta` survive too, so
+//! sequence numbers and zone ids are never reused.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// At most this many records are deleted per step.
+const STEP_ROWS: i64 = 1000;
+
+/// How much of the journal to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Records older than this (by their time) are deleted.
+    pub max_age: Option<Duration>,
+    /// The oldest records are deleted while the database's pages in use
+    /// exceed this many bytes (the WAL file comes on top, a few MiB at most).
+    pub max_bytes: Option<u64>,
+}
+
+impl Retention {
+    /// Deletes at most one step's worth of the oldest records that break the
+    /// policy at `now_unix_ns`, in one transaction. Returns whether more must go.
+    pub fn step(&self, conn: &Connection, now_unix_ns: i128) -> rusqlite::Result<bool> {
+        if let Some(age) = self.max_age {
+            let cutoff = now_unix_ns - age.as_nanos() as i128;
+            let cutoff = i64::try_from(cutoff).unwrap_or(i64::MIN);
+            let gone = conn.execute(
+                "DELETE FROM events WHERE seq IN \
+                 (SELECT seq FROM events WHERE unix_ns < ?1 ORDER BY unix_ns LIMIT ?2)",
+                (cutoff, STEP_ROWS),
+            )?;
+            if gone as i64 == STEP_ROWS {
+                return Ok(true);
+            }
+        }
+        let Some(max_bytes) = self.max_bytes else {
+            return Ok(false);
+        };
+        let used = used_bytes(conn)?;
+        if used <= max_bytes {
+            return Ok(false);
+        }
+        let rows: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        if rows == 0 {
+            return Ok(false); // what is left is the running zones and the marks: kept
+        }
+        let per_row = (used / rows as u64).max(1);
+        let excess_rows = ((used - max_bytes) / per_row + 1) as i64;
+        conn.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
+            [excess_rows.clamp(1, STEP_ROWS)],
+        )?;
+        // Give the freed pages back to the filesystem (the database was made with
+        // auto_vacuum=INCREMENTAL); the pragma frees one page per step.
+        let mut vacuum = conn.prepare_cached("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        Ok(used_bytes(conn)? > max_bytes)
+    }
+}
+
+/// Bytes of the database's pages in use (the file minus its free pages).
+pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| -> rusqlite::Result<u64> {
+        conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+            .map(|v| v.max(0) as u64)
+    };
+    Ok((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
+}

@@ -1,0 +1,254 @@
+//! Reading the journal: what the daemon finds at start-up ([`Opened`]), and
+//! [`JournalStore`], the [`EventStore`] the local API serves from.
+//!
+//! Readers use their own read-only connections (a small pool), so a read
+//! never waits on the writer (WAL); the newest committed `seq` and the zones
+//! running now are kept in memory by the writer after each commit ([`Shared`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::schema;
+use super::writer::Marks;
+use crate::store::{EventStore, StoredRecord};
+
+/// What the journal held when it was opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// Where the writer continues.
+    pub marks: Marks,
+    /// The time of the newest record written (even if retention deleted it since).
+    pub last_unix_ns: Option<i128>,
+    /// The host boot the last daemon ran in (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: Option<String>,
+    /// The newest record of every zone the journal has not seen go down, by zone id.
+    pub live: Vec<StoredRecord>,
+}
+
+/// Reads the marks and the zones not yet down from the journal `conn`.
+pub fn opened(conn: &Connection) -> Result<Opened> {
+    let meta = |key: &str| -> Result<Option<i64>> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .with_context(|| format!("reading the journal's {key}"))
+    };
+    let boot_id: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'boot_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let mut stmt = conn.prepare("SELECT seq, json FROM live ORDER BY zone_id")?;
+    let live = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .map(|row| {
+            let (seq, json) = row?;
+            record(seq, None, &json)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Opened {
+        marks: Marks {
+            next_seq: meta("next_seq")?.unwrap_or(1).max(1) as u64,
+            max_zone_id: meta("max_zone_id")?.unwrap_or(0).max(0) as u64,
+        },
+        last_unix_ns: meta("last_unix_ns")?.map(i128::from),
+        boot_id,
+        live,
+    })
+}
+
+/// A stored record from its row; its time from the column, or from the JSON `time`.
+fn record(seq: i64, unix_ns: Option<i64>, json: &str) -> Result<StoredRecord> {
+    let object = match serde_json::from_str(json) {
+        Ok(Value::Object(m)) => m,
+        _ => anyhow::bail!("the journal's record {seq} is not a JSON object"),
+    };
+    let unix_ns = match unix_ns {
+        Some(t) => i128::from(t),
+        None => object
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(zonemon_core::timefmt::parse_rfc3339)
+            .unwrap_or(0),
+    };
+    Ok(StoredRecord {
+        seq: seq as u64,
+        unix_ns,
+        object,
+    })
+}
+
+/// What the writer publishes after each commit, for readers.
+pub struct Shared {
+    last_seq: AtomicU64,
+    notify: tokio::sync::watch::Sender<u64>,
+    /// Zones not shut down: their newest record, by zone id.
+    running: RwLock<BTreeMap<u64, StoredRecord>>,
+}
+
+impl Shared {
+    /// The state of a journal just opened.
+    pub fn new(opened: &Opened) -> Arc<Self> {
+        let last = opened.marks.next_seq - 1;
+        let running = opened
+            .live
+            .iter()
+            .filter(|r| event_of(&r.object) != "shutdown")
+            .filter_map(|r| Some((zone_of(&r.object)?, r.clone())))
+            .collect();
+        Arc::new(Shared {
+            last_seq: AtomicU64::new(last),
+            notify: tokio::sync::watch::Sender::new(last),
+            running: RwLock::new(running),
+        })
+    }
+
+    /// Takes in a batch just committed, in `seq` order.
+    pub fn published(&self, committed: Vec<StoredRecord>) {
+        let Some(last) = committed.last().map(|r| r.seq) else {
+            return;
+        };
+        {
+            let mut running = self.running.write().expect("no writer panics holding it");
+            for rec in committed {
+                let Some(zone) = zone_of(&rec.object) else {
+                    continue;
+                };
+                match event_of(&rec.object) {
+                    "shutdown" | "down" => {
+                        running.remove(&zone);
+                    }
+                    _ => {
+                        running.insert(zone, rec);
+                    }
+                }
+            }
+        }
+        self.last_seq.store(last, Ordering::Release);
+        self.notify.send_replace(last);
+    }
+}
+
+fn event_of(object: &Map<String, Value>) -> &str {
+    object.get("event").and_then(Value::as_str).unwrap_or("")
+}
+
+fn zone_of(object: &Map<String, Value>) -> Option<u64> {
+    object.get("zone_id").and_then(Value::as_u64)
+}
+
+/// The journal as the API reads it. Cheap to share (`Arc`).
+pub struct JournalStore {
+    path: PathBuf,
+    /// Idle read-only connections; one is opened when none is idle.
+    pool: Mutex<Vec<Connection>>,
+    shared: Arc<Shared>,
+}
+
+/// Idle connections kept for reuse.
+const POOL_KEEP: usize = 4;
+
+impl JournalStore {
+    /// A store reading the journal at `path`, kept current by the writer that owns `shared`.
+    pub fn new(path: &Path, shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new(JournalStore {
+            path: path.to_path_buf(),
+            pool: Mutex::new(Vec::new()),
+            shared,
+        })
+    }
+
+    /// A store of the journal at `path` as it is now, with no writer (`zonemon events`).
+    pub fn open(path: &Path) -> Result<Arc<Self>> {
+        let conn = schema::open_reader(path)?;
+        let shared = Shared::new(&opened(&conn)?);
+        let store = JournalStore::new(path, shared);
+        store.pool.lock().expect("not poisoned").push(conn);
+        Ok(store)
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.pool.lock().expect("not poisoned").pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => schema::open_reader(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.pool.lock().expect("not poisoned");
+        if pool.len() < POOL_KEEP {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl EventStore for JournalStore {
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredRecord>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, unix_ns, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                (
+                    after.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64,
+                ),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?;
+            rows.map(|row| {
+                let (seq, t, json) = row?;
+                record(seq, Some(t), &json)
+            })
+            .collect()
+        })
+        .context("reading the journal")
+    }
+
+    /// The `seq` just before the first record (in `seq` order) dated at or after
+    /// `unix_ns`, so that a replay from it misses nothing dated from then on:
+    /// where record times are in `seq` order (they are, but for records dated
+    /// at a zone's creation on a resync), this is the highest `seq` dated before.
+    fn seq_before_time(&self, unix_ns: i128) -> Result<u64> {
+        let t = i64::try_from(unix_ns).unwrap_or(if unix_ns < 0 { i64::MIN } else { i64::MAX });
+        self.with_conn(|conn| {
+            let first: Option<i64> = conn.query_row(
+                "SELECT min(seq) FROM events WHERE unix_ns >= ?1",
+                [t],
+                |r| r.get(0),
+            )?;
+            Ok(match first {
+                Some(seq) => seq as u64 - 1,
+                None => self.last_seq(),
+            })
+        })
+        .context("finding a time in the journal")
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.notify.subscribe()
+    }
+
+    fn running(&self) -> Vec<StoredRecord> {
+        let running = self
+            .shared
+            .running
+            .read()
+            .expect("no writer panics holding it");
+        running.values().cloned().collect()
+    }
+}

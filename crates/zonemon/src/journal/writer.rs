@@ -1,0 +1,294 @@
+//! The journal's one writer: a thread that takes records from the hot path's
+//! bounded queue, gives each the next `seq` and commits everything queued in
+//! one transaction, then tells readers.
+//!
+//! Invariants: `seq` only grows, also across restarts (its high-water mark is
+//! committed in `meta` with every batch, so retention deleting rows never
+//! makes one reused); a batch is all in or all out; a batch that cannot be
+//! committed (a full disk, an I/O error) is counted, said on stderr once per
+//! episode, and — when writing works again — recorded as a `lost` record with
+//! `"reason":"journal"` and the count, ahead of the records that follow.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, ErrorCode};
+use serde_json::{Map, Value};
+use zonemon_core::output::{lost_json, to_json, WallClock};
+use zonemon_core::ZoneEvent;
+
+use super::retention::Retention;
+use super::store::Shared;
+use crate::store::StoredRecord;
+
+/// What the hot path hands the writer.
+#[derive(Debug)]
+pub enum Entry {
+    /// A zone transition, as the tracker reported it.
+    Event(Box<ZoneEvent>),
+    /// The source lost `count` observations (`None`: an unknown number), noticed at boot-time `ts_ns`.
+    SourceLost {
+        /// How many, when the source can tell.
+        count: Option<u64>,
+        /// When it was noticed (CLOCK_BOOTTIME ns).
+        ts_ns: u64,
+    },
+    /// A record made whole by the daemon (`monitor-start`, a queue `lost`, a zone resynced at start).
+    Object {
+        /// The JSON object, without `seq`.
+        object: Map<String, Value>,
+        /// Its time, nanoseconds since the Unix epoch.
+        unix_ns: i128,
+    },
+}
+
+/// The most records committed in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Where the writer starts from (read from the journal when it was opened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    /// The next record's `seq`.
+    pub next_seq: u64,
+    /// The highest zone id the journal ever held.
+    pub max_zone_id: u64,
+}
+
+/// The writer thread's state.
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    clock: WallClock,
+    marks: Marks,
+    retention: Retention,
+    shared: Arc<Shared>,
+    /// Records that could not be committed since the last commit that worked.
+    unjournaled: u64,
+    /// Whether retention must be checked the next time the queue is empty
+    /// (after every commit: a check that deletes nothing costs a few index lookups).
+    retention_due: bool,
+}
+
+impl Writer {
+    /// A writer committing to `conn` (the journal at `path`), from `marks` on.
+    pub fn new(
+        conn: Connection,
+        path: PathBuf,
+        clock: WallClock,
+        marks: Marks,
+        retention: Retention,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Writer {
+            conn,
+            path,
+            clock,
+            marks,
+            retention,
+            shared,
+            unjournaled: 0,
+            retention_due: true,
+        }
+    }
+
+    /// Commits what arrives on `queue`, a batch at a time, until every sender
+    /// is gone and the queue is empty; enforces retention while idle.
+    /// Returns how many records never reached the journal.
+    pub fn run(mut self, queue: Receiver<Entry>) -> u64 {
+        loop {
+            let first = if self.retention_due {
+                match queue.try_recv() {
+                    Ok(entry) => entry,
+                    Err(TryRecvError::Empty) => {
+                        self.retention_due = self.retention_step();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match queue.recv() {
+                    Ok(entry) => entry,
+                    Err(_) => break,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(entry) => batch.push(entry),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+        while self.retention_due {
+            self.retention_due = self.retention_step();
+        }
+        if self.unjournaled > 0 {
+            eprintln!(
+                "zonemon: error: {} record(s) could not be written to the journal {} before exit",
+                self.unjournaled,
+                self.path.display()
+            );
+        }
+        self.unjournaled
+    }
+
+    /// Commits `batch` in one transaction, or counts it as unjournaled.
+    pub fn commit(&mut self, batch: Vec<Entry>) {
+        let records: Vec<(Map<String, Value>, i128)> =
+            batch.into_iter().map(|e| self.object(e)).collect();
+        let n = records.len() as u64;
+        match self.try_commit(records) {
+            Ok(committed) => {
+                if self.unjournaled > 0 {
+                    eprintln!(
+                        "zonemon: journal: writing again; {} record(s) could not be journaled \
+                         (recorded as a lost record, seq {})",
+                        self.unjournaled, committed[0].seq
+                    );
+                    self.unjournaled = 0;
+                }
+                self.retention_due = true;
+                self.shared.published(committed);
+            }
+            Err(e) => {
+                if self.unjournaled == 0 {
+                    let why = if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+                        "its filesystem is full"
+                    } else {
+                        "a write failed"
+                    };
+                    eprintln!(
+                        "zonemon: error: cannot write the journal {} ({why}: {e}); watching goes \
+                         on, records that cannot be journaled are counted and a lost record will \
+                         say how many once writing works again",
+                        self.path.display()
+                    );
+                }
+                self.unjournaled += n;
+            }
+        }
+    }
+
+    /// The JSON object and time of one entry.
+    fn object(&self, entry: Entry) -> (Map<String, Value>, i128) {
+        match entry {
+            Entry::Event(ev) => (to_json(&ev, &self.clock), self.clock.unix_ns(ev.ts_ns)),
+            Entry::SourceLost { count, ts_ns } => (
+                lost_json(count, ts_ns, &self.clock),
+                self.clock.unix_ns(ts_ns),
+            ),
+            Entry::Object { object, unix_ns } => (object, unix_ns),
+        }
+    }
+
+    fn try_commit(
+        &mut self,
+        records: Vec<(Map<String, Value>, i128)>,
+    ) -> rusqlite::Result<Vec<StoredRecord>> {
+        let mut marks = self.marks;
+        let mut committed = Vec::with_capacity(records.len() + 1);
+        let tx = self.conn.transaction()?;
+        let mut last_unix_ns = None;
+        let mut boot_id = None;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (seq, unix_ns, event, zone_id, name, json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut live = tx.prepare_cached(
+                "INSERT OR REPLACE INTO live (zone_id, seq, json) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut gone = tx.prepare_cached("DELETE FROM live WHERE zone_id = ?1")?;
+            let lost = (self.unjournaled > 0).then(|| journal_lost(self.unjournaled, &self.clock));
+            for (object, unix_ns) in lost.into_iter().chain(records) {
+                let seq = marks.next_seq;
+                marks.next_seq += 1;
+                let mut full = Map::with_capacity(object.len() + 1);
+                full.insert("seq".into(), seq.into());
+                full.extend(object);
+                let text = serde_json::to_string(&full).expect("a JSON map always serializes");
+                let event = full.get("event").and_then(Value::as_str).unwrap_or("");
+                let zone_id = full.get("zone_id").and_then(Value::as_u64);
+                let name = full.get("name").and_then(Value::as_str);
+                let time = i64::try_from(unix_ns).unwrap_or(i64::MAX);
+                insert.execute(params![
+                    seq as i64,
+                    time,
+                    event,
+                    zone_id.map(|z| z as i64),
+                    name,
+                    text
+                ])?;
+                if let Some(zone) = zone_id {
+                    marks.max_zone_id = marks.max_zone_id.max(zone);
+                    if event == "down" {
+                        gone.execute([zone as i64])?;
+                    } else {
+                        live.execute(params![zone as i64, seq as i64, text])?;
+                    }
+                }
+                if event == "monitor-start" {
+                    boot_id = full
+                        .get("boot_id")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                }
+                last_unix_ns = Some(time);
+                committed.push(StoredRecord {
+                    seq,
+                    unix_ns,
+                    object: full,
+                });
+            }
+            let mut meta =
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?;
+            meta.execute(params!["next_seq", marks.next_seq as i64])?;
+            meta.execute(params!["max_zone_id", marks.max_zone_id as i64])?;
+            if let Some(t) = last_unix_ns {
+                meta.execute(params!["last_unix_ns", t])?;
+            }
+            if let Some(id) = boot_id {
+                meta.execute(params!["boot_id", id])?;
+            }
+        }
+        tx.commit()?;
+        self.marks = marks;
+        Ok(committed)
+    }
+
+    /// One step of retention; whether another is due.
+    fn retention_step(&mut self) -> bool {
+        let now = self.clock.unix_ns(zonemon_core::clock::boot_time_ns());
+        match self.retention.step(&self.conn, now) {
+            Ok(more) => more,
+            Err(e) => {
+                eprintln!(
+                    "zonemon: warning: cannot enforce the journal's retention in {}: {e}",
+                    self.path.display()
+                );
+                false
+            }
+        }
+    }
+}
+
+/// The record saying `count` records did not reach the journal, dated now.
+fn journal_lost(count: u64, clock: &WallClock) -> (Map<String, Value>, i128) {
+    let now = zonemon_core::clock::boot_time_ns();
+    let mut object = lost_json(Some(count), now, clock);
+    object.insert("reason".into(), "journal".into());
+    (object, clock.unix_ns(now))
+}
+
+#[cfg(test)]
+impl Writer {
+    /// Caps this connection's database at `pages` pages: SQLite then reports
+    /// SQLITE_FULL, as on a full disk.
+    pub fn set_max_pages(&self, pages: i64) {
+        self.conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+    }
+}

@@ -1,0 +1,85 @@
+//! systemd's service protocol (`Type=notify`): readiness, status and the
+//! watchdog, through the `sd-notify` crate. Without `NOTIFY_SOCKET` every
+//! call does nothing; without `WATCHDOG_USEC` there is no timer at all.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sd_notify::NotifyState;
+
+/// Tells the service manager the daemon is ready, with a one-line status.
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Tells the service manager the daemon is stopping.
+pub fn stopping() {
+    notify(&[NotifyState::Stopping]);
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        eprintln!("zonemon: warning: cannot notify the service manager (NOTIFY_SOCKET): {e}");
+    }
+}
+
+/// A timer that fires at half the watchdog interval the service manager asked
+/// for: each time the event loop wakes for it, it pings (`WATCHDOG=1`), so a
+/// stuck event loop stops the pings.
+pub struct Watchdog {
+    timer: OwnedFd,
+}
+
+impl Watchdog {
+    /// The watchdog the environment asks for (`WATCHDOG_USEC`, `WATCHDOG_PID`), if any.
+    pub fn from_env() -> Result<Option<Self>> {
+        match sd_notify::watchdog_enabled() {
+            Some(interval) if !interval.is_zero() => Ok(Some(Watchdog::every(interval / 2)?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn every(period: Duration) -> Result<Self> {
+        // SAFETY: plain syscall; the descriptor is owned below.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("creating the watchdog timer");
+        }
+        // SAFETY: a fresh descriptor we own.
+        let timer = unsafe { OwnedFd::from_raw_fd(fd) };
+        let period = period.max(Duration::from_millis(1));
+        let spec = libc::timespec {
+            tv_sec: period.as_secs() as libc::time_t,
+            tv_nsec: period.subsec_nanos() as libc::c_long,
+        };
+        let its = libc::itimerspec {
+            it_interval: spec,
+            it_value: spec,
+        };
+        // SAFETY: valid timer descriptor and itimerspec.
+        if unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &its, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error()).context("arming the watchdog timer");
+        }
+        Ok(Watchdog { timer })
+    }
+
+    /// The timer's descriptor, readable when a ping is due.
+    pub fn fd(&self) -> RawFd {
+        self.timer.as_raw_fd()
+    }
+
+    /// Consumes the timer's expiry and pings the service manager.
+    pub fn ping(&self) {
+        let mut expirations = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into an 8-byte buffer; non-blocking.
+        let _ = unsafe { libc::read(self.fd(), expirations.as_mut_ptr().cast(), 8) };
+        notify(&[NotifyState::Watchdog]);
+    }
+}

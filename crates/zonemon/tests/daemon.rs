@@ -1,0 +1,699 @@
+//! Root tests of `zonemon daemon` and its journal: the real daemon binary, a
+//! real SQLite file, real zones. The journal is read back with `zonemon events`.
+//!
+//! Each test has a journal of its own and counts only its own zones (name prefix).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the daemon prints on stderr once it is live.
+const LIVE: &str = "zonemon: daemon: journaling";
+
+/// A running `zonemon daemon` with its own journal.
+struct Daemon {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `zonemon daemon --journal JOURNAL ARGS` and waits until it is live.
+    fn start(journal: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(journal, args, &[])
+    }
+
+    fn start_with_env(journal: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let (mut child, err) = spawn_daemon(journal, args, env);
+        let stderr = err.text;
+        if err.ready.recv_timeout(WAIT).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the daemon did not come up within 30 s; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        Daemon { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` and waits for the exit; returns the status and stderr.
+    fn stop_with(mut self, signal: i32) -> (ExitStatus, String) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let status = wait_timeout(&mut self.child, WAIT);
+        thread::sleep(Duration::from_millis(50)); // let the stderr reader finish
+        (status, self.stderr())
+    }
+
+    /// SIGTERM; asserts exit status 0.
+    fn stop(self) -> String {
+        let (status, stderr) = self.stop_with(libc::SIGTERM);
+        assert!(status.success(), "daemon exited with {status}:\n{stderr}");
+        stderr
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_daemon(journal: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, StderrReader) {
+    let mut child = Command::new(ZONEMON)
+        .arg("daemon")
+        .arg("--journal")
+        .arg(journal)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning zonemon daemon");
+    let err = read_stderr(child.stderr.take().unwrap(), LIVE, 1 << 20);
+    (child, err)
+}
+
+/// Runs `zonemon daemon` expecting it to refuse to start; returns its exit status and stderr.
+fn refused(journal: &Path) -> (ExitStatus, String) {
+    let out = Command::new(ZONEMON)
+        .arg("daemon")
+        .arg("--journal")
+        .arg(journal)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running zonemon daemon");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every record of `journal` (`zonemon events --since 1d --json`).
+fn records(journal: &Path) -> Vec<Value> {
+    let out = events(journal, &["--since", "1d", "--json"]);
+    assert!(
+        out.status.success(),
+        "zonemon events failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    parse_json(&lines)
+}
+
+fn events(journal: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(ZONEMON)
+        .arg("events")
+        .arg("--journal")
+        .arg(journal)
+        .args(args)
+        .output()
+        .expect("running zonemon events")
+}
+
+/// Waits until `done(records)` holds; returns the records then (panics after 30 s).
+fn wait_records(journal: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let recs = records(journal);
+        if done(&recs) {
+            return recs;
+        }
+        assert!(Instant::now() < deadline, "the journal never had {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn count_of(recs: &[Value], p: &str, kind: &str) -> usize {
+    with_prefix(recs, p)
+        .iter()
+        .filter(|r| r["event"] == kind)
+        .count()
+}
+
+fn seq(r: &Value) -> u64 {
+    r["seq"].as_u64().expect("every record has a seq")
+}
+
+/// Asserts that seqs strictly increase (so none repeats) along `recs`.
+fn assert_seqs_increase(recs: &[Value]) {
+    for w in recs.windows(2) {
+        assert!(
+            seq(&w[0]) < seq(&w[1]),
+            "seq not increasing: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// A journal in a fresh temporary directory.
+fn journal() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    (dir, path)
+}
+
+#[test]
+fn journal_records_every_transition_with_increasing_seq() {
+    if !require_root("journal_records_every_transition_with_increasing_seq") {
+        return;
+    }
+    let (_dir, path) = journal();
+    let daemon = Daemon::start(&path, &[]);
+    let p = prefix("journal");
+    for i in 0..5 {
+        run_zone(&format!("{p}{i}"), &format!("exit {i}"));
+    }
+    wait_records(&path, "5 downs", |r| count_of(r, &p, "down") == 5);
+    let stderr = daemon.stop();
+    assert!(
+        stderr.contains("journal") && stderr.contains("flushed"),
+        "{stderr}"
+    );
+
+    let recs = records(&path);
+    assert_seqs_increase(&recs);
+    assert_eq!(recs[0]["event"], "monitor-start", "{}", recs[0]);
+    assert_eq!(recs[0]["previous_seq"], Value::Null);
+    let mine = with_prefix(&recs, &p);
+    for i in 0..5 {
+        let name = format!("{p}{i}");
+        let zone: Vec<&&Value> = mine.iter().filter(|r| r["name"] == name.as_str()).collect();
+        let kinds: Vec<&str> = zone.iter().map(|r| r["event"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["ready", "booted", "shutdown", "down"],
+            "{name}: {zone:?}"
+        );
+        assert_eq!(zone[2]["exit_code"], i, "{name}");
+        assert!(zone
+            .iter()
+            .all(|r| r["zone_id"] == zone[0]["zone_id"] && r.get("resynced").is_none()));
+        assert!(zone[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    // The same records as text lines, as `watch` prints them.
+    let text = events(&path, &["--since", "1h"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for i in 0..5 {
+        assert!(
+            text.contains(&format!("Zone {p}{i} booted\nZone {p}{i} shutdown\n"))
+                || (text.contains(&format!("Zone {p}{i} booted\n"))
+                    && text.contains(&format!("Zone {p}{i} shutdown\n"))),
+            "{text}"
+        );
+    }
+    assert!(
+        !text.contains(&format!("Zone {p}0 ready")),
+        "ready needs --all:\n{text}"
+    );
+    let all = String::from_utf8(events(&path, &["--since", "1h", "--all"]).stdout).unwrap();
+    assert!(
+        all.contains(&format!("Zone {p}0 ready\n")) && all.contains(&format!("Zone {p}0 down\n"))
+    );
+    // Nothing before the zones were made; bad times name the flag.
+    let future =
+        String::from_utf8(events(&path, &["--since", "2999-01-01T00:00:00Z", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(future, "");
+    let bad = events(&path, &["--since", "yesterday"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("--since"), "{err}");
+    let bad = events(&path, &["--since", "1h", "--until", "2026-13-01T00:00:00Z"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("--until"), "{err}");
+}
+
+#[test]
+fn kill_9_during_churn_then_restart_loses_no_committed_record() {
+    if !require_root("kill_9_during_churn_then_restart_loses_no_committed_record") {
+        return;
+    }
+    let (_dir, path) = journal();
+    let p = prefix("kill9");
+    let first = Daemon::start(&path, &[]);
+    let churn = {
+        let p = p.clone();
+        thread::spawn(move || burst(&p, 2000))
+    };
+    // Kill the daemon mid-churn, right after reading what it had committed.
+    let before = wait_records(&path, "300 of the churn's downs", |r| {
+        count_of(r, &p, "down") >= 300
+    });
+    let (status, _) = first.stop_with(libc::SIGKILL);
+    assert!(!status.success());
+    let second = Daemon::start(&path, &[]);
+    churn.join().unwrap();
+    let after = wait_records(&path, "the 2,000th zone's down", |r| {
+        count_of(r, &format!("{p}1999"), "down") == 1
+    });
+    // Let the last zones' records in, then stop cleanly.
+    thread::sleep(Duration::from_millis(500));
+    let second_stderr = second.stop();
+    let after_stop = records(&path);
+    assert!(after_stop.len() >= after.len());
+
+    // Every record committed before the kill is there, unchanged.
+    let by_seq: HashMap<u64, &Value> = after_stop.iter().map(|r| (seq(r), r)).collect();
+    for r in &before {
+        assert_eq!(
+            by_seq.get(&seq(r)),
+            Some(&r),
+            "record {} lost or changed",
+            seq(r)
+        );
+    }
+    // The sequence continues without repeating.
+    assert_seqs_increase(&after_stop);
+    let last_before_kill = seq(before.last().unwrap());
+    let starts: Vec<&Value> = after_stop
+        .iter()
+        .filter(|r| r["event"] == "monitor-start")
+        .collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    let restart = starts[1];
+    assert!(
+        restart["previous_seq"].as_u64().unwrap() >= last_before_kill,
+        "{restart}"
+    );
+    assert_eq!(
+        restart["previous_seq"].as_u64().unwrap() + 1,
+        seq(restart),
+        "{restart}"
+    );
+    assert!(restart["gap_ns"].as_u64().unwrap() > 0, "{restart}");
+    assert_eq!(restart["host_rebooted"], false);
+    // No transition twice: each zone has each event at most once, and one zone id.
+    let mine = with_prefix(&after_stop, &p);
+    let mut seen = HashSet::new();
+    let mut ids: HashMap<u64, &str> = HashMap::new();
+    for r in &mine {
+        let name = r["name"].as_str().unwrap();
+        let id = r["zone_id"].as_u64().unwrap();
+        assert!(
+            seen.insert((name, r["event"].as_str().unwrap())),
+            "duplicate: {r}"
+        );
+        assert_eq!(
+            *ids.entry(id).or_insert(name),
+            name,
+            "zone id {id} given twice"
+        );
+    }
+    // Zones whose boot the restarted daemon saw are complete, in order.
+    let restart_seq = seq(restart);
+    for name in mine
+        .iter()
+        .filter(|r| r["event"] == "ready" && seq(r) > restart_seq)
+        .map(|r| r["name"].as_str().unwrap())
+    {
+        let kinds: Vec<&str> = mine
+            .iter()
+            .filter(|r| r["name"] == name)
+            .map(|r| r["event"].as_str().unwrap())
+            .collect();
+        let detail: Vec<&&Value> = mine.iter().filter(|r| r["name"] == name).collect();
+        let other: Vec<&Value> = after_stop
+            .iter()
+            .filter(|r| r["event"] == "lost" || r["event"] == "monitor-start")
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ready", "booted", "shutdown", "down"],
+            "{name}: {detail:?}\n{other:?}\n{second_stderr}"
+        );
+    }
+}
+
+#[test]
+fn absence_is_on_the_record_with_resynced_zones() {
+    if !require_root("absence_is_on_the_record_with_resynced_zones") {
+        return;
+    }
+    let (_dir, path) = journal();
+    let p = prefix("absent");
+    let first = Daemon::start(&path, &[]);
+    let stays = BackgroundZone::start(&format!("{p}stays"), "exec sleep 120");
+    let goes = BackgroundZone::start(&format!("{p}goes"), "exec sleep 120");
+    stays.wait_booted();
+    goes.wait_booted();
+    let before = wait_records(&path, "two boots", |r| count_of(r, &p, "booted") == 2);
+    let id_of = |recs: &[Value], name: &str| {
+        recs.iter().find(|r| r["name"] == name).unwrap()["zone_id"]
+            .as_u64()
+            .unwrap()
+    };
+    let stays_id = id_of(&before, &format!("{p}stays"));
+    first.stop();
+    drop(goes); // shuts down while no daemon runs
+    let new = BackgroundZone::start(&format!("{p}new"), "exec sleep 120");
+    new.wait_booted();
+    let second = Daemon::start(&path, &[]);
+    let recs = wait_records(&path, "the new zone booted", |r| {
+        count_of(r, &p, "booted") == 3
+    });
+    // The zone that stayed keeps its id: its shutdown now carries it.
+    drop(stays);
+    let recs_after = wait_records(&path, "the stayer's down", |r| {
+        count_of(r, &format!("{p}stays"), "down") == 1
+    });
+    second.stop();
+
+    let restart = recs
+        .iter()
+        .find(|r| r["event"] == "monitor-start" && r["previous_seq"].is_u64())
+        .expect("monitor-start");
+    assert!(restart["gap_ns"].as_u64().unwrap() > 0);
+    let after_restart: Vec<&Value> = with_prefix(&recs_after, &p)
+        .into_iter()
+        .filter(|r| seq(r) > seq(restart))
+        .collect();
+    let summary: Vec<(String, String, bool)> = after_restart
+        .iter()
+        .map(|r| {
+            (
+                r["name"]
+                    .as_str()
+                    .unwrap()
+                    .strip_prefix(&p)
+                    .unwrap()
+                    .to_string(),
+                r["event"].as_str().unwrap().to_string(),
+                r["resynced"] == true,
+            )
+        })
+        .collect();
+    let expect =
+        |name: &str, ev: &str, resynced: bool| (name.to_string(), ev.to_string(), resynced);
+    assert_eq!(
+        summary,
+        [
+            expect("goes", "shutdown", true),
+            expect("goes", "down", true),
+            expect("new", "ready", true),
+            expect("new", "booted", true),
+            expect("stays", "shutdown", false),
+            expect("stays", "down", false),
+        ],
+        "{after_restart:?}"
+    );
+    let stayer: Vec<&&Value> = after_restart
+        .iter()
+        .filter(|r| r["name"] == format!("{p}stays").as_str())
+        .collect();
+    assert!(
+        stayer
+            .iter()
+            .all(|r| r["zone_id"].as_u64() == Some(stays_id)),
+        "{stayer:?}"
+    );
+    let new_rec = after_restart
+        .iter()
+        .find(|r| r["event"] == "booted")
+        .unwrap();
+    assert_eq!(new_rec["name"], format!("{p}new").as_str());
+    let max_before = before
+        .iter()
+        .filter_map(|r| r["zone_id"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        new_rec["zone_id"].as_u64().unwrap() > max_before,
+        "zone ids continue: {new_rec}"
+    );
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "zonemon-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs");
+        SmallFs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Writes zeros into `file` until its filesystem is full.
+fn fill(file: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(file).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[test]
+fn a_full_filesystem_is_reported_counted_and_recovered_from() {
+    if !require_root("a_full_filesystem_is_reported_counted_and_recovered_from") {
+        return;
+    }
+    let fs = SmallFs::mount("8m");
+    let path = fs.path().join("journal.db");
+    let daemon = Daemon::start(&path, &[]);
+    let p = prefix("full");
+    run_zone(&format!("{p}before"), "exit 0");
+    wait_records(&path, "the first zone's down", |r| {
+        count_of(r, &format!("{p}before"), "down") == 1
+    });
+
+    let filler = fs.path().join("filler");
+    fill(&filler);
+    for i in 0..10 {
+        run_zone(&format!("{p}lost{i}"), "exit 0");
+    }
+    let deadline = Instant::now() + WAIT;
+    while !daemon.stderr().contains("filesystem is full") {
+        assert!(
+            Instant::now() < deadline,
+            "no full-disk error:\n{}",
+            daemon.stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Watching went on: the zones are still watched, and recording resumes once there is room.
+    thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&filler).unwrap();
+    run_zone(&format!("{p}after"), "exit 0");
+    let recs = wait_records(&path, "the zone after the disk had room", |r| {
+        count_of(r, &format!("{p}after"), "down") == 1
+    });
+    let stderr = daemon.stop();
+    assert!(stderr.contains("writing again"), "{stderr}");
+
+    let lost: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["event"] == "lost" && r["reason"] == "journal")
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let count = lost[0]["count"].as_u64().unwrap();
+    let missing = 10 * 4 - with_prefix(&recs, &format!("{p}lost")).len() as u64;
+    assert!(
+        missing >= 1 && count >= missing,
+        "lost count {count}, our missing records {missing}"
+    );
+    let after: Vec<&Value> = with_prefix(&recs, &format!("{p}after"));
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(seq(after[0]) > seq(lost[0]));
+    assert_seqs_increase(&recs);
+}
+
+#[test]
+fn retention_by_age_and_by_size() {
+    if !require_root("retention_by_age_and_by_size") {
+        return;
+    }
+    // By age: records older than 10 s go once newer ones are written (10 s: on
+    // a busy machine the test must read them before they are old enough to go).
+    let (_dir, path) = journal();
+    let daemon = Daemon::start(&path, &["--retain", "10s"]);
+    let p = prefix("age");
+    run_zone(&format!("{p}old"), "exit 0");
+    let old = wait_records(&path, "the old zone's down", |r| {
+        count_of(r, &format!("{p}old"), "down") == 1
+    });
+    let old_last = old.iter().map(seq).max().unwrap();
+    thread::sleep(Duration::from_secs(11));
+    run_zone(&format!("{p}new"), "exit 0");
+    let recs = wait_records(&path, "the old zone deleted, the new one kept", |r| {
+        count_of(r, &format!("{p}old"), "booted") == 0
+            && count_of(r, &format!("{p}new"), "down") == 1
+    });
+    daemon.stop();
+    assert!(recs
+        .iter()
+        .all(|r| seq(r) > old_last || r["event"] != "booted"));
+    assert!(with_prefix(&recs, &format!("{p}new"))
+        .iter()
+        .all(|r| seq(r) > old_last));
+
+    // By size: 600 zones (2,400 records) into 64 KiB.
+    let (_dir2, path) = journal();
+    let daemon = Daemon::start(&path, &["--retain-size", "64KiB"]);
+    let p = prefix("size");
+    burst(&p, 600);
+    let recs = wait_records(&path, "few records left and the newest kept", |r| {
+        let mine = with_prefix(r, &p);
+        mine.len() < 600 && r.last().is_some_and(|last| seq(last) >= 2400)
+    });
+    daemon.stop();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        bytes <= 2 * 65536,
+        "journal is {bytes} bytes for a 64 KiB limit"
+    );
+    assert_seqs_increase(&recs);
+    // What is kept is the newest: no record is older than one deleted.
+    let first_kept = seq(&recs[0]);
+    assert!(first_kept > 1000, "{first_kept}");
+}
+
+#[test]
+fn corrupt_and_newer_journals_are_refused_untouched() {
+    if !require_root("corrupt_and_newer_journals_are_refused_untouched") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Not SQLite at all.
+    let junk = dir.path().join("junk.db");
+    let text = "not a journal\n".repeat(1000);
+    std::fs::write(&junk, &text).unwrap();
+    let (status, err) = refused(&junk);
+    assert!(!status.success());
+    assert!(
+        err.contains("not a zonemon journal") && err.contains("move it aside"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&junk).unwrap(), text);
+    let out = events(&junk, &["--since", "1h"]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("move it aside")
+    );
+
+    // A journal of a newer schema: user_version is the big-endian u32 at byte 60 of the header.
+    let newer = dir.path().join("newer.db");
+    Daemon::start(&newer, &[]).stop();
+    let mut bytes = std::fs::read(&newer).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&newer, &bytes).unwrap();
+    let (status, err) = refused(&newer);
+    assert!(!status.success());
+    assert!(
+        err.contains("newer zonemon") && err.contains("schema 99") && err.contains("move it aside"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&newer).unwrap(), bytes);
+
+    // A journal whose pages are damaged (its header intact).
+    let corrupt = dir.path().join("corrupt.db");
+    let d = Daemon::start(&corrupt, &[]);
+    let p = prefix("corrupt");
+    for i in 0..40 {
+        run_zone(&format!("{p}{i}"), "exit 0");
+    }
+    wait_records(&corrupt, "40 downs", |r| count_of(r, &p, "down") == 40);
+    d.stop();
+    let mut bytes = std::fs::read(&corrupt).unwrap();
+    assert!(bytes.len() > 8192, "{}", bytes.len());
+    let end = bytes.len();
+    bytes[4096..end].iter_mut().for_each(|b| *b ^= 0x5a);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (status, err) = refused(&corrupt);
+    assert!(!status.success());
+    assert!(
+        err.contains("corrupt") && err.contains("move it aside"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&corrupt).unwrap(), bytes);
+}
+
+#[test]
+fn systemd_readiness_watchdog_and_sigterm() {
+    if !require_root("systemd_readiness_watchdog_and_sigterm") {
+        return;
+    }
+    let (dir, path) = journal();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let sock = socket_path.to_str().unwrap();
+    let (mut child, err) = spawn_daemon(
+        &path,
+        &[],
+        &[("NOTIFY_SOCKET", sock), ("WATCHDOG_USEC", "200000")],
+    );
+    let mut messages: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut recv = |messages: &mut Vec<String>| {
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    while !messages.iter().any(|m| m.contains("READY=1")) {
+        recv(&mut messages);
+    }
+    // Ready means attached: a zone made now is journaled.
+    let p = prefix("notify");
+    run_zone(&format!("{p}z"), "exit 0");
+    wait_records(&path, "the zone made after READY", |r| {
+        count_of(r, &p, "down") == 1
+    });
+    let pings_before = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    while messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() < pings_before + 2 {
+        recv(&mut messages);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_timeout(&mut child, WAIT);
+    while !messages.iter().any(|m| m.contains("STOPPING=1")) {
+        recv(&mut messages);
+    }
+    let stderr = err.text.lock().unwrap().clone();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(
+        messages.iter().any(|m| m.contains("STATUS=")),
+        "{messages:?}"
+    );
+}
