@@ -39,7 +39,7 @@ impl<W: Write> TextSink<W> {
         else {
             return Ok(());
         };
-        let time = self.timestamps.and(text("time"));
+        let time = self.timestamps.as_ref().and(text("time"));
         self.write_line(kind, name, time)
     }
 
@@ -57,7 +57,7 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
-        let time = self.timestamps.map(|clock| clock.rfc3339(ev.ts_ns));
+        let time = self.timestamps.as_ref().map(|clock| clock.rfc3339(ev.ts_ns));
         self.write_line(ev.kind, &ev.name, time.as_deref())
     }
 }
@@ -109,14 +109,14 @@ mod tests {
 
     #[test]
     fn objects_read_back_print_as_events_do() {
-        let clock = WallClock { boot_to_unix_ns: 0 };
+        let clock = WallClock::new(0);
         let mut evs: Vec<_> = [EventKind::Ready, EventKind::Booted, EventKind::Down]
             .into_iter()
             .map(|k| sample(k, "a\nb"))
             .collect();
         evs[1].ts_ns = 7;
-        for (all, timestamps) in [(false, None), (true, Some(clock))] {
-            let mut s = TextSink::new(Vec::new(), all, timestamps);
+        for (all, timestamps) in [(false, None), (true, Some(clock.clone()))] {
+            let mut s = TextSink::new(Vec::new(), all, timestamps.clone());
             for ev in &evs {
                 s.write_object(&crate::output::json::to_json(ev, &clock))
                     .unwrap();
