@@ -167,4 +167,28 @@ mod tests {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parses_back_every_instant_it_formats(
+            ns in -62_135_596_800_000_000_000i128..253_402_300_799_999_999_999i128
+        ) {
+            proptest::prop_assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Some(ns));
+        }
+
+        #[test]
+        fn never_panics_on_hostile_text(text in "\\PC{0,40}") {
+            let _ = parse_rfc3339(&text);
+        }
+
+        #[test]
+        fn never_panics_on_near_misses(
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+        ) {
+            if let Some(ns) = parse_rfc3339(&text) {
+                // Whatever it accepts is an instant it can write.
+                let _ = rfc3339_nanos(ns);
+            }
+        }
+    }
 }

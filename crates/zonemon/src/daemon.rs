@@ -13,7 +13,7 @@
 //!
 //! Zones that came and went entirely while no daemon ran cannot be known.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -136,17 +136,17 @@ impl Hooks for DaemonHooks {
         let found = tracker.initial();
 
         // Zone inits are (PID, PID namespace) pairs within one boot of the host.
-        let mut known: HashMap<(u64, u64), &StoredRecord> =
-            if self.opened.boot_id.as_deref() == Some(&boot_id) {
-                self.opened
-                    .live
-                    .iter()
-                    .filter_map(|r| Some((init_key(&r.object)?, r)))
-                    .collect()
-            } else {
-                HashMap::new()
-            };
+        let same_boot = self.opened.boot_id.as_deref() == Some(&boot_id);
+        let mut known: HashMap<(u64, u64), &StoredRecord> = HashMap::new();
+        if same_boot {
+            for rec in &self.opened.live {
+                if let Some(key) = init_key(&rec.object) {
+                    known.insert(key, rec); // by zone id: the newest zone of a reused pair last
+                }
+            }
+        }
         let mut feed = self.feed.borrow_mut();
+        let mut matched = HashSet::new();
         let mut fresh = Vec::new();
         let mut upgraded = Vec::new();
         for ev in found {
@@ -159,6 +159,7 @@ impl Hooks for DaemonHooks {
                 .is_some_and(|rec| created <= rec.unix_ns + i128::from(SEED_START_TOLERANCE_NS));
             match same.then(|| known.remove(&key)).flatten() {
                 Some(rec) => {
+                    matched.insert(rec.seq);
                     let journal_id = rec.object["zone_id"].as_u64().unwrap_or(ev.zone_id);
                     feed.adopt(ev.zone_id, journal_id);
                     let was_ready =
@@ -170,43 +171,14 @@ impl Hooks for DaemonHooks {
                 None => fresh.push(ev),
             }
         }
-        let gone: Vec<&StoredRecord> = {
-            let mut v: Vec<_> = self
-                .opened
-                .live
-                .iter()
-                .filter(|r| {
-                    init_key(&r.object).is_none_or(|k| known.contains_key(&k))
-                        || self.opened.boot_id.as_deref() != Some(&boot_id)
-                })
-                .collect();
-            v.sort_by_key(|r| r.object.get("zone_id").and_then(Value::as_u64));
-            v
-        };
+        // The journal's zones not running now, by zone id (the order of `live`).
+        let gone = self
+            .opened
+            .live
+            .iter()
+            .filter(|r| !matched.contains(&r.seq));
 
-        let mut start = Map::new();
-        start.insert("time".into(), rfc3339_nanos(unix_now).into());
-        start.insert("event".into(), "monitor-start".into());
-        let previous_seq = self.opened.marks.next_seq - 1;
-        start.insert(
-            "previous_seq".into(),
-            (previous_seq > 0).then_some(previous_seq).into(),
-        );
-        start.insert(
-            "gap_ns".into(),
-            self.opened
-                .last_unix_ns
-                .map(|t| i64::try_from((unix_now - t).max(0)).unwrap_or(i64::MAX))
-                .into(),
-        );
-        start.insert("boot_id".into(), boot_id.clone().into());
-        start.insert(
-            "host_rebooted".into(),
-            self.opened.boot_id.as_ref().map(|b| *b != boot_id).into(),
-        );
-        start.insert("zones_running".into(), states.len().into());
-        start.insert("pid".into(), std::process::id().into());
-        start.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        let start = self.monitor_start(unix_now, &boot_id, states.len());
         feed.object(start, unix_now);
         for rec in gone {
             for object in vanished(&rec.object, unix_now) {
@@ -257,6 +229,37 @@ impl Hooks for DaemonHooks {
             w.ping();
         }
         Ok(())
+    }
+}
+
+impl DaemonHooks {
+    /// The `monitor-start` record at `unix_now`, with the gap since the journal's last record.
+    fn monitor_start(
+        &self,
+        unix_now: i128,
+        boot_id: &str,
+        zones_running: usize,
+    ) -> Map<String, Value> {
+        let previous_seq = self.opened.marks.next_seq - 1;
+        let gap_ns = self
+            .opened
+            .last_unix_ns
+            .map(|t| i64::try_from((unix_now - t).max(0)).unwrap_or(i64::MAX));
+        let rebooted = self.opened.boot_id.as_ref().map(|b| b != boot_id);
+        let mut start = Map::new();
+        start.insert("time".into(), rfc3339_nanos(unix_now).into());
+        start.insert("event".into(), "monitor-start".into());
+        start.insert(
+            "previous_seq".into(),
+            (previous_seq > 0).then_some(previous_seq).into(),
+        );
+        start.insert("gap_ns".into(), gap_ns.into());
+        start.insert("boot_id".into(), boot_id.into());
+        start.insert("host_rebooted".into(), rebooted.into());
+        start.insert("zones_running".into(), zones_running.into());
+        start.insert("pid".into(), std::process::id().into());
+        start.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        start
     }
 }
 

@@ -208,7 +208,11 @@ pub fn run_with(
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.
     let mut down_timer = DownTimer::new()?;
-    let waiter = Waiter::new(source.wait_fd(), signal_rx.as_raw_fd(), hooks.stops_with_stdout())?;
+    let waiter = Waiter::new(
+        source.wait_fd(),
+        signal_rx.as_raw_fd(),
+        hooks.stops_with_stdout(),
+    )?;
     waiter
         .add(down_timer.fd(), libc::EPOLLIN as u32, TOKEN_TIMER)
         .context("watching the down timer")?;

@@ -57,7 +57,10 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn write_event(&mut self, ev: &ZoneEvent) -> io::Result<()> {
-        let time = self.timestamps.as_ref().map(|clock| clock.rfc3339(ev.ts_ns));
+        let time = self
+            .timestamps
+            .as_ref()
+            .map(|clock| clock.rfc3339(ev.ts_ns));
         self.write_line(ev.kind, &ev.name, time.as_deref())
     }
 }

@@ -119,3 +119,47 @@ impl Sink for JournalSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::sync_channel;
+    use zonemon_core::EventKind;
+
+    fn lost_count(entry: &Entry) -> Option<u64> {
+        match entry {
+            Entry::Object { object, .. } if object["event"] == "lost" => {
+                assert_eq!(object["reason"], "queue");
+                object["count"].as_u64()
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_never_blocks_and_the_loss_is_recorded_once_there_is_room() {
+        let (tx, rx) = sync_channel(2);
+        let feed = Feed::new(tx, WallClock::new(0));
+        let mut sink = JournalSink(Rc::clone(&feed));
+        for ts in 0..5 {
+            sink.write_lost(Some(ts), ts).unwrap(); // returns at once, full or not
+        }
+        let taken: Vec<Entry> = rx.try_iter().collect();
+        assert_eq!(taken.len(), 2);
+        // Room again: first the count of what did not fit, then the record.
+        sink.write_lost(Some(9), 9).unwrap();
+        let taken: Vec<Entry> = rx.try_iter().collect();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(lost_count(&taken[0]), Some(3));
+        assert!(matches!(taken[1], Entry::SourceLost { count: Some(9), .. }));
+        // Zones the journal knew keep its ids.
+        feed.borrow_mut().adopt(40, 7);
+        let mut ev = crate::journal::tests::zone_event(EventKind::Booted, 40, 1);
+        ev.parent_zone_id = Some(40);
+        sink.write_event(&ev).unwrap();
+        let Ok(Entry::Event(sent)) = rx.try_recv() else {
+            panic!("not queued")
+        };
+        assert_eq!((sent.zone_id, sent.parent_zone_id), (7, Some(7)));
+    }
+}

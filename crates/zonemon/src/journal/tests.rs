@@ -25,7 +25,12 @@ fn clock() -> WallClock {
 }
 
 fn event(kind: EventKind, zone_id: u64, ts_ns: u64) -> Entry {
-    Entry::Event(Box::new(ZoneEvent {
+    Entry::Event(Box::new(zone_event(kind, zone_id, ts_ns)))
+}
+
+/// A transition of zone `zone_id` (named `zone<id>`) at boot-time `ts_ns`.
+pub fn zone_event(kind: EventKind, zone_id: u64, ts_ns: u64) -> ZoneEvent {
+    ZoneEvent {
         kind,
         ts_ns,
         zone_id,
@@ -47,7 +52,7 @@ fn event(kind: EventKind, zone_id: u64, ts_ns: u64) -> Entry {
         resynced: false,
         reboot_of: None,
         reboot_gap_ns: None,
-    }))
+    }
 }
 
 /// The four transitions of zone `id`, at `t`, `t+1` … (boot-time ns).
