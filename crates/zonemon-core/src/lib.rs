@@ -8,6 +8,7 @@ pub mod clock;
 pub mod escape;
 pub mod event;
 pub mod exit;
+pub mod filter;
 pub mod listing;
 pub mod naming;
 pub mod observation;
