@@ -77,11 +77,9 @@ impl Filter {
                     EVENTS.join(", ")
                 )))
             }
-            "name" => self
-                .names
-                .push(glob::Pattern::new(value).map_err(|e| {
-                    FilterError(format!("name filter `{}`: {e}", value.escape_debug()))
-                })?),
+            "name" => self.names.push(glob::Pattern::new(value).map_err(|e| {
+                FilterError(format!("name filter `{}`: {e}", value.escape_debug()))
+            })?),
             _ => {
                 return Err(FilterError(format!(
                     "unknown filter key `{}` (keys: {})",
