@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::api::{DaemonArgs, WaitArgs, WatchDaemonArgs};
 use crate::sources::SourceKind;
 use crate::watch::{Priority, WatchOptions};
 
@@ -33,6 +34,11 @@ enum Command {
     Watch(WatchArgs),
     /// List the zones running now (from /proc; no BPF, no root needed for your own processes).
     List(ListArgs),
+    /// Wait until a zone boots, shuts down or goes down, through the daemon (as `docker wait`).
+    ///
+    /// The zone need not exist yet, and a zone that already did it since the wait began
+    /// (or since --since) counts: no race with a zone that lives a millisecond.
+    Wait(WaitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +73,8 @@ struct WatchArgs {
     /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
+    #[command(flatten)]
+    daemon: WatchDaemonArgs,
 }
 
 /// The `--priority` values.
@@ -91,28 +99,39 @@ struct ListArgs {
     /// Parseable output, one line per zone: zone_id:name:state:root:container_id:runtime:pidns (`:` in a field is `\:`).
     #[arg(short = 'p', long)]
     parseable: bool,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 /// What to run, decided from the command line.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// `zonemon [watch]`.
-    Watch(WatchOptions),
+    /// `zonemon [watch]`: standalone with these options, or through the daemon.
+    Watch(WatchOptions, WatchDaemonArgs),
     /// `zonemon list [-p]`; the flag is `-p`.
-    List { parseable: bool },
+    List { parseable: bool, daemon: DaemonArgs },
+    /// `zonemon wait`.
+    Wait(WaitArgs),
 }
 
 impl Cli {
     /// Turns the parsed command line into what to run.
     pub fn action(self) -> Action {
         match self.command {
-            None => Action::Watch(self.watch.into()),
-            Some(Command::Watch(w)) => Action::Watch(w.into()),
+            None => watch(self.watch),
+            Some(Command::Watch(w)) => watch(w),
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
+                daemon: l.daemon,
             },
+            Some(Command::Wait(w)) => Action::Wait(w),
         }
     }
+}
+
+fn watch(w: WatchArgs) -> Action {
+    let daemon = w.daemon.clone();
+    Action::Watch(w.into(), daemon)
 }
 
 impl From<WatchArgs> for WatchOptions {
@@ -184,15 +203,15 @@ mod tests {
 
     #[test]
     fn bare_zonemon_watches() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert!(!w.json && !w.all && !w.timestamps);
-        let Action::Watch(w) = action(&["zonemon", "--all", "--timestamps"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--all", "--timestamps"]) else {
             panic!()
         };
         assert!(w.all && w.timestamps);
-        let Action::Watch(w) = action(&["zonemon", "watch", "--json"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--json"]) else {
             panic!()
         };
         assert!(w.json);
@@ -202,25 +221,31 @@ mod tests {
     fn list_flags() {
         assert!(matches!(
             action(&["zonemon", "list", "-p"]),
-            Action::List { parseable: true }
+            Action::List {
+                parseable: true,
+                ..
+            }
         ));
         assert!(matches!(
             action(&["zonemon", "list"]),
-            Action::List { parseable: false }
+            Action::List {
+                parseable: false,
+                ..
+            }
         ));
     }
 
     #[test]
     fn priority_defaults_to_high() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::High);
-        let Action::Watch(w) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::Realtime);
-        let Action::Watch(w) = action(&["zonemon", "--priority", "normal"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--priority", "normal"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::Normal);
@@ -228,14 +253,14 @@ mod tests {
 
     #[test]
     fn sources_and_intervals() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert_eq!(
             (w.source, w.interval),
             (SourceKind::Auto, Duration::from_secs(1))
         );
-        let Action::Watch(w) = action(&[
+        let Action::Watch(w, _) = action(&[
             "zonemon",
             "watch",
             "--source",
@@ -249,7 +274,7 @@ mod tests {
             (w.source, w.interval),
             (SourceKind::Poll, Duration::from_millis(100))
         );
-        let Action::Watch(w) = action(&["zonemon", "--source", "proc-connector"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--source", "proc-connector"]) else {
             panic!()
         };
         assert_eq!(w.source, SourceKind::ProcConnector);

@@ -1,7 +1,5 @@
 //! zonemon: tells you the instant a zone boots or shuts down, from the kernel.
 
-// The server half is started by `zonemon daemon` (being built on its own branch).
-#[allow(dead_code)]
 mod api;
 mod cli;
 mod decode;
@@ -34,7 +32,7 @@ use cli::{Action, Cli};
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // Whoever read our output went away (`zonemon list | head -1`): nothing to say.
         Err(e) if watch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -44,13 +42,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    match Cli::parse().action() {
-        Action::Watch(opts) => watch::run(&opts),
-        Action::List { parseable } => list::run(
-            parseable,
-            zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
-            &mut std::io::stdout().lock(),
-        ),
+fn run() -> anyhow::Result<ExitCode> {
+    match parse_cli().action() {
+        Action::Watch(opts, daemon) => {
+            api::watch(&opts, &daemon).unwrap_or_else(|| watch::run(&opts))
+        }
+        Action::List { parseable, daemon } => api::list(parseable, &daemon).unwrap_or_else(|| {
+            list::run(
+                parseable,
+                zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
+                &mut std::io::stdout().lock(),
+            )
+        }),
+        Action::Wait(args) => return Ok(api::wait(&args)),
     }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// The command line; a usage error of `zonemon wait` exits with wait's failure status
+/// (125), so it cannot pass for a zone's exit code.
+fn parse_cli() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        let waiting = std::env::args_os().nth(1).is_some_and(|a| a == "wait");
+        let _ = e.print();
+        std::process::exit(match waiting && e.use_stderr() {
+            true => i32::from(api::EXIT_WAIT_FAILED),
+            false => e.exit_code(),
+        })
+    })
 }
