@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use hyper::StatusCode;
 use serde_json::{Map, Value};
-use zonemon_core::listing::{parseable_line, table};
+use zonemon_core::listing::write_list;
 use zonemon_core::output::{Sink, TextSink, WallClock};
 use zonemon_core::timefmt::rfc3339_nanos;
 
@@ -126,15 +126,7 @@ pub fn list(parseable: bool, args: &DaemonArgs) -> Option<Result<()>> {
                 Some((zone_event(z)?, root))
             })
             .collect();
-        let mut out = io::stdout().lock();
-        if parseable {
-            for (ev, root) in &rows {
-                writeln!(out, "{}", parseable_line(ev, root.as_deref()))?;
-            }
-        } else {
-            out.write_all(table(&rows).as_bytes())?;
-        }
-        out.flush()?;
+        write_list(&rows, parseable, &mut io::stdout().lock())?;
         Ok(())
     })())
 }
