@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::api::{DaemonArgs, WaitArgs, WatchDaemonArgs};
+use crate::api::{ViaDaemon, WaitArgs, WatchViaDaemon};
 use crate::sources::SourceKind;
 use crate::watch::{Priority, WatchOptions};
 
@@ -74,7 +74,7 @@ struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
     #[command(flatten)]
-    daemon: WatchDaemonArgs,
+    via: WatchViaDaemon,
 }
 
 /// The `--priority` values.
@@ -100,16 +100,16 @@ struct ListArgs {
     #[arg(short = 'p', long)]
     parseable: bool,
     #[command(flatten)]
-    daemon: DaemonArgs,
+    via: ViaDaemon,
 }
 
 /// What to run, decided from the command line.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// `zonemon [watch]`: standalone with these options, or through the daemon.
-    Watch(WatchOptions, WatchDaemonArgs),
+    Watch(WatchOptions, WatchViaDaemon),
     /// `zonemon list [-p]`; the flag is `-p`.
-    List { parseable: bool, daemon: DaemonArgs },
+    List { parseable: bool, via: ViaDaemon },
     /// `zonemon wait`.
     Wait(WaitArgs),
 }
@@ -122,7 +122,7 @@ impl Cli {
             Some(Command::Watch(w)) => watch(w),
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
-                daemon: l.daemon,
+                via: l.via,
             },
             Some(Command::Wait(w)) => Action::Wait(w),
         }
@@ -130,8 +130,8 @@ impl Cli {
 }
 
 fn watch(w: WatchArgs) -> Action {
-    let daemon = w.daemon.clone();
-    Action::Watch(w.into(), daemon)
+    let via = w.via.clone();
+    Action::Watch(w.into(), via)
 }
 
 impl From<WatchArgs> for WatchOptions {

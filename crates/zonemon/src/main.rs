@@ -44,10 +44,8 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     match parse_cli().action() {
-        Action::Watch(opts, daemon) => {
-            api::watch(&opts, &daemon).unwrap_or_else(|| watch::run(&opts))
-        }
-        Action::List { parseable, daemon } => api::list(parseable, &daemon).unwrap_or_else(|| {
+        Action::Watch(opts, via) => api::watch(&opts, &via).unwrap_or_else(|| watch::run(&opts)),
+        Action::List { parseable, via } => api::list(parseable, &via).unwrap_or_else(|| {
             list::run(
                 parseable,
                 zonemon_core::runtimes::default_chain(std::path::Path::new("/")),

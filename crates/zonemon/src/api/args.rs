@@ -11,7 +11,7 @@ use super::DEFAULT_SOCKET;
 
 /// Whether and where to reach the daemon.
 #[derive(Debug, Clone, Args)]
-pub struct DaemonArgs {
+pub struct ViaDaemon {
     /// Attach to the kernel yourself (root, BPF) even when a daemon answers on its socket.
     #[arg(long)]
     pub standalone: bool,
@@ -23,13 +23,13 @@ pub struct DaemonArgs {
 
 /// `watch`'s options about the daemon.
 #[derive(Debug, Clone, Args)]
-pub struct WatchDaemonArgs {
+pub struct WatchViaDaemon {
     /// Replay the daemon's journal from TIME, then follow live, with no gap and no duplicate at
     /// the seam: 10m (ago), 2026-12-02T04:00:00Z (UTC) or Unix seconds. Needs the daemon.
     #[arg(long, value_name = "TIME", value_parser = time_arg, conflicts_with_all = ["initial", "standalone"])]
     pub since: Option<i128>,
     #[command(flatten)]
-    pub daemon: DaemonArgs,
+    pub via: ViaDaemon,
 }
 
 /// The transitions `zonemon wait` waits for.

@@ -13,7 +13,7 @@ use zonemon_core::listing::write_list;
 use zonemon_core::output::{Sink, TextSink, WallClock};
 use zonemon_core::timefmt::rfc3339_nanos;
 
-use super::args::{DaemonArgs, WaitArgs, WaitFor, WatchDaemonArgs};
+use super::args::{ViaDaemon, WaitArgs, WaitFor, WatchViaDaemon};
 use super::client::{Daemon, StreamEnd};
 use super::record::{exit_status, zone_event};
 use crate::watch::WatchOptions;
@@ -29,7 +29,7 @@ pub const EXIT_WAIT_FAILED: u8 = 125;
 const EXIT_UNKNOWN: u8 = 126;
 
 /// The daemon to use, or `None` for standalone; says on stderr why standalone.
-fn choose(args: &DaemonArgs, doing: &str) -> Option<Daemon> {
+fn choose(args: &ViaDaemon, doing: &str) -> Option<Daemon> {
     if args.standalone {
         eprintln!("zonemon: {doing} standalone (--standalone)");
         return None;
@@ -47,12 +47,12 @@ fn choose(args: &DaemonArgs, doing: &str) -> Option<Daemon> {
 }
 
 /// `zonemon watch` through the daemon when one answers: `None` means run standalone.
-pub fn watch(opts: &WatchOptions, args: &WatchDaemonArgs) -> Option<Result<()>> {
-    let Some(daemon) = choose(&args.daemon, "watching") else {
+pub fn watch(opts: &WatchOptions, args: &WatchViaDaemon) -> Option<Result<()>> {
+    let Some(daemon) = choose(&args.via, "watching") else {
         return args.since.map(|_| {
             Err(anyhow!(
                 "--since replays the daemon's journal, and no daemon answers at {}",
-                args.daemon.socket.display()
+                args.via.socket.display()
             ))
         });
     };
@@ -108,7 +108,7 @@ fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> R
 }
 
 /// `zonemon list` through the daemon when one answers: `None` means run standalone.
-pub fn list(parseable: bool, args: &DaemonArgs) -> Option<Result<()>> {
+pub fn list(parseable: bool, args: &ViaDaemon) -> Option<Result<()>> {
     let daemon = choose(args, "listing")?;
     eprintln!(
         "zonemon: listing through the daemon at {}",

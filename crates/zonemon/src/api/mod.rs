@@ -40,7 +40,7 @@ mod zones;
 #[allow(unused_imports)]
 pub use server::{serve, ApiConfig, ApiServer, Limits};
 
-pub use args::{DaemonArgs, WaitArgs, WatchDaemonArgs};
+pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
 pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
 
 /// Where the daemon listens unless told otherwise.
