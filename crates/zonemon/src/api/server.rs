@@ -85,7 +85,6 @@ impl ApiConfig {
 pub struct ApiServer {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
-    path: PathBuf,
 }
 
 /// Starts serving `store` on `config.socket` and returns once the socket
@@ -103,7 +102,7 @@ pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer>
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
     let (stop, stopped) = watch::channel(false);
-    let path = bound.path.clone();
+    tracing::info!(socket = %bound.path.display(), "serving the local API");
     let ctx = Ctx {
         store,
         limits: config.limits,
@@ -118,20 +117,13 @@ pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer>
             rt.block_on(accept_loop(bound, ctx, stopped))
         })
         .context("starting the API thread")?;
-    tracing::info!(socket = %path.display(), "serving the local API");
     Ok(ApiServer {
         stop,
         thread: Some(thread),
-        path,
     })
 }
 
 impl ApiServer {
-    /// The socket's path.
-    pub fn socket_path(&self) -> &Path {
-        &self.path
-    }
-
     /// Stops accepting, disconnects every client, removes the socket and
     /// waits for the server's thread; returns what ended it if it failed.
     pub fn stop(mut self) -> Result<()> {
