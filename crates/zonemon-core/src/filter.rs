@@ -180,4 +180,26 @@ mod tests {
         let e = Filter::parse(["bad\nkey=1"]).unwrap_err().to_string();
         assert!(!e.contains('\n'), "{e}");
     }
+
+    proptest::proptest! {
+        /// Against a model: same key = any of its values, different keys = all of them.
+        #[test]
+        fn or_within_a_key_and_across_keys(
+            events in proptest::sample::subsequence(EVENTS.to_vec(), 0..4),
+            names in proptest::collection::vec("[a-c]{1,2}", 0..3),
+            event in proptest::sample::select(EVENTS.to_vec()),
+            name in "[a-c]{1,2}",
+        ) {
+            let specs: Vec<String> = events
+                .iter()
+                .map(|e| format!("event={e}"))
+                .chain(names.iter().map(|n| format!("name={n}")))
+                .collect();
+            let f = Filter::parse(specs.iter().map(String::as_str)).unwrap();
+            let record = obj(json!({"event": event, "name": name, "zone_id": 1}));
+            let model = (events.is_empty() || events.contains(&event))
+                && (names.is_empty() || names.contains(&name));
+            proptest::prop_assert_eq!(f.matches(&record), model);
+        }
+    }
 }

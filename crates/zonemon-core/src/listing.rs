@@ -105,6 +105,24 @@ pub fn table(rows: &[(ZoneEvent, Option<String>)]) -> String {
     out
 }
 
+/// Writes the zone list `rows` (each zone's latest transition and its root
+/// directory) to `out`: the [`table`], or with `parseable` one
+/// [`parseable_line`] per zone; then flushes.
+pub fn write_list(
+    rows: &[(ZoneEvent, Option<String>)],
+    parseable: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    if parseable {
+        for (ev, root) in rows {
+            writeln!(out, "{}", parseable_line(ev, root.as_deref()))?;
+        }
+    } else {
+        out.write_all(table(rows).as_bytes())?;
+    }
+    out.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

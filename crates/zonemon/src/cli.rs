@@ -10,6 +10,7 @@ use zonemon_core::filter::Filter;
 
 use std::path::PathBuf;
 
+use crate::api::{ViaDaemon, WaitArgs, WatchViaDaemon};
 use crate::daemon::DaemonOptions;
 use crate::events::EventsOptions;
 use crate::journal::{self, retention::Retention};
@@ -55,6 +56,11 @@ enum Command {
         /// The directory to write into (created if missing).
         dir: std::path::PathBuf,
     },
+    /// Wait until a zone boots, shuts down or goes down, through the daemon (as `docker wait`).
+    ///
+    /// The zone need not exist yet, and a zone that already did it since the wait began
+    /// (or since --since) counts: no race with a zone that lives a millisecond.
+    Wait(WaitArgs),
     /// Run as the host's zone monitor: watch as `watch` does and keep every record in a journal.
     ///
     /// A foreground service for systemd (Type=notify: READY=1 once attached,
@@ -91,6 +97,9 @@ struct DaemonArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (the packaged unit uses 127.0.0.1:9750).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// The local API's Unix socket (mode 0660, group zonemon when that group exists).
+    #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +165,8 @@ struct WatchArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750 (off unless given).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    via: WatchViaDaemon,
 }
 
 /// The `--priority` values.
@@ -180,15 +191,19 @@ struct ListArgs {
     /// Parseable output, one line per zone: zone_id:name:state:root:container_id:runtime:pidns (`:` in a field is `\:`).
     #[arg(short = 'p', long)]
     parseable: bool,
+    #[command(flatten)]
+    via: ViaDaemon,
 }
 
 /// What to run, decided from the command line.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// `zonemon [watch]`.
-    Watch(WatchOptions),
+    /// `zonemon [watch]`: standalone with these options, or through the daemon.
+    Watch(WatchOptions, WatchViaDaemon),
     /// `zonemon list [-p]`; the flag is `-p`.
-    List { parseable: bool },
+    List { parseable: bool, via: ViaDaemon },
+    /// `zonemon wait`.
+    Wait(WaitArgs),
     /// `zonemon completions SHELL`.
     Completions(clap_complete::Shell),
     /// `zonemon manpages DIR`.
@@ -204,11 +219,13 @@ impl Cli {
     /// error naming the flag (a time is read against the clock now).
     pub fn action(self) -> Result<Action, clap::Error> {
         Ok(match self.command {
-            None => Action::Watch(self.watch.into()),
-            Some(Command::Watch(w)) => Action::Watch(w.into()),
+            None => watch(self.watch),
+            Some(Command::Watch(w)) => watch(w),
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
+                via: l.via,
             },
+            Some(Command::Wait(w)) => Action::Wait(w),
             Some(Command::Completions { shell }) => Action::Completions(shell),
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
             Some(Command::Daemon(d)) => Action::Daemon(d.into()),
@@ -220,21 +237,21 @@ impl Cli {
 impl From<DaemonArgs> for DaemonOptions {
     fn from(a: DaemonArgs) -> Self {
         DaemonOptions {
-            watch: WatchArgs {
+            watch: WatchOptions {
                 json: true,
                 all: true,
                 timestamps: false,
                 initial: false,
-                priority: a.priority,
                 stats: false,
-                ring_size: a.ring_size,
-                source: a.source,
+                priority: a.priority.into(),
+                ring_bytes: a.ring_size,
+                source: a.source.into(),
                 interval: a.interval,
-                filter: Vec::new(),
                 metrics: a.metrics,
-            }
-            .into(),
+                filter: Filter::default(),
+            },
             journal: a.journal,
+            socket: a.socket,
             retention: Retention {
                 max_age: Some(a.retain),
                 max_bytes: Some(a.retain_size),
@@ -265,6 +282,32 @@ impl EventsArgs {
     }
 }
 
+fn watch(w: WatchArgs) -> Action {
+    let via = w.via.clone();
+    Action::Watch(w.into(), via)
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Self {
+        match p {
+            PriorityArg::Normal => Priority::Normal,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Realtime => Priority::Realtime,
+        }
+    }
+}
+
+impl From<SourceArg> for SourceKind {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Auto => SourceKind::Auto,
+            SourceArg::Ebpf => SourceKind::Ebpf,
+            SourceArg::ProcConnector => SourceKind::ProcConnector,
+            SourceArg::Poll => SourceKind::Poll,
+        }
+    }
+}
+
 impl From<WatchArgs> for WatchOptions {
     fn from(a: WatchArgs) -> Self {
         WatchOptions {
@@ -273,18 +316,9 @@ impl From<WatchArgs> for WatchOptions {
             timestamps: a.timestamps,
             initial: a.initial,
             stats: a.stats,
-            priority: match a.priority {
-                PriorityArg::Normal => Priority::Normal,
-                PriorityArg::High => Priority::High,
-                PriorityArg::Realtime => Priority::Realtime,
-            },
+            priority: a.priority.into(),
             ring_bytes: a.ring_size,
-            source: match a.source {
-                SourceArg::Auto => SourceKind::Auto,
-                SourceArg::Ebpf => SourceKind::Ebpf,
-                SourceArg::ProcConnector => SourceKind::ProcConnector,
-                SourceArg::Poll => SourceKind::Poll,
-            },
+            source: a.source.into(),
             interval: a.interval,
             metrics: a.metrics,
             filter: Filter::parse(a.filter.iter().map(String::as_str))
@@ -343,15 +377,15 @@ mod tests {
 
     #[test]
     fn bare_zonemon_watches() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert!(!w.json && !w.all && !w.timestamps);
-        let Action::Watch(w) = action(&["zonemon", "--all", "--timestamps"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--all", "--timestamps"]) else {
             panic!()
         };
         assert!(w.all && w.timestamps);
-        let Action::Watch(w) = action(&["zonemon", "watch", "--json"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--json"]) else {
             panic!()
         };
         assert!(w.json);
@@ -361,25 +395,31 @@ mod tests {
     fn list_flags() {
         assert!(matches!(
             action(&["zonemon", "list", "-p"]),
-            Action::List { parseable: true }
+            Action::List {
+                parseable: true,
+                ..
+            }
         ));
         assert!(matches!(
             action(&["zonemon", "list"]),
-            Action::List { parseable: false }
+            Action::List {
+                parseable: false,
+                ..
+            }
         ));
     }
 
     #[test]
     fn priority_defaults_to_high() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::High);
-        let Action::Watch(w) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::Realtime);
-        let Action::Watch(w) = action(&["zonemon", "--priority", "normal"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--priority", "normal"]) else {
             panic!()
         };
         assert_eq!(w.priority, Priority::Normal);
@@ -387,14 +427,14 @@ mod tests {
 
     #[test]
     fn sources_and_intervals() {
-        let Action::Watch(w) = action(&["zonemon"]) else {
+        let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
         assert_eq!(
             (w.source, w.interval),
             (SourceKind::Auto, Duration::from_secs(1))
         );
-        let Action::Watch(w) = action(&[
+        let Action::Watch(w, _) = action(&[
             "zonemon",
             "watch",
             "--source",
@@ -408,7 +448,7 @@ mod tests {
             (w.source, w.interval),
             (SourceKind::Poll, Duration::from_millis(100))
         );
-        let Action::Watch(w) = action(&["zonemon", "--source", "proc-connector"]) else {
+        let Action::Watch(w, _) = action(&["zonemon", "--source", "proc-connector"]) else {
             panic!()
         };
         assert_eq!(w.source, SourceKind::ProcConnector);
@@ -421,7 +461,7 @@ mod tests {
 
     #[test]
     fn filters_are_checked_and_combined() {
-        let Action::Watch(w) = action(&[
+        let Action::Watch(w, _) = action(&[
             "zonemon",
             "--filter",
             "name=web-*",

@@ -27,6 +27,7 @@ use zonemon_core::timefmt::rfc3339_nanos;
 use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::EventKind;
 
+use crate::api::{self, ApiConfig};
 use crate::journal::feed::{Feed, JournalSink, SharedFeed, QUEUE_RECORDS};
 use crate::journal::retention::Retention;
 use crate::journal::store::{self as journal_store, JournalStore, Opened, Shared};
@@ -45,6 +46,8 @@ pub struct DaemonOptions {
     pub watch: WatchOptions,
     /// The journal's file.
     pub journal: PathBuf,
+    /// The local API's socket.
+    pub socket: PathBuf,
     /// How much of the journal to keep.
     pub retention: Retention,
 }
@@ -56,7 +59,8 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let opened = journal_store::opened(&conn)?;
     let shared = Shared::new(&opened);
     // What the local API serves from: it reads the journal, kept current by the writer.
-    let _store = JournalStore::new(&opts.journal, Arc::clone(&shared));
+    let store = JournalStore::new(&opts.journal, Arc::clone(&shared));
+    let api = api::serve(store, ApiConfig::new(&opts.socket))?;
     let clock_follower = ClockFollower::new()?;
     let clock = clock_follower.clock();
     let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
@@ -85,6 +89,9 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         watch::run_with(&opts.watch, sink, &mut hooks, clock_follower)
     })();
     systemd::stopping();
+    if let Err(e) = api.stop() {
+        eprintln!("zonemon: daemon: warning: stopping the local API: {e:#}");
+    }
     drop(feed); // the last sender: the writer commits what is queued and ends
     let unjournaled = writer
         .join()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use zonemon_core::listing::{parseable_line, table};
+use zonemon_core::listing::write_list;
 use zonemon_core::procscan::{host_info, scan};
 use zonemon_core::{NameResolver, Tracker};
 
@@ -36,13 +36,6 @@ pub fn run(
             (ev, root)
         })
         .collect();
-    if parseable {
-        for (ev, root) in &rows {
-            writeln!(out, "{}", parseable_line(ev, root.as_deref()))?;
-        }
-    } else {
-        out.write_all(table(&rows).as_bytes())?;
-    }
-    out.flush()?;
+    write_list(&rows, parseable, out)?;
     Ok(())
 }

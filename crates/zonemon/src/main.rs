@@ -1,5 +1,6 @@
 //! zonemon: tells you the instant a zone boots or shuts down, from the kernel.
 
+mod api;
 mod cli;
 mod daemon;
 mod decode;
@@ -42,7 +43,7 @@ use cli::{Action, Cli};
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // Whoever read our output went away (`zonemon list | head -1`): nothing to say.
         Err(e) if watch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,15 +53,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let action = Cli::parse().action().unwrap_or_else(|e| e.exit());
+fn run() -> anyhow::Result<ExitCode> {
+    let action = parse_cli().action().unwrap_or_else(|e| e.exit());
     match action {
-        Action::Watch(opts) => watch::run(&opts),
-        Action::List { parseable } => list::run(
-            parseable,
-            zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
-            &mut std::io::stdout().lock(),
-        ),
+        Action::Watch(opts, via) => api::watch(&opts, &via).unwrap_or_else(|| watch::run(&opts)),
+        Action::List { parseable, via } => api::list(parseable, &via).unwrap_or_else(|| {
+            list::run(
+                parseable,
+                zonemon_core::runtimes::default_chain(std::path::Path::new("/")),
+                &mut std::io::stdout().lock(),
+            )
+        }),
+        Action::Wait(args) => return Ok(api::wait(&args)),
         Action::Completions(shell) => docs::completions(shell, &mut std::io::stdout().lock()),
         Action::Manpages(dir) => docs::manpages(&dir),
         Action::Daemon(opts) => daemon::run(&opts),
@@ -69,4 +73,18 @@ fn run() -> anyhow::Result<()> {
             &mut std::io::BufWriter::new(std::io::stdout().lock()),
         ),
     }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// The command line; a usage error of `zonemon wait` exits with wait's failure status
+/// (125), so it cannot pass for a zone's exit code.
+fn parse_cli() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        let waiting = std::env::args_os().nth(1).is_some_and(|a| a == "wait");
+        let _ = e.print();
+        std::process::exit(match waiting && e.use_stderr() {
+            true => i32::from(api::EXIT_WAIT_FAILED),
+            false => e.exit_code(),
+        })
+    })
 }

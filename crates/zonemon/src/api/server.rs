@@ -1,0 +1,223 @@
+//! The API server: a thread of its own running a single-threaded tokio
+//! runtime, accepting connections on the Unix socket and serving each with
+//! hyper's HTTP/1 under the limits of [`Limits`].
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::progress::Progress;
+use super::reply::ApiError;
+use super::routes::{answer, Ctx};
+use super::socket::{bind, BoundSocket};
+use crate::store::EventStore;
+
+/// What the server allows one client, and all of them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; more get a 503.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers from connecting.
+    pub header_timeout: Duration,
+    /// Time a client may leave data unread before it is disconnected.
+    pub stall_timeout: Duration,
+    /// Records committed since a follower connected that it may lag behind
+    /// before it is told so and disconnected.
+    pub max_lag: u64,
+    /// Longest request URI (path and query), in bytes.
+    pub max_uri: usize,
+    /// Longest request head (request line and headers), in bytes.
+    pub max_head: usize,
+    /// Most headers in a request.
+    pub max_headers: usize,
+    /// Bytes buffered per connection on the way out (and in).
+    pub buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
+            max_lag: 100_000,
+            max_uri: 8 * 1024,
+            max_head: 16 * 1024,
+            max_headers: 64,
+            buffer: 64 * 1024,
+        }
+    }
+}
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The socket's path (default [`super::DEFAULT_SOCKET`]).
+    pub socket: PathBuf,
+    /// The group that may connect (mode 0660), when it exists (default `zonemon`).
+    pub group: Option<String>,
+    /// Per-client and global limits.
+    pub limits: Limits,
+}
+
+impl ApiConfig {
+    /// Serving at `socket` for group `zonemon`, with the default limits.
+    pub fn new(socket: &Path) -> Self {
+        ApiConfig {
+            socket: socket.to_path_buf(),
+            group: Some(super::SOCKET_GROUP.to_string()),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A running API server; [`ApiServer::stop`] (or dropping it) stops it and removes its socket.
+pub struct ApiServer {
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// Starts serving `store` on `config.socket` and returns once the socket
+/// accepts connections.
+///
+/// The socket is bound here, so its errors come back at once: another
+/// daemon live on the path, a path that is not a socket, no permission.
+/// The server runs on a thread named `zonemon-api` with its own
+/// single-threaded tokio runtime (nothing of it touches the caller's
+/// threads); it reads the journal only through `store`.
+pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer> {
+    let bound = bind(&config.socket, config.group.as_deref())?;
+    bound
+        .listener
+        .set_nonblocking(true)
+        .context("making the socket non-blocking")?;
+    let (stop, stopped) = watch::channel(false);
+    tracing::info!(socket = %bound.path.display(), "serving the local API");
+    let ctx = Ctx {
+        store,
+        limits: config.limits,
+    };
+    let thread = thread::Builder::new()
+        .name("zonemon-api".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the API's runtime")?;
+            rt.block_on(accept_loop(bound, ctx, stopped))
+        })
+        .context("starting the API thread")?;
+    Ok(ApiServer {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+impl ApiServer {
+    /// Stops accepting, disconnects every client, removes the socket and
+    /// waits for the server's thread; returns what ended it if it failed.
+    pub fn stop(mut self) -> Result<()> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => anyhow::bail!("the API thread panicked"),
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut() {
+            tracing::warn!(error = %format!("{e:#}"), "stopping the API server");
+        }
+    }
+}
+
+/// Accepts connections until told to stop; dropping the runtime afterwards ends every connection.
+async fn accept_loop(
+    bound: BoundSocket,
+    ctx: Ctx,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<()> {
+    let listener =
+        UnixListener::from_std(bound.listener.try_clone()?).context("registering the socket")?;
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let slot = Arc::clone(&slots).try_acquire_owned().ok();
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        connection(stream, ctx, slot.is_some()).await;
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors or the like: say so, breathe, go on.
+                    tracing::warn!(error = %e, "accepting an API connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(bound); // removes the socket file
+    Ok(())
+}
+
+/// Serves one connection (one request: no keep-alive); `admitted` false answers 503.
+async fn connection(stream: UnixStream, ctx: Ctx, admitted: bool) {
+    let limits = ctx.limits.clone();
+    let progress = Arc::new(Progress::default());
+    let service = {
+        let progress = Arc::clone(&progress);
+        service_fn(move |req| {
+            let ctx = ctx.clone();
+            let progress = Arc::clone(&progress);
+            async move {
+                Ok::<_, Infallible>(match admitted {
+                    true => answer(req, ctx, progress).await,
+                    false => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many clients connected; try again later",
+                    )
+                    .into_response(),
+                })
+            }
+        })
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(false)
+        .max_buf_size(limits.buffer.max(8192))
+        .max_header_size(limits.max_head)
+        .max_headers(limits.max_headers)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        served = conn => {
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "API connection ended with an error");
+            }
+        }
+        _ = progress.stalled(limits.stall_timeout) => {
+            tracing::info!("disconnecting an API client that stopped reading");
+        }
+    }
+}
