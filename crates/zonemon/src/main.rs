@@ -13,12 +13,10 @@ mod metrics;
 mod pipeline;
 mod sources;
 mod stats;
-#[cfg(test)]
-mod testsink;
-// The daemon's journal implements it and the local API reads through it (being built).
-#[allow(dead_code)]
 mod store;
 mod systemd;
+#[cfg(test)]
+mod testsink;
 mod units;
 mod wallclock;
 mod watch;

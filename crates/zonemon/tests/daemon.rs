@@ -75,11 +75,18 @@ impl Drop for Daemon {
     }
 }
 
+/// The API socket of the test daemon journaling to `journal` (each test daemon has its own).
+fn socket_of(journal: &Path) -> std::path::PathBuf {
+    journal.with_extension("sock")
+}
+
 fn spawn_daemon(journal: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, StderrReader) {
     let mut child = Command::new(ZONEMON)
         .arg("daemon")
         .arg("--journal")
         .arg(journal)
+        .arg("--socket")
+        .arg(socket_of(journal))
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -97,6 +104,8 @@ fn refused(journal: &Path) -> (ExitStatus, String) {
         .arg("daemon")
         .arg("--journal")
         .arg(journal)
+        .arg("--socket")
+        .arg(socket_of(journal))
         .stdin(Stdio::null())
         .output()
         .expect("running zonemon daemon");

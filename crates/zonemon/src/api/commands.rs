@@ -58,6 +58,12 @@ pub fn watch(opts: &WatchOptions, args: &WatchViaDaemon) -> Option<Result<()>> {
             ))
         });
     };
+    if opts.metrics.is_some() {
+        return Some(Err(anyhow!(
+            "--metrics is served by the process that watches the kernel: give it to \
+             `zonemon daemon`, or watch with --standalone"
+        )));
+    }
     Some(watch_through(&daemon, opts, args.since))
 }
 
@@ -89,6 +95,9 @@ fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> R
                     rec.get("time").and_then(Value::as_str).unwrap_or("?")
                 ),
                 _ => {}
+            }
+            if !opts.filter.matches(&rec) {
+                return Ok(true);
             }
             if opts.json {
                 write_json(&mut out, &rec)?;

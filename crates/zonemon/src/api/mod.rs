@@ -15,25 +15,15 @@ mod commands;
 mod record;
 mod timespec;
 
-// The server's modules: used by `zonemon daemon` through `serve` (its branch
-// is merged separately; then these `allow`s go).
-#[allow(dead_code)]
+// The server's modules: used by `zonemon daemon` through `serve`.
 mod events;
-#[allow(dead_code)]
 mod progress;
-#[allow(dead_code)]
 mod query;
-#[allow(dead_code)]
 mod reply;
-#[allow(dead_code)]
 mod routes;
-#[allow(dead_code)]
 mod server;
-#[allow(dead_code)]
 mod socket;
-#[allow(dead_code)]
 mod wait;
-#[allow(dead_code)]
 mod zones;
 
 // `zonemon daemon` starts the server (wired when its branch is merged).
@@ -47,11 +37,9 @@ pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
 pub const DEFAULT_SOCKET: &str = "/run/zonemon/zonemon.sock";
 
 /// The group whose members may use the socket (when it exists).
-#[allow(dead_code)]
 pub const SOCKET_GROUP: &str = "zonemon";
 
 /// The API's version: the first segment of every route.
-#[allow(dead_code)]
 pub const API_VERSION: &str = "v1";
 
 #[cfg(test)]
