@@ -3,17 +3,17 @@
 //! container's init PID and start time.
 //!
 //! The container id is the name the user gave (`runc run aap`). Evidence,
-//! best first: an index of the state directory by init PID (rebuilt only
-//! when the directory's mtime says a container came or went, so for the
-//! many zones no runtime made it costs one `stat`); while the runtime is
-//! making the zone (its command line `runc run -d aap`, `crun create … aap`
-//! is above the init) or a state was not written at the last scan, the ids
-//! the zone suggests: that command line's and the last component of the
-//! init's cgroup (the runtimes' default cgroup is `/<id>`); and at the
-//! init's fork, before any state is written, the command line alone. A
-//! state file names the zone only if its PID and start time are the
-//! init's. Zones under a container manager (conmon, a containerd shim) are
-//! left to that manager's resolver.
+//! best first: while the runtime is making the zone (its command line
+//! `runc run -d aap`, `crun create … aap` is above the init), that id's
+//! state if it records the init, else that command line alone (no directory
+//! scan: no other container's state can record this init); otherwise an
+//! index of the state directory by init PID (rebuilt only when the
+//! directory's mtime says a container came or went, so for the many zones
+//! no runtime made it costs one `stat`), and, while a state was not written
+//! at the last scan, the id the init's cgroup suggests (the runtimes'
+//! default cgroup is `/<id>`). A state file names the zone only if its PID
+//! and start time are the init's. Zones under a container manager (conmon,
+//! a containerd shim) are left to that manager's resolver.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -178,6 +178,17 @@ impl OciResolver {
             _ => probe.path(self.rt.state_dir),
         };
         let pid = probe.facts().init_pid;
+        if let Some((_, id, _)) = argv {
+            // This runtime is making the zone right now under that id: its state, once written,
+            // is the only one that can record this init, so no directory scan is needed.
+            if self
+                .state(&dir, id)
+                .is_some_and(|s| Self::matches(probe, &s))
+            {
+                return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
+            }
+            return resolved(id, self.rt.label_argv, self.rt.runtime, Some(id));
+        }
         // The state directory's index first: unchanged since the last look, it costs one stat.
         let (complete, owners) = {
             let ix = self.scan(&dir);
@@ -194,16 +205,13 @@ impl OciResolver {
                 return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
             }
         }
-        if !complete || argv.is_some() {
-            // A container's state was not written at the scan, or this runtime is making the
-            // zone right now: try the ids the zone suggests.
+        if !complete {
+            // A container's state was not written at the scan: try the ids the zone suggests.
             let mut tried: Vec<&str> = Vec::new();
-            let candidates = argv.map(|(_, id, _)| id).into_iter().chain(
-                probe
-                    .cgroups()
-                    .iter()
-                    .filter_map(|p| super::cgroup::last(p)),
-            );
+            let candidates = probe
+                .cgroups()
+                .iter()
+                .filter_map(|p| super::cgroup::last(p));
             for id in candidates {
                 if !valid_id(id) || tried.contains(&id) {
                     continue;
@@ -217,9 +225,7 @@ impl OciResolver {
                 }
             }
         }
-        // The runtime is creating this container right now; its state comes later.
-        let (_, id, _) = argv?;
-        resolved(id, self.rt.label_argv, self.rt.runtime, Some(id))
+        None
     }
 
     /// Whether this runtime may still name the zone once its state is
