@@ -21,6 +21,8 @@ use crate::zones::run_unshare_zone;
 
 /// The cost at the most live zones may be at most this many times the cost with none.
 const FLAT: f64 = 1.1;
+/// The CPU figure's zones are made in this many batches (its median batch is the figure).
+const CPU_BATCHES: usize = 6;
 /// Peak RSS target with the most live zones.
 const RSS_TARGET_KIB: u64 = 24 * 1024;
 
@@ -47,16 +49,26 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     if !up {
         bail!("zonemon did not report the {live} held zones booted within 120 s");
     }
-    // CPU: short zones made as fast as 4 at a time go, all of zonemon's CPU over them.
+    // CPU: short zones made as fast as 4 at a time go, in batches; zonemon's CPU over each
+    // batch's transitions, the median batch (a burst of other work on the machine spoils one
+    // batch, not the figure).
     let k = ctx.plan.scale_cpu_zones;
     let cpu_prefix = ctx.tag(&format!("scpu{live}"));
-    let (sd0, dn0, recs0) =
-        m.with_seen(|s| (s.count(Kind::Shutdown), s.count(Kind::Down), s.recs.len()));
-    let u0 = usage(m.pid())?;
-    ctx.helpers.zonefork(&cpu_prefix, 0, k, 4, &["/bin/true"])?;
-    m.wait_for_zones(sd0 + k, dn0 + k);
-    let u = usage(m.pid())?.since(&u0);
-    let transitions = m.with_seen(|s| s.recs[recs0..].len());
+    let mut per_batch = Vec::new();
+    let mut transitions = 0;
+    for b in 0..CPU_BATCHES {
+        let (sd0, dn0, recs0) =
+            m.with_seen(|s| (s.count(Kind::Shutdown), s.count(Kind::Down), s.recs.len()));
+        let u0 = usage(m.pid())?;
+        let n = k / CPU_BATCHES;
+        ctx.helpers
+            .zonefork(&cpu_prefix, b * n, n, 4, &["/bin/true"])?;
+        m.wait_for_zones(sd0 + n, dn0 + n);
+        let u = usage(m.pid())?.since(&u0);
+        let t = m.with_seen(|s| s.recs[recs0..].len());
+        transitions += t;
+        per_batch.push(u.exec_ns as f64 / t.max(1) as f64);
+    }
     // Latency: zones booted one at a time, with idle gaps, as the latency row.
     let lat_prefix = ctx.tag(&format!("slat{live}"));
     let n = ctx.plan.scale_latency_zones;
@@ -92,7 +104,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     }
     Ok(Level {
         live,
-        cpu_per_transition_ns: u.exec_ns as f64 / transitions.max(1) as f64,
+        cpu_per_transition_ns: percentile(&per_batch, 50.0).unwrap_or(f64::NAN),
         transitions,
         latency_p50_ns: percentile(&lat, 50.0).unwrap_or(f64::NAN),
         latency_p99_ns: percentile(&lat, 99.0).unwrap_or(f64::NAN),
@@ -117,6 +129,19 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let baseline = |f: &dyn Fn(&Level) -> f64| {
         none.iter().map(|l| f(l)).sum::<f64>() / none.len().max(1) as f64
     };
+    // The runs with none disagreeing by more than the tolerance: the machine's noise, not
+    // zonemon, decides the comparison.
+    let judge = |f: &dyn Fn(&Level) -> f64, ratio: f64| {
+        let (lo, hi) = none
+            .iter()
+            .map(|l| f(l))
+            .fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if hi > lo * FLAT {
+            Verdict::Noisy
+        } else {
+            Verdict::of(ratio <= FLAT)
+        }
+    };
     let base_rss = none.iter().map(|l| l.peak_rss_kib).min().unwrap_or(0);
     let each = |f: &dyn Fn(&Level) -> String| {
         levels
@@ -133,7 +158,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let cpu_ratio = last.cpu_per_transition_ns / baseline(&|l| l.cpu_per_transition_ns);
     rep.row(
         &format!(
-            "Scale: zonemon CPU per transition with {} live zones ({} short zones, 4 at a time)",
+            "Scale: zonemon CPU per transition with {} live zones ({} short zones, 4 at a time; median of {CPU_BATCHES} batches)",
             levels
                 .iter()
                 .map(|l| l.live.to_string())
@@ -147,7 +172,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             last.live
         ),
         &format!("≤ {FLAT}× the figure with 0 live zones"),
-        Verdict::of(cpu_ratio <= FLAT),
+        judge(&|l| l.cpu_per_transition_ns, cpu_ratio),
     );
     let lat_ratio = last.latency_p99_ns / baseline(&|l| l.latency_p99_ns);
     rep.row(
@@ -159,7 +184,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         &each(&|l| format!("p50 {}, p99 {}", fmt_ns(l.latency_p50_ns), fmt_ns(l.latency_p99_ns))),
         &format!("p99 {} live vs 0 (mean of the runs with none): {lat_ratio:.2}×", last.live),
         &format!("p99 ≤ {FLAT}× the figure with 0 live zones"),
-        Verdict::of(lat_ratio <= FLAT),
+        judge(&|l| l.latency_p99_ns, lat_ratio),
     );
     let per_zone =
         (last.peak_rss_kib.saturating_sub(base_rss) * 1024) as f64 / last.live.max(1) as f64;
@@ -178,6 +203,27 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         "≤ 24 MiB",
         Verdict::of(last.peak_rss_kib <= RSS_TARGET_KIB),
     );
+    let alone: Vec<(u32, f64)> = [0u32, 1_000, 10_000]
+        .iter()
+        .map(|&n| (n, tracker_ns_per_observation(n)))
+        .collect();
+    let (none_ns, most_ns) = (alone[0].1, alone[2].1);
+    rep.row(
+        "Scale: the tracker alone (in this process: no kernel, no I/O, no naming), time per observation of short zones with 0 / 1000 / 10000 live zones in its table (best of 40 rounds)",
+        &alone
+            .iter()
+            .map(|(n, ns)| format!("{n} live: {}", fmt_ns(*ns)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        &format!(
+            "10000 live vs 0: {} per observation ({:+.1}% of zonemon's CPU per transition with 0 live zones above): \
+             no walk of the table, what remains is cache misses in a larger table",
+            fmt_ns(most_ns - none_ns),
+            (most_ns - none_ns) * 100.0 / baseline(&|l| l.cpu_per_transition_ns)
+        ),
+        "",
+        Verdict::Info,
+    );
     rep.note(format!(
         "Scale: each level is a fresh zonemon; the live zones are `zonehold` inits (clone into new PID+UTS namespaces, exec, pause), \
          made after zonemon started and reported booted before measuring; CPU is zonemon's sum_exec_runtime over the short zones' \
@@ -189,4 +235,78 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         last.live
     ));
     Ok(())
+}
+
+/// The tracker alone, in this process (no kernel, no I/O, no naming): the
+/// mean time of one observation of short zones' lives (fork, exec, exit,
+/// free) with `live` booted zones in its table, best of 40 rounds of 4,000
+/// (the least disturbed by the rest of the machine).
+pub fn tracker_ns_per_observation(live: u32) -> f64 {
+    use std::time::Instant;
+    use zonemon_core::naming::NoRuntimeNames;
+    use zonemon_core::{HostInfo, Observation, ObservationKind, Tracker};
+
+    let obs = |kind, pid: u32, ts: u64| {
+        let mut o = Observation::new(kind);
+        o.ts_ns = ts;
+        o.start_ns = u64::from(pid) * 1_000;
+        o.init_pid = pid;
+        o.pidns = 0x1000_0000 + pid;
+        o.level = 1;
+        o.utsns = o.pidns;
+        o.nodename = format!("zone{pid}");
+        o.comm = "init".into();
+        o
+    };
+    let host = HostInfo {
+        utsns: 1,
+        hostname: "host".into(),
+    };
+    let mut t = Tracker::new(host, NoRuntimeNames);
+    for pid in 1..=live {
+        t.observe(&obs(ObservationKind::InitFork, pid, 1));
+        t.observe(&obs(ObservationKind::InitExec, pid, 2));
+    }
+    let mut best = f64::INFINITY;
+    let mut next = 1_000_000u32;
+    for _ in 0..40 {
+        let lives: Vec<[Observation; 4]> = (0..1_000)
+            .map(|_| {
+                next += 1;
+                [
+                    obs(ObservationKind::InitFork, next, 3),
+                    obs(ObservationKind::InitExec, next, 4),
+                    obs(ObservationKind::InitExit, next, 5),
+                    obs(ObservationKind::InitFree, next, 6),
+                ]
+            })
+            .collect();
+        let t0 = Instant::now();
+        let mut n = 0;
+        for life in &lives {
+            for o in life {
+                n += t.observe(o).len();
+            }
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / 4_000.0;
+        assert_eq!(n, 4_000, "every transition reported");
+        best = best.min(ns);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[ignore = "a measurement, for profiling: cargo test --release -p zonemon-bench -- --ignored tracker_alone"]
+    fn tracker_alone() {
+        let live: u32 = std::env::var("LIVE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        eprintln!(
+            "{live} live: {:.0} ns",
+            super::tracker_ns_per_observation(live)
+        );
+    }
 }

@@ -407,6 +407,25 @@ fn dying_map_id(pid: i32) -> Option<u32> {
     })
 }
 
+/// Whether zonemon `pid`'s CLOCK_BOOTTIME timerfd (its down timer) is set,
+/// from `/proc/<pid>/fdinfo` (`clockid: 7`, `it_value` not zero).
+fn down_timer_armed(pid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|info| {
+            info.lines()
+                .any(|l| l.strip_prefix("clockid:").map(str::trim) == Some("7"))
+        })
+        .any(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("it_value:"))
+                .is_some_and(|v| v.trim() != "(0, 0)")
+        })
+}
+
 /// Deletes the entry of init `tgid` from BPF map `map_id` with `bpftool`, so
 /// that the kernel side does not see its free; returns whether there was one.
 fn forget_dying(map_id: u32, tgid: u64) -> bool {
@@ -461,6 +480,10 @@ fn a_missed_free_is_reported_down_by_the_timer() {
     );
     let evs = parse_json(&mon.lines());
     let init_pid = ours(&evs, &p)[0]["init_pid"].as_u64().unwrap();
+    assert!(
+        down_timer_armed(mon.pid()),
+        "a shut-down zone waits for its down: zonemon's down timer must be set"
+    );
     // The kernel side forgets the dying init: its free will go unseen.
     assert!(
         forget_dying(map, init_pid),

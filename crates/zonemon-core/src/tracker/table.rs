@@ -1,9 +1,11 @@
 //! The tracker's identity table: the zones not yet down, keyed by their init
 //! task, with the indexes that keep every lookup off a walk of the table.
 //!
-//! - the zones themselves, ordered by (init PID, start time): an exact
-//!   lookup, and the zones of one PID started near a given time (a /proc
-//!   start time is approximate), are both a descent of the tree;
+//! - the zones themselves, by init task: an exact lookup is one probe of a
+//!   hash table;
+//! - their keys ordered by (init PID, start time): the zones of one PID
+//!   started near a given time (a /proc start time is approximate) are one
+//!   descent of a small tree;
 //! - the newest zone of each PID namespace inode, to find nested zones' parents;
 //! - the shut-down zones waiting for their `down`, ordered by when that
 //!   `down` is overdue, so the last-resort check and its timer look at the
@@ -14,7 +16,7 @@
 //! The indexed facts of a zone (its key, namespace, state and down check)
 //! change only through the table's methods, which keep the indexes in step.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::naming::{own_hostname, ResolvedName};
 use crate::observation::Observation;
@@ -164,7 +166,9 @@ impl Zone {
 /// The zones not yet down and their indexes.
 #[derive(Debug)]
 pub(super) struct ZoneTable {
-    zones: BTreeMap<TaskKey, Zone>,
+    zones: HashMap<TaskKey, Zone>,
+    /// Every zone's key, in (PID, start time) order.
+    keys: BTreeSet<TaskKey>,
     /// The newest zone of each PID namespace inode.
     by_pidns: HashMap<u32, TaskKey>,
     /// (when its `down` is overdue, key) of each zone waiting for its `down`.
@@ -177,7 +181,8 @@ impl ZoneTable {
     /// An empty table.
     pub(super) fn new() -> Self {
         ZoneTable {
-            zones: BTreeMap::new(),
+            zones: HashMap::new(),
+            keys: BTreeSet::new(),
             by_pidns: HashMap::new(),
             down_due: BTreeSet::new(),
             gone: RecentMap::new(GONE_MEMORY),
@@ -201,7 +206,7 @@ impl ZoneTable {
         self.zones.get(key).expect("the caller checked the key")
     }
 
-    /// Every zone, in key order.
+    /// Every zone, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&TaskKey, &Zone)> {
         self.zones.iter()
     }
@@ -233,10 +238,10 @@ impl ZoneTable {
             init_pid,
             start_ns: start_ns.saturating_add(tolerance_ns),
         };
-        self.zones
+        self.keys
             .range(lo..=hi)
-            .find(|(_, z)| accept(z))
-            .map(|(k, _)| *k)
+            .find(|k| self.zones.get(k).is_some_and(&accept))
+            .copied()
     }
 
     /// Adds `zone` at `key` (replacing any zone there).
@@ -246,12 +251,14 @@ impl ZoneTable {
         if let Some(due) = zone.down_due {
             self.down_due.insert((due, key));
         }
+        self.keys.insert(key);
         self.zones.insert(key, zone);
     }
 
     /// Takes the zone at `key` out of the table (to put it back under another key).
     pub(super) fn remove(&mut self, key: &TaskKey) -> Option<Zone> {
         let zone = self.zones.remove(key)?;
+        self.keys.remove(key);
         if self.by_pidns.get(&zone.pidns) == Some(key) {
             self.by_pidns.remove(&zone.pidns);
         }
@@ -334,6 +341,11 @@ impl ZoneTable {
     /// Panics unless every index agrees with the zones (for tests).
     #[cfg(test)]
     pub(super) fn check_indexes(&self) {
+        assert!(
+            self.keys.len() == self.zones.len()
+                && self.keys.iter().all(|k| self.zones.contains_key(k)),
+            "keys lists exactly the zones"
+        );
         for (pidns, key) in &self.by_pidns {
             let z = self.zones.get(key).expect("by_pidns points at a zone");
             assert_eq!(z.pidns, *pidns, "by_pidns at the zone's namespace");

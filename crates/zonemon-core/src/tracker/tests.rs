@@ -24,6 +24,16 @@ struct Init {
     name: &'static str,
 }
 
+/// The zone init `pid` of namespace `pidns`, started at `start`, with hostname `name`.
+const fn init(pid: u32, pidns: u32, start: u64, name: &'static str) -> Init {
+    Init {
+        pid,
+        pidns,
+        start,
+        name,
+    }
+}
+
 impl Init {
     fn obs(&self, kind: ObservationKind, ts: u64) -> Observation {
         let mut o = Observation::new(kind);
@@ -171,13 +181,7 @@ fn inode_reuse_makes_a_new_zone() {
 #[test]
 fn nested_zone_knows_its_parent() {
     let mut t = tracker();
-    let mut child = Init {
-        pid: 200,
-        pidns: 6000,
-        start: 5_000,
-        name: "kind",
-    }
-    .fork(5_000);
+    let mut child = init(200, 6000, 5_000, "kind").fork(5_000);
     child.level = 2;
     child.parent_pidns = AAP.pidns;
     child.parent_init_pid = AAP.pid;
@@ -210,18 +214,8 @@ fn out_of_order_across_cpus() {
 #[test]
 fn running_reports_each_zone_in_its_state() {
     let mut t = tracker();
-    let noot = Init {
-        pid: 200,
-        pidns: 6000,
-        start: 1_500,
-        name: "noot",
-    };
-    let mies = Init {
-        pid: 300,
-        pidns: 7000,
-        start: 1_700,
-        name: "mies",
-    };
+    let noot = init(200, 6000, 1_500, "noot");
+    let mies = init(300, 7000, 1_700, "mies");
     feed(
         &mut t,
         &[AAP.fork(1_000), noot.fork(1_500), noot.exec(2_000)],
@@ -420,12 +414,7 @@ fn a_zone_no_runtime_can_name_is_looked_up_once() {
         1,
         "ruled out at ready: not asked again at booted"
     );
-    let noot = Init {
-        pid: 200,
-        pidns: 6000,
-        start: 1_500,
-        name: "noot",
-    };
+    let noot = init(200, 6000, 1_500, "noot");
     feed(&mut t, &[noot.fork(3), noot.exec(4)]);
     assert_eq!(
         calls.get(),
@@ -491,12 +480,7 @@ fn handover_reports_a_zone_booting_during_start_up_exactly_once() {
         "already reported, not again as running"
     );
     // A zone seen in /proc as still ready, whose exec comes after: booted once.
-    let noot = Init {
-        pid: 300,
-        pidns: 7000,
-        start: 50_000,
-        name: "noot",
-    };
+    let noot = init(300, 7000, 50_000, "noot");
     t.seed(&from_proc(noot, false));
     let evs = feed(&mut t, &[noot.exec(60_000), noot.exec(70_000)]);
     assert_eq!(kinds(&evs), [("noot", "booted")]);
@@ -521,24 +505,9 @@ fn initial_running_records_once() {
 #[test]
 fn resync_after_lost_records() {
     let mut t = tracker();
-    let noot = Init {
-        pid: 300,
-        pidns: 7000,
-        start: 50_000,
-        name: "noot",
-    };
-    let mies = Init {
-        pid: 400,
-        pidns: 8000,
-        start: 90_000,
-        name: "mies",
-    };
-    let wim = Init {
-        pid: 500,
-        pidns: 9000,
-        start: 95_000,
-        name: "wim",
-    };
+    let noot = init(300, 7000, 50_000, "noot");
+    let mies = init(400, 8000, 90_000, "mies");
+    let wim = init(500, 9000, 95_000, "wim");
     feed(
         &mut t,
         &[
@@ -689,12 +658,7 @@ fn the_down_timer_is_armed_only_while_a_shut_down_zone_waits() {
     assert_eq!(t.next_down_check(), None, "no zone: no timer");
     feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000)]);
     assert_eq!(t.next_down_check(), None, "a booted zone waits for nothing");
-    let noot = Init {
-        pid: 200,
-        pidns: 6000,
-        start: 1_500,
-        name: "noot",
-    };
+    let noot = init(200, 6000, 1_500, "noot");
     feed(
         &mut t,
         &[noot.fork(1_500), AAP.exit(50_000, 0), noot.exit(40_000, 0)],
@@ -764,12 +728,7 @@ fn lookups_do_not_walk_the_table() {
         };
         feed(&mut t, &[z.fork(z.start), z.exec(z.start + 1)]);
     }
-    let seeded = Init {
-        pid: 5,
-        pidns: 7,
-        start: 123_456_789,
-        name: "seeded",
-    };
+    let seeded = init(5, 7, 123_456_789, "seeded");
     t.seed(&from_proc(seeded, true));
     let evs = feed(
         &mut t,
@@ -925,12 +884,7 @@ fn other_cgroup_paths_are_kept_only_until_the_boot_lookup() {
         "a re-exec keeps nothing"
     );
     // A zone found booted in /proc keeps none either.
-    let noot = Init {
-        pid: 300,
-        pidns: 7000,
-        start: 50_000,
-        name: "noot",
-    };
+    let noot = init(300, 7000, 50_000, "noot");
     let mut seen = from_proc(noot, true);
     seen.more_cgroups = Some(vec!["/c".into()]);
     t.seed(&seen);
