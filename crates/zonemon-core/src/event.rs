@@ -96,12 +96,11 @@ pub struct ZoneEvent {
     pub reboot_gap_ns: Option<u64>,
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A transition with every field set to something recognisable, for output tests.
-    pub(crate) fn sample(kind: EventKind, name: &str) -> ZoneEvent {
+impl ZoneEvent {
+    /// A transition of a zone named `name` with every other field set to
+    /// something recognisable (zone 7, PID 1234, its own hostname `name`):
+    /// for tests and examples of the output formats.
+    pub fn example(kind: EventKind, name: &str) -> ZoneEvent {
         ZoneEvent {
             kind,
             ts_ns: 1_000,
@@ -125,5 +124,15 @@ pub(crate) mod tests {
             reboot_of: None,
             reboot_gap_ns: None,
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// [`ZoneEvent::example`], for output tests.
+    pub(crate) fn sample(kind: EventKind, name: &str) -> ZoneEvent {
+        ZoneEvent::example(kind, name)
     }
 }

@@ -82,21 +82,8 @@ struct DaemonArgs {
     /// Delete the oldest records while the journal holds more than this (e.g. 1GiB, 500MiB).
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = units::parse_size)]
     retain_size: u64,
-    /// How zonemon competes for a CPU (as for watch).
-    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
-    priority: PriorityArg,
-    /// Size of the kernel-to-user ring buffer in bytes (as for watch).
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
-    ring_size: u32,
-    /// Where to watch from (as for watch).
-    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
-    source: SourceArg,
-    /// How often `--source poll` scans /proc.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    interval: Duration,
-    /// Serve Prometheus metrics at http://ADDR/metrics (the packaged unit uses 127.0.0.1:9750).
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    attach: AttachArgs,
     /// The local API's Unix socket (mode 0660, group zonemon when that group exists).
     #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -138,14 +125,30 @@ struct WatchArgs {
     /// First report the zones already running, as `running` (JSON: "event":"running","initial":true).
     #[arg(long)]
     initial: bool,
-    /// How zonemon competes for a CPU when a zone event wakes it: `normal`; `high` (nice -10: on a
-    /// busy host it gets the CPU at once); `realtime` (SCHED_FIFO 1: lowest latency, as `chrt -f 1`).
-    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
-    priority: PriorityArg,
     /// At exit, print on stderr one JSON line with what the event path cost (per observation,
     /// and the runtime name lookups within it: p50, p99, share).
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    attach: AttachArgs,
+    /// Show only the records that match: KEY=VALUE, repeatable; the same key given again is an
+    /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
+    /// name=web-*), event (ready, booted, shutdown, down, running, lost). --metrics counts
+    /// what passes.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
+    filter: Vec<String>,
+    #[command(flatten)]
+    via: WatchViaDaemon,
+}
+
+/// How a monitor attaches to the kernel and what it serves: the options `watch` and
+/// `daemon` share.
+#[derive(Debug, Args)]
+struct AttachArgs {
+    /// How zonemon competes for a CPU when a zone event wakes it: `normal`; `high` (nice -10: on a
+    /// busy host it gets the CPU at once); `realtime` (SCHED_FIFO 1: lowest latency, as `chrt -f 1`).
+    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
+    priority: PriorityArg,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
     ring_size: u32,
@@ -156,17 +159,10 @@ struct WatchArgs {
     /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
-    /// Show only the records that match: KEY=VALUE, repeatable; the same key given again is an
-    /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
-    /// name=web-*), event (ready, booted, shutdown, down, running, lost). --metrics counts
-    /// what passes.
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
-    filter: Vec<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750 (off unless given).
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750 (off unless given;
+    /// the packaged daemon's unit gives it).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
-    #[command(flatten)]
-    via: WatchViaDaemon,
 }
 
 /// The `--priority` values.
@@ -243,11 +239,11 @@ impl From<DaemonArgs> for DaemonOptions {
                 timestamps: false,
                 initial: false,
                 stats: false,
-                priority: a.priority.into(),
-                ring_bytes: a.ring_size,
-                source: a.source.into(),
-                interval: a.interval,
-                metrics: a.metrics,
+                priority: a.attach.priority.into(),
+                ring_bytes: a.attach.ring_size,
+                source: a.attach.source.into(),
+                interval: a.attach.interval,
+                metrics: a.attach.metrics,
                 filter: Filter::default(),
             },
             journal: a.journal,
@@ -316,11 +312,11 @@ impl From<WatchArgs> for WatchOptions {
             timestamps: a.timestamps,
             initial: a.initial,
             stats: a.stats,
-            priority: a.priority.into(),
-            ring_bytes: a.ring_size,
-            source: a.source.into(),
-            interval: a.interval,
-            metrics: a.metrics,
+            priority: a.attach.priority.into(),
+            ring_bytes: a.attach.ring_size,
+            source: a.attach.source.into(),
+            interval: a.attach.interval,
+            metrics: a.attach.metrics,
             filter: Filter::parse(a.filter.iter().map(String::as_str))
                 .expect("each filter was checked when parsed"),
         }

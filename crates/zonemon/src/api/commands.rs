@@ -32,15 +32,16 @@ const EXIT_UNKNOWN: u8 = 126;
 
 /// The daemon to use, or `None` for standalone; says on stderr why standalone.
 fn choose(args: &ViaDaemon, doing: &str) -> Option<Daemon> {
+    // Not "zonemon: watching …": that line says a standalone watch is attached and live.
     if args.standalone {
-        eprintln!("zonemon: {doing} standalone (--standalone)");
+        eprintln!("zonemon: --standalone: {doing} without the daemon");
         return None;
     }
     match Daemon::reach(&args.socket) {
         Ok(d) => Some(d),
         Err(why) => {
             eprintln!(
-                "zonemon: {doing} standalone: no daemon answers at {} ({why})",
+                "zonemon: no daemon answers at {} ({why}): {doing} standalone",
                 args.socket.display()
             );
             None

@@ -30,29 +30,13 @@ fn event(kind: EventKind, zone_id: u64, ts_ns: u64) -> Entry {
 
 /// A transition of zone `zone_id` (named `zone<id>`) at boot-time `ts_ns`.
 pub fn zone_event(kind: EventKind, zone_id: u64, ts_ns: u64) -> ZoneEvent {
-    ZoneEvent {
-        kind,
-        ts_ns,
-        zone_id,
-        name: format!("zone{zone_id}"),
-        name_source: NameSource::Hostname,
-        runtime: None,
-        container_id: None,
-        k8s: None,
-        pidns: 4026532000 + zone_id as u32,
-        init_pid: 1000 + zone_id as u32,
-        level: 1,
-        parent_zone_id: None,
-        hostname: Some(format!("zone{zone_id}")),
-        cgroup: None,
-        exit: None,
-        uptime_ns: None,
-        shutdown_ns: None,
-        initial: false,
-        resynced: false,
-        reboot_of: None,
-        reboot_gap_ns: None,
-    }
+    let mut ev = ZoneEvent::example(kind, &format!("zone{zone_id}"));
+    ev.ts_ns = ts_ns;
+    ev.zone_id = zone_id;
+    ev.pidns = 4026532000 + zone_id as u32;
+    ev.init_pid = 1000 + zone_id as u32;
+    ev.cgroup = None;
+    ev
 }
 
 /// The four transitions of zone `id`, at `t`, `t+1` … (boot-time ns).

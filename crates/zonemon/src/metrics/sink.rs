@@ -144,32 +144,12 @@ impl<R: NameResolver> NameResolver for MeteredResolver<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zonemon_core::NameSource;
 
     fn event(kind: EventKind, zone_id: u64, runtime: Option<&str>) -> ZoneEvent {
-        ZoneEvent {
-            kind,
-            ts_ns: 1,
-            zone_id,
-            name: format!("z{zone_id}"),
-            name_source: NameSource::PidNs,
-            runtime: runtime.map(str::to_string),
-            container_id: None,
-            k8s: None,
-            pidns: 4026532000,
-            init_pid: 100,
-            level: 1,
-            parent_zone_id: None,
-            hostname: None,
-            cgroup: None,
-            exit: None,
-            uptime_ns: None,
-            shutdown_ns: None,
-            initial: false,
-            resynced: false,
-            reboot_of: None,
-            reboot_gap_ns: None,
-        }
+        let mut ev = ZoneEvent::example(kind, &format!("z{zone_id}"));
+        ev.zone_id = zone_id;
+        ev.runtime = runtime.map(str::to_string);
+        ev
     }
 
     /// A sink that keeps nothing.
