@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use zonemon_core::output::WallClock;
-use zonemon_core::{EventKind, NameSource, ZoneEvent};
+use zonemon_core::{EventKind, ZoneEvent};
 
 use super::retention::{used_bytes, Retention};
 use super::schema;
