@@ -6,16 +6,30 @@
 //! value is an error that names what is accepted. No filter matches
 //! everything.
 //!
+//! Keys: `event`; `name` (a glob); `runtime` (`docker`, …, or `none` for a
+//! zone no runtime made); `container_id` (the id or a prefix of it, as
+//! `docker ps --filter id=`); `k8s_namespace`; `exit` (`nonzero`, a code such
+//! as `exit=137`, or `signal`: only `shutdown` records carry an exit, so an
+//! `exit` filter passes no other transition).
+//!
 //! Notices that concern no zone (`lost`, `monitor-start`: objects without a
-//! `name`) pass a `name` filter, so a filtered stream still says when records
-//! were lost; an `event` filter selects them like any other record.
+//! `zone_id`) pass every filter about zones (`name`, `runtime`, …), so a
+//! filtered stream still says when records were lost; an `event` filter
+//! selects them like any other record.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 /// The keys [`Filter`] accepts, in the order error messages list them.
-pub const KEYS: [&str; 2] = ["event", "name"];
+pub const KEYS: [&str; 6] = [
+    "container_id",
+    "event",
+    "exit",
+    "k8s_namespace",
+    "name",
+    "runtime",
+];
 
 /// The `event` values a record can carry (see README's JSON schema).
 pub const EVENTS: [&str; 7] = [
@@ -35,6 +49,51 @@ pub struct Filter {
     events: Vec<String>,
     /// `name=…` globs; empty: any name.
     names: Vec<glob::Pattern>,
+    /// `runtime=…` values (`none`: no runtime); empty: any.
+    runtimes: Vec<String>,
+    /// `container_id=…` ids or prefixes; empty: any.
+    container_ids: Vec<String>,
+    /// `k8s_namespace=…` values; empty: any.
+    k8s_namespaces: Vec<String>,
+    /// `exit=…` conditions; empty: any (and records without an exit).
+    exits: Vec<ExitCond>,
+}
+
+/// One `exit=` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitCond {
+    /// `nonzero`: an exit code other than 0, or a signal.
+    NonZero,
+    /// `signal`: killed by a signal.
+    Signal,
+    /// A number: exactly that exit code.
+    Code(i64),
+}
+
+impl ExitCond {
+    fn parse(value: &str) -> Result<ExitCond, FilterError> {
+        match value {
+            "nonzero" => Ok(ExitCond::NonZero),
+            "signal" => Ok(ExitCond::Signal),
+            v => v.parse().map(ExitCond::Code).map_err(|_| {
+                FilterError(format!(
+                    "exit filter `{}`: use nonzero, signal or an exit code (0-255)",
+                    v.escape_debug()
+                ))
+            }),
+        }
+    }
+
+    /// Whether the `shutdown` record `object` ended this way.
+    fn matches(self, object: &Map<String, Value>) -> bool {
+        let code = object.get("exit_code").and_then(Value::as_i64);
+        let signalled = object.get("exit_signal").is_some_and(|s| !s.is_null());
+        match self {
+            ExitCond::NonZero => signalled || code.is_some_and(|c| c != 0),
+            ExitCond::Signal => signalled,
+            ExitCond::Code(want) => code == Some(want),
+        }
+    }
 }
 
 /// Why a filter was refused; its text says what is accepted.
@@ -80,6 +139,15 @@ impl Filter {
             "name" => self.names.push(glob::Pattern::new(value).map_err(|e| {
                 FilterError(format!("name filter `{}`: {e}", value.escape_debug()))
             })?),
+            "runtime" => self.runtimes.push(value.to_string()),
+            "container_id" if !value.is_empty() => self.container_ids.push(value.to_string()),
+            "container_id" => {
+                return Err(FilterError(
+                    "container_id filter: give an id or a prefix of one".into(),
+                ))
+            }
+            "k8s_namespace" => self.k8s_namespaces.push(value.to_string()),
+            "exit" => self.exits.push(ExitCond::parse(value)?),
             _ => {
                 return Err(FilterError(format!(
                     "unknown filter key `{}` (keys: {})",
@@ -93,21 +161,38 @@ impl Filter {
 
     /// Whether no filter was given (everything matches).
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.names.is_empty()
+        self.events.is_empty()
+            && self.names.is_empty()
+            && self.runtimes.is_empty()
+            && self.container_ids.is_empty()
+            && self.k8s_namespaces.is_empty()
+            && self.exits.is_empty()
     }
 
     /// Whether the record `object` (one JSON line of `watch --json`) passes every key.
     pub fn matches(&self, object: &Map<String, Value>) -> bool {
-        let event = object.get("event").and_then(Value::as_str);
-        let events_ok =
-            self.events.is_empty() || event.is_some_and(|e| self.events.iter().any(|v| v == e));
-        let names_ok = match object.get("name").and_then(Value::as_str) {
-            _ if self.names.is_empty() => true,
-            Some(name) => self.names.iter().any(|p| p.matches(name)),
-            // A notice about no zone (lost records, a monitor start): always told.
-            None => !object.contains_key("zone_id"),
+        let text = |key: &str| object.get(key).and_then(Value::as_str);
+        let any = |wanted: &[String], got: Option<&str>| {
+            wanted.is_empty() || got.is_some_and(|g| wanted.iter().any(|w| w == g))
         };
-        events_ok && names_ok
+        let events_ok = any(&self.events, text("event"));
+        // A notice about no zone (lost records, a monitor start): told whatever the zone filters.
+        if !object.contains_key("zone_id") {
+            return events_ok;
+        }
+        let names_ok = self.names.is_empty()
+            || text("name").is_some_and(|n| self.names.iter().any(|p| p.matches(n)));
+        let runtimes_ok = any(&self.runtimes, Some(text("runtime").unwrap_or("none")));
+        let ids_ok = self.container_ids.is_empty()
+            || text("container_id").is_some_and(|id| {
+                self.container_ids
+                    .iter()
+                    .any(|p| id.starts_with(p.as_str()))
+            });
+        let k8s_ok = any(&self.k8s_namespaces, text("k8s_namespace"));
+        let exits_ok = self.exits.is_empty()
+            || (text("event") == Some("shutdown") && self.exits.iter().any(|c| c.matches(object)));
+        events_ok && names_ok && runtimes_ok && ids_ok && k8s_ok && exits_ok
     }
 }
 
@@ -171,7 +256,11 @@ mod tests {
     #[test]
     fn errors_name_what_is_accepted() {
         let e = Filter::parse(["colour=red"]).unwrap_err().to_string();
-        assert!(e.contains("colour") && e.contains("event, name"), "{e}");
+        assert!(e.contains("colour") && e.contains("event, exit"), "{e}");
+        assert!(e.contains("runtime") && e.contains("container_id"), "{e}");
+        let e = Filter::parse(["exit=sometimes"]).unwrap_err().to_string();
+        assert!(e.contains("nonzero") && e.contains("signal"), "{e}");
+        assert!(Filter::parse(["container_id="]).is_err());
         let e = Filter::parse(["event=exploded"]).unwrap_err().to_string();
         assert!(e.contains("exploded") && e.contains("booted"), "{e}");
         let e = Filter::parse(["name"]).unwrap_err().to_string();
@@ -179,6 +268,48 @@ mod tests {
         assert!(Filter::parse(["name=[unclosed"]).is_err());
         let e = Filter::parse(["bad\nkey=1"]).unwrap_err().to_string();
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn shutdown(code: Option<i64>, signal: Option<i64>) -> Map<String, Value> {
+        let mut m = obj(json!({"event": "shutdown", "name": "x", "zone_id": 3}));
+        match (code, signal) {
+            (_, Some(s)) => m.insert("exit_signal".into(), s.into()),
+            (c, None) => m.insert("exit_code".into(), json!(c)),
+        };
+        m
+    }
+
+    #[test]
+    fn exits_pass_only_shutdowns_that_ended_so() {
+        let nonzero = Filter::parse(["exit=nonzero"]).unwrap();
+        assert!(nonzero.matches(&shutdown(Some(3), None)));
+        assert!(nonzero.matches(&shutdown(None, Some(9))));
+        assert!(!nonzero.matches(&shutdown(Some(0), None)));
+        // An exit never seen (resynced) is not a non-zero exit.
+        assert!(!nonzero.matches(&shutdown(None, None)));
+        assert!(!nonzero.matches(&booted("x")));
+        let f = Filter::parse(["exit=137", "exit=signal"]).unwrap();
+        assert!(f.matches(&shutdown(Some(137), None)) && f.matches(&shutdown(None, Some(15))));
+        assert!(!f.matches(&shutdown(Some(1), None)));
+        // Notices about no zone pass, as for every zone filter.
+        assert!(nonzero.matches(&obj(json!({"event": "lost", "count": 1}))));
+    }
+
+    #[test]
+    fn runtimes_ids_and_namespaces() {
+        let docker = obj(json!({"event": "booted", "name": "web", "zone_id": 1,
+            "runtime": "docker", "container_id": "4f2a9c", "k8s_namespace": null}));
+        let pod = obj(
+            json!({"event": "booted", "name": "prod/web-0/nginx", "zone_id": 2,
+            "runtime": "kubernetes", "container_id": "77ee", "k8s_namespace": "prod"}),
+        );
+        let bare = obj(json!({"event": "booted", "name": "aap", "zone_id": 3, "runtime": null}));
+        let f = Filter::parse(["runtime=docker", "runtime=none"]).unwrap();
+        assert!(f.matches(&docker) && f.matches(&bare) && !f.matches(&pod));
+        let f = Filter::parse(["container_id=4f2"]).unwrap();
+        assert!(f.matches(&docker) && !f.matches(&pod) && !f.matches(&bare));
+        let f = Filter::parse(["k8s_namespace=prod", "runtime=kubernetes"]).unwrap();
+        assert!(f.matches(&pod) && !f.matches(&docker));
     }
 
     proptest::proptest! {

@@ -133,8 +133,9 @@ struct WatchArgs {
     attach: AttachArgs,
     /// Show only the records that match: KEY=VALUE, repeatable; the same key given again is an
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
-    /// name=web-*), event (ready, booted, shutdown, down, running, lost). --metrics counts
-    /// what passes.
+    /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
+    /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
+    /// code; shutdown records only). --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]
@@ -471,7 +472,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("--filter") && e.contains("colour") && e.contains("event, name"),
+            e.contains("--filter") && e.contains("colour") && e.contains("event, exit"),
             "{e}"
         );
         let e = Cli::try_parse_from(["zonemon", "watch", "--filter", "event=exploded"])
