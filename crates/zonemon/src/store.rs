@@ -28,8 +28,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` committed records with `seq > after`, in `seq` order.
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredRecord>>;
 
-    /// The highest `seq` whose record's time is before `unix_ns` (0 if none):
-    /// a replay "since T" reads after it.
+    /// The `seq` just before the first record dated at or after `unix_ns`
+    /// (the last `seq` if none is): a replay "since T" reads after it.
+    /// (Not "the highest `seq` dated before T": resynced `ready` records are
+    /// dated at the zone's creation, long before their `seq`, and one of them
+    /// would make a replay skip everything before it.)
     fn seq_before_time(&self, unix_ns: i128) -> Result<u64>;
 
     /// The highest committed `seq` (0 for an empty journal).
