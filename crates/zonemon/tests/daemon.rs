@@ -81,7 +81,25 @@ fn socket_of(journal: &Path) -> std::path::PathBuf {
 }
 
 fn spawn_daemon(journal: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, StderrReader) {
-    let mut child = Command::new(ZONEMON)
+    spawn_daemon_via(&[], journal, args, env)
+}
+
+/// As [`spawn_daemon`], run through `wrapper` (a command and its arguments before zonemon's path).
+fn spawn_daemon_via(
+    wrapper: &[&str],
+    journal: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, StderrReader) {
+    let mut cmd = match wrapper {
+        [] => Command::new(ZONEMON),
+        [prog, rest @ ..] => {
+            let mut c = Command::new(prog);
+            c.args(rest).arg(ZONEMON);
+            c
+        }
+    };
+    let mut child = cmd
         .arg("daemon")
         .arg("--journal")
         .arg(journal)
@@ -705,4 +723,73 @@ fn systemd_readiness_watchdog_and_sigterm() {
         messages.iter().any(|m| m.contains("STATUS=")),
         "{messages:?}"
     );
+}
+
+/// The capabilities the packaged unit leaves the daemon (its `CapabilityBoundingSet=`),
+/// as a `setpriv --bounding-set` list.
+fn unit_capabilities() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/zonemon.service"
+    );
+    let unit = std::fs::read_to_string(path).expect("reading packaging/zonemon.service");
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit sets CapabilityBoundingSet=");
+    let caps: Vec<String> = line
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    format!("-all,{}", caps.join(","))
+}
+
+#[test]
+fn the_units_capability_set_is_enough() {
+    if !require_root("the_units_capability_set_is_enough") {
+        return;
+    }
+    let p = prefix("caps");
+    let (_dir, journal) = journal();
+    let caps = unit_capabilities();
+    let (mut child, err) = spawn_daemon_via(
+        &["setpriv", "--bounding-set", &caps, "--"],
+        &journal,
+        &[],
+        &[],
+    );
+    if err.ready.recv_timeout(WAIT).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the daemon did not come up with only the unit's capabilities ({caps}); stderr:\n{}",
+            err.text.lock().unwrap()
+        );
+    }
+    // It really runs with no more than those (setpriv execs zonemon in its place).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(
+        eff.count_ones() as usize,
+        caps.matches('+').count(),
+        "{status}"
+    );
+    run_zone(&format!("{p}z"), "exit 5");
+    let recs = wait_records(&journal, "the zone's down", |r| {
+        count_of(r, &p, "down") == 1
+    });
+    let shutdown = with_prefix(&recs, &p)
+        .into_iter()
+        .find(|r| r["event"] == "shutdown")
+        .cloned()
+        .expect("a shutdown record");
+    assert_eq!(shutdown["exit_code"], 5);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_timeout(&mut child, WAIT);
+    assert!(status.success(), "{}", err.text.lock().unwrap());
 }
