@@ -1,6 +1,6 @@
 //! systemd's service protocol (`Type=notify`): readiness, status and the
-//! watchdog, through the `sd-notify` crate. Without `NOTIFY_SOCKET` every
-//! call does nothing; without `WATCHDOG_USEC` there is no timer at all.
+//! watchdog, through the `sd-notify` crate. Without `NOTIFY_SOCKET` (or with
+//! an empty one) every call does nothing; without `WATCHDOG_USEC` there is no timer at all.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -20,6 +20,10 @@ pub fn stopping() {
 }
 
 fn notify(states: &[NotifyState]) {
+    // An empty NOTIFY_SOCKET (as `NOTIFY_SOCKET= zonemon daemon`) means none, as for systemd.
+    if std::env::var_os("NOTIFY_SOCKET").is_none_or(|v| v.is_empty()) {
+        return;
+    }
     if let Err(e) = sd_notify::notify(states) {
         eprintln!("zonemon: warning: cannot notify the service manager (NOTIFY_SOCKET): {e}");
     }
