@@ -25,7 +25,8 @@ pub const WAKEUP: &str = "zonemon's ring buffer uses the kernel's default adapti
     zonemon sleeps in epoll_wait with no timeout, decodes, and writes each line with a flush; \
     the benchmark reads the pipe in a thread blocked in read(2) and stamps each chunk with CLOCK_REALTIME";
 
-fn latencies(seen: &Seen) -> Vec<f64> {
+/// Booted and shutdown latencies (ns, kernel timestamp to line read) of the zones `seen` reported.
+pub fn latencies(seen: &Seen) -> Vec<f64> {
     seen.recs
         .iter()
         .filter(|r| matches!(r.kind, Kind::Booted | Kind::Shutdown))

@@ -7,6 +7,7 @@
 
 mod churn;
 mod context;
+mod daemon;
 mod docker_events;
 mod guard;
 mod host_cost;
@@ -53,7 +54,7 @@ struct Args {
     /// Where to write the Markdown report; the SVG goes next to it with the extension .svg.
     #[arg(long, value_name = "FILE", default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,docker).
+    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,docker).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -62,7 +63,7 @@ struct Args {
 type Measure = fn(&Ctx, &mut Report) -> Result<()>;
 
 /// The measurements, in table order.
-const MEASUREMENTS: [(&str, Measure); 8] = [
+const MEASUREMENTS: [(&str, Measure); 9] = [
     ("host-cost", host_cost::run),
     ("latency", latency::run),
     ("churn", churn::run),
@@ -70,6 +71,7 @@ const MEASUREMENTS: [(&str, Measure); 8] = [
     ("throughput", throughput::run),
     ("memory", memory::run),
     ("scale", scale::run),
+    ("daemon", daemon::run),
     ("docker", docker_events::run),
 ];
 
