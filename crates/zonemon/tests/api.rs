@@ -278,8 +278,13 @@ fn wait_for_a_zone_that_does_not_exist_yet() {
     }
     let d = ApiDaemon::start("wait-new");
     let name = format!("{}z", prefix("wait-new"));
-    let mut waiter = d.spawn(&["wait", &name, "--timeout", "60s"]);
-    let mut booted = d.spawn(&["wait", &name, "--for", "booted", "--json"]);
+    // The wait begins when the test asks for it: on a loaded host the client may
+    // only read its clock after the zone is gone, so say when with --since.
+    let since = unix_seconds_ago(1.0);
+    let mut waiter = d.spawn(&["wait", &name, "--timeout", "60s", "--since", &since]);
+    let mut booted = d.spawn(&[
+        "wait", &name, "--for", "booted", "--json", "--since", &since,
+    ]);
     assert_eq!(run_zone(&name, "exit 3").code(), Some(3));
     let out = wait_output(&mut waiter);
     assert_eq!(out.status.code(), Some(3), "the zone's exit code; {out:?}");
@@ -304,14 +309,7 @@ fn wait_for_a_zone_already_shut_down_and_timeouts() {
     }
     let d = ApiDaemon::start("wait-old");
     let name = format!("{}z", prefix("wait-old"));
-    let before = format!(
-        "{:.3}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            - 1.0
-    );
+    let before = unix_seconds_ago(1.0);
     assert_eq!(run_zone(&name, "exit 7").code(), Some(7));
     d.wait_journaled(&name, 4);
     // It shut down before this wait began, and --since says that counts.
@@ -510,6 +508,15 @@ fn malformed_huge_and_slow_requests_are_refused_not_obeyed() {
 }
 
 /// Waits for a background `zonemon` to end and collects its output.
+/// The Unix time `secs` seconds ago, as `--since` takes it (seconds, 3 decimals).
+fn unix_seconds_ago(secs: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{:.3}", now - secs)
+}
+
 fn wait_output(child: &mut Child) -> Output {
     let status = wait_timeout(child, Duration::from_secs(90));
     let mut stdout = Vec::new();
