@@ -4,9 +4,12 @@
 //! no zone waits for one, so an idle zonemon has no timer wakeups.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+
+use crate::timerfd;
 
 /// A one-shot timer at an absolute CLOCK_BOOTTIME time, or off.
 pub struct DownTimer {
@@ -18,16 +21,8 @@ pub struct DownTimer {
 impl DownTimer {
     /// A timer that is off.
     pub fn new() -> Result<Self> {
-        // SAFETY: plain syscall; the returned fd is owned below.
-        let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_BOOTTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("timerfd_create(CLOCK_BOOTTIME)");
-        }
         Ok(DownTimer {
-            // SAFETY: fd is a fresh descriptor we own.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: timerfd::create(libc::CLOCK_BOOTTIME).context("timerfd_create(CLOCK_BOOTTIME)")?,
             armed: None,
         })
     }
@@ -64,29 +59,8 @@ impl DownTimer {
 
     /// timerfd_settime at absolute time `at_ns`; 0 turns the timer off.
     fn settime(&self, at_ns: u64) -> io::Result<()> {
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
-            },
-        };
-        // SAFETY: valid timerfd and itimerspec; the old value is not asked for.
-        let rc = unsafe {
-            libc::timerfd_settime(
-                self.fd(),
-                libc::TFD_TIMER_ABSTIME,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        let at = Duration::from_nanos(at_ns);
+        timerfd::set(&self.fd, libc::TFD_TIMER_ABSTIME, at, Duration::ZERO)
     }
 }
 

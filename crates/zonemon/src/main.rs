@@ -17,6 +17,7 @@ mod store;
 mod systemd;
 #[cfg(test)]
 mod testsink;
+mod timerfd;
 mod units;
 mod wallclock;
 mod watch;

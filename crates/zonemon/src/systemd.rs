@@ -2,12 +2,13 @@
 //! watchdog, through the `sd-notify` crate. Without `NOTIFY_SOCKET` (or with
 //! an empty one) every call does nothing; without `WATCHDOG_USEC` there is no timer at all.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sd_notify::NotifyState;
+
+use crate::timerfd;
 
 /// Tells the service manager the daemon is ready, with a one-line status.
 pub fn ready(status: &str) {
@@ -46,31 +47,10 @@ impl Watchdog {
     }
 
     fn every(period: Duration) -> Result<Self> {
-        // SAFETY: plain syscall; the descriptor is owned below.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("creating the watchdog timer");
-        }
-        // SAFETY: a fresh descriptor we own.
-        let timer = unsafe { OwnedFd::from_raw_fd(fd) };
+        let timer =
+            timerfd::create(libc::CLOCK_MONOTONIC).context("creating the watchdog timer")?;
         let period = period.max(Duration::from_millis(1));
-        let spec = libc::timespec {
-            tv_sec: period.as_secs() as libc::time_t,
-            tv_nsec: period.subsec_nanos() as libc::c_long,
-        };
-        let its = libc::itimerspec {
-            it_interval: spec,
-            it_value: spec,
-        };
-        // SAFETY: valid timer descriptor and itimerspec.
-        if unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &its, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error()).context("arming the watchdog timer");
-        }
+        timerfd::set(&timer, 0, period, period).context("arming the watchdog timer")?;
         Ok(Watchdog { timer })
     }
 

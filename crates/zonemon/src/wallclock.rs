@@ -8,12 +8,14 @@
 //! any other descriptor: no periodic wakeups.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use zonemon_core::output::WallClock;
 
 use crate::pipeline::clock_ns;
+use crate::timerfd;
 
 /// The timer's expiry, in CLOCK_REALTIME seconds: the largest the kernel
 /// keeps (year 2262), so it only ever wakes the loop when the clock is set.
@@ -37,16 +39,9 @@ pub struct ClockFollower {
 impl ClockFollower {
     /// Measures the offset and arms the timer.
     pub fn new() -> Result<Self> {
-        // SAFETY: plain syscall; the returned fd is owned below.
-        let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("timerfd_create(CLOCK_REALTIME)");
-        }
         let follower = ClockFollower {
-            // SAFETY: fd is fresh and ours.
-            timer: unsafe { OwnedFd::from_raw_fd(fd) },
+            timer: timerfd::create(libc::CLOCK_REALTIME)
+                .context("timerfd_create(CLOCK_REALTIME)")?,
             clock: WallClock::new(measure_offset()),
         };
         follower.arm().context("arming the clock-change timer")?;
@@ -82,29 +77,12 @@ impl ClockFollower {
 
     /// Arms the timer at [`FAR_FUTURE_S`], cancelled by any setting of the clock.
     fn arm(&self) -> io::Result<()> {
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: FAR_FUTURE_S,
-                tv_nsec: 0,
-            },
-        };
-        // SAFETY: valid timerfd and itimerspec; the old value is not asked for.
-        let rc = unsafe {
-            libc::timerfd_settime(
-                self.timer.as_raw_fd(),
-                libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        };
-        match rc {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        }
+        timerfd::set(
+            &self.timer,
+            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+            Duration::from_secs(FAR_FUTURE_S as u64),
+            Duration::ZERO,
+        )
     }
 
     /// Seconds until the timer expires (0: disarmed).

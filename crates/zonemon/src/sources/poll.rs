@@ -4,7 +4,7 @@
 //! exit status.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use zonemon_core::procscan;
 
 use super::Source;
 use crate::pipeline::{boot_time_ns, Pipeline};
+use crate::timerfd;
 
 /// Scans /proc each time its timer fires.
 pub struct PollSource {
@@ -23,27 +24,8 @@ pub struct PollSource {
 impl PollSource {
     /// A source scanning /proc every `interval`.
     pub fn open(interval: Duration) -> Result<Self> {
-        // SAFETY: plain syscall; the fd is owned below.
-        let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_BOOTTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("timerfd_create");
-        }
-        // SAFETY: fd is fresh and ours.
-        let timer = unsafe { OwnedFd::from_raw_fd(fd) };
-        let ts = libc::timespec {
-            tv_sec: interval.as_secs() as libc::time_t,
-            tv_nsec: interval.subsec_nanos() as libc::c_long,
-        };
-        let spec = libc::itimerspec {
-            it_interval: ts,
-            it_value: ts,
-        };
-        // SAFETY: valid timer fd and itimerspec.
-        if unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
-            return Err(io::Error::last_os_error()).context("timerfd_settime");
-        }
+        let timer = timerfd::create(libc::CLOCK_BOOTTIME).context("timerfd_create")?;
+        timerfd::set(&timer, 0, interval, interval).context("timerfd_settime")?;
         Ok(PollSource { timer, interval })
     }
 }
