@@ -169,6 +169,23 @@ impl Filter {
             && self.exits.is_empty()
     }
 
+    /// Whether `object` is a record this filter asks for, taken literally (for
+    /// hooks): as [`Filter::matches`], except that a notice about no zone
+    /// passes a filter with zone keys (`name`, `exit`, …) only when its
+    /// `event` key names it, so that `exit=nonzero` never runs a hook on a
+    /// `lost` or `monitor-start` record.
+    pub fn selects(&self, object: &Map<String, Value>) -> bool {
+        let zone_keys = !(self.names.is_empty()
+            && self.runtimes.is_empty()
+            && self.container_ids.is_empty()
+            && self.k8s_namespaces.is_empty()
+            && self.exits.is_empty());
+        if zone_keys && !object.contains_key("zone_id") && self.events.is_empty() {
+            return false;
+        }
+        self.matches(object)
+    }
+
     /// Whether the record `object` (one JSON line of `watch --json`) passes every key.
     pub fn matches(&self, object: &Map<String, Value>) -> bool {
         let text = |key: &str| object.get(key).and_then(Value::as_str);
@@ -215,6 +232,23 @@ mod tests {
         assert!(f.is_empty());
         assert!(f.matches(&booted("aap")));
         assert!(f.matches(&obj(json!({"event": "lost", "count": 3}))));
+    }
+
+    #[test]
+    fn notices_reach_hooks_only_when_asked_for() {
+        let lost = obj(json!({"event": "lost", "count": 3}));
+        assert!(Filter::parse([]).unwrap().selects(&lost));
+        assert!(!Filter::parse(["exit=nonzero"]).unwrap().selects(&lost));
+        assert!(!Filter::parse(["name=web-*"]).unwrap().selects(&lost));
+        assert!(Filter::parse(["name=web-*", "event=lost"])
+            .unwrap()
+            .selects(&lost));
+        assert!(!Filter::parse(["event=booted"]).unwrap().selects(&lost));
+        assert!(Filter::parse(["name=web-*"])
+            .unwrap()
+            .selects(&booted("web-1")));
+        // A stream still says what it lost, whatever its zone filters.
+        assert!(Filter::parse(["name=web-*"]).unwrap().matches(&lost));
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn spawn_daemon_via(
         }
     };
     let mut child = cmd
-        .arg("daemon")
+        .args(["daemon", "--config", "/dev/null", "--metrics", "off"])
         .arg("--journal")
         .arg(journal)
         .arg("--socket")
@@ -119,7 +119,7 @@ fn spawn_daemon_via(
 /// Runs `zonemon daemon` expecting it to refuse to start; returns its exit status and stderr.
 fn refused(journal: &Path) -> (ExitStatus, String) {
     let out = Command::new(ZONEMON)
-        .arg("daemon")
+        .args(["daemon", "--config", "/dev/null", "--metrics", "off"])
         .arg("--journal")
         .arg(journal)
         .arg("--socket")

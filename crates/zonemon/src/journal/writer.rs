@@ -68,7 +68,12 @@ pub struct Writer {
     /// Whether retention must be checked the next time the queue is empty
     /// (after every commit: a check that deletes nothing costs a few index lookups).
     retention_due: bool,
+    /// Told every committed batch, before readers (each must return at once: hooks, metrics).
+    subscribers: Vec<Subscriber>,
 }
+
+/// Something told of every committed batch, in `seq` order.
+pub type Subscriber = Box<dyn FnMut(&[StoredRecord]) + Send>;
 
 impl Writer {
     /// A writer committing to `conn` (the journal at `path`), from `marks` on.
@@ -89,7 +94,13 @@ impl Writer {
             shared,
             unjournaled: 0,
             retention_due: true,
+            subscribers: Vec::new(),
         }
+    }
+
+    /// Also tells `subscriber` of every batch committed; it must never wait.
+    pub fn also_to(&mut self, subscriber: Subscriber) {
+        self.subscribers.push(subscriber);
     }
 
     /// Commits what arrives on `queue`, a batch at a time, until every sender
@@ -150,6 +161,9 @@ impl Writer {
                     self.unjournaled = 0;
                 }
                 self.retention_due = true;
+                for tell in &mut self.subscribers {
+                    tell(&committed);
+                }
                 self.shared.published(committed);
             }
             Err(e) => {
