@@ -602,6 +602,69 @@ mod tests {
     }
 
     #[test]
+    fn daemon_flags_override_the_config_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zonemon.toml");
+        std::fs::write(
+            &path,
+            "journal = \"/srv/j.db\"\nretain = \"7d\"\nring_size = 8192\nmetrics = \"off\"\n\
+             [[hook]]\nrun = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let daemon = |args: &[&str]| {
+            let Action::Daemon(d) = action(&[&["zonemon", "daemon"], args].concat()) else {
+                panic!()
+            };
+            d
+        };
+        let d = daemon(&["--config", config, "--ring-size", "16384"]);
+        assert_eq!(d.journal, PathBuf::from("/srv/j.db"), "the file's");
+        assert_eq!(d.retention.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(d.watch.ring_bytes, 16384, "the flag's, over the file's");
+        assert_eq!(d.watch.metrics, None, "the file's off");
+        assert_eq!(d.watch.priority, Priority::High, "the default");
+        assert_eq!(d.socket, PathBuf::from(crate::api::DEFAULT_SOCKET));
+        assert_eq!((d.hooks.len(), d.reload.hooks_from_flags), (1, false));
+        let d = daemon(&[
+            "--config",
+            config,
+            "--metrics",
+            "127.0.0.1:1",
+            "--hook",
+            "{ run = [\"/bin/echo\"] }",
+            "--hook",
+            "{ run = [\"/bin/false\"] }",
+        ]);
+        assert_eq!(d.watch.metrics, Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(
+            d.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            ["echo", "false"],
+            "the flags' replace the file's"
+        );
+        assert!(d.reload.hooks_from_flags);
+        // No file where none was named: the defaults.
+        let d = daemon(&["--config", "/dev/null"]);
+        assert_eq!(
+            d.watch.metrics,
+            Some(DEFAULT_DAEMON_METRICS.parse().unwrap())
+        );
+        assert_eq!(d.journal, PathBuf::from(journal::DEFAULT_PATH));
+        // A named file that is missing, or wrong, is an error naming it.
+        for bad in ["/nonexistent/zonemon.toml", "/etc/hostname"] {
+            let m = Cli::command()
+                .try_get_matches_from(["zonemon", "daemon", "--config", bad])
+                .unwrap();
+            let e = Cli::parse_from_matches(m)
+                .unwrap()
+                .action()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
     fn bad_ring_sizes_say_why() {
         let e = Cli::try_parse_from(["zonemon", "--ring-size", "5000"])
             .unwrap_err()

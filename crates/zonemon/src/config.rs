@@ -241,6 +241,34 @@ run = ["/bin/echo"]
         assert!(load(Path::new("/nonexistent/z.toml"), false).is_ok());
     }
 
+    /// The packaged file reads, as shipped and with every example uncommented.
+    #[test]
+    fn the_packaged_config_file_reads() {
+        let shipped = include_str!("../../../packaging/zonemon.toml");
+        assert!(parse(shipped).unwrap().hook.is_empty());
+        let examples: String = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with("[[") || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&examples).unwrap_or_else(|e| panic!("{e:#}\n{examples}"));
+        assert_eq!(
+            c.journal.as_deref(),
+            Some(Path::new(crate::journal::DEFAULT_PATH))
+        );
+        assert_eq!(
+            c.metrics,
+            Some(Some(crate::cli::DEFAULT_DAEMON_METRICS.parse().unwrap()))
+        );
+        assert_eq!(c.hook_concurrency, Some(crate::hooks::DEFAULT_CONCURRENCY));
+        assert_eq!(c.hook_queue, Some(crate::hooks::DEFAULT_QUEUE));
+        assert_eq!(c.hook[0].name(), "page");
+        assert_eq!(c.hook[0].timeout, crate::hooks::DEFAULT_TIMEOUT);
+    }
+
     #[test]
     fn a_hook_flag_is_an_inline_table() {
         let h = parse_hook(r#"{ run = ["/bin/true", "a b"], filter = ["exit=nonzero"] }"#).unwrap();
