@@ -1,6 +1,6 @@
 //! The zone transitions zonemon reports.
 
-use crate::exit::ExitStatus;
+use crate::exit::{ExitStatus, Oom};
 use crate::naming::{K8sNames, NameSource};
 
 /// A zone's lifecycle transition.
@@ -82,6 +82,8 @@ pub struct ZoneEvent {
     pub cgroup: Option<String>,
     /// How the init ended (on `Shutdown`, when known).
     pub exit: Option<ExitStatus>,
+    /// What the OOM killer took of the zone (on `Shutdown`, from a source that sees OOM kills).
+    pub oom: Option<Oom>,
     /// Time from the init's creation to its exit (on `Shutdown`).
     pub uptime_ns: Option<u64>,
     /// Time from the init's exit to the zone being gone (on `Down`, when the exit was seen).
@@ -117,6 +119,7 @@ impl ZoneEvent {
             hostname: Some(name.into()),
             cgroup: Some("/zonemon-test".into()),
             exit: None,
+            oom: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,

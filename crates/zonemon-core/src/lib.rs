@@ -20,7 +20,7 @@ pub mod timefmt;
 pub mod tracker;
 
 pub use event::{EventKind, ZoneEvent};
-pub use exit::ExitStatus;
+pub use exit::{ExitStatus, Oom};
 pub use naming::{NameResolver, NameSource, ResolvedName, ZoneFacts};
 pub use observation::{Observation, ObservationKind};
 pub use tracker::{HostInfo, Tracker};

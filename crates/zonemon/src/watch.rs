@@ -197,7 +197,9 @@ pub fn run_with(
     } else {
         Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
-    let tracker = Tracker::new(host, resolvers).with_first_id(life.first_zone_id());
+    let tracker = Tracker::new(host, resolvers)
+        .with_first_id(life.first_zone_id())
+        .with_oom_kills(source.sees_oom_kills());
     let mut pipeline = Pipeline::new(tracker, sink, stats.clone());
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.

@@ -158,7 +158,9 @@ impl Scratch {
             .find(|p| Path::new(p).is_file())
             .expect("busybox (Debian package busybox-static)");
         fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "sleep", "hostname", "true", "cat", "ls", "init"] {
+        for applet in [
+            "sh", "sleep", "hostname", "true", "cat", "ls", "init", "tail",
+        ] {
             symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         fs::write(rootfs.join("etc/hostname"), "zmt\n").unwrap();
@@ -521,6 +523,43 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     });
     assert_eq!(id.len(), 64, "docker run printed {id}");
     assert_named(&evs, 2, &name, "docker", &id, "docker-");
+}
+
+#[test]
+fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
+    let _s = serial();
+    if !can_run(
+        "docker_container_killed_by_its_memory_limit_is_oom_killed",
+        &["dockerd", "docker", "containerd", "runc"],
+    ) {
+        return;
+    }
+    let p = prefix("rt-oom");
+    let name = format!("{p}hog");
+    let image = format!("{p}busybox:local");
+    let scratch = Scratch::new(&p);
+    let tar = scratch.tar();
+    let _daemon = docker_daemon(&scratch);
+    let mut cleanup = Cleanup::new();
+    let docker_bin = docker().get_program().to_string_lossy().into_owned();
+    cleanup.then(&docker_bin, &["rm", "--force", &name]);
+    cleanup.then(&docker_bin, &["rmi", "--force", &image]);
+    run(docker().arg("import").arg(&tar).arg(&image));
+    let mut id = String::new();
+    let evs = watch(&name, 1, || {
+        // `tail /dev/zero` keeps all it reads: it overruns the 8 MiB limit and is OOM-killed.
+        let mut args = container_run_args(&name, &image, &[], "exec tail /dev/zero");
+        args.splice(1..1, ["--memory", "8m", "--memory-swap", "8m"]);
+        id = run(docker().args(args));
+    });
+    let shutdown = evs
+        .iter()
+        .find(|e| e["event"] == "shutdown")
+        .unwrap_or_else(|| panic!("no shutdown of {name}: {evs:#?}"));
+    assert_eq!(shutdown["oom_killed"], true, "{shutdown}");
+    assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
+    assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
+    assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
 }
 
 /// `dockerd`, started unless one already answers.

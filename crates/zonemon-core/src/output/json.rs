@@ -58,6 +58,8 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
             }
         }
         m.insert("uptime_ns".into(), json!(ev.uptime_ns));
+        m.insert("oom_killed".into(), json!(ev.oom.map(|o| o.killed)));
+        m.insert("oom_kills".into(), json!(ev.oom.map(|o| o.kills)));
     }
     if ev.kind == EventKind::Down {
         m.insert("shutdown_ns".into(), json!(ev.shutdown_ns));

@@ -59,6 +59,11 @@ impl Init {
         o.exit_status = status;
         o
     }
+    fn oom(&self, ts: u64, victim: u32) -> Observation {
+        let mut o = self.obs(ObservationKind::OomVictim, ts);
+        o.victim_pid = victim;
+        o
+    }
     fn free(&self, ts: u64) -> Observation {
         let mut o = Observation::new(ObservationKind::InitFree);
         o.ts_ns = ts;
@@ -66,6 +71,42 @@ impl Init {
         o.init_pid = self.pid;
         o
     }
+}
+
+#[test]
+fn oom_kills_mark_the_shutdown_and_make_no_zone() {
+    let z = init(300, 4026532300, 10, "hog");
+    let stranger = init(400, 4026532400, 10, "stranger");
+    let mut t = tracker().with_oom_kills(true);
+    let evs = feed(
+        &mut t,
+        &[
+            stranger.oom(15, 400), // a zone never seen: nothing
+            z.fork(20),
+            z.exec(30),
+            z.oom(40, 301), // a child
+            z.oom(41, 302),
+            z.oom(50, 300), // the init
+            z.exit(60, 9),  // killed by SIGKILL
+            z.oom(70, 300), // after the shutdown: too late to count
+        ],
+    );
+    assert_eq!(
+        kinds(&evs),
+        [("hog", "ready"), ("hog", "booted"), ("hog", "shutdown")]
+    );
+    assert_eq!(
+        evs[2].oom,
+        Some(crate::Oom {
+            killed: true,
+            kills: 2
+        })
+    );
+    assert!(evs[..2].iter().all(|e| e.oom.is_none()));
+    // A source that cannot see OOM kills says nothing either way.
+    let mut t = tracker();
+    let evs = feed(&mut t, &[z.fork(20), z.exec(30), z.exit(60, 0)]);
+    assert_eq!(evs[2].oom, None);
 }
 
 fn feed<R: NameResolver>(t: &mut Tracker<R>, obs: &[Observation]) -> Vec<ZoneEvent> {

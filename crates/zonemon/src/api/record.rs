@@ -65,6 +65,13 @@ pub fn zone_event(obj: &Map<String, Value>) -> Option<ZoneEvent> {
         hostname: text("hostname"),
         cgroup: text("cgroup"),
         exit,
+        oom: obj
+            .get("oom_killed")
+            .and_then(Value::as_bool)
+            .map(|killed| zonemon_core::Oom {
+                killed,
+                kills: small("oom_kills").unwrap_or(0),
+            }),
         uptime_ns: num("uptime_ns"),
         shutdown_ns: num("shutdown_ns"),
         initial: flag("initial"),
@@ -117,6 +124,7 @@ mod tests {
             hostname: None,
             cgroup: Some("/kubepods/x".into()),
             exit: None,
+            oom: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,
@@ -143,6 +151,10 @@ mod tests {
             core_dumped: true,
         });
         shutdown.uptime_ns = Some(42);
+        shutdown.oom = Some(zonemon_core::Oom {
+            killed: true,
+            kills: 2,
+        });
         let mut booted = event(EventKind::Booted);
         booted.reboot_of = Some(2);
         booted.reboot_gap_ns = Some(5);
