@@ -9,74 +9,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use serde_json::Value;
-
-/// `tail /dev/zero` keeps everything it reads (there is no newline): it grows until killed.
-const HOG: &str = "tail /dev/zero";
-
-/// A memory cgroup of the test's own with a 16 MiB limit, removed when dropped.
-struct MemCg {
-    path: PathBuf,
-    v2: bool,
-}
-
-impl MemCg {
-    fn new(name: &str) -> Option<MemCg> {
-        let v1 = Path::new("/sys/fs/cgroup/memory");
-        let (parent, v2) = if v1.join("memory.limit_in_bytes").exists() {
-            (v1.to_path_buf(), false)
-        } else {
-            let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-                .into_iter()
-                .map(Path::new)
-                .find(|r| {
-                    std::fs::read_to_string(r.join("cgroup.subtree_control"))
-                        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-                })?;
-            (root.to_path_buf(), true)
-        };
-        let path = parent.join(name);
-        std::fs::create_dir(&path).expect("making a memory cgroup");
-        let cg = MemCg { path, v2 };
-        let limit = "16777216";
-        if v2 {
-            cg.write("memory.max", limit);
-            cg.write("memory.swap.max", "0");
-        } else {
-            cg.write("memory.limit_in_bytes", limit);
-            if cg.path.join("memory.memsw.limit_in_bytes").exists() {
-                cg.write("memory.memsw.limit_in_bytes", limit);
-            }
-        }
-        Some(cg)
-    }
-
-    fn write(&self, file: &str, value: &str) {
-        std::fs::write(self.path.join(file), value).unwrap_or_else(|e| {
-            panic!("writing {value} to {}: {e}", self.path.join(file).display())
-        });
-    }
-
-    /// A zone script that moves the zone's init into this cgroup, then runs `script`.
-    fn enter(&self, script: &str) -> String {
-        format!("echo $$ > {}/cgroup.procs && {script}", self.path.display())
-    }
-}
-
-impl Drop for MemCg {
-    fn drop(&mut self) {
-        // The zones are gone by now; a straggler is given a moment.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
 
 /// Runs `zones` (name, script) one after another under `zonemon watch --json`; their `shutdown` records by name.
 fn shutdowns(zones: &[(String, String)]) -> Vec<Value> {
@@ -115,15 +49,15 @@ fn an_oom_killed_init_and_an_oom_killed_child_are_told_apart() {
         return;
     }
     let p = prefix("oom");
-    let cg = MemCg::new(&format!("{p}cg"))
+    let cg = MemCg::new(&format!("{p}cg"), 16 << 20)
         .expect("a memory cgroup: cgroup v1's memory hierarchy or cgroup v2's memory controller");
     let got = shutdowns(&[
         // The init itself grows until the OOM killer takes it.
-        (format!("{p}init"), cg.enter(&format!("exec {HOG}"))),
+        (format!("{p}init"), cg.enter(&format!("exec {MEMORY_HOG}"))),
         // A child is taken twice; the init survives and exits 0.
         (
             format!("{p}child"),
-            cg.enter(&format!("{HOG}; {HOG}; exit 0")),
+            cg.enter(&format!("{MEMORY_HOG}; {MEMORY_HOG}; exit 0")),
         ),
         // No OOM kill at all.
         (format!("{p}calm"), "exit 3".into()),
@@ -148,14 +82,17 @@ fn a_cgroup_killed_as_a_group_marks_its_init() {
         return;
     }
     let p = prefix("oomgroup");
-    let Some(cg) = MemCg::new(&format!("{p}cg")).filter(|c| c.v2) else {
+    let Some(cg) = MemCg::new(&format!("{p}cg"), 16 << 20).filter(|c| c.v2) else {
         // Not a failure, even in CI: these hosts mount v1's memory hierarchy, and v1 has no group kill.
         eprintln!("a_cgroup_killed_as_a_group_marks_its_init: this host has no cgroup v2 memory controller; not run");
         return;
     };
-    cg.write("memory.oom.group", "1");
+    cg.set("memory.oom.group", "1");
     // The init only sleeps; its child grows. With oom.group the whole cgroup goes.
-    let got = shutdowns(&[(format!("{p}group"), cg.enter(&format!("{HOG} & sleep 60")))]);
+    let got = shutdowns(&[(
+        format!("{p}group"),
+        cg.enter(&format!("{MEMORY_HOG} & sleep 60")),
+    )]);
     assert_eq!(got[0]["oom_killed"], true, "{}", got[0]);
     assert_eq!(got[0]["exit_signal"], 9, "{}", got[0]);
 }
