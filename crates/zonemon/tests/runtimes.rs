@@ -806,6 +806,70 @@ fn containerd_task_is_named_by_its_id() {
     assert_named(&evs, 1, &id, "containerd", &id, "containerd-");
 }
 
+/// A containerd whose state is not under /run/containerd (as k3s's, in
+/// /run/k3s/containerd, or any `--state`): the task is named all the same,
+/// from the bundle its shim runs in.
+#[test]
+fn containerd_under_another_state_root_is_named() {
+    let _s = serial();
+    if !can_run(
+        "containerd_under_another_state_root_is_named",
+        &["containerd", "ctr", "runc"],
+    ) {
+        return;
+    }
+    let p = prefix("rt-k3s");
+    let id = format!("{p}aap");
+    let scratch = Scratch::new(&p);
+    // Short paths: the shims' sockets live below the state directory.
+    let (root, state) = (scratch.path("r"), scratch.path("s"));
+    let sock = state.join("c.sock").to_string_lossy().into_owned();
+    let ctr = |args: &[&str]| {
+        let mut c = Command::new("ctr");
+        c.args(["--address", &sock]).args(args);
+        c
+    };
+    let mut daemon_cmd = Command::new("containerd");
+    daemon_cmd
+        .arg("--root")
+        .arg(&root)
+        .arg("--state")
+        .arg(&state)
+        .args(["--address", &sock]);
+    let ready = || {
+        ctr(&["version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let _daemon = Daemon::start(daemon_cmd, &scratch.path("containerd.log"), ready);
+    let mut cleanup = Cleanup::new();
+    for args in [
+        &["task", "kill", "--signal", "KILL", &id][..],
+        &["task", "delete", "--force", &id],
+        &["container", "delete", &id],
+    ] {
+        cleanup.then("ctr", &[&["--address", &sock][..], args].concat());
+    }
+    let rootfs = scratch.rootfs();
+    let evs = watch(&id, 1, || {
+        run(ctr(&["run", "--detach", "--env", "PATH=/bin", "--rootfs"])
+            .arg(&rootfs)
+            .args([&id, "/bin/sh", "-c", "sleep 1000"]));
+        thread::sleep(Duration::from_millis(300));
+        run(&mut ctr(&["task", "kill", "--signal", "KILL", &id]));
+    });
+    assert!(
+        !Path::new(&format!(
+            "/run/containerd/io.containerd.runtime.v2.task/default/{id}"
+        ))
+        .exists(),
+        "the task's bundle is under the other state root"
+    );
+    assert_named(&evs, 1, &id, "containerd", &id, "containerd-");
+}
+
 /// `containerd`, started unless one already answers `ctr version`.
 fn containerd_daemon(scratch: &Scratch) -> Daemon {
     let ctr_ok = || {
