@@ -314,6 +314,7 @@ impl<R: NameResolver> Tracker<R> {
                 ev.reboot_of = Some(prev);
                 ev.reboot_gap_ns = Some(gap);
             }
+            ev.restart_count = Some(self.reboots.count_boot(&ev.name));
         }
         ev
     }
@@ -452,17 +453,18 @@ impl<R: NameResolver> Tracker<R> {
             zone.more_cgroups = None;
         }
         let hostname = zone.hostname().map(str::to_string);
-        let (name, name_source, runtime, container_id, k8s) = match &zone.runtime_name {
+        let (name, name_source, runtime, container_id, k8s, meta) = match &zone.runtime_name {
             Some(r) => (
                 r.name.clone(),
                 r.source,
                 r.runtime.clone(),
                 r.container_id.clone(),
                 r.k8s.clone(),
+                r.meta.clone(),
             ),
             None => {
                 let (n, s) = fallback_name(zone.pidns(), hostname.as_deref());
-                (n, s, None, None, None)
+                (n, s, None, None, None, None)
             }
         };
         ZoneEvent {
@@ -482,6 +484,8 @@ impl<R: NameResolver> Tracker<R> {
             cgroup: zone.cgroup.clone(),
             exit: None,
             oom: None,
+            meta,
+            restart_count: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,

@@ -156,7 +156,8 @@ struct WatchArgs {
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
     /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
     /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
-    /// code; shutdown records only). --metrics counts what passes.
+    /// code; shutdown records only), image (a glob), label (label=KEY or label=KEY=VALUE).
+    /// --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]

@@ -515,7 +515,15 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     run(docker().arg("import").arg(&tar).arg(&image));
     let mut id = String::new();
     let evs = watch(&name, 2, || {
-        id = docker_run(&image, &name);
+        id = run(docker().args(container_run_args(
+            &name,
+            &image,
+            &[
+                "zmt.role=web",
+                "zmt.evil=$(touch /tmp/zmt-label)\n\u{1b}[31m",
+            ],
+            "sleep 1000",
+        )));
         thread::sleep(Duration::from_millis(300));
         run(docker().args(["restart", "--time", "0", &name]));
         thread::sleep(Duration::from_millis(300));
@@ -523,6 +531,21 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     });
     assert_eq!(id.len(), 64, "docker run printed {id}");
     assert_named(&evs, 2, &name, "docker", &id, "docker-");
+    // Its image and labels, hostile ones as data; the restart counted.
+    for e in evs.iter().filter(|e| e["event"] != "ready") {
+        assert_eq!(e["image"], image.as_str(), "{e}");
+        assert_eq!(e["labels"]["zmt.role"], "web", "{e}");
+        assert_eq!(
+            e["labels"]["zmt.evil"], "$(touch /tmp/zmt-label)\n\u{1b}[31m",
+            "{e}"
+        );
+    }
+    let restarts: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["event"] == "booted")
+        .map(|e| &e["restart_count"])
+        .collect();
+    assert_eq!(restarts, [&Value::from(0), &Value::from(1)], "{evs:#?}");
 }
 
 #[test]

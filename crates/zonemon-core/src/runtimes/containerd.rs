@@ -27,6 +27,8 @@ use super::{
     annotations, cgroup, jsonpick, procfs, resolved, resolved_k8s, valid_id, Ancestor, Probe,
     RuntimeResolver, SPEC_KEYS,
 };
+use crate::escape::{bound, MAX_NAME_LEN};
+use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// Where containerd's v2 shims keep their task bundles, below the root.
@@ -43,13 +45,22 @@ const MAX_SCAN: usize = 1024;
 pub struct BundleInfo {
     /// (namespace, pod, container) from the CRI annotations, when they are complete.
     pub k8s: Option<(String, String, String)>,
+    /// The spec's annotations as labels; the CRI's image, pod uid and sandbox mark.
+    pub meta: ZoneMeta,
 }
 
 /// Parses a bundle's OCI spec: `None` unless it is a JSON object.
 pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
     let spec = jsonpick::parse(bytes, SPEC_KEYS)?;
     spec.as_object()?;
-    let k8s = annotations(&spec).and_then(|ann| {
+    let ann = annotations(&spec);
+    let get = |k: &str| ann.and_then(|a| a.get(k)).and_then(|v| v.as_str());
+    let mut meta = ZoneMeta::default()
+        .with_image(get("io.kubernetes.cri.image-name"))
+        .with_labels(ann);
+    meta.pod_uid = get("io.kubernetes.cri.sandbox-uid").map(|u| bound(u, MAX_NAME_LEN));
+    meta.sandbox = get("io.kubernetes.cri.container-type") == Some("sandbox");
+    let k8s = ann.and_then(|ann| {
         let get = |k: &str| ann.get(k).and_then(|v| v.as_str());
         let kind = get("io.kubernetes.cri.container-type")?;
         let container = match (kind, get("io.kubernetes.cri.container-name")) {
@@ -63,7 +74,7 @@ pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
             container.to_string(),
         ))
     });
-    Some(BundleInfo { k8s })
+    Some(BundleInfo { k8s, meta })
 }
 
 /// The PID in an `init.pid` file.
@@ -110,10 +121,13 @@ impl Containerd {
     }
 
     fn named(id: &str, b: &BundleInfo) -> Option<ResolvedName> {
-        if let Some((ns, pod, c)) = &b.k8s {
-            return resolved_k8s(ns, pod, c, "cri-annotations", "kubernetes", Some(id));
+        match &b.k8s {
+            Some((ns, pod, c)) => {
+                resolved_k8s(ns, pod, c, "cri-annotations", "kubernetes", Some(id))
+            }
+            None => resolved(id, "containerd-bundle", "containerd", Some(id)),
         }
-        resolved(id, "containerd-bundle", "containerd", Some(id))
+        .map(|r| r.with_meta(b.meta.clone()))
     }
 }
 
@@ -361,6 +375,14 @@ mod tests {
         assert_eq!(r.runtime.as_deref(), Some("kubernetes"));
         assert_eq!(r.container_id.as_deref(), Some(CTR));
         assert_eq!(r.k8s.unwrap().namespace, "kube-system");
+        let meta = r.meta.expect("the CRI's image, pod uid and annotations");
+        assert_eq!(
+            meta.image.as_deref(),
+            Some("k8s.gcr.io/coredns/coredns:v1.8.6")
+        );
+        assert_eq!(meta.pod_uid.as_deref(), Some(POD_UID));
+        assert!(!meta.sandbox);
+        assert_eq!(meta.labels["io.kubernetes.cri.container-name"], "coredns");
         // The sandbox itself.
         let r = Containerd::new(t.root())
             .resolve(&facts(
@@ -370,6 +392,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/POD");
+        assert!(r.meta.unwrap().sandbox, "the pod's sandbox is marked");
     }
 
     #[test]
@@ -456,6 +479,7 @@ mod tests {
             let input = rng.mutate(seeds[i % 3].as_bytes());
             if let Some(BundleInfo {
                 k8s: Some((a, b, c)),
+                ..
             }) = parse_bundle(&input)
             {
                 assert!(a.len() + b.len() + c.len() <= input.len() + 3);

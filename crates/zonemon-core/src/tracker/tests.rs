@@ -74,6 +74,38 @@ impl Init {
 }
 
 #[test]
+fn restart_count_counts_earlier_boots_of_the_name() {
+    let mut t = tracker();
+    let mut counts = Vec::new();
+    for i in 0..3u32 {
+        let z = init(300 + i, 4026532300 + i, 10 + u64::from(i) * 100, "web");
+        let evs = feed(
+            &mut t,
+            &[
+                z.fork(20 + u64::from(i) * 100),
+                z.exec(30 + u64::from(i) * 100),
+            ],
+        );
+        counts.push(evs[1].restart_count);
+        feed(
+            &mut t,
+            &[
+                z.exit(40 + u64::from(i) * 100, 0),
+                z.free(50 + u64::from(i) * 100),
+            ],
+        );
+    }
+    assert_eq!(counts, [Some(0), Some(1), Some(2)]);
+    // A zone with no name of its own (pidns-N) has no restarts to count.
+    let anon = init(900, 4026532900, 10, "");
+    let evs = feed(&mut t, &[anon.fork(1000), anon.exec(1001)]);
+    assert_eq!(
+        (evs[1].name_source, evs[1].restart_count),
+        (NameSource::PidNs, None)
+    );
+}
+
+#[test]
 fn oom_kills_mark_the_shutdown_and_make_no_zone() {
     let z = init(300, 4026532300, 10, "hog");
     let stranger = init(400, 4026532400, 10, "stranger");
@@ -476,6 +508,7 @@ fn runtime_names_stick_for_the_zone_life() {
                 runtime: Some("test".into()),
                 container_id: Some("abc".into()),
                 k8s: None,
+                meta: None,
             })
         }
     }
