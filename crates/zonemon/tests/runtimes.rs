@@ -648,6 +648,9 @@ fn podman_container_is_named() {
     });
     assert_eq!(id.len(), 64, "podman run printed {id}");
     assert_named(&evs, 1, &name, "podman", &id, "podman-");
+    for e in evs.iter().filter(|e| e["event"] != "ready") {
+        assert_eq!(e["image"], image.as_str(), "{e}");
+    }
 }
 
 /// `podman` with the `containers.conf` at `conf`.
