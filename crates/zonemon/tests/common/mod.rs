@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 pub use zonemon_testkit::*;
 
+pub mod daemon;
+
 /// Path of the zonemon binary under test.
 pub const ZONEMON: &str = env!("CARGO_BIN_EXE_zonemon");
 
