@@ -37,7 +37,7 @@ use crate::pipeline::Pipeline;
 use crate::store::StoredRecord;
 use crate::systemd::{self, Watchdog};
 use crate::wallclock::ClockFollower;
-use crate::watch::{self, Hooks, WatchOptions};
+use crate::watch::{self, Hooks, Priority, WatchOptions};
 
 /// How `zonemon daemon` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -54,6 +54,13 @@ pub struct DaemonOptions {
 
 /// Runs the daemon until SIGINT/SIGTERM; then flushes the journal and returns.
 pub fn run(opts: &DaemonOptions) -> Result<()> {
+    // Every thread on the way from the kernel to a client (the API's, the
+    // journal's) competes for a CPU as the event loop does: set before they start.
+    opts.watch.priority.apply();
+    let watch_opts = WatchOptions {
+        priority: Priority::Normal, // applied already
+        ..opts.watch.clone()
+    };
     let lock = WriterLock::take(&opts.journal)?;
     let conn = schema::open_writer(&opts.journal)?;
     let opened = journal_store::opened(&conn)?;
@@ -71,7 +78,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         opened.marks,
         opts.retention,
         shared,
-    );
+    )?;
     let writer = std::thread::Builder::new()
         .name("zonemon-journal".into())
         .spawn(move || writer.run(records))
@@ -86,7 +93,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
             watchdog: Watchdog::from_env()?,
         };
         let sink = Box::new(JournalSink(Rc::clone(&feed)));
-        watch::run_with(&opts.watch, sink, &mut hooks, clock_follower)
+        watch::run_with(&watch_opts, sink, &mut hooks, clock_follower)
     })();
     systemd::stopping();
     if let Err(e) = api.stop() {

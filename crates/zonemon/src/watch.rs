@@ -59,8 +59,9 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Applies the priority to this process; says on stderr if it cannot (the watch goes on).
-    fn apply(self) {
+    /// Applies the priority to the calling thread and the threads it starts
+    /// from now on; says on stderr if it cannot (the watch goes on).
+    pub fn apply(self) {
         let failed = match self {
             Priority::Normal => return,
             // SAFETY: plain syscalls on this process.

@@ -42,7 +42,9 @@ const CREATE: &str = "
 ";
 
 /// Opens (creating if needed) the journal at `path` for the one writer:
-/// WAL, every commit durable (`synchronous=FULL`). Its directory must exist
+/// WAL, `synchronous=NORMAL` (a commit is in the log, safe from the daemon's
+/// end, when it returns; [`super::syncer`] flushes the log to the disk right
+/// after, off the readers' path). Its directory must exist
 /// (the daemon makes it when it locks the journal, [`super::WriterLock`]).
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
@@ -54,7 +56,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "journal_mode", "WAL")
         .context("switching the journal to WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
 }
 

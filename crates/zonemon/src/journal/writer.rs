@@ -1,6 +1,7 @@
 //! The journal's one writer: a thread that takes records from the hot path's
 //! bounded queue, gives each the next `seq` and commits everything queued in
-//! one transaction, then tells readers.
+//! one transaction, then tells readers, then asks the syncer to flush the
+//! log to the disk (readers never wait for the disk; see `syncer`).
 //!
 //! Invariants: `seq` only grows, also across restarts (its high-water mark is
 //! committed in `meta` with every batch, so retention deleting rows never
@@ -20,6 +21,7 @@ use zonemon_core::ZoneEvent;
 
 use super::retention::Retention;
 use super::store::Shared;
+use super::syncer::Syncer;
 use crate::store::StoredRecord;
 
 /// What the hot path hands the writer.
@@ -63,6 +65,7 @@ pub struct Writer {
     marks: Marks,
     retention: Retention,
     shared: Arc<Shared>,
+    syncer: Syncer,
     /// Records that could not be committed since the last commit that worked.
     unjournaled: u64,
     /// Whether retention must be checked the next time the queue is empty
@@ -71,7 +74,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer committing to `conn` (the journal at `path`), from `marks` on.
+    /// A writer committing to `conn` (the journal at `path`), from `marks` on;
+    /// starts the thread that flushes the journal's log to the disk.
     pub fn new(
         conn: Connection,
         path: PathBuf,
@@ -79,17 +83,20 @@ impl Writer {
         marks: Marks,
         retention: Retention,
         shared: Arc<Shared>,
-    ) -> Self {
-        Writer {
+    ) -> anyhow::Result<Self> {
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(Writer {
             conn,
             path,
             clock,
             marks,
             retention,
             shared,
+            syncer: Syncer::start(wal.into())?,
             unjournaled: 0,
             retention_due: true,
-        }
+        })
     }
 
     /// Commits what arrives on `queue`, a batch at a time, until every sender
@@ -151,6 +158,7 @@ impl Writer {
                 }
                 self.retention_due = true;
                 self.shared.published(committed);
+                self.syncer.request();
             }
             Err(e) => {
                 if self.unjournaled == 0 {
