@@ -58,7 +58,14 @@ impl Recent {
             return None;
         }
         let skip = usize::try_from(after + 1 - first).unwrap_or(usize::MAX);
-        Some(self.records.iter().skip(skip).take(limit).cloned().collect())
+        Some(
+            self.records
+                .iter()
+                .skip(skip)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
     }
 }
 

@@ -47,7 +47,10 @@ impl Syncer {
     /// Asks for everything committed so far to reach the disk; returns at once.
     pub fn request(&self) {
         let (state, wake) = &*self.shared;
-        state.lock().expect("the syncer never panics holding it").requested += 1;
+        state
+            .lock()
+            .expect("the syncer never panics holding it")
+            .requested += 1;
         wake.notify_one();
     }
 }
@@ -55,7 +58,10 @@ impl Syncer {
 impl Drop for Syncer {
     fn drop(&mut self) {
         let (state, wake) = &*self.shared;
-        state.lock().expect("the syncer never panics holding it").closing = true;
+        state
+            .lock()
+            .expect("the syncer never panics holding it")
+            .closing = true;
         wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -64,6 +70,7 @@ impl Drop for Syncer {
 }
 
 fn run(shared: &(Mutex<State>, Condvar), wal: &std::path::Path) {
+    default_priority();
     let (state, wake) = shared;
     let mut synced = 0;
     let mut failing = false;
@@ -80,10 +87,7 @@ fn run(shared: &(Mutex<State>, Condvar), wal: &std::path::Path) {
         };
         match sync(wal) {
             Ok(()) if failing => {
-                eprintln!(
-                    "zonemon: journal: {} reaches the disk again",
-                    wal.display()
-                );
+                eprintln!("zonemon: journal: {} reaches the disk again", wal.display());
                 failing = false;
             }
             Ok(()) => {}
@@ -97,6 +101,18 @@ fn run(shared: &(Mutex<State>, Condvar), wal: &std::path::Path) {
             Err(_) => {}
         }
         synced = wanted;
+    }
+}
+
+/// Puts the calling thread at the scheduler's default priority (the daemon's
+/// `--priority` is for the path to clients, which the disk's flush must not
+/// take a CPU from). Lowering one's own priority is always allowed.
+fn default_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on the calling thread (0: itself) with a valid parameter.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
     }
 }
 

@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode};
 use serde_json::{Map, Value};
@@ -48,6 +49,10 @@ pub enum Entry {
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
+/// Retention is checked after a commit at most this often: a check is a
+/// read of the index and the page counts, kept off the path of the next batch.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
+
 /// Where the writer starts from (read from the journal when it was opened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
@@ -69,8 +74,10 @@ pub struct Writer {
     /// Records that could not be committed since the last commit that worked.
     unjournaled: u64,
     /// Whether retention must be checked the next time the queue is empty
-    /// (after every commit: a check that deletes nothing costs a few index lookups).
+    /// (after a commit, at most every [`RETENTION_EVERY`], and at exit).
     retention_due: bool,
+    /// When retention was last checked.
+    retention_checked: Instant,
 }
 
 impl Writer {
@@ -96,6 +103,7 @@ impl Writer {
             syncer: Syncer::start(wal.into())?,
             unjournaled: 0,
             retention_due: true,
+            retention_checked: Instant::now(),
         })
     }
 
@@ -128,6 +136,7 @@ impl Writer {
             }
             self.commit(batch);
         }
+        self.retention_due = true;
         while self.retention_due {
             self.retention_due = self.retention_step();
         }
@@ -156,7 +165,7 @@ impl Writer {
                     );
                     self.unjournaled = 0;
                 }
-                self.retention_due = true;
+                self.retention_due |= self.retention_checked.elapsed() >= RETENTION_EVERY;
                 self.shared.published(committed);
                 self.syncer.request();
             }
@@ -268,6 +277,7 @@ impl Writer {
 
     /// One step of retention; whether another is due.
     fn retention_step(&mut self) -> bool {
+        self.retention_checked = Instant::now();
         let now = self.clock.unix_ns(zonemon_core::clock::boot_time_ns());
         match self.retention.step(&self.conn, now) {
             Ok(more) => more,
