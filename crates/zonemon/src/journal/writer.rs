@@ -91,16 +91,14 @@ impl Writer {
         retention: Retention,
         shared: Arc<Shared>,
     ) -> anyhow::Result<Self> {
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
         Ok(Writer {
             conn,
+            syncer: Syncer::start(path.clone())?,
             path,
             clock,
             marks,
             retention,
             shared,
-            syncer: Syncer::start(wal.into())?,
             unjournaled: 0,
             retention_due: true,
             retention_checked: Instant::now(),
