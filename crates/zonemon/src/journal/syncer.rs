@@ -169,6 +169,8 @@ impl<'a> Checkpoints<'a> {
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .with_context(|| format!("opening {}", self.journal.display()))?;
+            // A checkpoint copies frames without the page cache: keep it small.
+            conn.pragma_update(None, "cache_size", -64)?;
             self.conn = Some(conn);
         }
         let conn = self.conn.as_ref().expect("opened above");
