@@ -45,8 +45,10 @@ const CREATE: &str = "
 /// many pages (32 MiB); below, the syncer's checkpoints keep it small.
 pub const WAL_BACKSTOP_PAGES: i64 = 8192;
 
-/// The log file is cut back to this size when SQLite restarts it.
-const WAL_KEEP_BYTES: i64 = 4 << 20;
+/// The log file is cut back to this size when SQLite restarts it (not less:
+/// under churn it grows back at once, and growing a file costs more than
+/// overwriting it).
+const WAL_KEEP_BYTES: i64 = WAL_BACKSTOP_PAGES * 4096;
 
 /// Opens (creating if needed) the journal at `path` for the one writer:
 /// WAL, `synchronous=NORMAL` (a commit is in the log, safe from the daemon's
