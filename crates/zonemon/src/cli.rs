@@ -1,18 +1,18 @@
 //! The command line. The rest of the program sees only plain option structs.
 
-use clap::{Args, Parser, Subcommand};
-
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ValueEnum;
-
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use zonemon_core::filter::Filter;
 
-use std::path::PathBuf;
-
 use crate::api::{ViaDaemon, WaitArgs, WatchViaDaemon};
+use crate::config::{self, ConfigFile};
 use crate::daemon::DaemonOptions;
 use crate::events::EventsOptions;
+use crate::hooks::{HookSpec, Limits, Reload};
 use crate::journal::{self, retention::Retention};
 use crate::sources::SourceKind;
 use crate::units;
@@ -31,6 +31,9 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     watch: WatchArgs,
+    /// The daemon's flags given on the command line (they override its config file).
+    #[arg(skip)]
+    given: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +76,11 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct DaemonArgs {
+    /// The config file (TOML): every flag here has a key (its name with `_` for `-`), and a flag
+    /// given overrides it; `[[hook]]` tables define hooks. SIGHUP re-reads its hooks
+    /// [default: /etc/zonemon/zonemon.toml, when it exists]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// The journal (SQLite), created with its directory if missing.
     #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
     journal: PathBuf,
@@ -87,6 +95,19 @@ struct DaemonArgs {
     /// The local API's Unix socket (mode 0660, group zonemon when that group exists).
     #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Run a program on the records that match, e.g. '{ run = ["/usr/local/bin/page",
+    /// "--urgent"], filter = ["event=shutdown", "exit=nonzero"] }': a hook table as in the
+    /// config file (keys run, filter, name, user, timeout); repeatable. The record comes on its
+    /// stdin (one JSON line) and as ZONEMON_* variables; no shell is involved. Hooks given here
+    /// replace the config file's.
+    #[arg(long, value_name = "TABLE", value_parser = config::parse_hook)]
+    hook: Vec<HookSpec>,
+    /// Hook runs at once.
+    #[arg(long, value_name = "N", default_value_t = crate::hooks::DEFAULT_CONCURRENCY, value_parser = at_least_one)]
+    hook_concurrency: usize,
+    /// Hook runs waiting, beyond which new runs are dropped (counted and logged).
+    #[arg(long, value_name = "N", default_value_t = crate::hooks::DEFAULT_QUEUE, value_parser = at_least_one)]
+    hook_queue: usize,
 }
 
 #[derive(Debug, Args)]
@@ -135,7 +156,8 @@ struct WatchArgs {
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
     /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
     /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
-    /// code; shutdown records only). --metrics counts what passes.
+    /// code; shutdown records only), image (a glob), label (label=KEY or label=KEY=VALUE).
+    /// --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]
@@ -158,13 +180,20 @@ struct AttachArgs {
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     source: SourceArg,
     /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration)]
     interval: Duration,
-    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750 (off unless given;
-    /// the packaged daemon's unit gives it).
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750, or `off`
+    /// [default: `watch`: off; `daemon`: 127.0.0.1:9750]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_arg)]
+    metrics: Option<Listen>,
 }
+
+/// A `--metrics` value: an address, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+struct Listen(Option<SocketAddr>);
+
+/// Where the daemon serves metrics unless told otherwise.
+pub const DEFAULT_DAEMON_METRICS: &str = "127.0.0.1:9750";
 
 /// The `--priority` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,6 +241,23 @@ pub enum Action {
 }
 
 impl Cli {
+    /// Parses this process's command line, noting which daemon flags were given.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        Cli::parse_from_matches(Cli::command().try_get_matches()?)
+    }
+
+    fn parse_from_matches(matches: ArgMatches) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let Some(d) = matches.subcommand_matches("daemon") {
+            cli.given = d
+                .ids()
+                .filter(|id| d.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect();
+        }
+        Ok(cli)
+    }
+
     /// Turns the parsed command line into what to run; `Err` is a usage
     /// error naming the flag (a time is read against the clock now).
     pub fn action(self) -> Result<Action, clap::Error> {
@@ -225,35 +271,89 @@ impl Cli {
             Some(Command::Wait(w)) => Action::Wait(w),
             Some(Command::Completions { shell }) => Action::Completions(shell),
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
-            Some(Command::Daemon(d)) => Action::Daemon(d.into()),
+            Some(Command::Daemon(d)) => Action::Daemon(d.options(&self.given)?),
             Some(Command::Events(e)) => Action::Events(e.options()?),
         })
     }
 }
 
-impl From<DaemonArgs> for DaemonOptions {
-    fn from(a: DaemonArgs) -> Self {
-        DaemonOptions {
+impl DaemonArgs {
+    /// The daemon's options: each flag given (`given`), else the config file's key, else the
+    /// flag's default.
+    fn options(self, given: &[String]) -> Result<DaemonOptions, clap::Error> {
+        let reload = Reload {
+            path: self
+                .config
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_PATH.into()),
+            required: self.config.is_some(),
+            hooks_from_flags: !self.hook.is_empty(),
+        };
+        let file = config::load(&reload.path, reload.required).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e:#}\n"))
+        })?;
+        let flag = |id: &str| given.iter().any(|g| g == id);
+        /// The flag's value if given, else the file's, else the flag's default.
+        fn pick<T>(given: bool, flag: T, file: Option<T>) -> T {
+            match file {
+                Some(f) if !given => f,
+                _ => flag,
+            }
+        }
+        let ConfigFile {
+            journal,
+            socket,
+            retain,
+            retain_size,
+            priority,
+            ring_size,
+            source,
+            interval,
+            metrics,
+            hook_concurrency,
+            hook_queue,
+            hook,
+        } = file;
+        let default_metrics = Some(DEFAULT_DAEMON_METRICS.parse().expect("a valid address"));
+        let metrics = match self.attach.metrics {
+            Some(Listen(m)) => m,
+            None => metrics.unwrap_or(default_metrics),
+        };
+        Ok(DaemonOptions {
             watch: WatchOptions {
                 json: true,
                 all: true,
                 timestamps: false,
                 initial: false,
                 stats: false,
-                priority: a.attach.priority.into(),
-                ring_bytes: a.attach.ring_size,
-                source: a.attach.source.into(),
-                interval: a.attach.interval,
-                metrics: a.attach.metrics,
+                priority: pick(flag("priority"), self.attach.priority.into(), priority),
+                ring_bytes: pick(flag("ring_size"), self.attach.ring_size, ring_size),
+                source: pick(flag("source"), self.attach.source.into(), source),
+                interval: pick(flag("interval"), self.attach.interval, interval),
+                metrics,
                 filter: Filter::default(),
             },
-            journal: a.journal,
-            socket: a.socket,
+            journal: pick(flag("journal"), self.journal, journal),
+            socket: pick(flag("socket"), self.socket, socket),
             retention: Retention {
-                max_age: Some(a.retain),
-                max_bytes: Some(a.retain_size),
+                max_age: Some(pick(flag("retain"), self.retain, retain)),
+                max_bytes: Some(pick(flag("retain_size"), self.retain_size, retain_size)),
             },
-        }
+            hooks: if self.hook.is_empty() {
+                hook
+            } else {
+                self.hook
+            },
+            hook_limits: Limits {
+                concurrency: pick(
+                    flag("hook_concurrency"),
+                    self.hook_concurrency,
+                    hook_concurrency,
+                ),
+                queue: pick(flag("hook_queue"), self.hook_queue, hook_queue),
+            },
+            reload,
+        })
     }
 }
 
@@ -317,33 +417,49 @@ impl From<WatchArgs> for WatchOptions {
             ring_bytes: a.attach.ring_size,
             source: a.attach.source.into(),
             interval: a.attach.interval,
-            metrics: a.attach.metrics,
+            metrics: a.attach.metrics.and_then(|Listen(m)| m),
             filter: Filter::parse(a.filter.iter().map(String::as_str))
                 .expect("each filter was checked when parsed"),
         }
     }
 }
 
-/// A duration such as `1s`, `100ms`, `250us`, `2m`; at least 1 ms.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 1s, 100ms or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "us" | "µs" => n / 1e6,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
-    };
-    if !(0.001..=86_400.0).contains(&secs) {
-        return Err(format!("`{s}` is out of range (1ms to 24h)"));
+/// A `--metrics` address, or `off` for none.
+pub(crate) fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s {
+        "off" => Ok(None),
+        _ => s.parse().map(Some).map_err(|_| {
+            format!(
+                "`{}` is not an address like 127.0.0.1:9750 (or `off`)",
+                s.escape_debug()
+            )
+        }),
     }
-    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_listen_arg(s: &str) -> Result<Listen, String> {
+    parse_listen(s).map(Listen)
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(0) | Err(_) => Err(format!(
+            "`{}` is not a number of at least 1",
+            s.escape_debug()
+        )),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// The `--priority` called `s`, if any (for the config file).
+pub(crate) fn priority(s: &str) -> Option<Priority> {
+    PriorityArg::from_str(s, false).ok().map(Priority::from)
+}
+
+/// The `--source` called `s`, if any (for the config file).
+pub(crate) fn source(s: &str) -> Option<SourceKind> {
+    SourceArg::from_str(s, false).ok().map(SourceKind::from)
 }
 
 /// One `--filter KEY=VALUE`, checked (the key known, the value valid) and kept as given.
@@ -352,7 +468,8 @@ fn parse_filter(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_ring_size(s: &str) -> Result<u32, String> {
+/// A `--ring-size`: a power of two of at least 4096 bytes.
+pub(crate) fn parse_ring_size(s: &str) -> Result<u32, String> {
     let n: u32 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of bytes"))?;
@@ -369,7 +486,8 @@ mod tests {
     use super::*;
 
     fn action(args: &[&str]) -> Action {
-        Cli::try_parse_from(args).unwrap().action().unwrap()
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        Cli::parse_from_matches(matches).unwrap().action().unwrap()
     }
 
     #[test]
@@ -449,10 +567,13 @@ mod tests {
             panic!()
         };
         assert_eq!(w.source, SourceKind::ProcConnector);
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0ms").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(units::parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            units::parse_duration("1.5s"),
+            Ok(Duration::from_millis(1500))
+        );
+        assert!(units::parse_duration("0ms").is_err());
+        assert!(units::parse_duration("5 parsecs").is_err());
         assert!(Cli::try_parse_from(["zonemon", "--source", "dtrace"]).is_err());
     }
 
@@ -479,6 +600,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("exploded") && e.contains("booted"), "{e}");
+    }
+
+    #[test]
+    fn daemon_flags_override_the_config_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zonemon.toml");
+        std::fs::write(
+            &path,
+            "journal = \"/srv/j.db\"\nretain = \"7d\"\nring_size = 8192\nmetrics = \"off\"\n\
+             [[hook]]\nrun = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let daemon = |args: &[&str]| {
+            let Action::Daemon(d) = action(&[&["zonemon", "daemon"], args].concat()) else {
+                panic!()
+            };
+            d
+        };
+        let d = daemon(&["--config", config, "--ring-size", "16384"]);
+        assert_eq!(d.journal, PathBuf::from("/srv/j.db"), "the file's");
+        assert_eq!(d.retention.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(d.watch.ring_bytes, 16384, "the flag's, over the file's");
+        assert_eq!(d.watch.metrics, None, "the file's off");
+        assert_eq!(d.watch.priority, Priority::High, "the default");
+        assert_eq!(d.socket, PathBuf::from(crate::api::DEFAULT_SOCKET));
+        assert_eq!((d.hooks.len(), d.reload.hooks_from_flags), (1, false));
+        let d = daemon(&[
+            "--config",
+            config,
+            "--metrics",
+            "127.0.0.1:1",
+            "--hook",
+            "{ run = [\"/bin/echo\"] }",
+            "--hook",
+            "{ run = [\"/bin/false\"] }",
+        ]);
+        assert_eq!(d.watch.metrics, Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(
+            d.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            ["echo", "false"],
+            "the flags' replace the file's"
+        );
+        assert!(d.reload.hooks_from_flags);
+        // No file where none was named: the defaults.
+        let d = daemon(&["--config", "/dev/null"]);
+        assert_eq!(
+            d.watch.metrics,
+            Some(DEFAULT_DAEMON_METRICS.parse().unwrap())
+        );
+        assert_eq!(d.journal, PathBuf::from(journal::DEFAULT_PATH));
+        // A named file that is missing, or wrong, is an error naming it.
+        for bad in ["/nonexistent/zonemon.toml", "/etc/hostname"] {
+            let m = Cli::command()
+                .try_get_matches_from(["zonemon", "daemon", "--config", bad])
+                .unwrap();
+            let e = Cli::parse_from_matches(m)
+                .unwrap()
+                .action()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

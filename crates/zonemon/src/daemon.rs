@@ -28,16 +28,18 @@ use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::EventKind;
 
 use crate::api::{self, ApiConfig};
+use crate::hooks::{HookRunner, HookSet, HookSpec, Limits, Reload, Reloader};
 use crate::journal::feed::{Feed, JournalSink, SharedFeed, QUEUE_RECORDS};
 use crate::journal::retention::Retention;
 use crate::journal::store::{self as journal_store, JournalStore, Opened, Shared};
 use crate::journal::writer::Writer;
 use crate::journal::{schema, WriterLock};
+use crate::metrics::{self, Metrics};
 use crate::pipeline::Pipeline;
 use crate::store::StoredRecord;
 use crate::systemd::{self, Watchdog};
 use crate::wallclock::ClockFollower;
-use crate::watch::{self, Hooks, Priority, WatchOptions};
+use crate::watch::{self, Lifecycle, Priority, WatchOptions};
 
 /// How `zonemon daemon` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -50,28 +52,45 @@ pub struct DaemonOptions {
     pub socket: PathBuf,
     /// How much of the journal to keep.
     pub retention: Retention,
+    /// The hooks, as configured.
+    pub hooks: Vec<HookSpec>,
+    /// How many hook runs go at once and wait.
+    pub hook_limits: Limits,
+    /// What SIGHUP re-reads.
+    pub reload: Reload,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM; then flushes the journal and returns.
 pub fn run(opts: &DaemonOptions) -> Result<()> {
+    let hook_set = HookSet::new(opts.hooks.clone())?;
+    let lock = WriterLock::take(&opts.journal)?;
+    let conn = schema::open_writer(&opts.journal)?;
+    let opened = journal_store::opened(&conn)?;
+    let shared = Shared::new(&opened);
+    // A bad or busy --metrics address is an error before anything is attached.
+    let metrics = metrics::start(opts.watch.metrics)?;
+    eprintln!("zonemon: daemon: hooks: {}", hook_set.names());
+    // The hooks' threads (and the programs they run) and the metrics' keep the default priority.
+    let runner = Arc::new(HookRunner::start(
+        hook_set,
+        opts.hook_limits,
+        metrics.clone(),
+    )?);
+    let reloader = Reloader::start(opts.reload.clone(), Arc::clone(&runner))?;
     // Every thread on the way from the kernel to a client (the API's, the
-    // journal's) competes for a CPU as the event loop does: set before they start.
+    // journal's writer) competes for a CPU as the event loop does: set before they start.
     opts.watch.priority.apply();
     let watch_opts = WatchOptions {
         priority: Priority::Normal, // applied already
         ..opts.watch.clone()
     };
-    let lock = WriterLock::take(&opts.journal)?;
-    let conn = schema::open_writer(&opts.journal)?;
-    let opened = journal_store::opened(&conn)?;
-    let shared = Shared::new(&opened);
     // What the local API serves from: it reads the journal, kept current by the writer.
     let store = JournalStore::new(&opts.journal, Arc::clone(&shared));
     let api = api::serve(store, ApiConfig::new(&opts.socket))?;
     let clock_follower = ClockFollower::new()?;
     let clock = clock_follower.clock();
     let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
-    let writer = Writer::new(
+    let mut writer = Writer::new(
         conn,
         opts.journal.clone(),
         clock.clone(),
@@ -79,13 +98,18 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         opts.retention,
         shared,
     )?;
+    let hooks = Arc::clone(&runner);
+    writer.also_to(Box::new(move |batch| hooks.offer(batch)));
+    if let Some(m) = &metrics {
+        writer.also_to(journal_gauges(m.clone(), opts.journal.clone()));
+    }
     let writer = std::thread::Builder::new()
         .name("zonemon-journal".into())
         .spawn(move || writer.run(records))
         .context("starting the journal writer")?;
     let feed = Feed::new(queue, clock.clone());
     let outcome = (|| {
-        let mut hooks = DaemonHooks {
+        let mut life = DaemonLifecycle {
             feed: Rc::clone(&feed),
             clock,
             journal: opts.journal.clone(),
@@ -93,7 +117,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
             watchdog: Watchdog::from_env()?,
         };
         let sink = Box::new(JournalSink(Rc::clone(&feed)));
-        watch::run_with(&watch_opts, sink, &mut hooks, clock_follower)
+        watch::run_with(&watch_opts, sink, &mut life, clock_follower, metrics)
     })();
     systemd::stopping();
     if let Err(e) = api.stop() {
@@ -104,6 +128,11 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the journal writer panicked"))?;
     drop(lock);
+    reloader.stop();
+    match Arc::try_unwrap(runner) {
+        Ok(runner) => runner.stop(),
+        Err(_) => eprintln!("zonemon: daemon: warning: the hooks are still in use at exit"),
+    }
     eprintln!(
         "zonemon: daemon: stopped; journal {} flushed{}",
         opts.journal.display(),
@@ -116,8 +145,20 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     outcome
 }
 
+/// Keeps the journal's gauges current: its last `seq` and its size on disk (with its WAL).
+fn journal_gauges(m: Metrics, path: PathBuf) -> crate::journal::writer::Subscriber {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    Box::new(move |batch| {
+        if let Some(last) = batch.last() {
+            m.journal_seq.set(last.seq as i64);
+        }
+        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        m.journal_bytes.set((size(&path) + size(&wal)) as i64);
+    })
+}
+
 /// The daemon's moments in watch's event loop.
-struct DaemonHooks {
+struct DaemonLifecycle {
     feed: SharedFeed,
     clock: WallClock,
     journal: PathBuf,
@@ -126,7 +167,7 @@ struct DaemonHooks {
     watchdog: Option<Watchdog>,
 }
 
-impl Hooks for DaemonHooks {
+impl Lifecycle for DaemonLifecycle {
     fn first_zone_id(&self) -> u64 {
         self.opened.marks.max_zone_id + 1
     }
@@ -246,7 +287,7 @@ impl Hooks for DaemonHooks {
     }
 }
 
-impl DaemonHooks {
+impl DaemonLifecycle {
     /// The `monitor-start` record at `unix_now`, with the gap since the journal's last record.
     fn monitor_start(
         &self,

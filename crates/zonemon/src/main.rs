@@ -2,13 +2,16 @@
 
 mod api;
 mod cli;
+mod config;
 mod daemon;
 mod decode;
 mod docs;
 mod down_timer;
 mod events;
+mod hooks;
 mod journal;
 mod list;
+mod logging;
 mod metrics;
 mod pipeline;
 mod sources;
@@ -36,8 +39,6 @@ mod skel {
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{Action, Cli};
 
 fn main() -> ExitCode {
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
+    logging::init();
     let action = parse_cli().action().unwrap_or_else(|e| e.exit());
     match action {
         Action::Watch(opts, via) => api::watch(&opts, &via).unwrap_or_else(|| watch::run(&opts)),
@@ -78,7 +80,7 @@ fn run() -> anyhow::Result<ExitCode> {
 /// The command line; a usage error of `zonemon wait` exits with wait's failure status
 /// (125), so it cannot pass for a zone's exit code.
 fn parse_cli() -> Cli {
-    Cli::try_parse().unwrap_or_else(|e| {
+    Cli::parse_args().unwrap_or_else(|e| {
         let waiting = std::env::args_os().nth(1).is_some_and(|a| a == "wait");
         let _ = e.print();
         std::process::exit(match waiting && e.use_stderr() {

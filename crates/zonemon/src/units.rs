@@ -91,6 +91,28 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A duration such as `1s`, `100ms`, `250us`, `2m`; at least 1 ms.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 1s, 100ms or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range (1ms to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,8 +91,8 @@ impl Priority {
 
 /// What a monitor built on watch's event loop plugs into it besides its
 /// sink: the moments of start-up, and one more descriptor to wake it (the
-/// daemon's journal and watchdog). `zonemon watch` itself is [`StdoutHooks`].
-pub trait Hooks {
+/// daemon's journal and watchdog). `zonemon watch` itself is [`StdoutLifecycle`].
+pub trait Lifecycle {
     /// The first zone id to give out (a daemon continues its journal's).
     fn first_zone_id(&self) -> u64 {
         1
@@ -118,18 +118,18 @@ pub trait Hooks {
         None
     }
 
-    /// Called when [`Hooks::wake_fd`] became readable.
+    /// Called when [`Lifecycle::wake_fd`] became readable.
     fn woke(&mut self) -> Result<()> {
         Ok(())
     }
 }
 
-/// `zonemon watch`'s hooks: `--initial`'s records, and a line on stderr once live.
-struct StdoutHooks {
+/// `zonemon watch`'s lifecycle: `--initial`'s records, and a line on stderr once live.
+struct StdoutLifecycle {
     initial: bool,
 }
 
-impl Hooks for StdoutHooks {
+impl Lifecycle for StdoutLifecycle {
     fn live(&mut self, pipeline: &mut Pipeline, source: &str) -> Result<()> {
         if self.initial {
             pipeline.write_initial()?;
@@ -153,21 +153,24 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
             opts.timestamps.then_some(clock),
         ))
     };
-    let mut hooks = StdoutHooks {
+    let mut life = StdoutLifecycle {
         initial: opts.initial,
     };
-    run_with(opts, sink, &mut hooks, clock_follower)
+    // A bad or busy --metrics address is an error before anything is attached.
+    let metrics = metrics::start(opts.metrics)?;
+    run_with(opts, sink, &mut life, clock_follower, metrics)
 }
 
-/// Watch's event loop feeding `sink`, with `hooks` called at its moments,
+/// Watch's event loop feeding `sink` (and `metrics`, when served), with `life` called at its moments,
 /// keeping `clock_follower`'s clock (the one `sink` dates records with)
 /// right across clock steps; runs until SIGINT/SIGTERM (returns Ok) or, if
-/// the hooks say so, until stdout is closed (returns Ok, quietly).
+/// `life` says so, until stdout is closed (returns Ok, quietly).
 pub fn run_with(
     opts: &WatchOptions,
     sink: Box<dyn Sink>,
-    hooks: &mut dyn Hooks,
+    life: &mut dyn Lifecycle,
     clock_follower: ClockFollower,
+    metrics: Option<Metrics>,
 ) -> Result<()> {
     // SIGINT/SIGTERM write a byte to this socket, which the event loop watches: no race
     // between checking for a stop and going to sleep.
@@ -176,16 +179,6 @@ pub fn run_with(
         signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)
             .context("installing signal handlers")?;
     }
-    // A bad or busy --metrics address is an error before anything is attached.
-    let metrics = match opts.metrics {
-        Some(addr) => {
-            let (m, registry) = Metrics::new();
-            let bound = metrics::serve(addr, registry)?;
-            eprintln!("zonemon: serving metrics on http://{bound}/metrics");
-            Some(m)
-        }
-        None => None,
-    };
     // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
     // and the tracker merges them.
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
@@ -198,6 +191,7 @@ pub fn run_with(
         Some(s) => vec![Box::new(TimedResolver::new(chain, Rc::clone(s)))],
         None => chain,
     };
+    let gauges = metrics.clone();
     let (sink, running) = match metrics {
         Some(m) => {
             resolvers = vec![Box::new(MeteredResolver::new(resolvers, m.clone()))];
@@ -212,7 +206,9 @@ pub fn run_with(
     } else {
         Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
-    let tracker = Tracker::new(host, resolvers).with_first_id(hooks.first_zone_id());
+    let tracker = Tracker::new(host, resolvers)
+        .with_first_id(life.first_zone_id())
+        .with_oom_kills(source.sees_oom_kills());
     let mut pipeline = Pipeline::new(tracker, sink, stats.clone());
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.
@@ -220,7 +216,7 @@ pub fn run_with(
     let waiter = Waiter::new(
         source.wait_fd(),
         signal_rx.as_raw_fd(),
-        hooks.stops_with_stdout(),
+        life.stops_with_stdout(),
     )?;
     waiter
         .add(down_timer.fd(), libc::EPOLLIN as u32, TOKEN_TIMER)
@@ -228,15 +224,15 @@ pub fn run_with(
     waiter
         .add(clock_follower.fd(), libc::EPOLLIN as u32, TOKEN_CLOCK)
         .context("watching for wall-clock changes")?;
-    if let Some(fd) = hooks.wake_fd() {
+    if let Some(fd) = life.wake_fd() {
         waiter
-            .add(fd, libc::EPOLLIN as u32, TOKEN_HOOK)
+            .add(fd, libc::EPOLLIN as u32, TOKEN_LIFECYCLE)
             .context("watching the monitor's timer")?;
     }
 
     let outcome = (|| -> Result<()> {
         source.start(&mut pipeline)?;
-        hooks.seeded(&mut pipeline)?;
+        life.seeded(&mut pipeline)?;
         // The observations of the start-up window first (merged with the snapshot), then the zones found running.
         source.drain(&mut pipeline)?;
         if let Some(running) = &running {
@@ -248,13 +244,16 @@ pub fn run_with(
                     .collect::<Vec<_>>(),
             );
         }
-        hooks.live(&mut pipeline, &source.description())?;
+        life.live(&mut pipeline, &source.description())?;
         loop {
             match waiter.wait() {
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
                     if matches!(wake, Wake::DownTimer) {
                         down_timer.clear();
                     } else {
+                        if let (Some(m), Some(bytes)) = (&gauges, source.backlog_bytes()) {
+                            m.ring_buffer_bytes.set(bytes as i64);
+                        }
                         source.drain(&mut pipeline)?;
                     }
                     pipeline.sweep_overdue(boot_time_ns())?;
@@ -264,7 +263,7 @@ pub fn run_with(
                         .context("setting the down timer")?;
                 }
                 Ok(Wake::ClockSet) => clock_follower.follow()?,
-                Ok(Wake::Hook) => hooks.woke()?,
+                Ok(Wake::Lifecycle) => life.woke()?,
                 Ok(Wake::Stop) => return source.drain(&mut pipeline), // deliver what is pending
                 Ok(Wake::StdoutClosed) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -300,8 +299,8 @@ enum Wake {
     StdoutClosed,
     /// The wall clock was set: date events anew.
     ClockSet,
-    /// The hooks' descriptor is readable.
-    Hook,
+    /// The lifecycle's descriptor is readable.
+    Lifecycle,
 }
 
 /// Sleeps until the source has work, a stop signal came, stdout's reader
@@ -315,7 +314,7 @@ const TOKEN_STDOUT: u64 = 2;
 const TOKEN_SIGNAL: u64 = 3;
 const TOKEN_TIMER: u64 = 4;
 const TOKEN_CLOCK: u64 = 5;
-const TOKEN_HOOK: u64 = 6;
+const TOKEN_LIFECYCLE: u64 = 6;
 
 impl Waiter {
     fn new(source_fd: RawFd, signal_fd: RawFd, watch_stdout: bool) -> Result<Self> {
@@ -366,8 +365,8 @@ impl Waiter {
             Wake::Stop
         } else if fired(TOKEN_CLOCK) {
             Wake::ClockSet
-        } else if fired(TOKEN_HOOK) {
-            Wake::Hook
+        } else if fired(TOKEN_LIFECYCLE) {
+            Wake::Lifecycle
         } else if fired(TOKEN_TIMER) && !fired(TOKEN_SOURCE) {
             Wake::DownTimer
         } else {

@@ -42,7 +42,14 @@ impl ApiDaemon {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let socket = dir.join("api.sock");
         let mut child = Command::new(ZONEMON)
-            .args(["daemon", "--journal"])
+            .args([
+                "daemon",
+                "--config",
+                "/dev/null",
+                "--metrics",
+                "off",
+                "--journal",
+            ])
             .arg(dir.join("journal.db"))
             .arg("--socket")
             .arg(&socket)

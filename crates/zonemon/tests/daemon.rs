@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -100,7 +101,7 @@ fn spawn_daemon_via(
         }
     };
     let mut child = cmd
-        .arg("daemon")
+        .args(["daemon", "--config", "/dev/null", "--metrics", "off"])
         .arg("--journal")
         .arg(journal)
         .arg("--socket")
@@ -119,7 +120,7 @@ fn spawn_daemon_via(
 /// Runs `zonemon daemon` expecting it to refuse to start; returns its exit status and stderr.
 fn refused(journal: &Path) -> (ExitStatus, String) {
     let out = Command::new(ZONEMON)
-        .arg("daemon")
+        .args(["daemon", "--config", "/dev/null", "--metrics", "off"])
         .arg("--journal")
         .arg(journal)
         .arg("--socket")
@@ -752,10 +753,19 @@ fn the_units_capability_set_is_enough() {
     let p = prefix("caps");
     let (_dir, journal) = journal();
     let caps = unit_capabilities();
+    // A hook as another user, killed at its timeout: what the unit's hook capabilities are for.
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let uid_file = out.path().join("uid");
+    let hook = format!(
+        "{{ run = [\"/bin/sh\", \"-c\", \"id -u > \\\"$0\\\"; sleep 60\", {:?}], \
+         filter = [\"name={p}*\", \"event=shutdown\"], user = \"nobody\", timeout = \"1s\" }}",
+        uid_file.to_str().unwrap()
+    );
     let (mut child, err) = spawn_daemon_via(
         &["setpriv", "--bounding-set", &caps, "--"],
         &journal,
-        &[],
+        &["--hook", &hook],
         &[],
     );
     if err.ready.recv_timeout(WAIT).is_err() {
@@ -788,6 +798,16 @@ fn the_units_capability_set_is_enough() {
         .cloned()
         .expect("a shutdown record");
     assert_eq!(shutdown["exit_code"], 5);
+    let deadline = Instant::now() + WAIT;
+    while !err.text.lock().unwrap().contains("hook timed out") {
+        assert!(
+            Instant::now() < deadline,
+            "the hook was not run and killed; stderr:\n{}",
+            err.text.lock().unwrap()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&uid_file).unwrap().trim(), "65534");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = wait_timeout(&mut child, WAIT);

@@ -78,7 +78,12 @@ pub struct Writer {
     retention_due: bool,
     /// When retention was last checked.
     retention_checked: Instant,
+    /// Told every committed batch, before readers (each must return at once: hooks, metrics).
+    subscribers: Vec<Subscriber>,
 }
+
+/// Something told of every committed batch, in `seq` order.
+pub type Subscriber = Box<dyn FnMut(&[StoredRecord]) + Send>;
 
 impl Writer {
     /// A writer committing to `conn` (the journal at `path`), from `marks` on;
@@ -102,7 +107,13 @@ impl Writer {
             unjournaled: 0,
             retention_due: true,
             retention_checked: Instant::now(),
+            subscribers: Vec::new(),
         })
+    }
+
+    /// Also tells `subscriber` of every batch committed; it must never wait.
+    pub fn also_to(&mut self, subscriber: Subscriber) {
+        self.subscribers.push(subscriber);
     }
 
     /// Commits what arrives on `queue`, a batch at a time, until every sender
@@ -164,6 +175,9 @@ impl Writer {
                     self.unjournaled = 0;
                 }
                 self.retention_due |= self.retention_checked.elapsed() >= RETENTION_EVERY;
+                for tell in &mut self.subscribers {
+                    tell(&committed);
+                }
                 self.shared.published(committed);
                 self.syncer.request();
             }

@@ -11,9 +11,12 @@
 mod server;
 mod sink;
 
+use std::net::SocketAddr;
+
+use anyhow::Result;
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub use server::serve;
@@ -59,6 +62,31 @@ pub struct Metrics {
     pub naming_seconds: Histogram,
     /// From the kernel's timestamp of a transition to its record written.
     pub detection_latency_seconds: Histogram,
+    /// Bytes of the kernel-to-user ring buffer holding records not yet read (eBPF source only).
+    pub ring_buffer_bytes: IntGauge,
+    /// The journal's last committed `seq` (daemon only).
+    pub journal_seq: IntGauge,
+    /// The journal's size on disk, its write-ahead log included (daemon only).
+    pub journal_bytes: IntGauge,
+    /// Hook runs made, by hook (the configured names: a bounded set).
+    pub hook_runs: IntCounterVec,
+    /// Hook runs that failed (a non-zero exit, a signal, not started), by hook.
+    pub hook_failures: IntCounterVec,
+    /// Hook runs killed at their timeout, by hook.
+    pub hook_timeouts: IntCounterVec,
+    /// Hook runs dropped (the queue was full, or the daemon stopped first), by hook.
+    pub hook_dropped: IntCounterVec,
+}
+
+/// Serves fresh metrics at `addr` when given (see [`serve`]); the handles to update them.
+pub fn start(addr: Option<SocketAddr>) -> Result<Option<Metrics>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let (m, registry) = Metrics::new();
+    let bound = serve(addr, registry)?;
+    eprintln!("zonemon: serving metrics on http://{bound}/metrics");
+    Ok(Some(m))
 }
 
 impl Metrics {
@@ -73,6 +101,14 @@ impl Metrics {
         }
         // 10 µs .. ~0.3 s: naming costs tens of µs, latency under a millisecond.
         let buckets = || exponential_buckets(1e-5, 2.0, 16).expect("valid buckets");
+        let gauge =
+            |name: &str, help: &str| register(&reg, IntGauge::new(name, help).expect("valid"));
+        let per_hook = |name: &str, help: &str| {
+            register(
+                &reg,
+                IntCounterVec::new(Opts::new(name, help), &["hook"]).expect("valid"),
+            )
+        };
         let m = Metrics {
             zones_running: register(
                 &reg,
@@ -124,6 +160,28 @@ impl Metrics {
                     .buckets(buckets()),
                 )
                 .expect("valid"),
+            ),
+            ring_buffer_bytes: gauge(
+                "ring_buffer_bytes",
+                "Bytes of the kernel-to-user ring buffer holding records not yet read",
+            ),
+            journal_seq: gauge("journal_seq", "The journal's last committed sequence number"),
+            journal_bytes: gauge(
+                "journal_bytes",
+                "The journal's size on disk, its write-ahead log included",
+            ),
+            hook_runs: per_hook("hook_runs_total", "Hook runs made, by hook"),
+            hook_failures: per_hook(
+                "hook_failures_total",
+                "Hook runs that exited non-zero, were killed by a signal or could not start, by hook",
+            ),
+            hook_timeouts: per_hook(
+                "hook_timeouts_total",
+                "Hook runs killed at their timeout, by hook",
+            ),
+            hook_dropped: per_hook(
+                "hook_dropped_total",
+                "Hook runs dropped because the queue was full or the daemon stopped, by hook",
             ),
         };
         (m, reg)

@@ -81,10 +81,25 @@ impl EbpfSource {
                 progs.zm_exec.as_fd(),
                 progs.zm_exit.as_fd(),
                 progs.zm_free.as_fd(),
+                progs.zm_oom.as_fd(),
             ]
             .into_iter()
             .map(recursion_misses)
             .sum::<u64>()
+    }
+
+    /// Bytes of records in the ring buffer not consumed yet (its only ring is number 0).
+    fn ring_backlog(&self) -> u64 {
+        use libbpf_rs::AsRawLibbpf;
+        // SAFETY: the ring_buffer pointer is valid while `self.ring` lives; libbpf
+        // reads the producer and consumer positions, nothing is changed.
+        unsafe {
+            let ring = libbpf_sys::ring_buffer__ring(self.ring.as_libbpf_object().as_ptr(), 0);
+            if ring.is_null() {
+                return 0;
+            }
+            libbpf_sys::ring__avail_data_size(ring) as u64
+        }
     }
 
     /// Consumes the ring buffer and hands every record to the pipeline, a
@@ -150,6 +165,14 @@ impl Source for EbpfSource {
 
     fn wait_fd(&self) -> RawFd {
         self.ring.epoll_fd()
+    }
+
+    fn backlog_bytes(&self) -> Option<u64> {
+        Some(self.ring_backlog())
+    }
+
+    fn sees_oom_kills(&self) -> bool {
+        true
     }
 
     fn drain(&mut self, pipeline: &mut Pipeline) -> Result<()> {

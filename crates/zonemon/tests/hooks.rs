@@ -1,0 +1,472 @@
+//! Root integration tests of the daemon's hooks (issue #10): a real daemon,
+//! a real journal, real zones, real programs run as hooks.
+//!
+//! Each test writes its own config file, starts `zonemon daemon` on a journal
+//! and socket of its own, and filters its hooks on its zones' name prefix, so
+//! zones booted by anything else on the host never reach them.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(120);
+const LIVE: &str = "zonemon: daemon: journaling";
+
+/// A `zonemon daemon` with its config, journal and socket in a directory of its own.
+struct HookDaemon {
+    child: Child,
+    dir: PathBuf,
+    stderr: StderrReader,
+}
+
+impl HookDaemon {
+    /// A fresh directory for `test`'s daemon, with `out/` for its hooks to write in.
+    fn workdir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("zonemon-hooks-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        // Hooks that run as nobody write here.
+        for d in [dir.clone(), dir.join("out")] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        dir
+    }
+
+    /// Writes `config` (TOML) into `dir` and starts the daemon with it, the journal and socket
+    /// in `dir`, and `args`; waits until it is live.
+    fn start(dir: PathBuf, config: &str, args: &[&str]) -> HookDaemon {
+        write_config(&dir.join("zonemon.toml"), config);
+        let mut child = Command::new(ZONEMON)
+            .arg("daemon")
+            .arg("--config")
+            .arg(dir.join("zonemon.toml"))
+            .arg("--journal")
+            .arg(dir.join("journal.db"))
+            .arg("--socket")
+            .arg(dir.join("api.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning zonemon daemon");
+        let stderr = read_stderr(child.stderr.take().unwrap(), LIVE, 4 << 20);
+        let mut d = HookDaemon { child, dir, stderr };
+        if d.stderr.ready.recv_timeout(WAIT).is_err() {
+            let _ = d.child.kill();
+            panic!("the daemon did not come up; stderr:\n{}", d.log());
+        }
+        d
+    }
+
+    fn log(&self) -> String {
+        self.stderr.text.lock().unwrap().clone()
+    }
+
+    /// Where the test's hooks write.
+    fn out(&self) -> PathBuf {
+        self.dir.join("out")
+    }
+
+    /// Waits until the daemon's log holds `text`.
+    fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never logged `{text}`; its log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every journaled record of zones whose name starts with `prefix`, in `seq` order.
+    fn journal_of(&self, prefix: &str) -> Vec<Value> {
+        let out = Command::new(ZONEMON)
+            .args(["events", "--since", "1d", "--json", "--journal"])
+            .arg(self.dir.join("journal.db"))
+            .output()
+            .expect("running zonemon events");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .collect()
+    }
+
+    /// The metrics the daemon serves (it was started with `--metrics 127.0.0.1:0`).
+    fn metrics(&self) -> String {
+        let log = self.log();
+        let addr = log
+            .split("serving metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("the daemon says where it serves metrics");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// SIGHUP: re-read the config file.
+    fn reload(&self, config: &str) {
+        write_config(&self.dir.join("zonemon.toml"), config);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+    }
+}
+
+impl Drop for HookDaemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = wait_timeout(&mut self.child, WAIT);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes a config file whole (a reload never reads half of one).
+fn write_config(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Waits until `done` holds, at most [`WAIT`]; `what` says what was awaited.
+fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {}", what());
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A TOML string (basic, escaped).
+fn toml_str(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}
+
+/// The lines of `file`, parsed as JSON records (a missing file has none).
+fn records_in(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
+
+#[test]
+fn hostile_names_reach_a_hook_only_as_data() {
+    if !require_root("hostile_names_reach_a_hook_only_as_data") {
+        return;
+    }
+    let p = prefix("hk");
+    let pwned: Vec<String> = (1..=2)
+        .map(|i| format!("/tmp/zmt-hk-pwn-{}-{i}", std::process::id()))
+        .collect();
+    let names = [
+        format!("{p}$(touch {})", pwned[0]),
+        format!("{p}a;touch {}", pwned[1]),
+        format!("{p}'\"`id`"),
+        format!("{p}a\nb"),
+    ];
+    // The hook keeps what it got: stdin, environment, argv, user; as nobody.
+    let script = r#"cat > "$0/$ZONEMON_SEQ.json"; env -0 > "$0/$ZONEMON_SEQ.env"; printf '%s\n' "$@" > "$0/$ZONEMON_SEQ.argv"; id -u > "$0/$ZONEMON_SEQ.uid""#;
+    let dir = HookDaemon::workdir("hostile");
+    let out = dir.join("out");
+    let config = format!(
+        "[[hook]]\nname = \"keep\"\nrun = [\"/bin/sh\", \"-c\", {}, {}, \"fixed arg\"]\n\
+         filter = [\"name={p}*\", \"event=booted\", \"event=shutdown\"]\nuser = \"nobody\"\n",
+        toml_str(script),
+        toml_str(out.to_str().unwrap()),
+    );
+    let d = HookDaemon::start(
+        dir,
+        &config,
+        &["--metrics", "off", "--hook-concurrency", "2"],
+    );
+    d.wait_log("hooks: keep");
+    for name in &names {
+        // busybox's hostname sets any bytes (util-linux's refuses these names).
+        let mut zone = Command::new("unshare");
+        zone.args([
+            "--uts",
+            "sh",
+            "-c",
+            "busybox hostname \"$1\" && exec unshare --pid --fork --kill-child sh -c \"$2\"",
+            "sh",
+            name,
+            "exit 7",
+        ]);
+        let st = zone.status().expect("running unshare");
+        assert_eq!(st.code(), Some(7), "zone {name:?}");
+    }
+    // Two records (booted, shutdown) of each zone, each kept by one run.
+    let wanted = names.len() * 2;
+    wait_until(
+        || format!("{wanted} hook runs; log:\n{}", d.log()),
+        || {
+            std::fs::read_dir(d.out())
+                .map(|r| {
+                    r.filter_map(Result::ok)
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "uid"))
+                        .count()
+                })
+                .unwrap_or(0)
+                >= wanted
+        },
+    );
+    let journal: Vec<Value> = d
+        .journal_of(&p)
+        .into_iter()
+        .filter(|r| r["event"] == "booted" || r["event"] == "shutdown")
+        .collect();
+    assert_eq!(journal.len(), wanted, "{journal:?}");
+    let mut seen = BTreeSet::new();
+    for rec in &journal {
+        let seq = rec["seq"].as_u64().unwrap();
+        let file = |ext: &str| d.out().join(format!("{seq}.{ext}"));
+        let got: Value =
+            serde_json::from_str(&std::fs::read_to_string(file("json")).unwrap()).unwrap();
+        assert_eq!(&got, rec, "the hook got exactly the journaled record");
+        let env = std::fs::read(file("env")).unwrap();
+        let vars: BTreeMap<String, String> = env
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let v = String::from_utf8_lossy(v);
+                let (k, val) = v.split_once('=').unwrap();
+                (k.to_string(), val.to_string())
+            })
+            .collect();
+        let name = rec["name"].as_str().unwrap();
+        assert_eq!(vars["ZONEMON_NAME"], name);
+        assert_eq!(vars["ZONEMON_SEQ"], seq.to_string());
+        assert_eq!(vars["ZONEMON_EVENT"], rec["event"].as_str().unwrap());
+        if rec["event"] == "shutdown" {
+            assert_eq!(vars["ZONEMON_EXIT_CODE"], "7");
+        }
+        assert!(
+            vars.keys().all(|k| k.starts_with("ZONEMON_")
+                || ["PATH", "PWD", "SHLVL", "_"].contains(&k.as_str())),
+            "{vars:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(file("argv")).unwrap(),
+            "fixed arg\n",
+            "the argv is exactly the configured one"
+        );
+        assert_eq!(
+            std::fs::read_to_string(file("uid")).unwrap().trim(),
+            "65534"
+        );
+        seen.insert(name.to_string());
+    }
+    assert_eq!(
+        seen,
+        names.iter().cloned().collect(),
+        "every hostile name, intact"
+    );
+    for f in &pwned {
+        assert!(!Path::new(f).exists(), "{f} exists: a name was executed");
+    }
+}
+
+#[test]
+fn slow_crashing_failing_and_hanging_hooks_are_contained_and_counted() {
+    if !require_root("slow_crashing_failing_and_hanging_hooks_are_contained_and_counted") {
+        return;
+    }
+    let p = prefix("hkbad");
+    let hang_marker = format!("{}.{}", 1000, std::process::id());
+    let dir = HookDaemon::workdir("bad");
+    let out = dir.join("out");
+    let o = toml_str(out.to_str().unwrap());
+    let filter = format!("filter = [\"name={p}*\", \"event=booted\"]");
+    let config = format!(
+        "[[hook]]\nname = \"slow\"\nrun = [\"/bin/sh\", \"-c\", \"sleep 2; cat > \\\"$0/slow\\\"\", {o}]\n{filter}\n\
+         [[hook]]\nname = \"crash\"\nrun = [\"/bin/sh\", \"-c\", \"kill -SEGV $$\"]\n{filter}\n\
+         [[hook]]\nname = \"fail\"\nrun = [\"/bin/sh\", \"-c\", \"exit 3\"]\n{filter}\n\
+         [[hook]]\nname = \"hang\"\nrun = [\"/bin/sh\", \"-c\", \"sleep {hang_marker} & sleep {hang_marker}\"]\ntimeout = \"1s\"\n{filter}\n\
+         [[hook]]\nname = \"quick\"\nrun = [\"/bin/sh\", \"-c\", \"cat > \\\"$0/quick\\\"\", {o}]\n{filter}\n"
+    );
+    let d = HookDaemon::start(dir, &config, &["--metrics", "127.0.0.1:0"]);
+    run_zone(&format!("{p}0"), "exit 0");
+    wait_until(
+        || format!("the slow hook's run; log:\n{}", d.log()),
+        || d.out().join("slow").exists(),
+    );
+    assert!(d.out().join("quick").exists());
+    d.wait_log("hook=hang");
+    let log = d.log();
+    for want in [
+        "hook was killed by signal 11 hook=crash",
+        "hook exited with status 3 hook=fail",
+        "hook timed out and was killed hook=hang",
+    ] {
+        assert!(log.contains(want), "log lacks `{want}`:\n{log}");
+    }
+    // The hanging hook's whole process group went with it.
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("sleep {hang_marker}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    let metrics = d.metrics();
+    for want in [
+        "zonemon_hook_runs_total{hook=\"quick\"} 1",
+        "zonemon_hook_runs_total{hook=\"slow\"} 1",
+        "zonemon_hook_failures_total{hook=\"crash\"} 1",
+        "zonemon_hook_failures_total{hook=\"fail\"} 1",
+        "zonemon_hook_timeouts_total{hook=\"hang\"} 1",
+    ] {
+        assert!(metrics.contains(want), "metrics lack `{want}`:\n{metrics}");
+    }
+}
+
+#[test]
+fn under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_order() {
+    if !require_root(
+        "under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_order",
+    ) {
+        return;
+    }
+    let p = prefix("hkchurn");
+    let dir = HookDaemon::workdir("churn");
+    let file = dir.join("out/records");
+    let config = format!(
+        "[[hook]]\nname = \"append\"\nrun = [\"/bin/sh\", \"-c\", \"cat >> \\\"$0\\\"\", {}]\nfilter = [\"name={p}*\"]\n",
+        toml_str(file.to_str().unwrap())
+    );
+    // A queue that holds the whole churn: this test is about order and completeness.
+    let d = HookDaemon::start(
+        dir,
+        &config,
+        &["--metrics", "off", "--hook-queue", "100000"],
+    );
+    burst(&p, 1000);
+    wait_until(
+        || format!("the journal's 4,000 records of {p}"),
+        || d.journal_of(&p).len() >= 4000,
+    );
+    let journal = d.journal_of(&p);
+    wait_until(
+        || format!("{} hook runs of {}", records_in(&file).len(), journal.len()),
+        || records_in(&file).len() >= journal.len(),
+    );
+    let got = records_in(&file);
+    assert_eq!(got.len(), journal.len(), "no run twice");
+    let seqs = |recs: &[Value]| {
+        recs.iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        seqs(&got),
+        seqs(&journal),
+        "every matching record reached the hook"
+    );
+    // Per zone, in the order the records happened.
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    for rec in &got {
+        let (zone, seq) = (
+            rec["zone_id"].as_u64().unwrap(),
+            rec["seq"].as_u64().unwrap(),
+        );
+        if let Some(prev) = last.insert(zone, seq) {
+            assert!(prev < seq, "zone {zone}: seq {seq} ran after {prev}");
+        }
+    }
+    assert_eq!(last.len(), 1000);
+}
+
+#[test]
+fn sighup_reloads_hooks_without_losing_a_record() {
+    if !require_root("sighup_reloads_hooks_without_losing_a_record") {
+        return;
+    }
+    let p = prefix("hkhup");
+    let dir = HookDaemon::workdir("hup");
+    let file = dir.join("out/records");
+    let config = |tag: &str| {
+        format!(
+            "[[hook]]\nname = \"{tag}\"\nrun = [\"/bin/sh\", \"-c\", \"printf '%s %s\\\\n' {tag} \\\"$ZONEMON_SEQ\\\" >> \\\"$0\\\"\", {}]\nfilter = [\"name={p}*\"]\n",
+            toml_str(file.to_str().unwrap())
+        )
+    };
+    let d = HookDaemon::start(
+        dir,
+        &config("v1"),
+        &["--metrics", "off", "--hook-queue", "100000"],
+    );
+    let lines = || std::fs::read_to_string(&file).unwrap_or_default();
+    // Zones booting all along while the hooks are swapped twice, once refused.
+    let churn = {
+        let p = p.clone();
+        thread::spawn(move || burst(&p, 200))
+    };
+    wait_until(|| "v1 runs".into(), || lines().contains("v1 "));
+    d.reload(&config("v2"));
+    d.wait_log("hooks=v2");
+    d.reload("[[hook]]\nrun = [\"/bin/true\"]\ncolour = \"red\"\n");
+    d.wait_log("the config file is refused");
+    assert!(d.log().contains("line 3"), "{}", d.log());
+    churn.join().unwrap();
+    run_zone(&format!("{p}last"), "exit 0"); // after the refused reload: still v2
+    wait_until(
+        || format!("the journal's 804 records of {p}"),
+        || d.journal_of(&p).len() >= 804,
+    );
+    let journal = d.journal_of(&p);
+    wait_until(
+        || format!("{} hook runs of {}", lines().lines().count(), journal.len()),
+        || lines().lines().count() >= journal.len(),
+    );
+    let mut by_seq: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for l in lines().lines() {
+        let (tag, seq) = l.split_once(' ').unwrap();
+        by_seq
+            .entry(seq.parse().unwrap())
+            .or_default()
+            .push(tag.to_string());
+    }
+    let want: BTreeSet<u64> = journal.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        by_seq.keys().copied().collect::<BTreeSet<_>>(),
+        want,
+        "every record, by one hook set or the other"
+    );
+    assert!(
+        by_seq.values().all(|tags| tags.len() == 1),
+        "no record twice"
+    );
+    let last = journal
+        .iter()
+        .rev()
+        .find(|r| r["name"] == format!("{p}last").as_str())
+        .unwrap();
+    assert_eq!(by_seq[&last["seq"].as_u64().unwrap()], ["v2"]);
+}
