@@ -59,10 +59,21 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Applies the priority to this process; says on stderr if it cannot (the watch goes on).
-    fn apply(self) {
+    /// Applies the priority to the calling thread and the threads it starts
+    /// from now on; says on stderr if it cannot (the watch goes on).
+    pub fn apply(self) {
+        if let Err(e) = self.try_apply() {
+            eprintln!(
+                "zonemon: warning: cannot set --priority {self:?}: {e} (going on with the default)"
+            );
+        }
+    }
+
+    /// Applies the priority as [`Priority::apply`] does, or says why it cannot
+    /// (raising one's priority takes root or `CAP_SYS_NICE`).
+    pub fn try_apply(self) -> io::Result<()> {
         let failed = match self {
-            Priority::Normal => return,
+            Priority::Normal => return Ok(()),
             // SAFETY: plain syscalls on this process.
             Priority::High => (unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) }) != 0,
             Priority::Realtime => {
@@ -71,11 +82,9 @@ impl Priority {
                 (unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }) != 0
             }
         };
-        if failed {
-            eprintln!(
-                "zonemon: warning: cannot set --priority {self:?}: {} (going on with the default)",
-                io::Error::last_os_error()
-            );
+        match failed {
+            true => Err(io::Error::last_os_error()),
+            false => Ok(()),
         }
     }
 }
