@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
 
 /// A daemon with `env`, followed by a client; the quietest of a few windows.
 fn quietest(ctx: &Ctx, dir: &Path, env: &[(&str, &str)]) -> Result<Window> {
-    let daemon = Service::start(&ctx.zonemon, dir, env)?;
+    let daemon = Service::start(&ctx.zonemon, dir, env, &[])?;
     let client = daemon.client(&ctx.zonemon, &ctx.prefix)?;
     // Let the start-up records be committed and the client's stream open.
     thread::sleep(Duration::from_secs(1));

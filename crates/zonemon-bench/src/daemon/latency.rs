@@ -20,7 +20,7 @@ use crate::zones::run_unshare_zone;
 
 /// Measures and adds the latency row; the daemon journals into `dir`.
 pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
-    let daemon = Service::start(&ctx.zonemon, dir, &[])?;
+    let daemon = Service::start(&ctx.zonemon, dir, &[], &[])?;
     let standalone = Monitor::start(&ctx.zonemon, &["--standalone".into()], &ctx.prefix, None)
         .map_err(|e| anyhow!("standalone watch: {e}"))?;
     let client = daemon.client(&ctx.zonemon, &ctx.prefix)?;

@@ -4,11 +4,13 @@
 //! - `idle`: its wakeups per thread with nothing happening, without and with the systemd watchdog.
 //! - `latency`: detection latency to a client of its API against a standalone `watch` on the same zones.
 //! - `throughput`: the zone rate it journals with zero loss, a record's cost (CPU, bytes), its peak RSS.
+//! - `hooks`: detection latency with a hook that sleeps 1 s on every record, against none.
 //! - `service` starts and stops a daemon; `journal` reads its journal file.
 //!
 //! Each part runs a fresh daemon with a fresh journal under `/var/tmp` (on a
 //! disk, as `/var/lib/zonemon` is; `/tmp` may be in memory).
 
+mod hooks;
 mod idle;
 mod journal;
 mod latency;
@@ -28,9 +30,10 @@ type Part = fn(&Ctx, &mut Report, &std::path::Path) -> Result<()>;
 /// Measures and adds the daemon rows; a part that fails does not keep the others from running.
 pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let dir = work_dir()?;
-    let parts: [(&str, Part); 3] = [
+    let parts: [(&str, Part); 4] = [
         ("idle", idle::run),
         ("latency", latency::run),
+        ("hooks", hooks::run),
         ("throughput", throughput::run),
     ];
     let mut failed = Vec::new();

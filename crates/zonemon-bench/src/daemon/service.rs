@@ -29,13 +29,20 @@ pub struct Service {
 impl Service {
     /// Starts `zonemon daemon` journaling to `dir/journal.db`, serving
     /// `dir/zonemon.sock`, with `env` added to its environment (e.g.
-    /// `WATCHDOG_USEC`); returns once it is live.
-    pub fn start(zonemon: &Path, dir: &Path, env: &[(&str, &str)]) -> Result<Service> {
+    /// `WATCHDOG_USEC`) and `args` to its command line; no config file, no
+    /// metrics (the host's must not change what is measured); returns once it is live.
+    pub fn start(
+        zonemon: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Result<Service> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let journal = dir.join("journal.db");
         let socket = dir.join("zonemon.sock");
         let mut cmd = Command::new(zonemon);
-        cmd.arg("daemon")
+        cmd.args(["daemon", "--config", "/dev/null", "--metrics", "off"])
+            .args(args)
             .arg("--journal")
             .arg(&journal)
             .arg("--socket")

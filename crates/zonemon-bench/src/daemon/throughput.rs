@@ -32,7 +32,7 @@ const CATCH_UP: Duration = Duration::from_secs(30);
 /// Measures and adds the throughput, cost and memory rows; the daemon journals into `dir`.
 pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
     let (parallel, alone) = fastest_maker(ctx)?;
-    let daemon = Service::start(&ctx.zonemon, dir, &[])?;
+    let daemon = Service::start(&ctx.zonemon, dir, &[], &[])?;
     let journal = Journal::open(&daemon.journal)?;
     let rss_start = peak_rss_kib(daemon.pid())?;
     let prefix = ctx.tag("dtp");
