@@ -363,6 +363,12 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
             .map(|r| r["event"].as_str().unwrap())
             .collect();
         let detail: Vec<&&Value> = mine.iter().filter(|r| r["name"] == name).collect();
+        // Every record of its init's PID after the restart, whatever its name (a diagnosis aid).
+        let init_pid = detail.first().map(|r| r["init_pid"].clone());
+        let same_pid: Vec<&Value> = after_stop
+            .iter()
+            .filter(|r| Some(&r["init_pid"]) == init_pid.as_ref() && seq(r) > restart_seq)
+            .collect();
         let other: Vec<&Value> = after_stop
             .iter()
             .filter(|r| r["event"] == "lost" || r["event"] == "monitor-start")
@@ -370,7 +376,7 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
         assert_eq!(
             kinds,
             ["ready", "booted", "shutdown", "down"],
-            "{name}: {detail:?}\n{other:?}\n{second_stderr}"
+            "{name}: {detail:?}\nits init's PID after the restart: {same_pid:?}\n{other:?}\n{second_stderr}"
         );
     }
 }
