@@ -250,12 +250,13 @@ pub fn run_with(
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
                     if matches!(wake, Wake::DownTimer) {
                         down_timer.clear();
-                    } else {
-                        if let (Some(m), Some(bytes)) = (&gauges, source.backlog_bytes()) {
-                            m.ring_buffer_bytes.set(bytes as i64);
-                        }
-                        source.drain(&mut pipeline)?;
                     }
+                    if let (Some(m), Some(bytes)) = (&gauges, source.backlog_bytes()) {
+                        m.ring_buffer_bytes.set(bytes as i64);
+                    }
+                    // Also when the timer woke us: a free waiting in the source is the
+                    // zone's true `down`, to be taken before the sweep infers one.
+                    source.drain(&mut pipeline)?;
                     pipeline.sweep_overdue(boot_time_ns())?;
                     pipeline.idle();
                     down_timer
