@@ -12,6 +12,7 @@ use crate::api::{ViaDaemon, WaitArgs, WatchViaDaemon};
 use crate::config::{self, ConfigFile};
 use crate::daemon::DaemonOptions;
 use crate::events::EventsOptions;
+use crate::fleet::{FleetKeys, FromArgs, PublishArgs, WatchFromArgs};
 use crate::hooks::{HookSpec, Limits, Reload};
 use crate::journal::{self, retention::Retention};
 use crate::sources::SourceKind;
@@ -108,6 +109,8 @@ struct DaemonArgs {
     /// Hook runs waiting, beyond which new runs are dropped (counted and logged).
     #[arg(long, value_name = "N", default_value_t = crate::hooks::DEFAULT_QUEUE, value_parser = at_least_one)]
     hook_queue: usize,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 #[derive(Debug, Args)]
@@ -156,11 +159,13 @@ struct WatchArgs {
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
     /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
     /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
-    /// code; shutdown records only). --metrics counts what passes.
+    /// code; shutdown records only), host (a glob; --from). --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]
     via: WatchViaDaemon,
+    #[command(flatten)]
+    fleet: WatchFromArgs,
 }
 
 /// How a monitor attaches to the kernel and what it serves: the options `watch` and
@@ -218,6 +223,8 @@ struct ListArgs {
     parseable: bool,
     #[command(flatten)]
     via: ViaDaemon,
+    #[command(flatten)]
+    from: FromArgs,
 }
 
 /// What to run, decided from the command line.
@@ -227,6 +234,10 @@ pub enum Action {
     Watch(WatchOptions, WatchViaDaemon),
     /// `zonemon list [-p]`; the flag is `-p`.
     List { parseable: bool, via: ViaDaemon },
+    /// `zonemon watch --from`: the fleet, with `--since`.
+    WatchFleet(WatchOptions, WatchFromArgs, Option<i128>),
+    /// `zonemon list --from [-p]`.
+    ListFleet { parseable: bool, from: FromArgs },
     /// `zonemon wait`.
     Wait(WaitArgs),
     /// `zonemon completions SHELL`.
@@ -263,6 +274,10 @@ impl Cli {
         Ok(match self.command {
             None => watch(self.watch),
             Some(Command::Watch(w)) => watch(w),
+            Some(Command::List(l)) if l.from.from.is_some() => Action::ListFleet {
+                parseable: l.parseable,
+                from: l.from,
+            },
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
                 via: l.via,
@@ -312,7 +327,40 @@ impl DaemonArgs {
             hook_concurrency,
             hook_queue,
             hook,
+            publish,
+            host_id,
+            stream,
+            stream_replicas,
+            stream_max_age,
+            stream_duplicate_window,
+            nats_creds,
+            nats_nkey,
+            nats_user,
+            nats_password_file,
+            nats_tls_ca,
+            nats_tls_cert,
+            nats_tls_key,
         } = file;
+        let fleet = FleetKeys {
+            publish,
+            host_id,
+            stream,
+            stream_replicas,
+            stream_max_age,
+            stream_duplicate_window,
+            auth: crate::fleet::args::AuthArgs {
+                nats_creds,
+                nats_nkey,
+                nats_user,
+                nats_password_file,
+                nats_tls_ca,
+                nats_tls_cert,
+                nats_tls_key,
+            },
+        };
+        let publish = self.publish.options(&flag, fleet).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n"))
+        })?;
         let default_metrics = Some(DEFAULT_DAEMON_METRICS.parse().expect("a valid address"));
         let metrics = match self.attach.metrics {
             Some(Listen(m)) => m,
@@ -352,6 +400,7 @@ impl DaemonArgs {
                 queue: pick(flag("hook_queue"), self.hook_queue, hook_queue),
             },
             reload,
+            publish,
         })
     }
 }
@@ -380,7 +429,11 @@ impl EventsArgs {
 
 fn watch(w: WatchArgs) -> Action {
     let via = w.via.clone();
-    Action::Watch(w.into(), via)
+    let fleet = w.fleet.clone();
+    match fleet.from.from.is_some() {
+        true => Action::WatchFleet(w.into(), fleet, via.since),
+        false => Action::Watch(w.into(), via),
+    }
 }
 
 impl From<PriorityArg> for Priority {

@@ -1,0 +1,347 @@
+//! The fleet's consumers: `zonemon watch --from` (every host's records as one
+//! stream) and `zonemon list --from` (every host's running zones, from the
+//! bucket).
+//!
+//! `watch --from` drops a record it has seen (by host, journal and `seq`), so
+//! a record published again after the server's duplicate window is still
+//! shown once. With `--durable NAME` it reads through a durable consumer and
+//! acknowledges each record after printing it; stopped by SIGINT/SIGTERM, it
+//! finishes the batch in hand first, so started again it resumes exactly
+//! after the last record it printed. (Killed with SIGKILL, the records it had
+//! taken but not acknowledged come again after the consumer's ack wait.)
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use zonemon_core::listing::{parseable_line, table};
+use zonemon_core::output::{TextSink, WallClock};
+
+use super::args::{FromArgs, WatchFromArgs};
+use super::connect::{self, ConnectFailure};
+use super::setup::explain;
+use super::{BUCKET, JOURNAL_HEADER};
+use crate::watch::WatchOptions;
+
+/// Records asked for at a time by a durable watch.
+const FETCH: usize = 256;
+
+/// Connects for a command, or says why it cannot.
+async fn reach(from: &FromArgs) -> Result<(jetstream::Context, String)> {
+    let servers = from.from.as_ref().expect("--from given");
+    let shown = servers.shown();
+    let client = connect::connect(servers, &from.auth.auth(), "zonemon consumer")
+        .await
+        .map_err(|f| match f {
+            ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
+        })?;
+    Ok((jetstream::new(client), shown))
+}
+
+fn failure(f: ConnectFailure) -> anyhow::Error {
+    match f {
+        ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")
+}
+
+/// `zonemon watch --from`: until SIGINT/SIGTERM (or stdout closes).
+pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+    runtime()?.block_on(watch_async(opts, args, since))
+}
+
+/// Which records a host's journal has shown: the newest `seq` of each (host, journal).
+#[derive(Default)]
+pub struct Seen(HashMap<(String, String), u64>);
+
+impl Seen {
+    /// Whether record `seq` of `host`'s `journal` is new (and notes it).
+    pub fn first_time(&mut self, host: &str, journal: &str, seq: u64) -> bool {
+        let last = self
+            .0
+            .entry((host.to_string(), journal.to_string()))
+            .or_insert(0);
+        if seq <= *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
+}
+
+/// Prints the fleet's records that pass `opts`' filter.
+struct Printer {
+    opts: WatchOptions,
+    text: TextSink<io::Stdout>,
+    seen: Seen,
+}
+
+impl Printer {
+    /// Prints one message's record (unless seen or filtered out).
+    fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
+        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
+            tracing::warn!(
+                "skipping a message on {} that is not a zonemon record",
+                msg.subject
+            );
+            return Ok(());
+        };
+        let host = rec.get("host").and_then(Value::as_str).unwrap_or("");
+        let seq = rec.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let journal = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(JOURNAL_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        if !self.seen.first_time(host, &journal, seq) || !self.opts.filter.matches(&rec) {
+            return Ok(());
+        }
+        self.write(&rec)
+    }
+
+    fn write(&mut self, rec: &Map<String, Value>) -> Result<()> {
+        if self.opts.json {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, rec)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        } else {
+            self.text.write_object(rec)?;
+        }
+        Ok(())
+    }
+}
+
+async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+    let (js, shown) = reach(&args.from).await?;
+    let stream_name = &args.from.stream;
+    let stream = js.get_stream(stream_name).await.map_err(|e| {
+        anyhow!(
+            "no stream {stream_name} on {shown} ({e}): has a daemon published there \
+             (zonemon daemon --publish)?"
+        )
+    })?;
+    let deliver = match since {
+        Some(t) => DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(t)
+                .map_err(|e| anyhow!("--since: {e}"))?,
+        },
+        None => DeliverPolicy::New,
+    };
+    let mut printer = Printer {
+        opts: opts.clone(),
+        text: TextSink::new(
+            io::stdout(),
+            opts.all,
+            opts.timestamps.then(|| WallClock::new(0)),
+        ),
+        seen: Seen::default(),
+    };
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
+    match &args.durable {
+        None => {
+            let consumer = stream
+                .create_consumer(pull::OrderedConfig {
+                    deliver_policy: deliver,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failure(explain(&e, &shown)))?;
+            let mut messages = consumer.messages().await?;
+            loop {
+                tokio::select! {
+                    m = messages.next() => match m {
+                        Some(Ok(m)) => printer.print(&m)?,
+                        Some(Err(e)) => tracing::warn!("reading the stream: {e}"),
+                        None => bail!("the stream ended"),
+                    },
+                    _ = int.recv() => return Ok(()),
+                    _ = term.recv() => return Ok(()),
+                }
+            }
+        }
+        Some(name) => {
+            let consumer: PullConsumer = stream
+                .get_or_create_consumer(
+                    name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        deliver_policy: deliver,
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait: Duration::from_secs(30),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| failure(explain(&e, &shown)))?;
+            let mut stopping = false;
+            while !stopping {
+                let batch = consumer
+                    .fetch()
+                    .max_messages(FETCH)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await;
+                let mut batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("reading the durable consumer {name}: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                // The batch in hand is printed and acknowledged whole, signal or not:
+                // what the server handed out must not wait for a redelivery.
+                loop {
+                    tokio::select! {
+                        m = batch.next() => match m {
+                            Some(Ok(m)) => {
+                                printer.print(&m)?;
+                                m.ack().await.map_err(|e| anyhow!("acknowledging: {e}"))?;
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!("reading the durable consumer {name}: {e}");
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = int.recv() => stopping = true,
+                        _ = term.recv() => stopping = true,
+                    }
+                }
+            }
+            js.client()
+                .flush()
+                .await
+                .context("sending the last acknowledgements")?;
+            Ok(())
+        }
+    }
+}
+
+/// `zonemon list --from`: the fleet's running zones from the bucket, with a host column.
+pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
+    let rows = runtime()?.block_on(async {
+        let (js, shown) = reach(from).await?;
+        let bucket = js.get_key_value(BUCKET).await.map_err(|e| {
+            anyhow!(
+                "no bucket {BUCKET} on {shown} ({e}): has a daemon published there \
+                 (zonemon daemon --publish)?"
+            )
+        })?;
+        let mut rows = Vec::new();
+        let mut keys = bucket.keys().await.context("listing the bucket")?;
+        let mut names = Vec::new();
+        while let Some(k) = keys.next().await {
+            names.push(k.context("listing the bucket")?);
+        }
+        for key in names {
+            let Some(value) = bucket.get(&key).await.context("reading the bucket")? else {
+                continue; // deleted meanwhile
+            };
+            let Some((host, _)) = key.split_once('.') else {
+                continue;
+            };
+            let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&value) else {
+                continue;
+            };
+            rows.push((host.to_string(), rec));
+        }
+        Ok::<_, anyhow::Error>(rows)
+    })?;
+    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
+    Ok(())
+}
+
+/// Writes the zones `rows` (host, record): the table with a HOST column first, or with
+/// `parseable` one `host:zone_id:name:state:root:container_id:runtime:pidns` line per zone.
+fn write_fleet_list(
+    rows: Vec<(String, Map<String, Value>)>,
+    parseable: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut rows: Vec<(String, zonemon_core::ZoneEvent, Option<String>)> = rows
+        .into_iter()
+        .filter_map(|(host, rec)| {
+            let root = rec.get("root").and_then(Value::as_str).map(String::from);
+            Some((host, crate::api::zone_event(&rec)?, root))
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1.zone_id).cmp(&(&b.0, b.1.zone_id)));
+    if parseable {
+        for (host, ev, root) in &rows {
+            writeln!(out, "{host}:{}", parseable_line(ev, root.as_deref()))?;
+        }
+    } else {
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+        let events: Vec<_> = rows
+            .iter()
+            .map(|(_, e, r)| (e.clone(), r.clone()))
+            .collect();
+        let hosts = std::iter::once("HOST").chain(rows.iter().map(|r| r.0.as_str()));
+        for (host, line) in hosts.zip(table(&events).lines()) {
+            writeln!(out, "{host:<width$}  {line}")?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_are_new_once_per_host_and_journal() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time("a", "j", 1));
+        assert!(seen.first_time("a", "j", 2));
+        assert!(!seen.first_time("a", "j", 2), "a repeat");
+        assert!(!seen.first_time("a", "j", 1), "a replay");
+        assert!(seen.first_time("b", "j", 1), "another host");
+        assert!(seen.first_time("a", "k", 1), "a journal made anew");
+    }
+
+    #[test]
+    fn the_fleet_list_has_a_host_column() {
+        let rec = |id: u64, name: &str| {
+            json!({"seq": 1, "event": "booted", "name": name, "zone_id": id, "init_pid": 10,
+                   "pidns": 4026532000u64, "level": 1, "time": "2026-12-02T04:00:00Z"})
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let rows = vec![
+            ("web-2".to_string(), rec(3, "b:c")),
+            ("web-1".to_string(), rec(7, "aap")),
+        ];
+        let mut out = Vec::new();
+        write_fleet_list(rows.clone(), true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("web-1:7:aap:running:"), "{text}");
+        assert!(text.contains("\nweb-2:3:b\\:c:running:"), "{text}");
+        let mut out = Vec::new();
+        write_fleet_list(rows, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST   ZONE_ID"), "{text}");
+        assert!(
+            lines[1].starts_with("web-1  ") && lines[1].contains("aap"),
+            "{text}"
+        );
+    }
+}
