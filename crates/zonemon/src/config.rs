@@ -15,7 +15,6 @@ use anyhow::{Context, Result};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::fleet::connect::Servers;
 use crate::hooks::HookSpec;
 use crate::sources::SourceKind;
 use crate::units;
@@ -62,9 +61,9 @@ pub struct ConfigFile {
     /// `[[hook]]` tables.
     #[serde(default)]
     pub hook: Vec<HookSpec>,
-    /// `publish = "nats://127.0.0.1:4222"`: the fleet's NATS servers (README: "Fleet").
-    #[serde(default, deserialize_with = "servers")]
-    pub publish: Option<Servers>,
+    /// `publish = "nats://127.0.0.1:4222"`: the fleet's NATS servers (README: "Fleet"),
+    /// checked with the flags (an error never repeats a URL: it may hold a password).
+    pub publish: Option<String>,
     /// `host_id = "web-1"`.
     #[serde(default, deserialize_with = "host_id")]
     pub host_id: Option<String>,
@@ -174,10 +173,6 @@ fn source<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SourceKind>, D::Erro
 
 fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<SocketAddr>>, D::Error> {
     parsed(d, crate::cli::parse_listen)
-}
-
-fn servers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Servers>, D::Error> {
-    parsed(d, Servers::parse)
 }
 
 fn host_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -61,8 +61,8 @@ impl AuthArgs {
 pub struct PublishArgs {
     /// Publish every journal record to NATS JetStream at these servers
     /// (nats://HOST:PORT or tls://HOST:PORT, comma-separated); see README's "Fleet".
-    #[arg(long, value_name = "URL[,URL…]", value_parser = Servers::parse)]
-    pub publish: Option<Servers>,
+    #[arg(long, value_name = "URL[,URL…]")]
+    pub publish: Option<String>,
     /// This host's id on the bus: letters, digits, `-`, `_` [default: the hostname and the
     /// first 8 characters of /etc/machine-id]
     #[arg(long, value_name = "ID", value_parser = names::check_host_id)]
@@ -87,7 +87,7 @@ pub struct PublishArgs {
 #[derive(Debug, Default)]
 pub struct FleetKeys {
     /// `publish = "nats://127.0.0.1:4222"`.
-    pub publish: Option<Servers>,
+    pub publish: Option<String>,
     /// `host_id = "web-1"`.
     pub host_id: Option<String>,
     /// `stream = "ZONEMON"`.
@@ -123,6 +123,7 @@ impl PublishArgs {
         }) else {
             return Ok(None);
         };
+        let servers = Servers::parse(&servers).map_err(|e| format!("--publish: {e}"))?;
         let host_id = match pick(given("host_id"), self.host_id, file.host_id.map(Some)) {
             Some(h) => h,
             None => names::default_host_id().map_err(|e| format!("{e:#}"))?,
@@ -195,8 +196,8 @@ pub fn stream_name(s: &str) -> Result<String, String> {
 #[derive(Debug, Clone, Default, Args)]
 pub struct FromArgs {
     /// Read the whole fleet from these NATS servers (nats://HOST:PORT[,…]) instead of this host.
-    #[arg(long, value_name = "URL[,URL…]", value_parser = Servers::parse)]
-    pub from: Option<Servers>,
+    #[arg(long, value_name = "URL[,URL…]")]
+    pub from: Option<String>,
     /// The fleet's stream.
     #[arg(long = "from-stream", value_name = "NAME", default_value = DEFAULT_STREAM, value_parser = stream_name, requires = "from")]
     pub stream: String,

@@ -23,7 +23,7 @@ use zonemon_core::listing::{parseable_line, table};
 use zonemon_core::output::{TextSink, WallClock};
 
 use super::args::{FromArgs, WatchFromArgs};
-use super::connect::{self, ConnectFailure};
+use super::connect::{self, ConnectFailure, Servers};
 use super::setup::explain;
 use super::{BUCKET, JOURNAL_HEADER};
 use crate::watch::WatchOptions;
@@ -33,9 +33,10 @@ const FETCH: usize = 256;
 
 /// Connects for a command, or says why it cannot.
 async fn reach(from: &FromArgs) -> Result<(jetstream::Context, String)> {
-    let servers = from.from.as_ref().expect("--from given");
+    let servers = Servers::parse(from.from.as_deref().expect("--from given"))
+        .map_err(|e| anyhow!("--from: {e}"))?;
     let shown = servers.shown();
-    let client = connect::connect(servers, &from.auth.auth(), "zonemon consumer")
+    let client = connect::connect(&servers, &from.auth.auth(), "zonemon consumer")
         .await
         .map_err(|f| match f {
             ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
@@ -151,7 +152,8 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
     };
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
+    let watching =
+        || eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
     match &args.durable {
         None => {
             let consumer = stream
@@ -162,11 +164,15 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
                 .await
                 .map_err(|e| failure(explain(&e, &shown)))?;
             let mut messages = consumer.messages().await?;
+            watching();
             loop {
                 tokio::select! {
                     m = messages.next() => match m {
                         Some(Ok(m)) => printer.print(&m)?,
-                        Some(Err(e)) => tracing::warn!("reading the stream: {e}"),
+                        Some(Err(e)) => {
+                            tracing::warn!("reading the stream: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                         None => bail!("the stream ended"),
                     },
                     _ = int.recv() => return Ok(()),
@@ -188,6 +194,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
                 )
                 .await
                 .map_err(|e| failure(explain(&e, &shown)))?;
+            watching();
             let mut stopping = false;
             while !stopping {
                 let batch = consumer

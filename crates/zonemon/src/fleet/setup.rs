@@ -36,7 +36,11 @@ pub fn subjects() -> String {
 pub fn explain(e: &dyn Display, servers: &str) -> ConnectFailure {
     let text = e.to_string();
     let lower = text.to_lowercase();
-    if lower.contains("no responders") || lower.contains("not enabled") || lower.contains("10076") {
+    if lower.contains("no responders")
+        || lower.contains("not enabled")
+        || lower.contains("resource does not exist")
+        || lower.contains("10076")
+    {
         ConnectFailure::Refused(anyhow!(
             "the NATS server at {servers} has no JetStream ({text}): start it with -js \
              (and -sd DIR), or enable jetstream in its configuration"
