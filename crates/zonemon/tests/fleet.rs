@@ -297,6 +297,18 @@ fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
     }
 }
 
+/// Waits until `done()`, for at most a minute (for what should come at once); whether it came.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 /// (host, seq) → (event, name) of the records named `prefix…` of every host's journal.
 fn journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (String, String)> {
     let mut out = BTreeMap::new();
@@ -479,19 +491,21 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         );
     }
     let want = journals(&host_refs, &p);
-    wait_until(
-        || {
-            let got = consumed(&consumer.lines(), &p).len();
-            format!(
-                "the consumer has {got} of {} records:\n{}",
-                want.len(),
-                consumer.stderr()
-            )
-        },
-        || consumed(&consumer.lines(), &p).len() >= want.len(),
-    );
+    // (What never came is said by the check below.)
+    wait_for(|| consumed(&consumer.lines(), &p).len() >= want.len());
     let lines = consumer.stop();
+    // A consumer started now reads the same from the stream.
+    let later = Monitor::start(&["watch", "--from", &url, "--json", "--all", "--since", "1h"]);
+    wait_for(|| consumed(&later.lines(), &p).len() >= want.len());
+    let later = later.stop();
+    eprintln!(
+        "{test}: the live consumer got {} records, a later one {}, of {}",
+        consumed(&lines, &p).len(),
+        consumed(&later, &p).len(),
+        want.len()
+    );
     exactly_once_in_order(&consumed(&lines, &p), &want);
+    exactly_once_in_order(&consumed(&later, &p), &want);
     for id in &ids {
         let zones = want
             .values()
@@ -577,10 +591,7 @@ fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
         || host.metric("zonemon_publish_lag_records") == Some(0),
     );
     let want = journals(&[&host], &p);
-    wait_until(
-        || format!("the consumers to get {} records", want.len()),
-        || n_first + consumed(&second.lines(), &p).len() >= want.len(),
-    );
+    wait_for(|| n_first + consumed(&second.lines(), &p).len() >= want.len());
     thread::sleep(Duration::from_millis(500)); // a repeat would show by now
     lines.extend(second.stop());
     exactly_once_in_order(&consumed(&lines, &p), &want);

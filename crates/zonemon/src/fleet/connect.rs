@@ -2,6 +2,8 @@
 //! credentials and TLS, and errors that say what to do.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -130,13 +132,23 @@ pub enum ConnectFailure {
     Refused(anyhow::Error),
 }
 
-/// Connects to `servers` once.
+/// Connects to `servers` once (the client reconnects by itself for ever after);
+/// `disconnections`, when given, counts the connections lost.
 pub async fn connect(
     servers: &Servers,
     auth: &Auth,
     name: &str,
+    disconnections: Option<Arc<AtomicU64>>,
 ) -> Result<async_nats::Client, ConnectFailure> {
-    let opts = options(auth, name).await.map_err(ConnectFailure::Refused)?;
+    let mut opts = options(auth, name).await.map_err(ConnectFailure::Refused)?;
+    if let Some(count) = disconnections {
+        opts = opts.event_callback(move |event| {
+            if matches!(event, async_nats::Event::Disconnected) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            async {}
+        });
+    }
     let shown = servers.shown();
     let addrs: Vec<async_nats::ServerAddr> = servers
         .0

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::StreamExt;
@@ -36,7 +36,7 @@ async fn reach(from: &FromArgs) -> Result<(jetstream::Context, String)> {
     let servers = Servers::parse(from.from.as_deref().expect("--from given"))
         .map_err(|e| anyhow!("--from: {e}"))?;
     let shown = servers.shown();
-    let client = connect::connect(&servers, &from.auth.auth(), "zonemon consumer")
+    let client = connect::connect(&servers, &from.auth.auth(), "zonemon consumer", None)
         .await
         .map_err(|f| match f {
             ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
@@ -156,27 +156,55 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
         || eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
     match &args.durable {
         None => {
-            let consumer = stream
-                .create_consumer(pull::OrderedConfig {
-                    deliver_policy: deliver,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| failure(explain(&e, &shown)))?;
-            let mut messages = consumer.messages().await?;
-            watching();
+            // An ordered consumer, made again from the next stream sequence after any
+            // failure (a server restarted forgets ephemeral consumers).
+            let mut policy = deliver;
+            let mut announced = false;
             loop {
-                tokio::select! {
-                    m = messages.next() => match m {
-                        Some(Ok(m)) => printer.print(&m)?,
-                        Some(Err(e)) => {
-                            tracing::warn!("reading the stream: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                let made = stream
+                    .create_consumer(pull::OrderedConfig {
+                        deliver_policy: policy.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+                let consumer = match made {
+                    Ok(c) => c,
+                    Err(e) if announced => {
+                        tracing::warn!("reading the stream again: {e}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                            _ = int.recv() => return Ok(()),
+                            _ = term.recv() => return Ok(()),
                         }
-                        None => bail!("the stream ended"),
-                    },
-                    _ = int.recv() => return Ok(()),
-                    _ = term.recv() => return Ok(()),
+                    }
+                    Err(e) => return Err(failure(explain(&e, &shown))),
+                };
+                let mut messages = consumer.messages().await?;
+                if !announced {
+                    watching();
+                    announced = true;
+                }
+                loop {
+                    tokio::select! {
+                        m = messages.next() => match m {
+                            Some(Ok(m)) => {
+                                printer.print(&m)?;
+                                if let Ok(info) = m.info() {
+                                    policy = DeliverPolicy::ByStartSequence {
+                                        start_sequence: info.stream_sequence + 1,
+                                    };
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!("reading the stream: {e}");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = int.recv() => return Ok(()),
+                        _ = term.recv() => return Ok(()),
+                    }
                 }
             }
         }

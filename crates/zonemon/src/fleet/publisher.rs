@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,11 @@ pub struct PublishOptions {
 /// Records read and published at a time (each zone record is two messages: the stream's
 /// and the bucket's).
 const BATCH: usize = 512;
+
+/// Records published again after the connection to the servers was lost and made again: a
+/// server killed at once may lose the last records it acknowledged but had not yet written
+/// (a single server writes its store asynchronously); the duplicate window drops those it kept.
+const REWIND: u64 = 4096;
 
 /// How long the daemon waits at start-up to learn whether the servers refuse it.
 const FIRST_CONTACT: Duration = Duration::from_secs(20);
@@ -97,6 +103,8 @@ impl Publisher {
             stopped,
             first: Some(first_tx),
             reconciled: false,
+            connections: Arc::new(AtomicU64::new(0)),
+            connections_seen: 0,
         };
         let thread = std::thread::Builder::new()
             .name("zonemon-publish".into())
@@ -164,6 +172,10 @@ struct State {
     first: Option<mpsc::Sender<Result<()>>>,
     /// Whether the bucket was brought in line with the journal since this daemon started.
     reconciled: bool,
+    /// Connections to the servers lost (counted by the client's events).
+    connections: Arc<AtomicU64>,
+    /// The losses already seen by the publishing loop.
+    connections_seen: u64,
 }
 
 impl State {
@@ -174,8 +186,16 @@ impl State {
         let mut backoff = Duration::from_millis(200);
         while !self.stopping() {
             let name = format!("zonemon {}", self.opts.host_id);
-            let failure = match connect::connect(&self.opts.servers, &self.opts.auth, &name).await {
+            let connected = connect::connect(
+                &self.opts.servers,
+                &self.opts.auth,
+                &name,
+                Some(Arc::clone(&self.connections)),
+            )
+            .await;
+            let failure = match connected {
                 Ok(client) => {
+                    self.connections_seen = self.connections.load(Ordering::Relaxed);
                     let js = jetstream::ContextBuilder::new()
                         .timeout(Duration::from_secs(5))
                         .build(client);
@@ -314,6 +334,17 @@ impl State {
         let mut stop_by: Option<Instant> = None;
         let mut last_mark = Instant::now();
         loop {
+            let connections = self.connections.load(Ordering::Relaxed);
+            if connections != self.connections_seen {
+                self.connections_seen = connections;
+                let from = self.acked.saturating_sub(REWIND);
+                tracing::info!(
+                    "the connection to the servers was lost: publishing again from seq {} (what \
+                     they kept is dropped as a duplicate)",
+                    from + 1
+                );
+                self.acked = from;
+            }
             if stop_by.is_none() && self.stopping() {
                 stop_by = Some(Instant::now() + STOP_GRACE);
             }
