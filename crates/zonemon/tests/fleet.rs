@@ -504,6 +504,15 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         consumed(&later, &p).len(),
         want.len()
     );
+    for h in &hosts {
+        for l in h
+            .log()
+            .lines()
+            .filter(|l| l.contains("warning") || l.contains("again"))
+        {
+            eprintln!("{test}: {}: {l}", h.id);
+        }
+    }
     exactly_once_in_order(&consumed(&lines, &p), &want);
     exactly_once_in_order(&consumed(&later, &p), &want);
     for id in &ids {

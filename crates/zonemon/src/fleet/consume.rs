@@ -10,9 +10,9 @@
 //! after the last record it printed. (Killed with SIGKILL, the records it had
 //! taken but not acknowledged come again after the consumer's ack wait.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use async_nats::jetstream;
@@ -62,22 +62,76 @@ pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> 
     runtime()?.block_on(watch_async(opts, args, since))
 }
 
-/// Which records a host's journal has shown: the newest `seq` of each (host, journal).
+/// Puts each host's records back in `seq` order, each once. A journal's `seq`s are
+/// contiguous, so a record after a gap is held until the gap fills (a record lost by a
+/// server that died is published again after the ones that followed it) or, after
+/// [`HOLD`], given up on (records deleted before they were published never come).
 #[derive(Default)]
-pub struct Seen(HashMap<(String, String), u64>);
+pub struct Order(HashMap<(String, String), Journal>);
 
-impl Seen {
-    /// Whether record `seq` of `host`'s `journal` is new (and notes it).
-    pub fn first_time(&mut self, host: &str, journal: &str, seq: u64) -> bool {
-        let last = self
+/// How long records wait behind a gap.
+const HOLD: Duration = Duration::from_secs(90);
+
+#[derive(Default)]
+struct Journal {
+    /// Every `seq` up to here was passed on (or given up on).
+    floor: u64,
+    held: BTreeMap<u64, Map<String, Value>>,
+    since: Option<Instant>,
+}
+
+impl Journal {
+    /// The held records that now follow the floor.
+    fn release(&mut self, out: &mut Vec<Map<String, Value>>) {
+        while let Some(rec) = self.held.remove(&(self.floor + 1)) {
+            self.floor += 1;
+            out.push(rec);
+        }
+        self.since = (!self.held.is_empty()).then(|| self.since.unwrap_or_else(Instant::now));
+    }
+}
+
+impl Order {
+    /// The records that may be passed on now that record `seq` of `host`'s `journal` came.
+    pub fn take(
+        &mut self,
+        host: &str,
+        journal: &str,
+        seq: u64,
+        rec: Map<String, Value>,
+    ) -> Vec<Map<String, Value>> {
+        let j = self
             .0
             .entry((host.to_string(), journal.to_string()))
-            .or_insert(0);
-        if seq <= *last {
-            return false;
+            .or_insert_with(|| Journal {
+                floor: seq.saturating_sub(1),
+                ..Default::default()
+            });
+        let mut out = Vec::new();
+        if seq > j.floor && !j.held.contains_key(&seq) {
+            j.held.insert(seq, rec);
+            j.release(&mut out);
         }
-        *last = seq;
-        true
+        out
+    }
+
+    /// The records held longer than `hold` behind a gap, given up on: passed on in order.
+    pub fn expired(&mut self, hold: Duration) -> Vec<Map<String, Value>> {
+        let mut out = Vec::new();
+        for ((host, _), j) in &mut self.0 {
+            if j.since.is_some_and(|t| t.elapsed() >= hold) {
+                let first = *j.held.keys().next().expect("held");
+                tracing::warn!(
+                    "records {} to {} of host {host} never came",
+                    j.floor + 1,
+                    first - 1
+                );
+                j.floor = first - 1;
+                j.since = None;
+                j.release(&mut out);
+            }
+        }
+        out
     }
 }
 
@@ -85,11 +139,11 @@ impl Seen {
 struct Printer {
     opts: WatchOptions,
     text: TextSink<io::Stdout>,
-    seen: Seen,
+    order: Order,
 }
 
 impl Printer {
-    /// Prints one message's record (unless seen or filtered out).
+    /// Prints one message's record (unless seen or filtered out), and the records it releases.
     fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
         let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
             tracing::warn!(
@@ -98,7 +152,11 @@ impl Printer {
             );
             return Ok(());
         };
-        let host = rec.get("host").and_then(Value::as_str).unwrap_or("");
+        let host = rec
+            .get("host")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let seq = rec.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let journal = msg
             .headers
@@ -106,10 +164,23 @@ impl Printer {
             .and_then(|h| h.get(JOURNAL_HEADER))
             .map(|v| v.as_str().to_string())
             .unwrap_or_default();
-        if !self.seen.first_time(host, &journal, seq) || !self.opts.filter.matches(&rec) {
-            return Ok(());
+        let ready = self.order.take(&host, &journal, seq, rec);
+        self.write_all(ready)
+    }
+
+    /// Prints the records given up waiting for.
+    fn expired(&mut self) -> Result<()> {
+        let ready = self.order.expired(HOLD);
+        self.write_all(ready)
+    }
+
+    fn write_all(&mut self, recs: Vec<Map<String, Value>>) -> Result<()> {
+        for rec in recs {
+            if self.opts.filter.matches(&rec) {
+                self.write(&rec)?;
+            }
         }
-        self.write(&rec)
+        Ok(())
     }
 
     fn write(&mut self, rec: &Map<String, Value>) -> Result<()> {
@@ -148,7 +219,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
             opts.all,
             opts.timestamps.then(|| WallClock::new(0)),
         ),
-        seen: Seen::default(),
+        order: Order::default(),
     };
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -202,6 +273,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
                             }
                             None => break,
                         },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => printer.expired()?,
                         _ = int.recv() => return Ok(()),
                         _ = term.recv() => return Ok(()),
                     }
@@ -258,6 +330,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
                         _ = term.recv() => stopping = true,
                     }
                 }
+                printer.expired()?;
             }
             js.client()
                 .flush()
@@ -341,14 +414,33 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn records_are_new_once_per_host_and_journal() {
-        let mut seen = Seen::default();
-        assert!(seen.first_time("a", "j", 1));
-        assert!(seen.first_time("a", "j", 2));
-        assert!(!seen.first_time("a", "j", 2), "a repeat");
-        assert!(!seen.first_time("a", "j", 1), "a replay");
-        assert!(seen.first_time("b", "j", 1), "another host");
-        assert!(seen.first_time("a", "k", 1), "a journal made anew");
+    fn records_come_out_once_in_seq_order_per_host_and_journal() {
+        let mut o = Order::default();
+        let mut take = |host: &str, journal: &str, seq: u64| -> Vec<u64> {
+            let rec = json!({"seq": seq}).as_object().unwrap().clone();
+            o.take(host, journal, seq, rec)
+                .iter()
+                .map(|r| r["seq"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(take("a", "j", 7), [7], "the first one sets the floor");
+        assert_eq!(take("a", "j", 8), [8]);
+        assert!(take("a", "j", 8).is_empty(), "a repeat");
+        assert!(take("a", "j", 7).is_empty(), "a replay");
+        assert!(take("a", "j", 10).is_empty(), "held behind 9");
+        assert!(take("a", "j", 11).is_empty());
+        assert!(take("a", "j", 10).is_empty(), "a repeat while held");
+        assert_eq!(take("b", "j", 1), [1], "another host");
+        assert_eq!(take("a", "j", 9), [9, 10, 11]);
+        assert_eq!(take("a", "k", 1), [1], "a journal made anew");
+        assert!(take("a", "j", 13).is_empty());
+        assert!(o.expired(Duration::from_secs(3600)).is_empty());
+        let given_up: Vec<u64> = o
+            .expired(Duration::ZERO)
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(given_up, [13]);
     }
 
     #[test]

@@ -57,6 +57,10 @@ const BATCH: usize = 512;
 /// (a single server writes its store asynchronously); the duplicate window drops those it kept.
 const REWIND: u64 = 4096;
 
+/// How long an acknowledgement may take (a loaded server answers late; a publish given up
+/// on is published again, after the ones that followed it).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long the daemon waits at start-up to learn whether the servers refuse it.
 const FIRST_CONTACT: Duration = Duration::from_secs(20);
 
@@ -197,7 +201,7 @@ impl State {
                 Ok(client) => {
                     self.connections_seen = self.connections.load(Ordering::Relaxed);
                     let js = jetstream::ContextBuilder::new()
-                        .timeout(Duration::from_secs(5))
+                        .timeout(ACK_TIMEOUT)
                         .build(client);
                     match self.serve(&js, &servers, &mut down_since).await {
                         Ok(()) => break,
