@@ -231,18 +231,9 @@ impl Host {
 
     /// Every journaled record of the zones named `prefix…`, in `seq` order.
     fn journal_of(&self, prefix: &str) -> Vec<Value> {
-        let out = Command::new(ZONEMON)
-            .args(["events", "--since", "1d", "--json", "--all", "--journal"])
-            .arg(self.dir.join("journal.db"))
-            .output()
-            .expect("running zonemon events");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
+        let journal = self.dir.join("journal.db");
+        let events = ["events", "--since", "1d", "--json", "--all", "--journal"];
+        stdout_of(Command::new(ZONEMON).args(events).arg(journal))
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .filter(|r| named(r, prefix))
@@ -251,26 +242,20 @@ impl Host {
 
     /// `zonemon list -p` through this host's daemon: (zone_id, name) of the zones named `prefix…`.
     fn running(&self, prefix: &str) -> BTreeSet<(u64, String)> {
-        let out = Command::new(ZONEMON)
-            .args(["list", "-p", "--socket"])
-            .arg(self.dir.join("api.sock"))
-            .output()
-            .expect("running zonemon list");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(3, ':');
-                let id = f.next()?.parse().ok()?;
-                let name = f.next()?;
-                name.starts_with(prefix).then(|| (id, name.to_string()))
-            })
-            .collect()
+        let socket = self.dir.join("api.sock");
+        stdout_of(
+            Command::new(ZONEMON)
+                .args(["list", "-p", "--socket"])
+                .arg(socket),
+        )
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let id = f.next()?.parse().ok()?;
+            let name = f.next()?;
+            name.starts_with(prefix).then(|| (id, name.to_string()))
+        })
+        .collect()
     }
 }
 
@@ -282,6 +267,17 @@ impl Drop for Host {
             let _ = wait_timeout(&mut c, WAIT);
         }
     }
+}
+
+/// What `cmd` prints on stdout; it must succeed.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("running zonemon");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn named(r: &Value, prefix: &str) -> bool {
@@ -380,17 +376,9 @@ fn exactly_once_in_order(
 
 /// `zonemon list -p --from URL`: host → (zone_id, name) of the zones named `prefix…`.
 fn fleet_list(url: &str, prefix: &str) -> BTreeMap<String, BTreeSet<(u64, String)>> {
-    let out = Command::new(ZONEMON)
-        .args(["list", "-p", "--from", url])
-        .output()
-        .expect("running zonemon list --from");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of(Command::new(ZONEMON).args(["list", "-p", "--from", url]));
     let mut hosts: BTreeMap<String, BTreeSet<(u64, String)>> = BTreeMap::new();
-    for l in String::from_utf8(out.stdout).unwrap().lines() {
+    for l in text.lines() {
         let mut f = l.splitn(4, ':');
         let (Some(host), Some(id), Some(name)) = (f.next(), f.next(), f.next()) else {
             panic!("a bad line: {l}");

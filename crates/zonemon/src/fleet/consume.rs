@@ -2,9 +2,9 @@
 //! stream) and `zonemon list --from` (every host's running zones, from the
 //! bucket).
 //!
-//! `watch --from` drops a record it has seen (by host, journal and `seq`), so
-//! a record published again after the server's duplicate window is still
-//! shown once. With `--durable NAME` it reads through a durable consumer and
+//! `watch --from` shows each record once (by host, journal and `seq`), so a
+//! record published again after the server's duplicate window is still shown
+//! once, and each host's records in `seq` order ([`Order`]). With `--durable NAME` it reads through a durable consumer and
 //! acknowledges each record after printing it; stopped by SIGINT/SIGTERM, it
 //! finishes the batch in hand first, so started again it resumes exactly
 //! after the last record it printed. (Killed with SIGKILL, the records it had
@@ -234,7 +234,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
             loop {
                 let made = stream
                     .create_consumer(pull::OrderedConfig {
-                        deliver_policy: policy.clone(),
+                        deliver_policy: policy,
                         ..Default::default()
                     })
                     .await;
