@@ -718,6 +718,47 @@ mod tests {
     }
 
     #[test]
+    fn fleet_flags_override_their_config_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zonemon.toml");
+        std::fs::write(
+            &path,
+            "publish = \"nats://a:4222\"\nhost_id = \"web-1\"\nstream_max_age = \"1h\"\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let daemon = |args: &[&str]| {
+            let m = Cli::command()
+                .try_get_matches_from([&["zonemon", "daemon", "--config", config], args].concat())
+                .unwrap();
+            match Cli::parse_from_matches(m).unwrap().action() {
+                Ok(Action::Daemon(d)) => Ok(d.publish),
+                Ok(_) => panic!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let p = daemon(&[]).unwrap().expect("publishing");
+        assert_eq!(p.servers.0, ["nats://a:4222"]);
+        assert_eq!((p.host_id.as_str(), p.stream.replicas), ("web-1", 1));
+        assert_eq!(p.stream.max_age, Duration::from_secs(3600));
+        let p = daemon(&["--host-id", "web-2", "--publish", "tls://b:1"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.host_id.as_str(), p.servers.0[0].as_str()),
+            ("web-2", "tls://b:1")
+        );
+        let e = daemon(&["--publish", "nats://u:hunter2@b:1"]).unwrap_err();
+        assert!(
+            e.contains("--nats-password-file") && !e.contains("hunter2"),
+            "{e}"
+        );
+        assert!(Cli::command()
+            .try_get_matches_from(["zonemon", "daemon", "--host-id", "a.b"])
+            .is_err());
+    }
+
+    #[test]
     fn bad_ring_sizes_say_why() {
         let e = Cli::try_parse_from(["zonemon", "--ring-size", "5000"])
             .unwrap_err()
