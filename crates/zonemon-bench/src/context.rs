@@ -40,6 +40,14 @@ pub struct Plan {
     pub scale_cpu_zones: usize,
     /// Zones per scale level for the latency figure (one at a time).
     pub scale_latency_zones: usize,
+    /// Zones the daemon journals as fast as the maker goes (its peak RSS is read after them).
+    pub daemon_zones: usize,
+    /// Parallelisms the zone maker is tried at alone, to find its fastest here.
+    pub daemon_parallel: Vec<usize>,
+    /// Zones per try of the maker alone.
+    pub daemon_probe_zones: usize,
+    /// The daemon's idle window.
+    pub daemon_idle: Duration,
 }
 
 impl Plan {
@@ -61,6 +69,10 @@ impl Plan {
                 scale_levels: vec![0, 200, 0],
                 scale_cpu_zones: 100,
                 scale_latency_zones: 10,
+                daemon_zones: 2000,
+                daemon_parallel: vec![8, 32],
+                daemon_probe_zones: 1000,
+                daemon_idle: Duration::from_secs(5),
             }
         } else {
             Plan {
@@ -78,6 +90,10 @@ impl Plan {
                 scale_levels: vec![0, 1000, 10_000, 0],
                 scale_cpu_zones: 3000,
                 scale_latency_zones: 150,
+                daemon_zones: 100_000,
+                daemon_parallel: vec![4, 8, 16, 32],
+                daemon_probe_zones: 5000,
+                daemon_idle: Duration::from_secs(10),
             }
         }
     }

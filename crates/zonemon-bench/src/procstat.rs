@@ -1,6 +1,8 @@
 //! What the kernel says about a process's CPU time, wakeups and memory (`/proc/<pid>/…`).
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -80,23 +82,57 @@ pub fn usage(pid: i32) -> Result<Usage> {
         child_ticks: num(13) + num(14),
         ..Usage::default()
     };
-    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
-        .with_context(|| format!("listing /proc/{pid}/task"))?;
-    for t in tasks.flatten() {
-        let dir = t.path();
-        if let Ok(s) = fs::read_to_string(dir.join("schedstat")) {
-            u.exec_ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        if let Ok(s) = fs::read_to_string(dir.join("status")) {
-            u.voluntary += status_field(&s, "voluntary_ctxt_switches").unwrap_or(0);
-            u.involuntary += status_field(&s, "nonvoluntary_ctxt_switches").unwrap_or(0);
-        }
+    for dir in tasks(pid)? {
+        add_task(&mut u, &dir);
     }
     Ok(u)
+}
+
+/// CPU time and context switches of `pid`'s threads now, by thread name
+/// (`comm`; threads of the same name summed). Ticks are not filled in.
+pub fn thread_usage(pid: i32) -> Result<BTreeMap<String, Usage>> {
+    let mut by_name = BTreeMap::new();
+    for dir in tasks(pid)? {
+        let Ok(comm) = fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        add_task(by_name.entry(comm.trim().to_string()).or_default(), &dir);
+    }
+    Ok(by_name)
+}
+
+/// Per-thread usage since `before` (threads that started meanwhile count from zero).
+pub fn threads_since(
+    now: &BTreeMap<String, Usage>,
+    before: &BTreeMap<String, Usage>,
+) -> BTreeMap<String, Usage> {
+    now.iter()
+        .map(|(name, u)| (name.clone(), before.get(name).map_or(*u, |b| u.since(b))))
+        .collect()
+}
+
+/// `/proc/<pid>/task/<tid>` of each of `pid`'s threads.
+fn tasks(pid: i32) -> Result<Vec<PathBuf>> {
+    Ok(fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("listing /proc/{pid}/task"))?
+        .flatten()
+        .map(|t| t.path())
+        .collect())
+}
+
+/// Adds one thread's run time and context switches (`dir`: its `/proc/<pid>/task/<tid>`) to `u`.
+fn add_task(u: &mut Usage, dir: &Path) {
+    if let Ok(s) = fs::read_to_string(dir.join("schedstat")) {
+        u.exec_ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    if let Ok(s) = fs::read_to_string(dir.join("status")) {
+        u.voluntary += status_field(&s, "voluntary_ctxt_switches").unwrap_or(0);
+        u.involuntary += status_field(&s, "nonvoluntary_ctxt_switches").unwrap_or(0);
+    }
 }
 
 /// Peak resident set size (`VmHWM`) of `pid`, in KiB.
@@ -116,6 +152,8 @@ mod tests {
         let u = usage(me).unwrap();
         assert!(u.exec_ns > 0);
         assert!(peak_rss_kib(me).unwrap() > 0);
+        let threads = thread_usage(me).unwrap();
+        assert!(threads.values().map(|t| t.exec_ns).sum::<u64>() > 0);
         assert_eq!(status_field("VmHWM:\t  1234 kB\n", "VmHWM"), Some(1234));
     }
 }

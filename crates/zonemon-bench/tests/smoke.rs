@@ -149,6 +149,11 @@ fn smoke_mode_runs_and_its_table_parses() {
         "Scale: zonemon CPU per transition",
         "Scale: detection latency",
         "Scale: zonemon peak RSS",
+        "Daemon idle over",
+        "Daemon: detection latency to a client of its API",
+        "Daemon: zone rate journaled with zero loss",
+        "Daemon: cost per journaled record",
+        "Daemon: peak RSS (VmHWM) after",
     ];
     for prefix in measured {
         let c = find(prefix);

@@ -1,6 +1,6 @@
 //! The zone transitions zonemon reports.
 
-use crate::exit::ExitStatus;
+use crate::exit::{ExitStatus, Oom};
 use crate::naming::{K8sNames, NameSource};
 
 /// A zone's lifecycle transition.
@@ -82,6 +82,12 @@ pub struct ZoneEvent {
     pub cgroup: Option<String>,
     /// How the init ended (on `Shutdown`, when known).
     pub exit: Option<ExitStatus>,
+    /// What the OOM killer took of the zone (on `Shutdown`, from a source that sees OOM kills).
+    pub oom: Option<Oom>,
+    /// Its image, labels, pod uid and sandbox mark, from its runtime's state.
+    pub meta: Option<Box<crate::meta::ZoneMeta>>,
+    /// On `Booted`: how many times a zone of this name booted before (within the monitor's memory).
+    pub restart_count: Option<u32>,
     /// Time from the init's creation to its exit (on `Shutdown`).
     pub uptime_ns: Option<u64>,
     /// Time from the init's exit to the zone being gone (on `Down`, when the exit was seen).
@@ -117,6 +123,9 @@ impl ZoneEvent {
             hostname: Some(name.into()),
             cgroup: Some("/zonemon-test".into()),
             exit: None,
+            oom: None,
+            meta: None,
+            restart_count: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,

@@ -29,6 +29,27 @@ impl ExitStatus {
     }
 }
 
+/// What the OOM killer took of a zone while it lived (on `shutdown`, from a
+/// source that sees OOM kills).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Oom {
+    /// Its init was the OOM killer's victim (alone, or with its whole cgroup).
+    pub killed: bool,
+    /// How many of its other processes the OOM killer took.
+    pub kills: u32,
+}
+
+impl Oom {
+    /// Counts one victim: the zone's init (`init`) or another of its processes.
+    pub fn mark(&mut self, init: bool) {
+        if init {
+            self.killed = true;
+        } else {
+            self.kills = self.kills.saturating_add(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

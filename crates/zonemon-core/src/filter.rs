@@ -25,12 +25,14 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 /// The keys [`Filter`] accepts, in the order error messages list them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 9] = [
     "container_id",
     "event",
     "exit",
     "host",
+    "image",
     "k8s_namespace",
+    "label",
     "name",
     "runtime",
 ];
@@ -61,6 +63,10 @@ pub struct Filter {
     k8s_namespaces: Vec<String>,
     /// `exit=…` conditions; empty: any (and records without an exit).
     exits: Vec<ExitCond>,
+    /// `image=…` globs; empty: any image (or none).
+    images: Vec<glob::Pattern>,
+    /// `label=KEY[=VALUE]` conditions: the label set (to that value, when given).
+    labels: Vec<(String, Option<String>)>,
     /// `host=…` globs; empty: any host (and records without one).
     hosts: Vec<glob::Pattern>,
 }
@@ -157,6 +163,20 @@ impl Filter {
             }
             "k8s_namespace" => self.k8s_namespaces.push(value.to_string()),
             "exit" => self.exits.push(ExitCond::parse(value)?),
+            "image" => self.images.push(glob::Pattern::new(value).map_err(|e| {
+                FilterError(format!("image filter `{}`: {e}", value.escape_debug()))
+            })?),
+            "label" if !value.is_empty() && !value.starts_with('=') => {
+                self.labels.push(match value.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (value.to_string(), None),
+                })
+            }
+            "label" => {
+                return Err(FilterError(
+                    "label filter: give label=KEY or label=KEY=VALUE".into(),
+                ))
+            }
             _ => {
                 return Err(FilterError(format!(
                     "unknown filter key `{}` (keys: {})",
@@ -176,6 +196,8 @@ impl Filter {
             && self.container_ids.is_empty()
             && self.k8s_namespaces.is_empty()
             && self.exits.is_empty()
+            && self.images.is_empty()
+            && self.labels.is_empty()
             && self.hosts.is_empty()
     }
 
@@ -189,7 +211,9 @@ impl Filter {
             && self.runtimes.is_empty()
             && self.container_ids.is_empty()
             && self.k8s_namespaces.is_empty()
-            && self.exits.is_empty());
+            && self.exits.is_empty()
+            && self.images.is_empty()
+            && self.labels.is_empty());
         if zone_keys && !object.contains_key("zone_id") && self.events.is_empty() {
             return false;
         }
@@ -221,7 +245,25 @@ impl Filter {
         let k8s_ok = any(&self.k8s_namespaces, text("k8s_namespace"));
         let exits_ok = self.exits.is_empty()
             || (text("event") == Some("shutdown") && self.exits.iter().any(|c| c.matches(object)));
-        events_ok && names_ok && runtimes_ok && ids_ok && k8s_ok && exits_ok
+        let images_ok = self.images.is_empty()
+            || text("image").is_some_and(|i| self.images.iter().any(|p| p.matches(i)));
+        let labels = object.get("labels").and_then(Value::as_object);
+        let labels_ok = self.labels.is_empty()
+            || self.labels.iter().any(|(k, want)| {
+                let got = labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+                match want {
+                    Some(v) => got == Some(v.as_str()),
+                    None => got.is_some(),
+                }
+            });
+        events_ok
+            && names_ok
+            && runtimes_ok
+            && ids_ok
+            && k8s_ok
+            && exits_ok
+            && images_ok
+            && labels_ok
     }
 }
 
@@ -244,6 +286,29 @@ mod tests {
         assert!(f.is_empty());
         assert!(f.matches(&booted("aap")));
         assert!(f.matches(&obj(json!({"event": "lost", "count": 3}))));
+    }
+
+    #[test]
+    fn images_and_labels() {
+        let web = obj(json!({"event": "booted", "name": "w", "zone_id": 1,
+            "image": "docker.io/library/nginx:1.27", "labels": {"app": "web", "tier": "front"}}));
+        let bare = obj(
+            json!({"event": "booted", "name": "b", "zone_id": 2, "image": null, "labels": null}),
+        );
+        let f = |specs: &[&str]| Filter::parse(specs.iter().copied()).unwrap();
+        assert!(f(&["image=*nginx:*"]).matches(&web));
+        assert!(!f(&["image=*redis*"]).matches(&web));
+        assert!(!f(&["image=*"]).matches(&bare));
+        assert!(f(&["label=app"]).matches(&web));
+        assert!(f(&["label=app=web"]).matches(&web));
+        assert!(!f(&["label=app=db"]).matches(&web));
+        assert!(f(&["label=app=db", "label=tier=front"]).matches(&web), "OR");
+        assert!(!f(&["label=app=web", "image=*redis*"]).matches(&web), "AND");
+        assert!(!f(&["label=app"]).matches(&bare));
+        for bad in ["label=", "label==x"] {
+            let e = Filter::parse([bad]).unwrap_err().to_string();
+            assert!(e.contains("label=KEY"), "{e}");
+        }
     }
 
     #[test]

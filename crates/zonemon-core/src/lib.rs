@@ -10,6 +10,7 @@ pub mod event;
 pub mod exit;
 pub mod filter;
 pub mod listing;
+pub mod meta;
 pub mod naming;
 pub mod observation;
 pub mod output;
@@ -20,7 +21,8 @@ pub mod timefmt;
 pub mod tracker;
 
 pub use event::{EventKind, ZoneEvent};
-pub use exit::ExitStatus;
+pub use exit::{ExitStatus, Oom};
+pub use meta::ZoneMeta;
 pub use naming::{NameResolver, NameSource, ResolvedName, ZoneFacts};
 pub use observation::{Observation, ObservationKind};
 pub use tracker::{HostInfo, Tracker};

@@ -62,6 +62,17 @@ pub struct ResolvedName {
     pub container_id: Option<String>,
     /// The Kubernetes names, when the zone is a container of a Kubernetes pod.
     pub k8s: Option<K8sNames>,
+    /// Its image, labels, pod uid and sandbox mark, when the runtime's state has any
+    /// (boxed: most zones have none).
+    pub meta: Option<Box<crate::meta::ZoneMeta>>,
+}
+
+impl ResolvedName {
+    /// The same name, with `meta` (none when it is empty).
+    pub fn with_meta(mut self, meta: crate::meta::ZoneMeta) -> Self {
+        self.meta = (!meta.is_empty()).then(|| Box::new(meta));
+        self
+    }
 }
 
 /// Where a Kubernetes container sits: its pod's namespace, its pod, and its own name.
@@ -166,6 +177,7 @@ mod tests {
                 runtime: Some("test".into()),
                 container_id: None,
                 k8s: None,
+                meta: None,
             })
         }
     }

@@ -12,6 +12,9 @@ pub enum ObservationKind {
     /// The init was reaped and freed: nothing of the zone is left.
     /// Only `ts_ns`, `start_ns` and `init_pid` are meaningful.
     InitFree,
+    /// The OOM killer chose the zone's process `victim_pid` (its init when
+    /// that is `init_pid`). Proves no transition; the zone's shutdown says it.
+    OomVictim,
 }
 
 /// One observation of a zone's init, in the kernel's terms.
@@ -46,6 +49,8 @@ pub struct Observation {
     pub comm: String,
     /// wait()-style exit status (for [`ObservationKind::InitExit`]).
     pub exit_status: i32,
+    /// Host PID of the OOM killer's victim (for [`ObservationKind::OomVictim`]).
+    pub victim_pid: u32,
     /// The init's cgroup path, when the source knows it.
     pub cgroup: Option<String>,
     /// The init's other cgroup paths (one per hierarchy, on hosts with
@@ -71,6 +76,7 @@ impl Observation {
             nodename: String::new(),
             comm: String::new(),
             exit_status: 0,
+            victim_pid: 0,
             cgroup: None,
             more_cgroups: None,
         }

@@ -56,6 +56,8 @@ pub struct Tracker<R: NameResolver> {
     next_id: u64,
     zones: ZoneTable,
     reboots: RebootMemory,
+    /// Whether the source reports OOM kills: then a shutdown says whether it was one.
+    sees_oom: bool,
 }
 
 impl<R: NameResolver> Tracker<R> {
@@ -67,7 +69,15 @@ impl<R: NameResolver> Tracker<R> {
             next_id: 1,
             zones: ZoneTable::new(),
             reboots: RebootMemory::new(),
+            sees_oom: false,
         }
+    }
+
+    /// The same tracker, told that its source reports OOM kills
+    /// ([`ObservationKind::OomVictim`]): shutdowns then carry [`Oom`](crate::exit::Oom) marks.
+    pub fn with_oom_kills(mut self, sees_oom: bool) -> Self {
+        self.sees_oom = sees_oom;
+        self
     }
 
     /// The same tracker, numbering zones from `first_id` on instead of 1 (a
@@ -240,6 +250,16 @@ impl<R: NameResolver> Tracker<R> {
         if self.zones.is_gone(&key) {
             return out; // a late observation of a zone already down
         }
+        if obs.kind == ObservationKind::OomVictim {
+            // Marks a zone known and not yet shut down; never makes one.
+            if let Some(key) = self.find_live(key.init_pid, obs.pidns, key.start_ns, false) {
+                let zone = self.zones.get_mut(&key).expect("found");
+                if zone.state() != State::Shutdown {
+                    zone.oom.mark(obs.victim_pid == obs.init_pid);
+                }
+            }
+            return out;
+        }
         if obs.kind == ObservationKind::InitFree {
             if let Some(key) = self.find_live(key.init_pid, 0, key.start_ns, false) {
                 self.retire(key, obs.ts_ns, &mut out);
@@ -272,7 +292,7 @@ impl<R: NameResolver> Tracker<R> {
             zone.cgroup.clone_from(&obs.cgroup);
         }
         match obs.kind {
-            ObservationKind::InitFork | ObservationKind::InitFree => {}
+            ObservationKind::InitFork | ObservationKind::InitFree | ObservationKind::OomVictim => {}
             ObservationKind::InitExec => {
                 if zone.state() == State::Ready {
                     out.push(self.booted_event(key, obs.ts_ns));
@@ -294,6 +314,7 @@ impl<R: NameResolver> Tracker<R> {
                 ev.reboot_of = Some(prev);
                 ev.reboot_gap_ns = Some(gap);
             }
+            ev.restart_count = Some(self.reboots.count_boot(&ev.name));
         }
         ev
     }
@@ -305,6 +326,9 @@ impl<R: NameResolver> Tracker<R> {
         let mut ev = self.event(key, EventKind::Shutdown, ts_ns);
         ev.exit = status.map(ExitStatus::from_wait_status);
         ev.uptime_ns = Some(ts_ns.saturating_sub(key.start_ns));
+        if self.sees_oom {
+            ev.oom = Some(self.zones.at(&key).oom);
+        }
         if ev.name_source != NameSource::PidNs {
             self.reboots.shut_down(&ev.name, ev.zone_id, ts_ns);
         }
@@ -429,17 +453,18 @@ impl<R: NameResolver> Tracker<R> {
             zone.more_cgroups = None;
         }
         let hostname = zone.hostname().map(str::to_string);
-        let (name, name_source, runtime, container_id, k8s) = match &zone.runtime_name {
+        let (name, name_source, runtime, container_id, k8s, meta) = match &zone.runtime_name {
             Some(r) => (
                 r.name.clone(),
                 r.source,
                 r.runtime.clone(),
                 r.container_id.clone(),
                 r.k8s.clone(),
+                r.meta.clone(),
             ),
             None => {
                 let (n, s) = fallback_name(zone.pidns(), hostname.as_deref());
-                (n, s, None, None, None)
+                (n, s, None, None, None, None)
             }
         };
         ZoneEvent {
@@ -458,6 +483,9 @@ impl<R: NameResolver> Tracker<R> {
             hostname,
             cgroup: zone.cgroup.clone(),
             exit: None,
+            oom: None,
+            meta,
+            restart_count: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,

@@ -10,6 +10,7 @@
 //! - [`log_to`], [`wait_ready`], [`which`], [`container_run_args`]: starting
 //!   daemons (dockerd, containerd) and containers.
 //! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`.
+//! - [`MemCg`], [`MEMORY_HOG`]: a memory cgroup and a program the OOM killer takes in it.
 //!
 //! The machine these run on is shared: callers name their zones with a prefix
 //! of their own and count only those.
@@ -17,12 +18,14 @@
 #![warn(missing_docs)]
 
 mod daemon;
+mod memcg;
 mod procfs;
 mod root;
 mod stderr;
 mod zone;
 
 pub use daemon::{container_run_args, log_to, wait_ready, which, NotReady};
+pub use memcg::{MemCg, MEMORY_HOG};
 pub use procfs::{ppid, stat_fields};
 pub use root::{in_ci, require_root, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};

@@ -16,6 +16,7 @@ use crate::fleet::{FleetKeys, FromArgs, PublishArgs, WatchFromArgs};
 use crate::hooks::{HookSpec, Limits, Reload};
 use crate::journal::{self, retention::Retention};
 use crate::sources::SourceKind;
+use crate::timeline::TimelineOptions;
 use crate::units;
 use crate::watch::{Priority, WatchOptions};
 
@@ -73,6 +74,29 @@ enum Command {
     Daemon(DaemonArgs),
     /// Print the journal's history (what `zonemon daemon` recorded), in `watch`'s formats.
     Events(EventsArgs),
+    /// Draw the journal's zones as a timeline: a row per name, a bar per life, exits marked.
+    ///
+    /// Writes a self-contained SVG or HTML file (no network fetches); hover for detail.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Debug, Args)]
+struct TimelineArgs {
+    /// From this time on: a span ago (1h, 10m, 30d) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    since: String,
+    /// Up to this time: a span ago or an RFC 3339 time (default: now).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Draw only the zones with a record that matches (as `watch --filter`; repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
+    filter: Vec<String>,
+    /// The file to write: FILE.svg or FILE.html.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The journal to read.
+    #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
+    journal: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +183,8 @@ struct WatchArgs {
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
     /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
     /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
-    /// code; shutdown records only), host (a glob; --from). --metrics counts what passes.
+    /// code; shutdown records only), image (a glob), label (label=KEY or label=KEY=VALUE), host
+    /// (a glob; --from). --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]
@@ -248,6 +273,8 @@ pub enum Action {
     Daemon(DaemonOptions),
     /// `zonemon events`.
     Events(EventsOptions),
+    /// `zonemon timeline`.
+    Timeline(TimelineOptions),
 }
 
 impl Cli {
@@ -287,6 +314,7 @@ impl Cli {
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
             Some(Command::Daemon(d)) => Action::Daemon(d.options(&self.given)?),
             Some(Command::Events(e)) => Action::Events(e.options()?),
+            Some(Command::Timeline(t)) => Action::Timeline(t.options()?),
         })
     }
 }
@@ -405,17 +433,43 @@ impl DaemonArgs {
     }
 }
 
+/// `text` as an instant read against `now`, or a usage error naming `flag`.
+fn instant(flag: &str, text: &str, now: i128) -> Result<i128, clap::Error> {
+    units::parse_instant(text, now).map_err(|e| {
+        clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value for {flag}: {e}\n"),
+        )
+    })
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+fn now_unix_ns() -> i128 {
+    zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME) as i128
+}
+
+impl TimelineArgs {
+    fn options(self) -> Result<TimelineOptions, clap::Error> {
+        let now = now_unix_ns();
+        Ok(TimelineOptions {
+            journal: self.journal,
+            since_ns: instant("--since", &self.since, now)?,
+            until_ns: self
+                .until
+                .map(|u| instant("--until", &u, now))
+                .transpose()?
+                .unwrap_or(now),
+            filter: Filter::parse(self.filter.iter().map(String::as_str))
+                .expect("each filter was checked when parsed"),
+            out: self.out,
+        })
+    }
+}
+
 impl EventsArgs {
     fn options(self) -> Result<EventsOptions, clap::Error> {
-        let now = zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME) as i128;
-        let instant = |flag: &str, text: &str| {
-            units::parse_instant(text, now).map_err(|e| {
-                clap::Error::raw(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("invalid value for {flag}: {e}\n"),
-                )
-            })
-        };
+        let now = now_unix_ns();
+        let instant = |flag: &str, text: &str| instant(flag, text, now);
         Ok(EventsOptions {
             journal: self.journal,
             since_ns: instant("--since", &self.since)?,

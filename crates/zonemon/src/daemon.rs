@@ -40,7 +40,7 @@ use crate::pipeline::Pipeline;
 use crate::store::StoredRecord;
 use crate::systemd::{self, Watchdog};
 use crate::wallclock::ClockFollower;
-use crate::watch::{self, Lifecycle, WatchOptions};
+use crate::watch::{self, Lifecycle, Priority, WatchOptions};
 
 /// How `zonemon daemon` runs (built from the command line by `cli`).
 #[derive(Debug, Clone)]
@@ -70,14 +70,26 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let conn = schema::open_writer(&opts.journal)?;
     let opened = journal_store::opened(&conn)?;
     let shared = Shared::new(&opened);
+    // A bad or busy --metrics address is an error before anything is attached.
+    let metrics = metrics::start(opts.watch.metrics)?;
+    eprintln!("zonemon: daemon: hooks: {}", hook_set.names());
+    // The hooks' threads (and the programs they run) and the metrics' keep the default priority.
+    let runner = Arc::new(HookRunner::start(
+        hook_set,
+        opts.hook_limits,
+        metrics.clone(),
+    )?);
+    let reloader = Reloader::start(opts.reload.clone(), Arc::clone(&runner))?;
+    // Every thread on the way from the kernel to a client (the API's, the
+    // journal's writer) competes for a CPU as the event loop does: set before they start.
+    opts.watch.priority.apply();
+    let watch_opts = WatchOptions {
+        priority: Priority::Normal, // applied already
+        ..opts.watch.clone()
+    };
     // What the local API serves from: it reads the journal, kept current by the writer.
     let store = JournalStore::new(&opts.journal, Arc::clone(&shared));
     let api = api::serve(store.clone(), ApiConfig::new(&opts.socket))?;
-    let clock_follower = ClockFollower::new()?;
-    let clock = clock_follower.clock();
-    let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
-    // A bad or busy --metrics address is an error before anything is attached.
-    let metrics = metrics::start(opts.watch.metrics)?;
     // Credentials refused, no JetStream or a stream set up otherwise stop the daemon here;
     // servers that cannot be reached do not (it publishes when they can be).
     let publisher = match &opts.publish {
@@ -89,13 +101,9 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         )?),
         None => None,
     };
-    eprintln!("zonemon: daemon: hooks: {}", hook_set.names());
-    let runner = Arc::new(HookRunner::start(
-        hook_set,
-        opts.hook_limits,
-        metrics.clone(),
-    )?);
-    let reloader = Reloader::start(opts.reload.clone(), Arc::clone(&runner))?;
+    let clock_follower = ClockFollower::new()?;
+    let clock = clock_follower.clock();
+    let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
     let mut writer = Writer::new(
         conn,
         opts.journal.clone(),
@@ -103,7 +111,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         opened.marks,
         opts.retention,
         shared,
-    );
+    )?;
     let hooks = Arc::clone(&runner);
     writer.also_to(Box::new(move |batch| hooks.offer(batch)));
     if let Some(m) = &metrics {
@@ -123,7 +131,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
             watchdog: Watchdog::from_env()?,
         };
         let sink = Box::new(JournalSink(Rc::clone(&feed)));
-        watch::run_with(&opts.watch, sink, &mut life, clock_follower, metrics)
+        watch::run_with(&watch_opts, sink, &mut life, clock_follower, metrics)
     })();
     systemd::stopping();
     if let Err(e) = api.stop() {

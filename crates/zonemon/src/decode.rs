@@ -49,6 +49,7 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
         zm_kind::ZM_KIND_INIT_EXEC => ObservationKind::InitExec,
         zm_kind::ZM_KIND_INIT_EXIT => ObservationKind::InitExit,
         zm_kind::ZM_KIND_INIT_FREE => ObservationKind::InitFree,
+        zm_kind::ZM_KIND_OOM_VICTIM => ObservationKind::OomVictim,
         zm_kind(other) => return Err(DecodeError::UnknownKind(other)),
     };
     let mut obs = Observation::new(kind);
@@ -62,6 +63,7 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.creator_pid = raw.creator_pid;
     obs.utsns = raw.utsns_inum;
     obs.exit_status = raw.exit_status;
+    obs.victim_pid = raw.victim_pid;
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
     Ok(obs)
@@ -130,6 +132,13 @@ mod tests {
             (3764, 4026532177, 3 << 8)
         );
         assert_eq!((o.comm.as_str(), o.nodename.as_str()), ("sh", "aap"));
+        let oom = zm_event {
+            kind: zm_kind::ZM_KIND_OOM_VICTIM.0,
+            victim_pid: 3770,
+            ..exit_record()
+        };
+        let o = decode(&bytes_of(&oom)).unwrap();
+        assert_eq!((o.kind, o.victim_pid), (ObservationKind::OomVictim, 3770));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod store;
 mod systemd;
 #[cfg(test)]
 mod testsink;
+mod timeline;
 mod timerfd;
 mod units;
 mod wallclock;
@@ -72,6 +73,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Action::Completions(shell) => docs::completions(shell, &mut std::io::stdout().lock()),
         Action::Manpages(dir) => docs::manpages(&dir),
         Action::Daemon(opts) => daemon::run(&opts),
+        Action::Timeline(opts) => timeline::run(&opts),
         Action::Events(opts) => events::run(
             &opts,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),

@@ -59,10 +59,21 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Applies the priority to this process; says on stderr if it cannot (the watch goes on).
-    fn apply(self) {
+    /// Applies the priority to the calling thread and the threads it starts
+    /// from now on; says on stderr if it cannot (the watch goes on).
+    pub fn apply(self) {
+        if let Err(e) = self.try_apply() {
+            eprintln!(
+                "zonemon: warning: cannot set --priority {self:?}: {e} (going on with the default)"
+            );
+        }
+    }
+
+    /// Applies the priority as [`Priority::apply`] does, or says why it cannot
+    /// (raising one's priority takes root or `CAP_SYS_NICE`).
+    pub fn try_apply(self) -> io::Result<()> {
         let failed = match self {
-            Priority::Normal => return,
+            Priority::Normal => return Ok(()),
             // SAFETY: plain syscalls on this process.
             Priority::High => (unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) }) != 0,
             Priority::Realtime => {
@@ -71,11 +82,9 @@ impl Priority {
                 (unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }) != 0
             }
         };
-        if failed {
-            eprintln!(
-                "zonemon: warning: cannot set --priority {self:?}: {} (going on with the default)",
-                io::Error::last_os_error()
-            );
+        match failed {
+            true => Err(io::Error::last_os_error()),
+            false => Ok(()),
         }
     }
 }
@@ -197,7 +206,9 @@ pub fn run_with(
     } else {
         Box::new(FilteredSink::new(sink, opts.filter.clone()))
     };
-    let tracker = Tracker::new(host, resolvers).with_first_id(life.first_zone_id());
+    let tracker = Tracker::new(host, resolvers)
+        .with_first_id(life.first_zone_id())
+        .with_oom_kills(source.sees_oom_kills());
     let mut pipeline = Pipeline::new(tracker, sink, stats.clone());
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.

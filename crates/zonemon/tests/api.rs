@@ -206,6 +206,14 @@ fn collect_lines(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<Strin
     lines
 }
 
+/// Now, in Unix seconds (as `--since` takes it).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 fn root(test: &str) -> bool {
     require_root_for(test, "to run zonemon daemon and make zones")
 }
@@ -217,11 +225,7 @@ fn replay_then_follow_across_the_seam_under_churn() {
     }
     let d = ApiDaemon::start("seam");
     let p = prefix("seam");
-    let began = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        - 1.0;
+    let began = unix_now() - 1.0;
     let n = 40;
     let churn = {
         let p = p.clone();
@@ -411,7 +415,10 @@ fn watch_and_list_through_the_daemon_print_as_standalone_does() {
     }
     let d = ApiDaemon::start("formats");
     let p = prefix("formats");
-    let mut text = d.spawn(&["watch", "--all"]);
+    // From now on (`--since`), not from whenever the client's request arrives:
+    // the zone may boot before it does.
+    let since = format!("{:.3}", unix_now());
+    let mut text = d.spawn(&["watch", "--all", "--since", &since]);
     let lines = collect_lines(&mut text);
     let zone = BackgroundZone::start(&format!("{p}run"), "sleep 60");
     zone.wait_booted();

@@ -8,148 +8,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::daemon::{TestDaemon, WAIT};
 use common::*;
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(120);
-const LIVE: &str = "zonemon: daemon: journaling";
-
-/// A `zonemon daemon` with its config, journal and socket in a directory of its own.
-struct HookDaemon {
-    child: Child,
-    dir: PathBuf,
-    stderr: StderrReader,
-}
-
-impl HookDaemon {
-    /// A fresh directory for `test`'s daemon, with `out/` for its hooks to write in.
-    fn workdir(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("zonemon-hooks-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("out")).unwrap();
-        // Hooks that run as nobody write here.
-        for d in [dir.clone(), dir.join("out")] {
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-        }
-        dir
-    }
-
-    /// Writes `config` (TOML) into `dir` and starts the daemon with it, the journal and socket
-    /// in `dir`, and `args`; waits until it is live.
-    fn start(dir: PathBuf, config: &str, args: &[&str]) -> HookDaemon {
-        write_config(&dir.join("zonemon.toml"), config);
-        let mut child = Command::new(ZONEMON)
-            .arg("daemon")
-            .arg("--config")
-            .arg(dir.join("zonemon.toml"))
-            .arg("--journal")
-            .arg(dir.join("journal.db"))
-            .arg("--socket")
-            .arg(dir.join("api.sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning zonemon daemon");
-        let stderr = read_stderr(child.stderr.take().unwrap(), LIVE, 4 << 20);
-        let mut d = HookDaemon { child, dir, stderr };
-        if d.stderr.ready.recv_timeout(WAIT).is_err() {
-            let _ = d.child.kill();
-            panic!("the daemon did not come up; stderr:\n{}", d.log());
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        self.stderr.text.lock().unwrap().clone()
-    }
-
-    /// Where the test's hooks write.
-    fn out(&self) -> PathBuf {
-        self.dir.join("out")
-    }
-
-    /// Waits until the daemon's log holds `text`.
-    fn wait_log(&self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "the daemon never logged `{text}`; its log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Every journaled record of zones whose name starts with `prefix`, in `seq` order.
-    fn journal_of(&self, prefix: &str) -> Vec<Value> {
-        let out = Command::new(ZONEMON)
-            .args(["events", "--since", "1d", "--json", "--journal"])
-            .arg(self.dir.join("journal.db"))
-            .output()
-            .expect("running zonemon events");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-            .collect()
-    }
-
-    /// The metrics the daemon serves (it was started with `--metrics 127.0.0.1:0`).
-    fn metrics(&self) -> String {
-        let log = self.log();
-        let addr = log
-            .split("serving metrics on http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .expect("the daemon says where it serves metrics");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    /// SIGHUP: re-read the config file.
-    fn reload(&self, config: &str) {
-        write_config(&self.dir.join("zonemon.toml"), config);
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
-    }
-}
-
-impl Drop for HookDaemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = wait_timeout(&mut self.child, WAIT);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Writes a config file whole (a reload never reads half of one).
-fn write_config(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// Waits until `done` holds, at most [`WAIT`]; `what` says what was awaited.
 fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
@@ -191,7 +57,7 @@ fn hostile_names_reach_a_hook_only_as_data() {
     ];
     // The hook keeps what it got: stdin, environment, argv, user; as nobody.
     let script = r#"cat > "$0/$ZONEMON_SEQ.json"; env -0 > "$0/$ZONEMON_SEQ.env"; printf '%s\n' "$@" > "$0/$ZONEMON_SEQ.argv"; id -u > "$0/$ZONEMON_SEQ.uid""#;
-    let dir = HookDaemon::workdir("hostile");
+    let dir = TestDaemon::workdir("hostile");
     let out = dir.join("out");
     let config = format!(
         "[[hook]]\nname = \"keep\"\nrun = [\"/bin/sh\", \"-c\", {}, {}, \"fixed arg\"]\n\
@@ -199,7 +65,7 @@ fn hostile_names_reach_a_hook_only_as_data() {
         toml_str(script),
         toml_str(out.to_str().unwrap()),
     );
-    let d = HookDaemon::start(
+    let d = TestDaemon::start(
         dir,
         &config,
         &["--metrics", "off", "--hook-concurrency", "2"],
@@ -298,7 +164,7 @@ fn slow_crashing_failing_and_hanging_hooks_are_contained_and_counted() {
     }
     let p = prefix("hkbad");
     let hang_marker = format!("{}.{}", 1000, std::process::id());
-    let dir = HookDaemon::workdir("bad");
+    let dir = TestDaemon::workdir("bad");
     let out = dir.join("out");
     let o = toml_str(out.to_str().unwrap());
     let filter = format!("filter = [\"name={p}*\", \"event=booted\"]");
@@ -309,7 +175,7 @@ fn slow_crashing_failing_and_hanging_hooks_are_contained_and_counted() {
          [[hook]]\nname = \"hang\"\nrun = [\"/bin/sh\", \"-c\", \"sleep {hang_marker} & sleep {hang_marker}\"]\ntimeout = \"1s\"\n{filter}\n\
          [[hook]]\nname = \"quick\"\nrun = [\"/bin/sh\", \"-c\", \"cat > \\\"$0/quick\\\"\", {o}]\n{filter}\n"
     );
-    let d = HookDaemon::start(dir, &config, &["--metrics", "127.0.0.1:0"]);
+    let d = TestDaemon::start(dir, &config, &["--metrics", "127.0.0.1:0"]);
     run_zone(&format!("{p}0"), "exit 0");
     wait_until(
         || format!("the slow hook's run; log:\n{}", d.log()),
@@ -355,14 +221,14 @@ fn under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_ord
         return;
     }
     let p = prefix("hkchurn");
-    let dir = HookDaemon::workdir("churn");
+    let dir = TestDaemon::workdir("churn");
     let file = dir.join("out/records");
     let config = format!(
         "[[hook]]\nname = \"append\"\nrun = [\"/bin/sh\", \"-c\", \"cat >> \\\"$0\\\"\", {}]\nfilter = [\"name={p}*\"]\n",
         toml_str(file.to_str().unwrap())
     );
     // A queue that holds the whole churn: this test is about order and completeness.
-    let d = HookDaemon::start(
+    let d = TestDaemon::start(
         dir,
         &config,
         &["--metrics", "off", "--hook-queue", "100000"],
@@ -409,7 +275,7 @@ fn sighup_reloads_hooks_without_losing_a_record() {
         return;
     }
     let p = prefix("hkhup");
-    let dir = HookDaemon::workdir("hup");
+    let dir = TestDaemon::workdir("hup");
     let file = dir.join("out/records");
     let config = |tag: &str| {
         format!(
@@ -417,7 +283,7 @@ fn sighup_reloads_hooks_without_losing_a_record() {
             toml_str(file.to_str().unwrap())
         )
     };
-    let d = HookDaemon::start(
+    let d = TestDaemon::start(
         dir,
         &config("v1"),
         &["--metrics", "off", "--hook-queue", "100000"],

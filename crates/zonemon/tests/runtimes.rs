@@ -158,7 +158,9 @@ impl Scratch {
             .find(|p| Path::new(p).is_file())
             .expect("busybox (Debian package busybox-static)");
         fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "sleep", "hostname", "true", "cat", "ls", "init"] {
+        for applet in [
+            "sh", "sleep", "hostname", "true", "cat", "ls", "init", "tail",
+        ] {
             symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         fs::write(rootfs.join("etc/hostname"), "zmt\n").unwrap();
@@ -513,7 +515,15 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     run(docker().arg("import").arg(&tar).arg(&image));
     let mut id = String::new();
     let evs = watch(&name, 2, || {
-        id = docker_run(&image, &name);
+        id = run(docker().args(container_run_args(
+            &name,
+            &image,
+            &[
+                "zmt.role=web",
+                "zmt.evil=$(touch /tmp/zmt-label)\n\u{1b}[31m",
+            ],
+            "sleep 1000",
+        )));
         thread::sleep(Duration::from_millis(300));
         run(docker().args(["restart", "--time", "0", &name]));
         thread::sleep(Duration::from_millis(300));
@@ -521,6 +531,58 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     });
     assert_eq!(id.len(), 64, "docker run printed {id}");
     assert_named(&evs, 2, &name, "docker", &id, "docker-");
+    // Its image and labels, hostile ones as data; the restart counted.
+    for e in evs.iter().filter(|e| e["event"] != "ready") {
+        assert_eq!(e["image"], image.as_str(), "{e}");
+        assert_eq!(e["labels"]["zmt.role"], "web", "{e}");
+        assert_eq!(
+            e["labels"]["zmt.evil"], "$(touch /tmp/zmt-label)\n\u{1b}[31m",
+            "{e}"
+        );
+    }
+    let restarts: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["event"] == "booted")
+        .map(|e| &e["restart_count"])
+        .collect();
+    assert_eq!(restarts, [&Value::from(0), &Value::from(1)], "{evs:#?}");
+}
+
+#[test]
+fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
+    let _s = serial();
+    if !can_run(
+        "docker_container_killed_by_its_memory_limit_is_oom_killed",
+        &["dockerd", "docker", "containerd", "runc"],
+    ) {
+        return;
+    }
+    let p = prefix("rt-oom");
+    let name = format!("{p}hog");
+    let image = format!("{p}busybox:local");
+    let scratch = Scratch::new(&p);
+    let tar = scratch.tar();
+    let _daemon = docker_daemon(&scratch);
+    let mut cleanup = Cleanup::new();
+    let docker_bin = docker().get_program().to_string_lossy().into_owned();
+    cleanup.then(&docker_bin, &["rm", "--force", &name]);
+    cleanup.then(&docker_bin, &["rmi", "--force", &image]);
+    run(docker().arg("import").arg(&tar).arg(&image));
+    let mut id = String::new();
+    let evs = watch(&name, 1, || {
+        // `tail /dev/zero` keeps all it reads: it overruns the 8 MiB limit and is OOM-killed.
+        let mut args = container_run_args(&name, &image, &[], "exec tail /dev/zero");
+        args.splice(1..1, ["--memory", "8m", "--memory-swap", "8m"]);
+        id = run(docker().args(args));
+    });
+    let shutdown = evs
+        .iter()
+        .find(|e| e["event"] == "shutdown")
+        .unwrap_or_else(|| panic!("no shutdown of {name}: {evs:#?}"));
+    assert_eq!(shutdown["oom_killed"], true, "{shutdown}");
+    assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
+    assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
+    assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
 }
 
 /// `dockerd`, started unless one already answers.
@@ -586,6 +648,9 @@ fn podman_container_is_named() {
     });
     assert_eq!(id.len(), 64, "podman run printed {id}");
     assert_named(&evs, 1, &name, "podman", &id, "podman-");
+    for e in evs.iter().filter(|e| e["event"] != "ready") {
+        assert_eq!(e["image"], image.as_str(), "{e}");
+    }
 }
 
 /// `podman` with the `containers.conf` at `conf`.
@@ -764,6 +829,70 @@ fn containerd_task_is_named_by_its_id() {
     cleanup.then("ctr", &["container", "delete", &id]);
     let rootfs = scratch.rootfs();
     let evs = watch(&id, 1, || ctr_boot_and_stop(&rootfs, &id));
+    assert_named(&evs, 1, &id, "containerd", &id, "containerd-");
+}
+
+/// A containerd whose state is not under /run/containerd (as k3s's, in
+/// /run/k3s/containerd, or any `--state`): the task is named all the same,
+/// from the bundle its shim runs in.
+#[test]
+fn containerd_under_another_state_root_is_named() {
+    let _s = serial();
+    if !can_run(
+        "containerd_under_another_state_root_is_named",
+        &["containerd", "ctr", "runc"],
+    ) {
+        return;
+    }
+    let p = prefix("rt-k3s");
+    let id = format!("{p}aap");
+    let scratch = Scratch::new(&p);
+    // Short paths: the shims' sockets live below the state directory.
+    let (root, state) = (scratch.path("r"), scratch.path("s"));
+    let sock = state.join("c.sock").to_string_lossy().into_owned();
+    let ctr = |args: &[&str]| {
+        let mut c = Command::new("ctr");
+        c.args(["--address", &sock]).args(args);
+        c
+    };
+    let mut daemon_cmd = Command::new("containerd");
+    daemon_cmd
+        .arg("--root")
+        .arg(&root)
+        .arg("--state")
+        .arg(&state)
+        .args(["--address", &sock]);
+    let ready = || {
+        ctr(&["version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let _daemon = Daemon::start(daemon_cmd, &scratch.path("containerd.log"), ready);
+    let mut cleanup = Cleanup::new();
+    for args in [
+        &["task", "kill", "--signal", "KILL", &id][..],
+        &["task", "delete", "--force", &id],
+        &["container", "delete", &id],
+    ] {
+        cleanup.then("ctr", &[&["--address", &sock][..], args].concat());
+    }
+    let rootfs = scratch.rootfs();
+    let evs = watch(&id, 1, || {
+        run(ctr(&["run", "--detach", "--env", "PATH=/bin", "--rootfs"])
+            .arg(&rootfs)
+            .args([&id, "/bin/sh", "-c", "sleep 1000"]));
+        thread::sleep(Duration::from_millis(300));
+        run(&mut ctr(&["task", "kill", "--signal", "KILL", &id]));
+    });
+    assert!(
+        !Path::new(&format!(
+            "/run/containerd/io.containerd.runtime.v2.task/default/{id}"
+        ))
+        .exists(),
+        "the task's bundle is under the other state root"
+    );
     assert_named(&evs, 1, &id, "containerd", &id, "containerd-");
 }
 

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{Sink, WallClock};
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
+use crate::meta::ZoneMeta;
 
 /// Writes every transition as one JSON object per line.
 pub struct JsonSink<W: Write> {
@@ -41,6 +42,22 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     m.insert("k8s_namespace".into(), json!(k8s.map(|k| &k.namespace)));
     m.insert("k8s_pod".into(), json!(k8s.map(|k| &k.pod)));
     m.insert("k8s_container".into(), json!(k8s.map(|k| &k.container)));
+    let meta = ev.meta.as_deref();
+    m.insert(
+        "k8s_pod_uid".into(),
+        json!(meta.and_then(|m| m.pod_uid.as_ref())),
+    );
+    m.insert("image".into(), json!(meta.and_then(|m| m.image.as_ref())));
+    m.insert(
+        "labels".into(),
+        meta.map_or(Value::Null, ZoneMeta::labels_json),
+    );
+    if meta.is_some_and(|m| m.sandbox) {
+        m.insert("sandbox".into(), true.into());
+    }
+    if let Some(n) = ev.restart_count {
+        m.insert("restart_count".into(), n.into());
+    }
     if ev.kind == EventKind::Shutdown {
         match ev.exit {
             Some(ExitStatus::Code(c)) => {
@@ -58,6 +75,8 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
             }
         }
         m.insert("uptime_ns".into(), json!(ev.uptime_ns));
+        m.insert("oom_killed".into(), json!(ev.oom.map(|o| o.killed)));
+        m.insert("oom_kills".into(), json!(ev.oom.map(|o| o.kills)));
     }
     if ev.kind == EventKind::Down {
         m.insert("shutdown_ns".into(), json!(ev.shutdown_ns));

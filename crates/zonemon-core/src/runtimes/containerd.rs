@@ -12,15 +12,23 @@
 //! The CRI plugin writes the Kubernetes names into the spec's annotations:
 //! `io.kubernetes.cri.sandbox-namespace`, `io.kubernetes.cri.sandbox-name`,
 //! `io.kubernetes.cri.container-name` (absent for a sandbox, named `POD`).
+//!
+//! containerd's state root is not always `/run/containerd` (k3s and RKE2 use
+//! `/run/k3s/containerd`, a dockerd-started containerd `/run/docker/containerd`,
+//! any containerd `--state`): the shim runs in its own task's bundle, so its
+//! working directory (`<state>/io.containerd.runtime.v2.task/<ns>/<id>`)
+//! says where the task bundles are, wherever that is.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
 use super::{
-    annotations, cgroup, jsonpick, procfs, resolved, resolved_k8s, valid_id, Probe,
+    annotations, cgroup, jsonpick, procfs, resolved, resolved_k8s, valid_id, Ancestor, Probe,
     RuntimeResolver, SPEC_KEYS,
 };
+use crate::escape::{bound, MAX_NAME_LEN};
+use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// Where containerd's v2 shims keep their task bundles, below the root.
@@ -37,13 +45,22 @@ const MAX_SCAN: usize = 1024;
 pub struct BundleInfo {
     /// (namespace, pod, container) from the CRI annotations, when they are complete.
     pub k8s: Option<(String, String, String)>,
+    /// The spec's annotations as labels; the CRI's image, pod uid and sandbox mark.
+    pub meta: ZoneMeta,
 }
 
 /// Parses a bundle's OCI spec: `None` unless it is a JSON object.
 pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
     let spec = jsonpick::parse(bytes, SPEC_KEYS)?;
     spec.as_object()?;
-    let k8s = annotations(&spec).and_then(|ann| {
+    let ann = annotations(&spec);
+    let get = |k: &str| ann.and_then(|a| a.get(k)).and_then(|v| v.as_str());
+    let mut meta = ZoneMeta::default()
+        .with_image(get("io.kubernetes.cri.image-name"))
+        .with_labels(ann);
+    meta.pod_uid = get("io.kubernetes.cri.sandbox-uid").map(|u| bound(u, MAX_NAME_LEN));
+    meta.sandbox = get("io.kubernetes.cri.container-type") == Some("sandbox");
+    let k8s = ann.and_then(|ann| {
         let get = |k: &str| ann.get(k).and_then(|v| v.as_str());
         let kind = get("io.kubernetes.cri.container-type")?;
         let container = match (kind, get("io.kubernetes.cri.container-name")) {
@@ -57,7 +74,7 @@ pub fn parse_bundle(bytes: &[u8]) -> Option<BundleInfo> {
             container.to_string(),
         ))
     });
-    Some(BundleInfo { k8s })
+    Some(BundleInfo { k8s, meta })
 }
 
 /// The PID in an `init.pid` file.
@@ -80,25 +97,22 @@ impl Containerd {
         }
     }
 
-    /// The bundle of task `ns/id`, if it exists and, when its init's PID is
-    /// known, that is `pid` (or `strict`: the PID must be known and match).
+    /// The bundle of task `ns/id` in the task directory `dir`, if it exists and, when its
+    /// init's PID is known, that is `pid` (or `strict`: the PID must be known and match).
     fn bundle(
         &mut self,
         probe: &Probe<'_>,
+        dir: &Path,
         ns: &str,
         id: &str,
         strict: bool,
     ) -> Option<BundleInfo> {
-        let dir = probe.path(TASK_DIR);
         let task = PathBuf::from(ns).join(id);
-        let info = self.cache.get(
-            &dir,
-            &task.join("config.json"),
-            MAX_STATE_FILE,
-            parse_bundle,
-        )?;
+        let info = self
+            .cache
+            .get(dir, &task.join("config.json"), MAX_STATE_FILE, parse_bundle)?;
         let init =
-            fsread::read_beneath(&dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
+            fsread::read_beneath(dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
         match init {
             Some(p) if p != probe.facts().init_pid => None,
             None if strict => None,
@@ -107,10 +121,68 @@ impl Containerd {
     }
 
     fn named(id: &str, b: &BundleInfo) -> Option<ResolvedName> {
-        if let Some((ns, pod, c)) = &b.k8s {
-            return resolved_k8s(ns, pod, c, "cri-annotations", "kubernetes", Some(id));
+        match &b.k8s {
+            Some((ns, pod, c)) => {
+                resolved_k8s(ns, pod, c, "cri-annotations", "kubernetes", Some(id))
+            }
+            None => resolved(id, "containerd-bundle", "containerd", Some(id)),
         }
-        resolved(id, "containerd-bundle", "containerd", Some(id))
+        .map(|r| r.with_meta(b.meta.clone()))
+    }
+}
+
+/// The task directory of the shim `shim` serving task `ns/id`: its working
+/// directory is that task's bundle, `<task dir>/<ns>/<id>`; `None` unless it is.
+fn shim_task_dir(probe: &Probe<'_>, shim: &Ancestor, ns: &str, id: &str) -> Option<PathBuf> {
+    let cwd = std::fs::read_link(probe.path(&format!("proc/{}/cwd", shim.pid))).ok()?;
+    let bundle_ns = cwd.parent()?;
+    if cwd.file_name()? != id || bundle_ns.file_name()? != ns {
+        return None;
+    }
+    let dir = bundle_ns.parent()?.strip_prefix("/").ok()?;
+    Some(probe.root().join(dir))
+}
+
+impl Containerd {
+    /// Looks for the zone's task in the task directory `dir`: by the
+    /// cgroup's candidates (`nss` × `ids`), then by the shim's own task, then
+    /// among the shim namespace's tasks for the one whose init.pid is ours.
+    fn resolve_in(
+        &mut self,
+        probe: &Probe<'_>,
+        dir: &Path,
+        nss: &[String],
+        ids: &[String],
+        shim_ns: Option<&str>,
+        shim_id: Option<&str>,
+    ) -> Option<ResolvedName> {
+        // From the cgroup: the bundle must exist, and its init.pid match when written.
+        for ns in nss {
+            for id in ids {
+                if let Some(b) = self.bundle(probe, dir, ns, id, false) {
+                    return Self::named(id, &b);
+                }
+            }
+        }
+        let ns = shim_ns.filter(|n| valid_id(n))?;
+        // The shim's own task (ctr: one shim per container), before runc has written init.pid…
+        if let Some(id) = shim_id.filter(|i| valid_id(i)) {
+            if let Some(b) = self.bundle(probe, dir, ns, id, false) {
+                return Self::named(id, &b);
+            }
+        }
+        // …or another task of the shim's (a pod's container): the one whose init.pid is ours.
+        for id in fsread::list_beneath(dir, Path::new(ns))
+            .iter()
+            .take(MAX_SCAN)
+        {
+            if valid_id(id) && Some(id.as_str()) != shim_id {
+                if let Some(b) = self.bundle(probe, dir, ns, id, true) {
+                    return Self::named(id, &b);
+                }
+            }
+        }
+        None
     }
 }
 
@@ -152,31 +224,18 @@ impl RuntimeResolver for Containerd {
                 push(&mut nss, K8S_NAMESPACE);
             }
         }
-        // From the cgroup: the bundle must exist, and its init.pid match when written.
-        for ns in &nss {
-            for id in &ids {
-                if let Some(b) = self.bundle(probe, ns, id, false) {
-                    return Self::named(id, &b);
-                }
-            }
+        // Where the shim's bundles are, then containerd's default state root.
+        let mut dirs = Vec::with_capacity(2);
+        if let (Some(a), Some(ns), Some(id)) = (shim, shim_ns, shim_id) {
+            dirs.extend(shim_task_dir(probe, a, ns, id));
         }
-        let ns = shim_ns.filter(|n| valid_id(n))?;
-        // The shim's own task (ctr: one shim per container), before runc has written init.pid…
-        if let Some(id) = shim_id.filter(|i| valid_id(i)) {
-            if let Some(b) = self.bundle(probe, ns, id, false) {
-                return Self::named(id, &b);
-            }
+        let default = probe.path(TASK_DIR);
+        if !dirs.contains(&default) {
+            dirs.push(default);
         }
-        // …or another task of the shim's (a pod's container): the one whose init.pid is ours.
-        let dir = probe.path(TASK_DIR);
-        for id in fsread::list_beneath(&dir, Path::new(ns))
-            .iter()
-            .take(MAX_SCAN)
-        {
-            if valid_id(id) && Some(id.as_str()) != shim_id {
-                if let Some(b) = self.bundle(probe, ns, id, true) {
-                    return Self::named(id, &b);
-                }
+        for dir in &dirs {
+            if let Some(named) = self.resolve_in(probe, dir, &nss, &ids, shim_ns, shim_id) {
+                return Some(named);
             }
         }
         None
@@ -316,6 +375,14 @@ mod tests {
         assert_eq!(r.runtime.as_deref(), Some("kubernetes"));
         assert_eq!(r.container_id.as_deref(), Some(CTR));
         assert_eq!(r.k8s.unwrap().namespace, "kube-system");
+        let meta = r.meta.expect("the CRI's image, pod uid and annotations");
+        assert_eq!(
+            meta.image.as_deref(),
+            Some("k8s.gcr.io/coredns/coredns:v1.8.6")
+        );
+        assert_eq!(meta.pod_uid.as_deref(), Some(POD_UID));
+        assert!(!meta.sandbox);
+        assert_eq!(meta.labels["io.kubernetes.cri.container-name"], "coredns");
         // The sandbox itself.
         let r = Containerd::new(t.root())
             .resolve(&facts(
@@ -325,6 +392,57 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/POD");
+        assert!(r.meta.unwrap().sandbox, "the pod's sandbox is marked");
+    }
+
+    #[test]
+    fn names_tasks_under_any_state_root_from_the_shims_bundle() {
+        let t = TempTree::new("containerd-k3s");
+        let k3s = "run/k3s/containerd/io.containerd.runtime.v2.task";
+        t.proc(300, 200, 5000, &[300, 1], &["/coredns"], "0::/\n");
+        let s = shim(SANDBOX, K8S_NAMESPACE);
+        let s: Vec<&str> = s.iter().map(String::as_str).collect();
+        t.proc(200, 1, 4990, &[200], &s, "0::/\n");
+        for (id, spec, pid) in [
+            (SANDBOX, cri_sandbox_spec(), 4100),
+            (CTR, cri_container_spec(), 300),
+        ] {
+            t.write(&format!("{k3s}/{K8S_NAMESPACE}/{id}/config.json"), spec);
+            t.write(
+                &format!("{k3s}/{K8S_NAMESPACE}/{id}/init.pid"),
+                pid.to_string(),
+            );
+        }
+        // Not under /run/containerd: unknown until the shim's working directory tells.
+        let mut c = Containerd::new(t.root());
+        assert!(c.resolve(&facts(300, 0, None)).is_none());
+        std::os::unix::fs::symlink(
+            format!("/{k3s}/{K8S_NAMESPACE}/{SANDBOX}"),
+            t.path("proc/200/cwd"),
+        )
+        .unwrap();
+        let r = Containerd::new(t.root())
+            .resolve(&facts(300, 0, None))
+            .expect("named from the shim's bundle");
+        assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
+        assert_eq!(r.container_id.as_deref(), Some(CTR));
+        // A working directory that is not the shim's own task's bundle is not believed.
+        let t2 = TempTree::new("containerd-k3s-liar");
+        t2.proc(300, 200, 5000, &[300, 1], &["/coredns"], "0::/\n");
+        t2.proc(200, 1, 4990, &[200], &s, "0::/\n");
+        t2.write(
+            &format!("{k3s}/{K8S_NAMESPACE}/{CTR}/config.json"),
+            cri_container_spec(),
+        );
+        t2.write(&format!("{k3s}/{K8S_NAMESPACE}/{CTR}/init.pid"), "300");
+        std::os::unix::fs::symlink(
+            format!("/{k3s}/elsewhere/{SANDBOX}"),
+            t2.path("proc/200/cwd"),
+        )
+        .unwrap();
+        assert!(Containerd::new(t2.root())
+            .resolve(&facts(300, 0, None))
+            .is_none());
     }
 
     #[test]
@@ -361,6 +479,7 @@ mod tests {
             let input = rng.mutate(seeds[i % 3].as_bytes());
             if let Some(BundleInfo {
                 k8s: Some((a, b, c)),
+                ..
             }) = parse_bundle(&input)
             {
                 assert!(a.len() + b.len() + c.len() <= input.len() + 3);

@@ -20,6 +20,8 @@ use super::{
     annotations, cgroup, is_hex64, jsonpick, procfs, resolved_k8s, Probe, RuntimeResolver,
     SPEC_KEYS,
 };
+use crate::escape::{bound, MAX_NAME_LEN};
+use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// Where CRI-O's containers/storage keeps each container's `userdata/config.json`, below the root: run dir first.
@@ -39,6 +41,8 @@ pub struct CrioNames {
     pub pod: String,
     /// Container name (`POD` for the sandbox).
     pub container: String,
+    /// Its image, its Kubernetes labels (`io.kubernetes.cri-o.Labels`), pod uid and sandbox mark.
+    pub meta: ZoneMeta,
 }
 
 /// Parses a CRI-O container's `config.json`: `None` unless it carries the
@@ -57,7 +61,16 @@ pub fn parse_config(bytes: &[u8]) -> Option<CrioNames> {
         None if get("io.kubernetes.cri-o.ContainerType") == Some("sandbox") => "POD",
         None => return None,
     };
+    // The container's Kubernetes labels, which CRI-O keeps as one JSON string.
+    let labels = get("io.kubernetes.cri-o.Labels")
+        .and_then(|l| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).ok());
+    let mut meta = ZoneMeta::default()
+        .with_image(get("io.kubernetes.cri-o.ImageName"))
+        .with_labels(labels.as_ref());
+    meta.pod_uid = get("io.kubernetes.pod.uid").map(|u| bound(u, MAX_NAME_LEN));
+    meta.sandbox = get("io.kubernetes.cri-o.ContainerType") == Some("sandbox");
     Some(CrioNames {
+        meta,
         id: get("io.kubernetes.cri-o.ContainerID").map(str::to_string),
         namespace: namespace.to_string(),
         pod: pod.to_string(),
@@ -135,7 +148,8 @@ impl RuntimeResolver for CriO {
                     "crio-config",
                     "cri-o",
                     Some(&id),
-                );
+                )
+                .map(|r| r.with_meta(n.meta.clone()));
             }
         }
         let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;

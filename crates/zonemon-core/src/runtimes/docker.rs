@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::fsread::{FileCache, MAX_STATE_FILE};
 use super::jsonpick::{self, Keep};
 use super::{cgroup, is_hex64, json_str, procfs, resolved, resolved_k8s, Probe, RuntimeResolver};
+use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// Where Docker keeps its containers, below the root.
@@ -34,6 +35,8 @@ pub struct DockerConfig {
     pub running_pid: u32,
     /// The Kubernetes names from `Config.Labels`, when all three are there.
     pub k8s: Option<(String, String, String)>,
+    /// Its image (`Config.Image`), labels, pod uid and sandbox mark.
+    pub meta: ZoneMeta,
 }
 
 /// The parts of a `config.v2.json` read: most of it (the container's whole config) is skipped.
@@ -50,14 +53,7 @@ const CONFIG_KEYS: Keep = Keep::Keys(&[
     ),
     (
         "Config",
-        Keep::Keys(&[(
-            "Labels",
-            Keep::Keys(&[
-                ("io.kubernetes.pod.namespace", Keep::All),
-                ("io.kubernetes.pod.name", Keep::All),
-                ("io.kubernetes.container.name", Keep::All),
-            ]),
-        )]),
+        Keep::Keys(&[("Labels", Keep::All), ("Image", Keep::All)]),
     ),
 ]);
 
@@ -89,11 +85,19 @@ pub fn parse_config(bytes: &[u8]) -> Option<DockerConfig> {
         (Some(ns), Some(pod), Some(c)) => Some((ns, pod, c)),
         _ => None,
     };
+    let config = v.get("Config");
+    let mut meta = ZoneMeta::default()
+        .with_image(config.and_then(|c| json_str(c, "Image")))
+        .with_labels(labels.and_then(|l| l.as_object()));
+    meta.pod_uid = label("io.kubernetes.pod.uid");
+    // dockershim's pod sandboxes.
+    meta.sandbox = label("io.kubernetes.docker.type").as_deref() == Some("podsandbox");
     Some(DockerConfig {
         id,
         name,
         running_pid,
         k8s,
+        meta,
     })
 }
 
@@ -154,14 +158,15 @@ impl RuntimeResolver for Docker {
             if cfg.id != id || (cfg.running_pid != 0 && cfg.running_pid != pid) {
                 continue; // another container's file, or another process of this one
             }
-            if let Some((ns, pod, c)) = &cfg.k8s {
-                if let Some(r) = resolved_k8s(ns, pod, c, "docker-config", "kubernetes", Some(&id))
-                {
-                    return Some(r);
+            let named = match &cfg.k8s {
+                Some((ns, pod, c)) => {
+                    resolved_k8s(ns, pod, c, "docker-config", "kubernetes", Some(&id))
                 }
+                None => None,
             }
-            if let Some(r) = resolved(&cfg.name, "docker-config", "docker", Some(&id)) {
-                return Some(r);
+            .or_else(|| resolved(&cfg.name, "docker-config", "docker", Some(&id)));
+            if let Some(r) = named {
+                return Some(r.with_meta(cfg.meta.clone()));
             }
         }
         None
@@ -250,6 +255,9 @@ mod tests {
         assert_eq!(r.runtime.as_deref(), Some("docker"));
         assert_eq!(r.container_id.as_deref(), Some(ID));
         assert_eq!(r.k8s, None);
+        let meta = r.meta.expect("the image");
+        assert_eq!(meta.image.as_deref(), Some("zmrt-busybox:local"));
+        assert!(meta.labels.is_empty() && meta.pod_uid.is_none() && !meta.sandbox);
     }
 
     #[test]
@@ -354,6 +362,9 @@ mod tests {
         assert_eq!(r.name, "default/web-0/nginx");
         assert_eq!(r.runtime.as_deref(), Some("kubernetes"));
         assert_eq!(r.k8s.unwrap().container, "nginx");
+        let meta = r.meta.unwrap();
+        assert_eq!(meta.pod_uid.as_deref(), Some("6f1c"));
+        assert_eq!(meta.labels["io.kubernetes.pod.name"], "web-0");
     }
 
     #[test]

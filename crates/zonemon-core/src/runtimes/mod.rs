@@ -394,6 +394,7 @@ pub fn resolved(
             .filter(|c| !c.is_empty())
             .map(|c| bound(c, MAX_NAME_LEN)),
         k8s: None,
+        meta: None,
     })
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::fsread::FileCache;
 use super::jsonpick::{self, Keep};
 use super::{cgroup, is_hex64, procfs, resolved, Ancestor, Probe, RuntimeResolver};
+use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// The storage directories where containers/storage keeps `containers.json`, one per storage driver, below the root.
@@ -36,9 +37,13 @@ pub const MAX_CONTAINERS_JSON: u64 = 16 << 20;
 ///
 /// Entries that are not objects, or lack a string `id` or a string first
 /// name, are skipped; `None` when the whole is not a JSON array.
-pub fn parse_containers_json(bytes: &[u8]) -> Option<HashMap<String, String>> {
-    // Of each container only its id and names: layers, metadata, flags are skipped.
-    const KEYS: Keep = Keep::Keys(&[("id", Keep::All), ("names", Keep::All)]);
+pub fn parse_containers_json(bytes: &[u8]) -> Option<HashMap<String, Stored>> {
+    // Of each container only its id, names and metadata: layers and flags are skipped.
+    const KEYS: Keep = Keep::Keys(&[
+        ("id", Keep::All),
+        ("names", Keep::All),
+        ("metadata", Keep::All),
+    ]);
     let v = jsonpick::parse(bytes, KEYS)?;
     let mut out = HashMap::new();
     for c in v.as_array()? {
@@ -48,11 +53,32 @@ pub fn parse_containers_json(bytes: &[u8]) -> Option<HashMap<String, String>> {
             .and_then(|n| n.as_array())
             .and_then(|n| n.first())
             .and_then(|n| n.as_str());
+        // `metadata` is a JSON document of its own, in a string.
+        let image = c
+            .get("metadata")
+            .and_then(|m| m.as_str())
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .and_then(|m| m.get("image-name")?.as_str().map(str::to_string));
         if let (Some(id), Some(name)) = (id, name) {
-            out.insert(id.to_string(), name.to_string());
+            out.insert(
+                id.to_string(),
+                Stored {
+                    name: name.to_string(),
+                    image,
+                },
+            );
         }
     }
     Some(out)
+}
+
+/// What `containers.json` holds of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its first name.
+    pub name: String,
+    /// The name of the image it was made from (`metadata`'s `image-name`).
+    pub image: Option<String>,
 }
 
 /// Whether `a` is Podman's conmon (not CRI-O's): its exit command is `podman`.
@@ -65,7 +91,7 @@ pub fn is_podman_conmon(a: &Ancestor) -> bool {
 /// Names Podman's containers from `containers.json`, else from conmon's `-n`.
 pub struct Podman {
     root: Arc<Path>,
-    cache: FileCache<Arc<HashMap<String, String>>>,
+    cache: FileCache<Arc<HashMap<String, Stored>>>,
 }
 
 impl Podman {
@@ -77,7 +103,7 @@ impl Podman {
         }
     }
 
-    fn stored_name(&mut self, probe: &Probe<'_>, id: &str) -> Option<String> {
+    fn stored(&mut self, probe: &Probe<'_>, id: &str) -> Option<Stored> {
         for dir in STORAGE_DIRS {
             let names = self.cache.get(
                 &probe.path(dir),
@@ -111,8 +137,10 @@ impl RuntimeResolver for Podman {
             (None, Some(m)) => m.to_string(),
             (None, None) => return None,
         };
-        if let Some(name) = self.stored_name(probe, &id) {
-            return resolved(&name, "podman-storage", "podman", Some(&id));
+        if let Some(c) = self.stored(probe, &id) {
+            let meta = ZoneMeta::default().with_image(c.image.as_deref());
+            return resolved(&c.name, "podman-storage", "podman", Some(&id))
+                .map(|r| r.with_meta(meta));
         }
         let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
         resolved(name, "podman-conmon", "podman", Some(&id))
@@ -226,6 +254,11 @@ mod tests {
         assert_eq!(r.source, NameSource::Runtime("podman-storage"));
         assert_eq!(r.runtime.as_deref(), Some("podman"));
         assert_eq!(r.container_id.as_deref(), Some(ID));
+        assert_eq!(
+            r.meta.unwrap().image.as_deref(),
+            Some("localhost/zmrt-busybox:local"),
+            "metadata's image-name"
+        );
         // From the cached map, and after a rename (a new file version).
         assert_eq!(p.resolve(&facts(300, 0, None)).unwrap().name, "aap");
         t.write(

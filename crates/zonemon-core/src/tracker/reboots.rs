@@ -16,9 +16,11 @@ pub const REBOOT_WINDOW_NS: u64 = 60_000_000_000;
 /// How many recent shutdowns are remembered for reboot detection.
 pub(super) const REBOOT_MEMORY: usize = 4096;
 
-/// Recent shutdowns by name: (zone id, time).
+/// Recent shutdowns by name: (zone id, time); and boots by name, counted.
 pub(super) struct RebootMemory {
     shutdowns: RecentMap<u64, (u64, u64)>,
+    /// How many zones of each recent name booted (the most recently booted names are kept).
+    boots: RecentMap<u64, u32>,
     hasher: RandomState,
 }
 
@@ -27,6 +29,7 @@ impl RebootMemory {
     pub(super) fn new() -> Self {
         RebootMemory {
             shutdowns: RecentMap::new(REBOOT_MEMORY),
+            boots: RecentMap::new(REBOOT_MEMORY),
             hasher: RandomState::new(),
         }
     }
@@ -48,6 +51,15 @@ impl RebootMemory {
         }
         self.shutdowns.remove(&key);
         Some((prev, ts_ns - at))
+    }
+
+    /// A zone named `name` booted: how many zones of that name booted before
+    /// it (as far as the memory of [`REBOOT_MEMORY`] names goes back).
+    pub(super) fn count_boot(&mut self, name: &str) -> u32 {
+        let key = self.hasher.hash_one(name);
+        let before = self.boots.get(&key).copied().unwrap_or(0);
+        self.boots.insert(key, before.saturating_add(1));
+        before
     }
 
     /// How many shutdowns are remembered.

@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::exit::Oom;
 use crate::naming::{own_hostname, ResolvedName};
 use crate::observation::Observation;
 use crate::recent::RecentMap;
@@ -72,6 +73,8 @@ pub(super) struct Zone {
     pub(super) last_ts: u64,
     /// Found in /proc: the key's start time is approximate until a kernel observation takes it over.
     pub(super) seeded: bool,
+    /// What the OOM killer took of it so far.
+    pub(super) oom: Oom,
     /// Its existence was reported (a transition or an initial `running` record was emitted).
     pub(super) reported: bool,
     // Indexed: changed through the table only.
@@ -114,6 +117,7 @@ impl Zone {
             unclaimed: false,
             last_ts: obs.ts_ns,
             seeded: false,
+            oom: Oom::default(),
             reported: true,
             pidns: obs.pidns,
             state: State::Ready,

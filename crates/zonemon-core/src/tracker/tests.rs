@@ -59,6 +59,11 @@ impl Init {
         o.exit_status = status;
         o
     }
+    fn oom(&self, ts: u64, victim: u32) -> Observation {
+        let mut o = self.obs(ObservationKind::OomVictim, ts);
+        o.victim_pid = victim;
+        o
+    }
     fn free(&self, ts: u64) -> Observation {
         let mut o = Observation::new(ObservationKind::InitFree);
         o.ts_ns = ts;
@@ -66,6 +71,74 @@ impl Init {
         o.init_pid = self.pid;
         o
     }
+}
+
+#[test]
+fn restart_count_counts_earlier_boots_of_the_name() {
+    let mut t = tracker();
+    let mut counts = Vec::new();
+    for i in 0..3u32 {
+        let z = init(300 + i, 4026532300 + i, 10 + u64::from(i) * 100, "web");
+        let evs = feed(
+            &mut t,
+            &[
+                z.fork(20 + u64::from(i) * 100),
+                z.exec(30 + u64::from(i) * 100),
+            ],
+        );
+        counts.push(evs[1].restart_count);
+        feed(
+            &mut t,
+            &[
+                z.exit(40 + u64::from(i) * 100, 0),
+                z.free(50 + u64::from(i) * 100),
+            ],
+        );
+    }
+    assert_eq!(counts, [Some(0), Some(1), Some(2)]);
+    // A zone with no name of its own (pidns-N) has no restarts to count.
+    let anon = init(900, 4026532900, 10, "");
+    let evs = feed(&mut t, &[anon.fork(1000), anon.exec(1001)]);
+    assert_eq!(
+        (evs[1].name_source, evs[1].restart_count),
+        (NameSource::PidNs, None)
+    );
+}
+
+#[test]
+fn oom_kills_mark_the_shutdown_and_make_no_zone() {
+    let z = init(300, 4026532300, 10, "hog");
+    let stranger = init(400, 4026532400, 10, "stranger");
+    let mut t = tracker().with_oom_kills(true);
+    let evs = feed(
+        &mut t,
+        &[
+            stranger.oom(15, 400), // a zone never seen: nothing
+            z.fork(20),
+            z.exec(30),
+            z.oom(40, 301), // a child
+            z.oom(41, 302),
+            z.oom(50, 300), // the init
+            z.exit(60, 9),  // killed by SIGKILL
+            z.oom(70, 300), // after the shutdown: too late to count
+        ],
+    );
+    assert_eq!(
+        kinds(&evs),
+        [("hog", "ready"), ("hog", "booted"), ("hog", "shutdown")]
+    );
+    assert_eq!(
+        evs[2].oom,
+        Some(crate::Oom {
+            killed: true,
+            kills: 2
+        })
+    );
+    assert!(evs[..2].iter().all(|e| e.oom.is_none()));
+    // A source that cannot see OOM kills says nothing either way.
+    let mut t = tracker();
+    let evs = feed(&mut t, &[z.fork(20), z.exec(30), z.exit(60, 0)]);
+    assert_eq!(evs[2].oom, None);
 }
 
 fn feed<R: NameResolver>(t: &mut Tracker<R>, obs: &[Observation]) -> Vec<ZoneEvent> {
@@ -435,6 +508,7 @@ fn runtime_names_stick_for_the_zone_life() {
                 runtime: Some("test".into()),
                 container_id: Some("abc".into()),
                 k8s: None,
+                meta: None,
             })
         }
     }

@@ -45,7 +45,14 @@ pub fn zone_event(obj: &Map<String, Value>) -> Option<ZoneEvent> {
         }),
         _ => None,
     };
+    let mut meta = zonemon_core::ZoneMeta::default()
+        .with_image(obj.get("image").and_then(Value::as_str))
+        .with_labels(obj.get("labels").and_then(Value::as_object));
+    meta.pod_uid = text("k8s_pod_uid");
+    meta.sandbox = flag("sandbox");
     Some(ZoneEvent {
+        meta: (!meta.is_empty()).then(|| Box::new(meta)),
+        restart_count: small("restart_count"),
         kind,
         ts_ns: record_time(obj).map_or(0, |t| t.clamp(0, u64::MAX as i128) as u64),
         zone_id: num("zone_id")?,
@@ -65,6 +72,13 @@ pub fn zone_event(obj: &Map<String, Value>) -> Option<ZoneEvent> {
         hostname: text("hostname"),
         cgroup: text("cgroup"),
         exit,
+        oom: obj
+            .get("oom_killed")
+            .and_then(Value::as_bool)
+            .map(|killed| zonemon_core::Oom {
+                killed,
+                kills: small("oom_kills").unwrap_or(0),
+            }),
         uptime_ns: num("uptime_ns"),
         shutdown_ns: num("shutdown_ns"),
         initial: flag("initial"),
@@ -117,6 +131,9 @@ mod tests {
             hostname: None,
             cgroup: Some("/kubepods/x".into()),
             exit: None,
+            oom: None,
+            meta: None,
+            restart_count: None,
             uptime_ns: None,
             shutdown_ns: None,
             initial: false,
@@ -143,7 +160,18 @@ mod tests {
             core_dumped: true,
         });
         shutdown.uptime_ns = Some(42);
+        shutdown.oom = Some(zonemon_core::Oom {
+            killed: true,
+            kills: 2,
+        });
         let mut booted = event(EventKind::Booted);
+        booted.restart_count = Some(4);
+        let mut meta = zonemon_core::ZoneMeta::default()
+            .with_image(Some("nginx:1.27"))
+            .with_labels(json!({"app": "web", "tier": "\u{1b}[31m"}).as_object());
+        meta.pod_uid = Some("01b4b887".into());
+        meta.sandbox = true;
+        booted.meta = Some(Box::new(meta));
         booted.reboot_of = Some(2);
         booted.reboot_gap_ns = Some(5);
         let mut down = event(EventKind::Down);

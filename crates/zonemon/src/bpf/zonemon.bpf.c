@@ -92,7 +92,8 @@ static __always_inline __u64 ns_id_of(struct pid_namespace *ns)
  * its group), whose PID namespace is `ns` at depth `level`.
  */
 static __always_inline void emit(__u32 kind, struct task_struct *init, struct pid_namespace *ns,
-				 unsigned int level, __u32 creator_pid, __s32 exit_status)
+				 unsigned int level, __u32 creator_pid, __s32 exit_status,
+				 __u32 victim_pid)
 {
 	struct zm_event *e;
 	struct pid_namespace *parent;
@@ -116,7 +117,7 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 	e->init_pid = BPF_CORE_READ(init, tgid);
 	e->creator_pid = creator_pid;
 	e->exit_status = exit_status;
-	e->_pad = 0;
+	e->victim_pid = victim_pid;
 	e->parent_pidns_inum = BPF_CORE_READ(parent, ns.inum);
 	e->parent_ns_id = level > 1 ? ns_id_of(parent) : 0;
 	reaper = level > 1 ? BPF_CORE_READ(parent, child_reaper) : NULL;
@@ -172,7 +173,7 @@ int zm_fork(struct bpf_raw_tracepoint_args *ctx)
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
-	emit(ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0);
+	emit(ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0, 0);
 	return 0;
 }
 
@@ -191,7 +192,7 @@ int zm_exec(struct bpf_raw_tracepoint_args *ctx)
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
-	emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0);
+	emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0, 0);
 	return 0;
 }
 
@@ -234,7 +235,7 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 		status = BPF_CORE_READ(sig, group_exit_code);
 	else
 		status = BPF_CORE_READ(leader, exit_code);
-	emit(ZM_KIND_INIT_EXIT, task, ns, level, 0, status);
+	emit(ZM_KIND_INIT_EXIT, task, ns, level, 0, status, 0);
 	key = (__u64)leader;
 	who.tgid = BPF_CORE_READ(leader, tgid);
 	who.start_ns = BPF_CORE_READ(leader, start_boottime);
@@ -282,5 +283,31 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 	if (bpf_map_delete_elem(&dying, &key) == 0)
 		__sync_fetch_and_add(&dying_count, -1);
 	emit_gone(&who);
+	return 0;
+}
+
+/*
+ * mark_victim(task, uid): the OOM killer chose `task` (for a whole cgroup
+ * killed as a group, every member in turn). A victim inside a zone is
+ * reported against the innermost zone it is in, whose init is the
+ * namespace's child reaper; a host process costs one test.
+ */
+SEC("raw_tracepoint/mark_victim")
+int zm_oom(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct task_struct *init;
+	struct pid_namespace *ns;
+	unsigned int level;
+	struct pid *pid;
+
+	level = task_level(task, &pid);
+	if (level == 0)
+		return 0;
+	ns = BPF_CORE_READ(pid, numbers[level].ns);
+	init = ns ? BPF_CORE_READ(ns, child_reaper) : NULL;
+	if (!init)
+		return 0;
+	emit(ZM_KIND_OOM_VICTIM, init, ns, level, 0, 0, BPF_CORE_READ(task, tgid));
 	return 0;
 }

@@ -24,6 +24,11 @@ enum zm_kind {
 	ZM_KIND_INIT_EXIT = 3,
 	/* A zone's init was reaped and freed: nothing of the zone is left ("down"). */
 	ZM_KIND_INIT_FREE = 4,
+	/*
+	 * The OOM killer chose a process of a zone (`victim_pid`; the zone's init
+	 * itself when equal to `init_pid`). No transition: it marks the zone's shutdown.
+	 */
+	ZM_KIND_OOM_VICTIM = 5,
 };
 
 /* One observation of a zone's init, made by the kernel at `ts_ns`. */
@@ -54,8 +59,8 @@ struct zm_event {
 	__u32 utsns_inum;
 	/* wait()-style status: exit code << 8, or the killing signal (INIT_EXIT only). */
 	__s32 exit_status;
-	/* Padding, always 0. */
-	__u32 _pad;
+	/* Host PID (tgid) of the OOM killer's victim (OOM_VICTIM only, else 0). */
+	__u32 victim_pid;
 	/* The init's comm at the time of the record. */
 	char comm[ZM_COMM_LEN];
 	/* The nodename of the init's UTS namespace at the time of the record. */

@@ -6,13 +6,17 @@
 //! - `schema`: opening, checking (refusing what is unsound or newer), creating.
 //! - `feed`: the hot path's bounded, never-blocking queue to the writer.
 //! - `writer`: the writer thread (seq, batches, full disks, retention's timing).
+//! - `syncer`: the thread that flushes committed batches to the disk, off the readers' path.
+//! - `recent`: the newest committed records in memory, for followers at the end.
 //! - `retention`: deleting the oldest records by age and size, in small steps.
 //! - `store`: what the journal held at start-up, and the reader side.
 
 pub mod feed;
+pub mod recent;
 pub mod retention;
 pub mod schema;
 pub mod store;
+pub mod syncer;
 pub mod writer;
 
 #[cfg(test)]

@@ -26,17 +26,24 @@ pub struct Retention {
 impl Retention {
     /// Deletes at most one step's worth of the oldest records that break the
     /// policy at `now_unix_ns`, in one transaction. Returns whether more must go.
+    /// A step that deletes nothing only reads (an index lookup and two pragmas).
     pub fn step(&self, conn: &Connection, now_unix_ns: i128) -> rusqlite::Result<bool> {
         if let Some(age) = self.max_age {
             let cutoff = now_unix_ns - age.as_nanos() as i128;
             let cutoff = i64::try_from(cutoff).unwrap_or(i64::MIN);
-            let gone = conn.execute(
-                "DELETE FROM events WHERE seq IN \
-                 (SELECT seq FROM events WHERE unix_ns < ?1 ORDER BY unix_ns LIMIT ?2)",
-                (cutoff, STEP_ROWS),
-            )?;
-            if gone as i64 == STEP_ROWS {
-                return Ok(true);
+            let oldest: Option<i64> = conn
+                .prepare_cached("SELECT min(unix_ns) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            if oldest.is_some_and(|t| t < cutoff) {
+                let gone = conn
+                    .prepare_cached(
+                        "DELETE FROM events WHERE seq IN \
+                         (SELECT seq FROM events WHERE unix_ns < ?1 ORDER BY unix_ns LIMIT ?2)",
+                    )?
+                    .execute((cutoff, STEP_ROWS))?;
+                if gone as i64 == STEP_ROWS {
+                    return Ok(true);
+                }
             }
         }
         let Some(max_bytes) = self.max_bytes else {
@@ -67,9 +74,13 @@ impl Retention {
 
 /// Bytes of the database's pages in use (the file minus its free pages).
 pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let pragma = |name: &str| -> rusqlite::Result<u64> {
-        conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+    let pragma = |sql: &str| -> rusqlite::Result<u64> {
+        conn.prepare_cached(sql)?
+            .query_row([], |r| r.get::<_, i64>(0))
             .map(|v| v.max(0) as u64)
     };
-    Ok((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
+    Ok(
+        (pragma("PRAGMA page_count")? - pragma("PRAGMA freelist_count")?)
+            * pragma("PRAGMA page_size")?,
+    )
 }

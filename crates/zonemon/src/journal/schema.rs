@@ -41,8 +41,19 @@ const CREATE: &str = "
     );
 ";
 
+/// The writer checkpoints the log by itself (inside a commit) only past this
+/// many pages (32 MiB); below, the syncer's checkpoints keep it small.
+pub const WAL_BACKSTOP_PAGES: i64 = 8192;
+
+/// The log file is cut back to this size when SQLite restarts it (not less:
+/// under churn it grows back at once, and growing a file costs more than
+/// overwriting it).
+const WAL_KEEP_BYTES: i64 = WAL_BACKSTOP_PAGES * 4096;
+
 /// Opens (creating if needed) the journal at `path` for the one writer:
-/// WAL, every commit durable (`synchronous=FULL`). Its directory must exist
+/// WAL, `synchronous=NORMAL` (a commit is in the log, safe from the daemon's
+/// end, when it returns; [`super::syncer`] flushes the log to the disk right
+/// after and checkpoints it, off the readers' path). Its directory must exist
 /// (the daemon makes it when it locks the journal, [`super::WriterLock`]).
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
@@ -54,7 +65,9 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "journal_mode", "WAL")
         .context("switching the journal to WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
     Ok(conn)
 }
 

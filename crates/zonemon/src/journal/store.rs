@@ -2,8 +2,10 @@
 //! [`JournalStore`], the [`EventStore`] the local API serves from.
 //!
 //! Readers use their own read-only connections (a small pool), so a read
-//! never waits on the writer (WAL); the newest committed `seq` and the zones
-//! running now are kept in memory by the writer after each commit ([`Shared`]).
+//! never waits on the writer (WAL); the newest committed `seq`, the zones
+//! running now and the newest records are kept in memory by the writer after
+//! each commit ([`Shared`]): a follower at the journal's end reads nothing
+//! back from the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
+use super::recent::{Recent, RECENT_RECORDS};
 use super::schema;
 use super::writer::Marks;
 use crate::store::{EventStore, StoredRecord};
@@ -89,6 +92,8 @@ pub struct Shared {
     notify: tokio::sync::watch::Sender<u64>,
     /// Zones not shut down: their newest record, by zone id.
     running: RwLock<BTreeMap<u64, StoredRecord>>,
+    /// The newest committed records.
+    recent: Mutex<Recent>,
 }
 
 impl Shared {
@@ -105,17 +110,18 @@ impl Shared {
             last_seq: AtomicU64::new(last),
             notify: tokio::sync::watch::Sender::new(last),
             running: RwLock::new(running),
+            recent: Mutex::new(Recent::new(opened.marks.next_seq, RECENT_RECORDS)),
         })
     }
 
-    /// Takes in a batch just committed, in `seq` order.
+    /// Takes in a batch just committed, in `seq` order; readers are told last.
     pub fn published(&self, committed: Vec<StoredRecord>) {
         let Some(last) = committed.last().map(|r| r.seq) else {
             return;
         };
         {
             let mut running = self.running.write().expect("no writer panics holding it");
-            for rec in committed {
+            for rec in &committed {
                 let Some(zone) = zone_of(&rec.object) else {
                     continue;
                 };
@@ -124,11 +130,15 @@ impl Shared {
                         running.remove(&zone);
                     }
                     _ => {
-                        running.insert(zone, rec);
+                        running.insert(zone, rec.clone());
                     }
                 }
             }
         }
+        self.recent
+            .lock()
+            .expect("no writer panics holding it")
+            .add(committed);
         self.last_seq.store(last, Ordering::Release);
         self.notify.send_replace(last);
     }
@@ -188,7 +198,17 @@ impl JournalStore {
 }
 
 impl EventStore for JournalStore {
+    /// From memory when it holds every record after `after`, else from the file.
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredRecord>> {
+        let recent = self
+            .shared
+            .recent
+            .lock()
+            .expect("no writer panics holding it")
+            .after(after, limit);
+        if let Some(records) = recent {
+            return Ok(records);
+        }
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, unix_ns, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",

@@ -66,7 +66,8 @@ fn writer(path: &Path, retention: Retention) -> (Writer, Arc<JournalStore>) {
         start.marks,
         retention,
         shared,
-    );
+    )
+    .unwrap();
     (w, store)
 }
 

@@ -1,6 +1,7 @@
 //! The journal's one writer: a thread that takes records from the hot path's
 //! bounded queue, gives each the next `seq` and commits everything queued in
-//! one transaction, then tells readers.
+//! one transaction, then tells readers, then asks the syncer to flush the
+//! log to the disk (readers never wait for the disk; see `syncer`).
 //!
 //! Invariants: `seq` only grows, also across restarts (its high-water mark is
 //! committed in `meta` with every batch, so retention deleting rows never
@@ -12,6 +13,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode};
 use serde_json::{Map, Value};
@@ -20,6 +22,7 @@ use zonemon_core::ZoneEvent;
 
 use super::retention::Retention;
 use super::store::Shared;
+use super::syncer::Syncer;
 use crate::store::StoredRecord;
 
 /// What the hot path hands the writer.
@@ -46,6 +49,10 @@ pub enum Entry {
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
+/// Retention is checked after a commit at most this often: a check is a
+/// read of the index and the page counts, kept off the path of the next batch.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
+
 /// Where the writer starts from (read from the journal when it was opened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
@@ -63,11 +70,14 @@ pub struct Writer {
     marks: Marks,
     retention: Retention,
     shared: Arc<Shared>,
+    syncer: Syncer,
     /// Records that could not be committed since the last commit that worked.
     unjournaled: u64,
     /// Whether retention must be checked the next time the queue is empty
-    /// (after every commit: a check that deletes nothing costs a few index lookups).
+    /// (after a commit, at most every [`RETENTION_EVERY`], and at exit).
     retention_due: bool,
+    /// When retention was last checked.
+    retention_checked: Instant,
     /// Told every committed batch, before readers (each must return at once: hooks, metrics).
     subscribers: Vec<Subscriber>,
 }
@@ -76,7 +86,8 @@ pub struct Writer {
 pub type Subscriber = Box<dyn FnMut(&[StoredRecord]) + Send>;
 
 impl Writer {
-    /// A writer committing to `conn` (the journal at `path`), from `marks` on.
+    /// A writer committing to `conn` (the journal at `path`), from `marks` on;
+    /// starts the thread that flushes the journal's log to the disk.
     pub fn new(
         conn: Connection,
         path: PathBuf,
@@ -84,9 +95,10 @@ impl Writer {
         marks: Marks,
         retention: Retention,
         shared: Arc<Shared>,
-    ) -> Self {
-        Writer {
+    ) -> anyhow::Result<Self> {
+        Ok(Writer {
             conn,
+            syncer: Syncer::start(path.clone())?,
             path,
             clock,
             marks,
@@ -94,8 +106,9 @@ impl Writer {
             shared,
             unjournaled: 0,
             retention_due: true,
+            retention_checked: Instant::now(),
             subscribers: Vec::new(),
-        }
+        })
     }
 
     /// Also tells `subscriber` of every batch committed; it must never wait.
@@ -132,6 +145,7 @@ impl Writer {
             }
             self.commit(batch);
         }
+        self.retention_due = true;
         while self.retention_due {
             self.retention_due = self.retention_step();
         }
@@ -160,11 +174,12 @@ impl Writer {
                     );
                     self.unjournaled = 0;
                 }
-                self.retention_due = true;
+                self.retention_due |= self.retention_checked.elapsed() >= RETENTION_EVERY;
                 for tell in &mut self.subscribers {
                     tell(&committed);
                 }
                 self.shared.published(committed);
+                self.syncer.request();
             }
             Err(e) => {
                 if self.unjournaled == 0 {
@@ -274,6 +289,7 @@ impl Writer {
 
     /// One step of retention; whether another is due.
     fn retention_step(&mut self) -> bool {
+        self.retention_checked = Instant::now();
         let now = self.clock.unix_ns(zonemon_core::clock::boot_time_ns());
         match self.retention.step(&self.conn, now) {
             Ok(more) => more,

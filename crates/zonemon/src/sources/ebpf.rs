@@ -81,6 +81,7 @@ impl EbpfSource {
                 progs.zm_exec.as_fd(),
                 progs.zm_exit.as_fd(),
                 progs.zm_free.as_fd(),
+                progs.zm_oom.as_fd(),
             ]
             .into_iter()
             .map(recursion_misses)
@@ -168,6 +169,10 @@ impl Source for EbpfSource {
 
     fn backlog_bytes(&self) -> Option<u64> {
         Some(self.ring_backlog())
+    }
+
+    fn sees_oom_kills(&self) -> bool {
+        true
     }
 
     fn drain(&mut self, pipeline: &mut Pipeline) -> Result<()> {

@@ -86,7 +86,7 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
         }
     };
     skel.attach().context(
-        "attaching to the sched_process_{fork,exec,exit,free} raw tracepoints failed \
+        "attaching to the sched_process_{fork,exec,exit,free} and mark_victim raw tracepoints failed \
          (does this kernel allow BPF raw tracepoints?)",
     )?;
     Ok(skel)

@@ -55,6 +55,11 @@ pub trait Source {
     /// Feeds the pipeline everything pending.
     fn drain(&mut self, pipeline: &mut Pipeline) -> Result<()>;
 
+    /// Whether the source reports OOM kills (so a shutdown can say it was not one).
+    fn sees_oom_kills(&self) -> bool {
+        false
+    }
+
     /// Bytes of records waiting in the kernel for `drain`, where the source can tell.
     fn backlog_bytes(&self) -> Option<u64> {
         None

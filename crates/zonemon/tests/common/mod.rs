@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 pub use zonemon_testkit::*;
 
+pub mod daemon;
+
 /// Path of the zonemon binary under test.
 pub const ZONEMON: &str = env!("CARGO_BIN_EXE_zonemon");
 
@@ -206,9 +208,11 @@ impl BackgroundZone {
         let outer = self.child.id() as i32;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // PID 1 of its own namespace, past its exec: not `hostname`, which the
+            // shell runs briefly as a child of its own before it execs unshare.
             if let Some(init) = children(outer)
                 .into_iter()
-                .find(|&pid| comm(pid).is_some_and(|c| c != "unshare"))
+                .find(|&pid| comm(pid).is_some_and(|c| c != "unshare") && is_ns_init(pid))
             {
                 return init;
             }
@@ -229,6 +233,18 @@ impl Drop for BackgroundZone {
         unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
+}
+
+/// Whether `pid` is PID 1 of a PID namespace below the host's (its `NSpid` ends in 1).
+pub fn is_ns_init(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|ids| {
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                ids.len() >= 2 && ids.last() == Some(&"1")
+            })
+    })
 }
 
 /// The PIDs of the live children of `parent`, read from `/proc/*/stat`.
