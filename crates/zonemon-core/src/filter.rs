@@ -10,22 +10,26 @@
 //! zone no runtime made); `container_id` (the id or a prefix of it, as
 //! `docker ps --filter id=`); `k8s_namespace`; `exit` (`nonzero`, a code such
 //! as `exit=137`, or `signal`: only `shutdown` records carry an exit, so an
-//! `exit` filter passes no other transition).
+//! `exit` filter passes no other transition); `host` (a glob: the host a fleet
+//! record comes from, `zonemon watch --from`; a record without a host
+//! matches no `host` filter).
 //!
 //! Notices that concern no zone (`lost`, `monitor-start`: objects without a
 //! `zone_id`) pass every filter about zones (`name`, `runtime`, …), so a
 //! filtered stream still says when records were lost; an `event` filter
-//! selects them like any other record.
+//! selects them like any other record, and so does a `host` filter (a notice
+//! comes from a host too).
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 /// The keys [`Filter`] accepts, in the order error messages list them.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     "container_id",
     "event",
     "exit",
+    "host",
     "image",
     "k8s_namespace",
     "label",
@@ -63,6 +67,8 @@ pub struct Filter {
     images: Vec<glob::Pattern>,
     /// `label=KEY[=VALUE]` conditions: the label set (to that value, when given).
     labels: Vec<(String, Option<String>)>,
+    /// `host=…` globs; empty: any host (and records without one).
+    hosts: Vec<glob::Pattern>,
 }
 
 /// One `exit=` value.
@@ -145,6 +151,9 @@ impl Filter {
             "name" => self.names.push(glob::Pattern::new(value).map_err(|e| {
                 FilterError(format!("name filter `{}`: {e}", value.escape_debug()))
             })?),
+            "host" => self.hosts.push(glob::Pattern::new(value).map_err(|e| {
+                FilterError(format!("host filter `{}`: {e}", value.escape_debug()))
+            })?),
             "runtime" => self.runtimes.push(value.to_string()),
             "container_id" if !value.is_empty() => self.container_ids.push(value.to_string()),
             "container_id" => {
@@ -189,6 +198,7 @@ impl Filter {
             && self.exits.is_empty()
             && self.images.is_empty()
             && self.labels.is_empty()
+            && self.hosts.is_empty()
     }
 
     /// Whether `object` is a record this filter asks for, taken literally (for
@@ -216,7 +226,9 @@ impl Filter {
         let any = |wanted: &[String], got: Option<&str>| {
             wanted.is_empty() || got.is_some_and(|g| wanted.iter().any(|w| w == g))
         };
-        let events_ok = any(&self.events, text("event"));
+        let events_ok = any(&self.events, text("event"))
+            && (self.hosts.is_empty()
+                || text("host").is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))));
         // A notice about no zone (lost records, a monitor start): told whatever the zone filters.
         if !object.contains_key("zone_id") {
             return events_ok;
@@ -392,6 +404,22 @@ mod tests {
         assert!(!f.matches(&shutdown(Some(1), None)));
         // Notices about no zone pass, as for every zone filter.
         assert!(nonzero.matches(&obj(json!({"event": "lost", "count": 1}))));
+    }
+
+    #[test]
+    fn hosts_are_globs_on_every_record() {
+        let f = Filter::parse(["host=web-*", "name=aap"]).unwrap();
+        let on = |host: &str| {
+            let mut m = booted("aap");
+            m.insert("host".into(), host.into());
+            m
+        };
+        assert!(f.matches(&on("web-1")) && !f.matches(&on("db-1")));
+        assert!(!f.matches(&booted("aap")), "a record without a host");
+        let lost = obj(json!({"event": "lost", "host": "db-1"}));
+        assert!(!f.matches(&lost), "a notice from another host");
+        assert!(Filter::parse(["host=db-?"]).unwrap().matches(&lost));
+        assert!(Filter::parse(["host=[x"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::api::{ViaDaemon, WaitArgs, WatchViaDaemon};
 use crate::config::{self, ConfigFile};
 use crate::daemon::DaemonOptions;
 use crate::events::EventsOptions;
+use crate::fleet::{FleetKeys, FromArgs, PublishArgs, WatchFromArgs};
 use crate::hooks::{HookSpec, Limits, Reload};
 use crate::journal::{self, retention::Retention};
 use crate::sources::SourceKind;
@@ -132,6 +133,8 @@ struct DaemonArgs {
     /// Hook runs waiting, beyond which new runs are dropped (counted and logged).
     #[arg(long, value_name = "N", default_value_t = crate::hooks::DEFAULT_QUEUE, value_parser = at_least_one)]
     hook_queue: usize,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 #[derive(Debug, Args)]
@@ -180,12 +183,14 @@ struct WatchArgs {
     /// OR, different keys an AND (as `docker events --filter`). Keys: name (a glob, e.g.
     /// name=web-*), event (ready, booted, shutdown, down, running, lost), runtime (docker, …,
     /// none), container_id (an id or its prefix), k8s_namespace, exit (nonzero, signal or a
-    /// code; shutdown records only), image (a glob), label (label=KEY or label=KEY=VALUE).
-    /// --metrics counts what passes.
+    /// code; shutdown records only), image (a glob), label (label=KEY or label=KEY=VALUE), host
+    /// (a glob; --from). --metrics counts what passes.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_filter)]
     filter: Vec<String>,
     #[command(flatten)]
     via: WatchViaDaemon,
+    #[command(flatten)]
+    fleet: WatchFromArgs,
 }
 
 /// How a monitor attaches to the kernel and what it serves: the options `watch` and
@@ -243,6 +248,8 @@ struct ListArgs {
     parseable: bool,
     #[command(flatten)]
     via: ViaDaemon,
+    #[command(flatten)]
+    from: FromArgs,
 }
 
 /// What to run, decided from the command line.
@@ -252,6 +259,10 @@ pub enum Action {
     Watch(WatchOptions, WatchViaDaemon),
     /// `zonemon list [-p]`; the flag is `-p`.
     List { parseable: bool, via: ViaDaemon },
+    /// `zonemon watch --from`: the fleet, with `--since`.
+    WatchFleet(WatchOptions, WatchFromArgs, Option<i128>),
+    /// `zonemon list --from [-p]`.
+    ListFleet { parseable: bool, from: FromArgs },
     /// `zonemon wait`.
     Wait(WaitArgs),
     /// `zonemon completions SHELL`.
@@ -290,6 +301,10 @@ impl Cli {
         Ok(match self.command {
             None => watch(self.watch),
             Some(Command::Watch(w)) => watch(w),
+            Some(Command::List(l)) if l.from.from.is_some() => Action::ListFleet {
+                parseable: l.parseable,
+                from: l.from,
+            },
             Some(Command::List(l)) => Action::List {
                 parseable: l.parseable,
                 via: l.via,
@@ -340,7 +355,40 @@ impl DaemonArgs {
             hook_concurrency,
             hook_queue,
             hook,
+            publish,
+            host_id,
+            stream,
+            stream_replicas,
+            stream_max_age,
+            stream_duplicate_window,
+            nats_creds,
+            nats_nkey,
+            nats_user,
+            nats_password_file,
+            nats_tls_ca,
+            nats_tls_cert,
+            nats_tls_key,
         } = file;
+        let fleet = FleetKeys {
+            publish,
+            host_id,
+            stream,
+            stream_replicas,
+            stream_max_age,
+            stream_duplicate_window,
+            auth: crate::fleet::args::AuthArgs {
+                nats_creds,
+                nats_nkey,
+                nats_user,
+                nats_password_file,
+                nats_tls_ca,
+                nats_tls_cert,
+                nats_tls_key,
+            },
+        };
+        let publish = self.publish.options(&flag, fleet).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n"))
+        })?;
         let default_metrics = Some(DEFAULT_DAEMON_METRICS.parse().expect("a valid address"));
         let metrics = match self.attach.metrics {
             Some(Listen(m)) => m,
@@ -380,6 +428,7 @@ impl DaemonArgs {
                 queue: pick(flag("hook_queue"), self.hook_queue, hook_queue),
             },
             reload,
+            publish,
         })
     }
 }
@@ -434,7 +483,11 @@ impl EventsArgs {
 
 fn watch(w: WatchArgs) -> Action {
     let via = w.via.clone();
-    Action::Watch(w.into(), via)
+    let fleet = w.fleet.clone();
+    match fleet.from.from.is_some() {
+        true => Action::WatchFleet(w.into(), fleet, via.since),
+        false => Action::Watch(w.into(), via),
+    }
 }
 
 impl From<PriorityArg> for Priority {
@@ -716,6 +769,47 @@ mod tests {
                 .to_string();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn fleet_flags_override_their_config_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zonemon.toml");
+        std::fs::write(
+            &path,
+            "publish = \"nats://a:4222\"\nhost_id = \"web-1\"\nstream_max_age = \"1h\"\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let daemon = |args: &[&str]| {
+            let m = Cli::command()
+                .try_get_matches_from([&["zonemon", "daemon", "--config", config], args].concat())
+                .unwrap();
+            match Cli::parse_from_matches(m).unwrap().action() {
+                Ok(Action::Daemon(d)) => Ok(d.publish),
+                Ok(_) => panic!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let p = daemon(&[]).unwrap().expect("publishing");
+        assert_eq!(p.servers.0, ["nats://a:4222"]);
+        assert_eq!((p.host_id.as_str(), p.stream.replicas), ("web-1", 1));
+        assert_eq!(p.stream.max_age, Duration::from_secs(3600));
+        let p = daemon(&["--host-id", "web-2", "--publish", "tls://b:1"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.host_id.as_str(), p.servers.0[0].as_str()),
+            ("web-2", "tls://b:1")
+        );
+        let e = daemon(&["--publish", "nats://u:hunter2@b:1"]).unwrap_err();
+        assert!(
+            e.contains("--nats-password-file") && !e.contains("hunter2"),
+            "{e}"
+        );
+        assert!(Cli::command()
+            .try_get_matches_from(["zonemon", "daemon", "--host-id", "a.b"])
+            .is_err());
     }
 
     #[test]

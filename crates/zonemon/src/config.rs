@@ -61,6 +61,37 @@ pub struct ConfigFile {
     /// `[[hook]]` tables.
     #[serde(default)]
     pub hook: Vec<HookSpec>,
+    /// `publish = "nats://127.0.0.1:4222"`: the fleet's NATS servers (README: "Fleet"),
+    /// checked with the flags (an error never repeats a URL: it may hold a password).
+    pub publish: Option<String>,
+    /// `host_id = "web-1"`.
+    #[serde(default, deserialize_with = "host_id")]
+    pub host_id: Option<String>,
+    /// `stream = "ZONEMON"`.
+    #[serde(default, deserialize_with = "stream")]
+    pub stream: Option<String>,
+    /// `stream_replicas = 1`.
+    pub stream_replicas: Option<u8>,
+    /// `stream_max_age = "7d"`.
+    #[serde(default, deserialize_with = "span")]
+    pub stream_max_age: Option<Duration>,
+    /// `stream_duplicate_window = "10m"`.
+    #[serde(default, deserialize_with = "span")]
+    pub stream_duplicate_window: Option<Duration>,
+    /// `nats_creds = "/etc/zonemon/nats.creds"`.
+    pub nats_creds: Option<PathBuf>,
+    /// `nats_nkey = "/etc/zonemon/nats.nk"`.
+    pub nats_nkey: Option<PathBuf>,
+    /// `nats_user = "zonemon"`.
+    pub nats_user: Option<String>,
+    /// `nats_password_file = "/etc/zonemon/nats.password"`.
+    pub nats_password_file: Option<PathBuf>,
+    /// `nats_tls_ca = "/etc/zonemon/nats-ca.pem"`.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// `nats_tls_cert = "/etc/zonemon/nats-cert.pem"`.
+    pub nats_tls_cert: Option<PathBuf>,
+    /// `nats_tls_key = "/etc/zonemon/nats-key.pem"`.
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 /// Reads the config file at `path`. A missing file is an empty configuration
@@ -142,6 +173,14 @@ fn source<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SourceKind>, D::Erro
 
 fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<SocketAddr>>, D::Error> {
     parsed(d, crate::cli::parse_listen)
+}
+
+fn host_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    parsed(d, crate::fleet::names::check_host_id)
+}
+
+fn stream<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    parsed(d, crate::fleet::args::stream_name)
 }
 
 fn ring_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {

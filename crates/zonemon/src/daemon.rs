@@ -28,6 +28,7 @@ use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::EventKind;
 
 use crate::api::{self, ApiConfig};
+use crate::fleet::{PublishOptions, Publisher};
 use crate::hooks::{HookRunner, HookSet, HookSpec, Limits, Reload, Reloader};
 use crate::journal::feed::{Feed, JournalSink, SharedFeed, QUEUE_RECORDS};
 use crate::journal::retention::Retention;
@@ -58,6 +59,8 @@ pub struct DaemonOptions {
     pub hook_limits: Limits,
     /// What SIGHUP re-reads.
     pub reload: Reload,
+    /// Where to publish the journal (the fleet), if anywhere.
+    pub publish: Option<PublishOptions>,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM; then flushes the journal and returns.
@@ -86,7 +89,18 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     };
     // What the local API serves from: it reads the journal, kept current by the writer.
     let store = JournalStore::new(&opts.journal, Arc::clone(&shared));
-    let api = api::serve(store, ApiConfig::new(&opts.socket))?;
+    let api = api::serve(store.clone(), ApiConfig::new(&opts.socket))?;
+    // Credentials refused, no JetStream or a stream set up otherwise stop the daemon here;
+    // servers that cannot be reached do not (it publishes when they can be).
+    let publisher = match &opts.publish {
+        Some(p) => Some(Publisher::start(
+            p.clone(),
+            &opts.journal,
+            Arc::clone(&store),
+            metrics.clone(),
+        )?),
+        None => None,
+    };
     let clock_follower = ClockFollower::new()?;
     let clock = clock_follower.clock();
     let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
@@ -127,6 +141,9 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let unjournaled = writer
         .join()
         .map_err(|_| anyhow!("the journal writer panicked"))?;
+    if let Some(p) = publisher {
+        p.stop();
+    }
     drop(lock);
     reloader.stop();
     match Arc::try_unwrap(runner) {

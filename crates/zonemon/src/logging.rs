@@ -32,6 +32,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        // The NATS client's own notes ("connected", "event: …") are not zonemon's news;
+        // its warnings and errors are.
+        let meta = event.metadata();
+        if meta.target().starts_with("async_nats") && *meta.level() > Level::WARN {
+            return Ok(());
+        }
         let level = match *event.metadata().level() {
             Level::ERROR => "error: ",
             Level::WARN => "warning: ",

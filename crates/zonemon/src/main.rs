@@ -8,6 +8,7 @@ mod decode;
 mod docs;
 mod down_timer;
 mod events;
+mod fleet;
 mod hooks;
 mod journal;
 mod list;
@@ -58,6 +59,8 @@ fn run() -> anyhow::Result<ExitCode> {
     logging::init();
     let action = parse_cli().action().unwrap_or_else(|e| e.exit());
     match action {
+        Action::WatchFleet(opts, from, since) => fleet::consume::watch(&opts, &from, since),
+        Action::ListFleet { parseable, from } => fleet::consume::list(parseable, &from),
         Action::Watch(opts, via) => api::watch(&opts, &via).unwrap_or_else(|| watch::run(&opts)),
         Action::List { parseable, via } => api::list(parseable, &via).unwrap_or_else(|| {
             list::run(

@@ -32,7 +32,8 @@ impl<W: Write> TextSink<W> {
     /// Writes one record given as its JSON object (as [`super::JsonSink`]
     /// writes it, e.g. read back from the journal), in the same form as
     /// [`Sink::write_event`]; records that are not transitions (`lost`,
-    /// `monitor-start`) write nothing.
+    /// `monitor-start`) write nothing. A record from the fleet (with a `host`)
+    /// says where: `Zone aap booted on web-1`.
     pub fn write_object(&mut self, object: &Map<String, Value>) -> io::Result<()> {
         let text = |key: &str| object.get(key).and_then(Value::as_str);
         let (Some(kind), Some(name)) = (text("event").and_then(EventKind::from_name), text("name"))
@@ -40,17 +41,27 @@ impl<W: Write> TextSink<W> {
             return Ok(());
         };
         let time = self.timestamps.as_ref().and(text("time"));
-        self.write_line(kind, name, time)
+        self.write_line(kind, name, time, text("host"))
     }
 
-    fn write_line(&mut self, kind: EventKind, name: &str, time: Option<&str>) -> io::Result<()> {
+    fn write_line(
+        &mut self,
+        kind: EventKind,
+        name: &str,
+        time: Option<&str>,
+        host: Option<&str>,
+    ) -> io::Result<()> {
         if !self.all && !kind.is_seed_event() && kind != EventKind::Running {
             return Ok(());
         }
         if let Some(time) = time {
             write!(self.out, "{time} ")?;
         }
-        writeln!(self.out, "Zone {} {}", escape_text(name), kind.as_str())?;
+        write!(self.out, "Zone {} {}", escape_text(name), kind.as_str())?;
+        if let Some(host) = host {
+            write!(self.out, " on {}", escape_text(host))?;
+        }
+        writeln!(self.out)?;
         self.out.flush()
     }
 }
@@ -61,7 +72,7 @@ impl<W: Write> Sink for TextSink<W> {
             .timestamps
             .as_ref()
             .map(|clock| clock.rfc3339(ev.ts_ns));
-        self.write_line(ev.kind, &ev.name, time.as_deref())
+        self.write_line(ev.kind, &ev.name, time.as_deref(), None)
     }
 }
 
@@ -96,6 +107,17 @@ mod tests {
         assert_eq!(
             render(true, None, &evs),
             "Zone aap ready\nZone aap booted\nZone aap shutdown\nZone aap down\n"
+        );
+    }
+
+    #[test]
+    fn fleet_records_say_their_host() {
+        let mut s = TextSink::new(Vec::new(), false, None);
+        let rec = serde_json::json!({"event": "booted", "name": "aap", "host": "web-1\n"});
+        s.write_object(rec.as_object().unwrap()).unwrap();
+        assert_eq!(
+            String::from_utf8(s.out).unwrap(),
+            "Zone aap booted on web-1\\n\n"
         );
     }
 

@@ -32,6 +32,7 @@ pub use server::{serve, ApiConfig, ApiServer, Limits};
 
 pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
 pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
+pub use record::zone_event;
 
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/zonemon/zonemon.sock";

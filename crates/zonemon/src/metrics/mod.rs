@@ -76,6 +76,10 @@ pub struct Metrics {
     pub hook_timeouts: IntCounterVec,
     /// Hook runs dropped (the queue was full, or the daemon stopped first), by hook.
     pub hook_dropped: IntCounterVec,
+    /// Records journaled and not yet acknowledged by the fleet's stream (`--publish`).
+    pub publish_lag_records: IntGauge,
+    /// Records published to the fleet's stream and acknowledged.
+    pub published_records: IntCounter,
 }
 
 /// Serves fresh metrics at `addr` when given (see [`serve`]); the handles to update them.
@@ -182,6 +186,18 @@ impl Metrics {
             hook_dropped: per_hook(
                 "hook_dropped_total",
                 "Hook runs dropped because the queue was full or the daemon stopped, by hook",
+            ),
+            publish_lag_records: gauge(
+                "publish_lag_records",
+                "Records journaled and not yet acknowledged by the fleet's stream (--publish)",
+            ),
+            published_records: register(
+                &reg,
+                IntCounter::new(
+                    "published_records_total",
+                    "Records published to the fleet's stream and acknowledged",
+                )
+                .expect("valid"),
             ),
         };
         (m, reg)

@@ -1,0 +1,474 @@
+//! The fleet's consumers: `zonemon watch --from` (every host's records as one
+//! stream) and `zonemon list --from` (every host's running zones, from the
+//! bucket).
+//!
+//! `watch --from` shows each record once (by host, journal and `seq`), so a
+//! record published again after the server's duplicate window is still shown
+//! once, and each host's records in `seq` order ([`Order`]). With `--durable NAME` it reads through a durable consumer and
+//! acknowledges each record after printing it; stopped by SIGINT/SIGTERM, it
+//! finishes the batch in hand first, so started again it resumes exactly
+//! after the last record it printed. (Killed with SIGKILL, the records it had
+//! taken but not acknowledged come again after the consumer's ack wait.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use zonemon_core::listing::{parseable_line, table};
+use zonemon_core::output::{TextSink, WallClock};
+
+use super::args::{FromArgs, WatchFromArgs};
+use super::connect::{self, ConnectFailure, Servers};
+use super::setup::explain;
+use super::{BUCKET, JOURNAL_HEADER};
+use crate::watch::WatchOptions;
+
+/// Records asked for at a time by a durable watch.
+const FETCH: usize = 256;
+
+/// Connects for a command, or says why it cannot.
+async fn reach(from: &FromArgs) -> Result<(jetstream::Context, String)> {
+    let servers = Servers::parse(from.from.as_deref().expect("--from given"))
+        .map_err(|e| anyhow!("--from: {e}"))?;
+    let shown = servers.shown();
+    let client = connect::connect(&servers, &from.auth.auth(), "zonemon consumer", None)
+        .await
+        .map_err(|f| match f {
+            ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
+        })?;
+    Ok((jetstream::new(client), shown))
+}
+
+fn failure(f: ConnectFailure) -> anyhow::Error {
+    match f {
+        ConnectFailure::Unreachable(e) | ConnectFailure::Refused(e) => e,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")
+}
+
+/// `zonemon watch --from`: until SIGINT/SIGTERM (or stdout closes).
+pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+    runtime()?.block_on(watch_async(opts, args, since))
+}
+
+/// Puts each host's records back in `seq` order, each once. A journal's `seq`s are
+/// contiguous, so a record after a gap is held until the gap fills (a record lost by a
+/// server that died is published again after the ones that followed it) or, after
+/// [`HOLD`], given up on (records deleted before they were published never come).
+#[derive(Default)]
+pub struct Order(HashMap<(String, String), Journal>);
+
+/// How long records wait behind a gap.
+const HOLD: Duration = Duration::from_secs(90);
+
+#[derive(Default)]
+struct Journal {
+    /// Every `seq` up to here was passed on (or given up on).
+    floor: u64,
+    held: BTreeMap<u64, Map<String, Value>>,
+    since: Option<Instant>,
+}
+
+impl Journal {
+    /// The held records that now follow the floor.
+    fn release(&mut self, out: &mut Vec<Map<String, Value>>) {
+        while let Some(rec) = self.held.remove(&(self.floor + 1)) {
+            self.floor += 1;
+            out.push(rec);
+        }
+        self.since = (!self.held.is_empty()).then(|| self.since.unwrap_or_else(Instant::now));
+    }
+}
+
+impl Order {
+    /// The records that may be passed on now that record `seq` of `host`'s `journal` came.
+    pub fn take(
+        &mut self,
+        host: &str,
+        journal: &str,
+        seq: u64,
+        rec: Map<String, Value>,
+    ) -> Vec<Map<String, Value>> {
+        let j = self
+            .0
+            .entry((host.to_string(), journal.to_string()))
+            .or_insert_with(|| Journal {
+                floor: seq.saturating_sub(1),
+                ..Default::default()
+            });
+        let mut out = Vec::new();
+        if seq > j.floor && !j.held.contains_key(&seq) {
+            j.held.insert(seq, rec);
+            j.release(&mut out);
+        }
+        out
+    }
+
+    /// The records held longer than `hold` behind a gap, given up on: passed on in order.
+    pub fn expired(&mut self, hold: Duration) -> Vec<Map<String, Value>> {
+        let mut out = Vec::new();
+        for ((host, _), j) in &mut self.0 {
+            if j.since.is_some_and(|t| t.elapsed() >= hold) {
+                let first = *j.held.keys().next().expect("held");
+                tracing::warn!(
+                    "records {} to {} of host {host} never came",
+                    j.floor + 1,
+                    first - 1
+                );
+                j.floor = first - 1;
+                j.since = None;
+                j.release(&mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Prints the fleet's records that pass `opts`' filter.
+struct Printer {
+    opts: WatchOptions,
+    text: TextSink<io::Stdout>,
+    order: Order,
+}
+
+impl Printer {
+    /// Prints one message's record (unless seen or filtered out), and the records it releases.
+    fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
+        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
+            tracing::warn!(
+                "skipping a message on {} that is not a zonemon record",
+                msg.subject
+            );
+            return Ok(());
+        };
+        let host = rec
+            .get("host")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let seq = rec.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let journal = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(JOURNAL_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        let ready = self.order.take(&host, &journal, seq, rec);
+        self.write_all(ready)
+    }
+
+    /// Prints the records given up waiting for.
+    fn expired(&mut self) -> Result<()> {
+        let ready = self.order.expired(HOLD);
+        self.write_all(ready)
+    }
+
+    fn write_all(&mut self, recs: Vec<Map<String, Value>>) -> Result<()> {
+        for rec in recs {
+            if self.opts.filter.matches(&rec) {
+                self.write(&rec)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, rec: &Map<String, Value>) -> Result<()> {
+        if self.opts.json {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, rec)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        } else {
+            self.text.write_object(rec)?;
+        }
+        Ok(())
+    }
+}
+
+async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+    let (js, shown) = reach(&args.from).await?;
+    let stream_name = &args.from.stream;
+    let stream = js.get_stream(stream_name).await.map_err(|e| {
+        anyhow!(
+            "no stream {stream_name} on {shown} ({e}): has a daemon published there \
+             (zonemon daemon --publish)?"
+        )
+    })?;
+    let deliver = match since {
+        Some(t) => DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(t)
+                .map_err(|e| anyhow!("--since: {e}"))?,
+        },
+        None => DeliverPolicy::New,
+    };
+    let mut printer = Printer {
+        opts: opts.clone(),
+        text: TextSink::new(
+            io::stdout(),
+            opts.all,
+            opts.timestamps.then(|| WallClock::new(0)),
+        ),
+        order: Order::default(),
+    };
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let watching =
+        || eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
+    match &args.durable {
+        None => {
+            // An ordered consumer, made again from the next stream sequence after any
+            // failure (a server restarted forgets ephemeral consumers).
+            let mut policy = deliver;
+            let mut announced = false;
+            loop {
+                let made = stream
+                    .create_consumer(pull::OrderedConfig {
+                        deliver_policy: policy,
+                        ..Default::default()
+                    })
+                    .await;
+                let consumer = match made {
+                    Ok(c) => c,
+                    Err(e) if announced => {
+                        tracing::warn!("reading the stream again: {e}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                            _ = int.recv() => return Ok(()),
+                            _ = term.recv() => return Ok(()),
+                        }
+                    }
+                    Err(e) => return Err(failure(explain(&e, &shown))),
+                };
+                let mut messages = consumer.messages().await?;
+                if !announced {
+                    watching();
+                    announced = true;
+                }
+                loop {
+                    tokio::select! {
+                        m = messages.next() => match m {
+                            Some(Ok(m)) => {
+                                printer.print(&m)?;
+                                if let Ok(info) = m.info() {
+                                    policy = DeliverPolicy::ByStartSequence {
+                                        start_sequence: info.stream_sequence + 1,
+                                    };
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!("reading the stream: {e}");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => printer.expired()?,
+                        _ = int.recv() => return Ok(()),
+                        _ = term.recv() => return Ok(()),
+                    }
+                }
+            }
+        }
+        Some(name) => {
+            let consumer: PullConsumer = stream
+                .get_or_create_consumer(
+                    name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        deliver_policy: deliver,
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait: Duration::from_secs(30),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| failure(explain(&e, &shown)))?;
+            watching();
+            let mut stopping = false;
+            while !stopping {
+                let batch = consumer
+                    .fetch()
+                    .max_messages(FETCH)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await;
+                let mut batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("reading the durable consumer {name}: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                // The batch in hand is printed and acknowledged whole, signal or not:
+                // what the server handed out must not wait for a redelivery.
+                loop {
+                    tokio::select! {
+                        m = batch.next() => match m {
+                            Some(Ok(m)) => {
+                                printer.print(&m)?;
+                                m.ack().await.map_err(|e| anyhow!("acknowledging: {e}"))?;
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!("reading the durable consumer {name}: {e}");
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = int.recv() => stopping = true,
+                        _ = term.recv() => stopping = true,
+                    }
+                }
+                printer.expired()?;
+            }
+            js.client()
+                .flush()
+                .await
+                .context("sending the last acknowledgements")?;
+            Ok(())
+        }
+    }
+}
+
+/// `zonemon list --from`: the fleet's running zones from the bucket, with a host column.
+pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
+    let rows = runtime()?.block_on(async {
+        let (js, shown) = reach(from).await?;
+        let bucket = js.get_key_value(BUCKET).await.map_err(|e| {
+            anyhow!(
+                "no bucket {BUCKET} on {shown} ({e}): has a daemon published there \
+                 (zonemon daemon --publish)?"
+            )
+        })?;
+        let mut rows = Vec::new();
+        let mut keys = bucket.keys().await.context("listing the bucket")?;
+        let mut names = Vec::new();
+        while let Some(k) = keys.next().await {
+            names.push(k.context("listing the bucket")?);
+        }
+        for key in names {
+            let Some(value) = bucket.get(&key).await.context("reading the bucket")? else {
+                continue; // deleted meanwhile
+            };
+            let Some((host, _)) = key.split_once('.') else {
+                continue;
+            };
+            let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&value) else {
+                continue;
+            };
+            rows.push((host.to_string(), rec));
+        }
+        Ok::<_, anyhow::Error>(rows)
+    })?;
+    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
+    Ok(())
+}
+
+/// Writes the zones `rows` (host, record): the table with a HOST column first, or with
+/// `parseable` one `host:zone_id:name:state:root:container_id:runtime:pidns` line per zone.
+fn write_fleet_list(
+    rows: Vec<(String, Map<String, Value>)>,
+    parseable: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut rows: Vec<(String, zonemon_core::ZoneEvent, Option<String>)> = rows
+        .into_iter()
+        .filter_map(|(host, rec)| {
+            let root = rec.get("root").and_then(Value::as_str).map(String::from);
+            Some((host, crate::api::zone_event(&rec)?, root))
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1.zone_id).cmp(&(&b.0, b.1.zone_id)));
+    if parseable {
+        for (host, ev, root) in &rows {
+            writeln!(out, "{host}:{}", parseable_line(ev, root.as_deref()))?;
+        }
+    } else {
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+        let events: Vec<_> = rows
+            .iter()
+            .map(|(_, e, r)| (e.clone(), r.clone()))
+            .collect();
+        let hosts = std::iter::once("HOST").chain(rows.iter().map(|r| r.0.as_str()));
+        for (host, line) in hosts.zip(table(&events).lines()) {
+            writeln!(out, "{host:<width$}  {line}")?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_come_out_once_in_seq_order_per_host_and_journal() {
+        let mut o = Order::default();
+        let mut take = |host: &str, journal: &str, seq: u64| -> Vec<u64> {
+            let rec = json!({"seq": seq}).as_object().unwrap().clone();
+            o.take(host, journal, seq, rec)
+                .iter()
+                .map(|r| r["seq"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(take("a", "j", 7), [7], "the first one sets the floor");
+        assert_eq!(take("a", "j", 8), [8]);
+        assert!(take("a", "j", 8).is_empty(), "a repeat");
+        assert!(take("a", "j", 7).is_empty(), "a replay");
+        assert!(take("a", "j", 10).is_empty(), "held behind 9");
+        assert!(take("a", "j", 11).is_empty());
+        assert!(take("a", "j", 10).is_empty(), "a repeat while held");
+        assert_eq!(take("b", "j", 1), [1], "another host");
+        assert_eq!(take("a", "j", 9), [9, 10, 11]);
+        assert_eq!(take("a", "k", 1), [1], "a journal made anew");
+        assert!(take("a", "j", 13).is_empty());
+        assert!(o.expired(Duration::from_secs(3600)).is_empty());
+        let given_up: Vec<u64> = o
+            .expired(Duration::ZERO)
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(given_up, [13]);
+    }
+
+    #[test]
+    fn the_fleet_list_has_a_host_column() {
+        let rec = |id: u64, name: &str| {
+            json!({"seq": 1, "event": "booted", "name": name, "zone_id": id, "init_pid": 10,
+                   "pidns": 4026532000u64, "level": 1, "time": "2026-12-02T04:00:00Z"})
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let rows = vec![
+            ("web-2".to_string(), rec(3, "b:c")),
+            ("web-1".to_string(), rec(7, "aap")),
+        ];
+        let mut out = Vec::new();
+        write_fleet_list(rows.clone(), true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("web-1:7:aap:running:"), "{text}");
+        assert!(text.contains("\nweb-2:3:b\\:c:running:"), "{text}");
+        let mut out = Vec::new();
+        write_fleet_list(rows, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST   ZONE_ID"), "{text}");
+        assert!(
+            lines[1].starts_with("web-1  ") && lines[1].contains("aap"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,724 @@
+//! Root integration tests of the fleet (issue #11): real daemons publishing
+//! their journals to a real `nats-server` (Debian's, JetStream on, a loopback
+//! port, a temporary store), real zones, real consumers.
+//!
+//! Every daemon on this machine sees every zone of the machine, so each
+//! "host" (a daemon with its own `--host-id`, journal and socket) journals
+//! the zones of all of them; what must reach the fleet's consumers is, for
+//! each host, exactly what its journal holds. Tests count only the zones they
+//! made (by name prefix), and stop every server and daemon they started.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(180);
+const LIVE: &str = "zonemon: daemon: journaling";
+
+/// Whether `test` can run: root, and Debian's nats-server installed (under `CI=true`
+/// a missing server fails the test).
+fn can_run(test: &str) -> bool {
+    if !require_root_for(test, "it makes PID namespaces and loads eBPF programs") {
+        return false;
+    }
+    if which("nats-server").is_none() {
+        assert!(
+            !in_ci(),
+            "{test} needs nats-server (apt-get install nats-server; ./dev installs it)"
+        );
+        eprintln!("SKIPPED {test}: no nats-server");
+        return false;
+    }
+    true
+}
+
+/// A directory of the test's own, removed at the end.
+fn workdir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zonemon-fleet-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `nats-server` on a loopback port with its store in a directory of the test's.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Nats {
+    /// Starts it (JetStream on, store in `dir`, unless `jetstream` is false) with `extra` args.
+    fn start(dir: &Path, jetstream: bool, extra: &[&str]) -> Nats {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ];
+        if jetstream {
+            args.extend([
+                "-js".into(),
+                "-sd".into(),
+                dir.join("js").display().to_string(),
+            ]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut n = Nats {
+            child: None,
+            port,
+            args,
+            log: dir.join("nats.log"),
+        };
+        n.restart();
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again, on the same port and store) and waits until it answers.
+    fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("nats-server")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        // JetStream recovers its store before it serves; a little room for it.
+        thread::sleep(Duration::from_millis(300));
+    }
+
+    /// `kill -9`.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A `zonemon daemon` as one host of the fleet: its own host id, journal, socket and metrics.
+struct Host {
+    child: Option<Child>,
+    id: String,
+    dir: PathBuf,
+    args: Vec<String>,
+    stderr: Option<StderrReader>,
+}
+
+impl Host {
+    /// Starts the daemon of host `id` in `dir`, publishing to `url`, and waits until it is live.
+    fn start(dir: &Path, id: &str, url: &str, extra: &[&str]) -> Host {
+        let dir = dir.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args: Vec<String> = vec!["daemon".into(), "--config".into(), "/dev/null".into()];
+        for (flag, value) in [
+            ("--journal", dir.join("journal.db").display().to_string()),
+            ("--socket", dir.join("api.sock").display().to_string()),
+            ("--metrics", "127.0.0.1:0".into()),
+            ("--publish", url.into()),
+            ("--host-id", id.into()),
+        ] {
+            args.push(flag.into());
+            args.push(value);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut h = Host {
+            child: None,
+            id: id.into(),
+            dir,
+            args,
+            stderr: None,
+        };
+        h.restart();
+        h
+    }
+
+    /// Starts the daemon (again, on the same journal) and waits until it is live.
+    fn restart(&mut self) {
+        let mut child = Command::new(ZONEMON)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning zonemon daemon");
+        let stderr = read_stderr(child.stderr.take().unwrap(), LIVE, 4 << 20);
+        let up = stderr.ready.recv_timeout(WAIT).is_ok();
+        self.child = Some(child);
+        self.stderr = Some(stderr);
+        assert!(up, "host {} did not come up:\n{}", self.id, self.log());
+    }
+
+    fn log(&self) -> String {
+        self.stderr
+            .as_ref()
+            .map(|s| s.text.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// `kill -9`.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A metric's value (the daemon's newest start said where it serves them).
+    fn metric(&self, name: &str) -> Option<i64> {
+        let log = self.log();
+        let addr = log
+            .rsplit("serving metrics on http://")
+            .next()
+            .and_then(|rest| rest.split('/').next())?
+            .to_string();
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Every journaled record of the zones named `prefix…`, in `seq` order.
+    fn journal_of(&self, prefix: &str) -> Vec<Value> {
+        let journal = self.dir.join("journal.db");
+        let events = ["events", "--since", "1d", "--json", "--all", "--journal"];
+        stdout_of(Command::new(ZONEMON).args(events).arg(journal))
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| named(r, prefix))
+            .collect()
+    }
+
+    /// `zonemon list -p` through this host's daemon: (zone_id, name) of the zones named `prefix…`.
+    fn running(&self, prefix: &str) -> BTreeSet<(u64, String)> {
+        let socket = self.dir.join("api.sock");
+        stdout_of(
+            Command::new(ZONEMON)
+                .args(["list", "-p", "--socket"])
+                .arg(socket),
+        )
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let id = f.next()?.parse().ok()?;
+            let name = f.next()?;
+            name.starts_with(prefix).then(|| (id, name.to_string()))
+        })
+        .collect()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = wait_timeout(&mut c, WAIT);
+        }
+    }
+}
+
+/// What `cmd` prints on stdout; it must succeed.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("running zonemon");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn named(r: &Value, prefix: &str) -> bool {
+    r["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+}
+
+/// Waits until `done()`, for at most [`WAIT`]; `what()` says what was awaited.
+fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {}", what());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `done()`, for at most a minute (for what should come at once); whether it came.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// (host, seq) → (event, name) of the records named `prefix…` of every host's journal.
+fn journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (String, String)> {
+    let mut out = BTreeMap::new();
+    for h in hosts {
+        for r in h.journal_of(prefix) {
+            out.insert(
+                (h.id.clone(), r["seq"].as_u64().unwrap()),
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["name"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// The records named `prefix…` among a fleet consumer's JSON lines: (host, seq, event, name).
+fn consumed(lines: &[String], prefix: &str) -> Vec<(String, u64, String, String)> {
+    parse_json(lines)
+        .into_iter()
+        .filter(|r| named(r, prefix))
+        .map(|r| {
+            (
+                r["host"]
+                    .as_str()
+                    .expect("every fleet record has a host")
+                    .to_string(),
+                r["seq"].as_u64().unwrap(),
+                r["event"].as_str().unwrap().to_string(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts `got` holds every record of `want` exactly once, in `seq` order within each host.
+fn exactly_once_in_order(
+    got: &[(String, u64, String, String)],
+    want: &BTreeMap<(String, u64), (String, String)>,
+) {
+    let mut seen = BTreeSet::new();
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for (host, seq, event, name) in got {
+        assert!(
+            seen.insert((host.clone(), *seq)),
+            "{host} seq {seq} came twice"
+        );
+        let prev = last.insert(host, *seq).unwrap_or(0);
+        assert!(prev < *seq, "{host}: seq {seq} came after {prev}");
+        assert_eq!(
+            want.get(&(host.clone(), *seq)),
+            Some(&(event.clone(), name.clone())),
+            "{host} seq {seq} is not what its journal holds"
+        );
+    }
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !seen.contains(*k))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records never reached the consumer, e.g. {missing:?}",
+        want.len() - seen.len(),
+        want.len()
+    );
+}
+
+/// `zonemon list -p --from URL`: host → (zone_id, name) of the zones named `prefix…`.
+fn fleet_list(url: &str, prefix: &str) -> BTreeMap<String, BTreeSet<(u64, String)>> {
+    let text = stdout_of(Command::new(ZONEMON).args(["list", "-p", "--from", url]));
+    let mut hosts: BTreeMap<String, BTreeSet<(u64, String)>> = BTreeMap::new();
+    for l in text.lines() {
+        let mut f = l.splitn(4, ':');
+        let (Some(host), Some(id), Some(name)) = (f.next(), f.next(), f.next()) else {
+            panic!("a bad line: {l}");
+        };
+        if name.starts_with(prefix) {
+            hosts
+                .entry(host.into())
+                .or_default()
+                .insert((id.parse().unwrap(), name.into()));
+        }
+    }
+    hosts
+}
+
+/// Boots `n` zones named `<p>0` … one after the other (4 workers), each exiting at once;
+/// counts them in `done`.
+fn churn(p: &str, n: usize, done: &AtomicUsize) {
+    thread::scope(|s| {
+        for worker in 0..4 {
+            s.spawn(move || {
+                for i in (worker..n).step_by(4) {
+                    run_zone(&format!("{p}{i}"), "exit 0");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+}
+
+/// Zones per host in the churn (ZONEMON_FLEET_ZONES overrides, e.g. for a quick run).
+fn zones_per_host() -> usize {
+    std::env::var("ZONEMON_FLEET_ZONES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+#[test]
+fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled() {
+    let test = "three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled";
+    if !can_run(test) {
+        return;
+    }
+    let dir = workdir("three");
+    let p = prefix("fleet");
+    let mut nats = Nats::start(&dir, true, &[]);
+    let url = nats.url();
+    let ids: Vec<String> = (1..=3)
+        .map(|i| format!("zmt-{}-h{i}", std::process::id()))
+        .collect();
+    let mut hosts: Vec<Host> = ids
+        .iter()
+        .map(|id| Host::start(&dir, id, &url, &[]))
+        .collect();
+    // A consumer of the whole fleet, live through both outages.
+    let consumer = Monitor::start(&["watch", "--from", &url, "--json", "--all", "--since", "10m"]);
+    // Zones that stay up (for the inventory), one of which goes while host 2 is down.
+    let live: Vec<BackgroundZone> = (0..3)
+        .map(|i| BackgroundZone::start(&format!("{p}live-{i}"), "sleep 600"))
+        .collect();
+    for z in &live {
+        z.wait_booted();
+    }
+    let mut live = live;
+
+    let n = zones_per_host();
+    let done = AtomicUsize::new(0);
+    let total = 3 * n;
+    thread::scope(|s| {
+        for id in &ids {
+            let (p, done) = (format!("{p}{id}-"), &done);
+            s.spawn(move || churn(&p, n, done));
+        }
+        let reach = |k: usize| {
+            wait_until(
+                || format!("{} of {total} zones churned", done.load(Ordering::Relaxed)),
+                || done.load(Ordering::Relaxed) >= k,
+            )
+        };
+        reach(total / 4);
+        nats.kill9();
+        thread::sleep(Duration::from_secs(2));
+        nats.restart();
+        reach(total / 2);
+        hosts[1].kill9();
+        drop(live.remove(2));
+        thread::sleep(Duration::from_secs(1));
+        hosts[1].restart();
+    });
+    let started = Instant::now();
+
+    // Every host publishes all it journaled; the consumer receives it all.
+    let host_refs: Vec<&Host> = hosts.iter().collect();
+    for h in &hosts {
+        wait_until(
+            || format!("host {} to catch up:\n{}", h.id, h.log()),
+            || h.metric("zonemon_publish_lag_records") == Some(0),
+        );
+    }
+    let want = journals(&host_refs, &p);
+    // (What never came is said by the check below.)
+    wait_for(|| consumed(&consumer.lines(), &p).len() >= want.len());
+    let lines = consumer.stop();
+    // A consumer started now reads the same from the stream.
+    let later = Monitor::start(&["watch", "--from", &url, "--json", "--all", "--since", "1h"]);
+    wait_for(|| consumed(&later.lines(), &p).len() >= want.len());
+    let later = later.stop();
+    eprintln!(
+        "{test}: the live consumer got {} records, a later one {}, of {}",
+        consumed(&lines, &p).len(),
+        consumed(&later, &p).len(),
+        want.len()
+    );
+    for h in &hosts {
+        for l in h
+            .log()
+            .lines()
+            .filter(|l| l.contains("warning") || l.contains("again"))
+        {
+            eprintln!("{test}: {}: {l}", h.id);
+        }
+    }
+    exactly_once_in_order(&consumed(&lines, &p), &want);
+    exactly_once_in_order(&consumed(&later, &p), &want);
+    for id in &ids {
+        let zones = want
+            .values()
+            .filter(|(e, n)| e == "booted" && n.contains(id.as_str()));
+        assert!(zones.count() > 0, "no zone of {id} was journaled");
+    }
+    // The restarted daemon said what it had to catch up.
+    assert!(
+        hosts[1].log().contains("publishing to stream ZONEMON"),
+        "{}",
+        hosts[1].log()
+    );
+
+    // The inventory is each host's running zones.
+    wait_until(
+        || {
+            format!(
+                "the bucket to match the hosts: {:?} vs {:?}",
+                fleet_list(&url, &p),
+                hosts.iter().map(|h| h.running(&p)).collect::<Vec<_>>()
+            )
+        },
+        || {
+            let fleet = fleet_list(&url, &p);
+            hosts.iter().all(|h| {
+                // (The zones kept up are running on every host; whether a host's daemon
+                // knows more is its journal's business: the bucket must say what it says.)
+                let running = h.running(&p);
+                let live = running.iter().filter(|(_, n)| n.contains("live-")).count();
+                live == 2 && fleet.get(&h.id) == Some(&running)
+            })
+        },
+    );
+    eprintln!(
+        "{test}: {} records of {total} zones on 3 hosts, each exactly once; settled in {:?}",
+        want.len(),
+        started.elapsed()
+    );
+    drop(live);
+    drop(hosts);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
+    let test = "a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat";
+    if !can_run(test) {
+        return;
+    }
+    let dir = workdir("durable");
+    let p = prefix("durable");
+    let nats = Nats::start(&dir, true, &[]);
+    let url = nats.url();
+    let host = Host::start(&dir, &format!("zmt-{}-d", std::process::id()), &url, &[]);
+    let args = [
+        "watch",
+        "--from",
+        &url,
+        "--json",
+        "--all",
+        "--durable",
+        "zmt-d",
+        "--since",
+        "10m",
+    ];
+    let first = Monitor::start(&args);
+    let done = AtomicUsize::new(0);
+    let mut lines = Vec::new();
+    thread::scope(|s| {
+        s.spawn(|| churn(&p, 200, &done));
+        // Stopped mid-stream, then started again while the zones churn on.
+        wait_until(
+            || "the first consumer to get 100 records".into(),
+            || consumed(&first.lines(), &p).len() >= 100,
+        );
+        lines = first.stop_with(libc::SIGTERM).1;
+    });
+    assert!(
+        done.load(Ordering::Relaxed) == 200,
+        "the churn did not finish"
+    );
+    let n_first = consumed(&lines, &p).len();
+    let second = Monitor::start(&args);
+    wait_until(
+        || format!("host to catch up:\n{}", host.log()),
+        || host.metric("zonemon_publish_lag_records") == Some(0),
+    );
+    let want = journals(&[&host], &p);
+    wait_for(|| n_first + consumed(&second.lines(), &p).len() >= want.len());
+    thread::sleep(Duration::from_millis(500)); // a repeat would show by now
+    lines.extend(second.stop());
+    exactly_once_in_order(&consumed(&lines, &p), &want);
+    assert!(n_first < want.len(), "the first consumer got everything");
+    drop(host);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a daemon that must refuse to start; returns its stderr.
+fn refused(dir: &Path, id: &str, url: &str, extra: &[&str]) -> String {
+    let d = dir.join(id);
+    std::fs::create_dir_all(&d).unwrap();
+    let mut child = Command::new(ZONEMON)
+        .args([
+            "daemon",
+            "--config",
+            "/dev/null",
+            "--metrics",
+            "off",
+            "--publish",
+            url,
+        ])
+        .args(["--host-id", id, "--journal"])
+        .arg(d.join("journal.db"))
+        .arg("--socket")
+        .arg(d.join("api.sock"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = wait_timeout(&mut child, WAIT);
+    assert!(!status.success(), "the daemon started:\n{err}");
+    assert!(!err.contains(LIVE), "the daemon went live:\n{err}");
+    err
+}
+
+#[test]
+fn other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors() {
+    let test = "other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors";
+    if !can_run(test) {
+        return;
+    }
+    let dir = workdir("errors");
+    let id = format!("zmt-{}-e", std::process::id());
+
+    // A stream made with other settings (by a daemon told a 1h max age).
+    let nats = Nats::start(&dir, true, &[]);
+    drop(Host::start(
+        &dir,
+        &id,
+        &nats.url(),
+        &["--stream-max-age", "1h"],
+    ));
+    let e = refused(&dir, &id, &nats.url(), &[]);
+    assert!(
+        e.contains("exists with other settings") && e.contains("max age 1h, not 7days"),
+        "{e}"
+    );
+    // Told the same settings, it uses the stream and says so.
+    let h = Host::start(&dir, &id, &nats.url(), &["--stream-max-age", "1h"]);
+    assert!(
+        h.log().contains("it existed, with zonemon's settings"),
+        "{}",
+        h.log()
+    );
+    drop(h);
+    drop(nats);
+
+    // Credentials refused: said without the password.
+    let secret = "s3cret-zonemon-pw";
+    let nats = Nats::start(
+        &dir.join("auth"),
+        true,
+        &["--user", "zonemon", "--pass", secret],
+    );
+    let pw = dir.join("password");
+    std::fs::write(&pw, "not-the-password\n").unwrap();
+    let creds = [
+        "--nats-user",
+        "zonemon",
+        "--nats-password-file",
+        pw.to_str().unwrap(),
+    ];
+    let e = refused(&dir, &id, &nats.url(), &creds);
+    assert!(e.contains("refused zonemon's credentials"), "{e}");
+    let out = Command::new(ZONEMON)
+        .args(["list", "--from", &nats.url()])
+        .args(creds)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("refused zonemon's credentials"),
+        "{e}"
+    );
+    // The right one works, and never shows.
+    std::fs::write(&pw, format!("{secret}\n")).unwrap();
+    let h = Host::start(&dir, &id, &nats.url(), &creds);
+    assert!(!h.log().contains(secret), "{}", h.log());
+    drop(h);
+    // A password in the URL is refused before anything, without echoing it.
+    let e = refused(
+        &dir,
+        &id,
+        &format!("nats://zonemon:{secret}@127.0.0.1:{}", nats.port),
+        &[],
+    );
+    assert!(
+        e.contains("--nats-password-file") && !e.contains(secret),
+        "{e}"
+    );
+    drop(nats);
+
+    // A server without JetStream.
+    let nats = Nats::start(&dir.join("nojs"), false, &[]);
+    let e = refused(&dir, &id, &nats.url(), &[]);
+    assert!(e.contains("has no JetStream") && e.contains("-js"), "{e}");
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}
