@@ -502,17 +502,8 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     ) {
         return;
     }
-    let p = prefix("rt-docker");
-    let name = format!("{p}aap");
-    let image = format!("{p}busybox:local");
-    let scratch = Scratch::new(&p);
-    let tar = scratch.tar();
-    let _daemon = docker_daemon(&scratch);
-    let mut cleanup = Cleanup::new();
-    let docker_bin = docker().get_program().to_string_lossy().into_owned();
-    cleanup.then(&docker_bin, &["rm", "--force", &name]);
-    cleanup.then(&docker_bin, &["rmi", "--force", &image]);
-    run(docker().arg("import").arg(&tar).arg(&image));
+    let d = DockerSetup::new("rt-docker", "aap");
+    let (name, image) = (d.name.clone(), d.image.clone());
     let mut id = String::new();
     let evs = watch(&name, 2, || {
         id = run(docker().args(container_run_args(
@@ -557,17 +548,8 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     ) {
         return;
     }
-    let p = prefix("rt-oom");
-    let name = format!("{p}hog");
-    let image = format!("{p}busybox:local");
-    let scratch = Scratch::new(&p);
-    let tar = scratch.tar();
-    let _daemon = docker_daemon(&scratch);
-    let mut cleanup = Cleanup::new();
-    let docker_bin = docker().get_program().to_string_lossy().into_owned();
-    cleanup.then(&docker_bin, &["rm", "--force", &name]);
-    cleanup.then(&docker_bin, &["rmi", "--force", &image]);
-    run(docker().arg("import").arg(&tar).arg(&image));
+    let d = DockerSetup::new("rt-oom", "hog");
+    let (name, image) = (d.name.clone(), d.image.clone());
     let mut id = String::new();
     let evs = watch(&name, 1, || {
         // `tail /dev/zero` keeps all it reads: it overruns the 8 MiB limit and is OOM-killed.
@@ -583,6 +565,42 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
     assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
     assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
+}
+
+/// A Docker container test's surroundings: `dockerd`, a busybox image
+/// imported under the test's prefix, and the container's and image's
+/// removal; dropped in that order reversed (cleanup, daemon, scratch).
+struct DockerSetup {
+    _cleanup: Cleanup,
+    _daemon: Daemon,
+    _scratch: Scratch,
+    /// The container's name, `<prefix><what>`.
+    name: String,
+    /// The imported image.
+    image: String,
+}
+
+impl DockerSetup {
+    fn new(tag: &str, what: &str) -> DockerSetup {
+        let p = prefix(tag);
+        let name = format!("{p}{what}");
+        let image = format!("{p}busybox:local");
+        let scratch = Scratch::new(&p);
+        let tar = scratch.tar();
+        let daemon = docker_daemon(&scratch);
+        let mut cleanup = Cleanup::new();
+        let docker_bin = docker().get_program().to_string_lossy().into_owned();
+        cleanup.then(&docker_bin, &["rm", "--force", &name]);
+        cleanup.then(&docker_bin, &["rmi", "--force", &image]);
+        run(docker().arg("import").arg(&tar).arg(&image));
+        DockerSetup {
+            _cleanup: cleanup,
+            _daemon: daemon,
+            _scratch: scratch,
+            name,
+            image,
+        }
+    }
 }
 
 /// `dockerd`, started unless one already answers.

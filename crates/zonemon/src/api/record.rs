@@ -112,11 +112,7 @@ mod tests {
 
     fn event(kind: EventKind) -> ZoneEvent {
         ZoneEvent {
-            kind,
             ts_ns: 1_764_648_000_123_456_789,
-            zone_id: 7,
-            name: "default/web-0/nginx".into(),
-            name_source: NameSource::Hostname,
             runtime: Some("kubernetes".into()),
             container_id: Some("abc".into()),
             k8s: Some(K8sNames {
@@ -124,22 +120,12 @@ mod tests {
                 pod: "web-0".into(),
                 container: "nginx".into(),
             }),
-            pidns: 4026532000,
-            init_pid: 1234,
             level: 2,
             parent_zone_id: Some(3),
             hostname: None,
             cgroup: Some("/kubepods/x".into()),
-            exit: None,
-            oom: None,
-            meta: None,
-            restart_count: None,
-            uptime_ns: None,
-            shutdown_ns: None,
-            initial: false,
             resynced: true,
-            reboot_of: None,
-            reboot_gap_ns: None,
+            ..ZoneEvent::example(kind, "default/web-0/nginx")
         }
     }
 
