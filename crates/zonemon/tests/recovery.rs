@@ -27,19 +27,6 @@ fn burst_alone() -> std::sync::MutexGuard<'static, ()> {
     BURSTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Boots zones `<p>0` … `<p>{n-1}`, 8 at a time, each exiting at once.
-fn burst(p: &str, n: usize) {
-    thread::scope(|s| {
-        for worker in 0..8 {
-            s.spawn(move || {
-                for i in (worker..n).step_by(8) {
-                    run_zone(&format!("{p}{i}"), "exit 0");
-                }
-            });
-        }
-    });
-}
-
 fn ours<'a>(evs: &'a [Value], p: &str) -> Vec<&'a Value> {
     with_prefix(evs, p)
 }

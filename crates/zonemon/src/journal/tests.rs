@@ -243,6 +243,52 @@ fn retention_by_size_keeps_the_newest_within_the_limit() {
 }
 
 #[test]
+fn retention_catches_up_on_a_quiet_journal_without_a_further_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let limit = 64 * 1024;
+    let (w, _store) = writer(
+        &path,
+        Retention {
+            max_age: None,
+            max_bytes: Some(limit),
+        },
+    );
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+    let running = std::thread::spawn(move || w.run(rx));
+    // One life, then a pause: the writer commits it and checks retention (all is
+    // within the limit), then the rest arrives within a second of that check.
+    for entry in life(1, 10) {
+        tx.send(entry).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for id in 2..=500 {
+        for entry in life(id, id * 10) {
+            tx.send(entry).unwrap();
+        }
+    }
+    // The sender stays open and sends nothing more: retention must still run.
+    let conn = schema::open_writer(&path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let committed = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM events WHERE seq = 2000", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    while committed(&conn) == 0 || used_bytes(&conn).unwrap() > limit {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal stayed at {} bytes over a {limit}-byte limit",
+            used_bytes(&conn).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tx);
+    assert_eq!(running.join().unwrap(), 0);
+}
+
+#[test]
 fn objects_of_the_daemon_are_kept_as_given() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.db");

@@ -11,7 +11,7 @@
 //! `"reason":"journal"` and the count, ahead of the records that follow.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,8 +74,12 @@ pub struct Writer {
     /// Records that could not be committed since the last commit that worked.
     unjournaled: u64,
     /// Whether retention must be checked the next time the queue is empty
-    /// (after a commit, at most every [`RETENTION_EVERY`], and at exit).
+    /// (at start, at most every [`RETENTION_EVERY`] after a commit, and at exit).
     retention_due: bool,
+    /// Whether records were committed since retention was last checked: a
+    /// check is then due [`RETENTION_EVERY`] after the last one, even if no
+    /// record follows (a quiet host must not keep a journal over its limit).
+    retention_pending: bool,
     /// When retention was last checked.
     retention_checked: Instant,
     /// Told every committed batch, before readers (each must return at once: hooks, metrics).
@@ -106,6 +110,7 @@ impl Writer {
             shared,
             unjournaled: 0,
             retention_due: true,
+            retention_pending: false,
             retention_checked: Instant::now(),
             subscribers: Vec::new(),
         })
@@ -129,6 +134,17 @@ impl Writer {
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
+                }
+            } else if self.retention_pending {
+                let wait = RETENTION_EVERY.saturating_sub(self.retention_checked.elapsed());
+                match queue.recv_timeout(wait) {
+                    Ok(entry) => entry,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.retention_pending = false;
+                        self.retention_due = true;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             } else {
                 match queue.recv() {
@@ -174,7 +190,7 @@ impl Writer {
                     );
                     self.unjournaled = 0;
                 }
-                self.retention_due |= self.retention_checked.elapsed() >= RETENTION_EVERY;
+                self.retention_pending = true;
                 for tell in &mut self.subscribers {
                     tell(&committed);
                 }
