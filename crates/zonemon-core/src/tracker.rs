@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
-use crate::naming::{fallback_name, NameResolver, NameSource, ZoneFacts};
+use crate::naming::{fallback_name, NameResolver, ZoneFacts};
 use crate::observation::{Observation, ObservationKind};
 
 use reboots::RebootMemory;
@@ -309,7 +309,7 @@ impl<R: NameResolver> Tracker<R> {
     fn booted_event(&mut self, key: TaskKey, ts_ns: u64) -> ZoneEvent {
         self.zones.set_state(&key, State::Booted);
         let mut ev = self.event(key, EventKind::Booted, ts_ns);
-        if ev.name_source != NameSource::PidNs {
+        if !ev.name_source.is_identity() {
             if let Some((prev, gap)) = self.reboots.booted(&ev.name, ev.zone_id, ts_ns) {
                 ev.reboot_of = Some(prev);
                 ev.reboot_gap_ns = Some(gap);
@@ -329,7 +329,7 @@ impl<R: NameResolver> Tracker<R> {
         if self.sees_oom {
             ev.oom = Some(self.zones.at(&key).oom);
         }
-        if ev.name_source != NameSource::PidNs {
+        if !ev.name_source.is_identity() {
             self.reboots.shut_down(&ev.name, ev.zone_id, ts_ns);
         }
         ev
@@ -463,7 +463,7 @@ impl<R: NameResolver> Tracker<R> {
                 r.meta.clone(),
             ),
             None => {
-                let (n, s) = fallback_name(zone.pidns(), hostname.as_deref());
+                let (n, s) = fallback_name(zone.pidns(), zone.level, zone.init_pid, hostname.as_deref());
                 (n, s, None, None, None, None)
             }
         };
