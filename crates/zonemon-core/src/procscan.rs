@@ -257,12 +257,18 @@ pub struct HostMounts {
 }
 
 impl HostMounts {
-    /// The host's, from PID 1 of the `/proc` mounted at `proc_root`.
+    /// The host's, from PID 1 of the `/proc` mounted at `proc_root`, else (where PID 1 may not
+    /// be looked into) from this process, which then must run in the host's mount namespace
+    /// and root (zonemon's unit gives it no private ones).
     pub fn read(proc_root: &Path) -> io::Result<HostMounts> {
-        let init = proc_root.join("1");
-        let root = fs::metadata(init.join("root"))?;
+        Self::of(&proc_root.join("1")).or_else(|_| Self::of(&proc_root.join("self")))
+    }
+
+    /// The mount namespace and root directory of the process at `dir` (`/proc/PID`).
+    fn of(dir: &Path) -> io::Result<HostMounts> {
+        let root = fs::metadata(dir.join("root"))?;
         Ok(HostMounts {
-            mntns: read_ns(&init.join("ns/mnt"))?,
+            mntns: read_ns(&dir.join("ns/mnt"))?,
             root_dev: root.dev(),
             root_ino: root.ino(),
         })
@@ -460,7 +466,9 @@ fn is_host_pid_init(dir: &Path, status: &str, mntns: u32, host: &HostMounts) -> 
     }
     let parent_mntns = parse_ppid(status)
         .zip(dir.parent())
-        .and_then(|(ppid, proc_root)| read_ns(&proc_root.join(ppid.to_string()).join("ns/mnt")).ok());
+        .and_then(|(ppid, proc_root)| {
+            read_ns(&proc_root.join(ppid.to_string()).join("ns/mnt")).ok()
+        });
     parent_mntns != Some(mntns)
 }
 

@@ -463,7 +463,8 @@ impl<R: NameResolver> Tracker<R> {
                 r.meta.clone(),
             ),
             None => {
-                let (n, s) = fallback_name(zone.pidns(), zone.level, zone.init_pid, hostname.as_deref());
+                let (n, s) =
+                    fallback_name(zone.pidns(), zone.level, zone.init_pid, hostname.as_deref());
                 (n, s, None, None, None, None)
             }
         };

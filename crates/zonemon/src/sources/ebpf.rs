@@ -121,7 +121,11 @@ impl EbpfSource {
             // Counted first, as the kernel side does: an exit never misses a listed init.
             count.fetch_add(1, Ordering::SeqCst);
             let maps = &self.skel.maps;
-            if maps.host_inits.update(&pid, value, MapFlags::NO_EXIST).is_err() {
+            if maps
+                .host_inits
+                .update(&pid, value, MapFlags::NO_EXIST)
+                .is_err()
+            {
                 count.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
