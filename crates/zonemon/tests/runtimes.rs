@@ -472,13 +472,33 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     ) {
         return;
     }
-    let d = DockerSetup::new("rt-oom", "hog");
+    docker_oom_kill("rt-oom", &[]);
+}
+
+#[test]
+fn docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed() {
+    let _s = serial();
+    if !can_run(
+        "docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed",
+        &["dockerd", "docker", "containerd", "runc"],
+    ) {
+        return;
+    }
+    let evs = docker_oom_kill("rt-oom-hostpid", &["--pid=host"]);
+    assert_host_pid(&evs);
+}
+
+/// Runs a Docker container (with `extra` arguments) that overruns its 8 MiB
+/// memory limit; asserts its shutdown says it was OOM-killed; returns its records.
+fn docker_oom_kill(tag: &str, extra: &[&str]) -> Vec<Value> {
+    let d = DockerSetup::new(tag, "hog");
     let (name, image) = (d.name.clone(), d.image.clone());
     let mut id = String::new();
     let evs = watch(&name, 1, || {
         // `tail /dev/zero` keeps all it reads: it overruns the 8 MiB limit and is OOM-killed.
         let mut args = container_run_args(&name, &image, &[], "exec tail /dev/zero");
         args.splice(1..1, ["--memory", "8m", "--memory-swap", "8m"]);
+        args.splice(1..1, extra.iter().copied());
         id = run(docker().args(args));
     });
     let shutdown = evs
@@ -489,6 +509,7 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
     assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
     assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
+    evs
 }
 
 /// A Docker container test's surroundings: `dockerd`, a busybox image

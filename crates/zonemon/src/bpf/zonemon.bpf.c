@@ -175,11 +175,12 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 }
 
 /*
- * Submits the record that the zone whose init was `who` is gone: its init's
- * task was freed. Its thread_pid is detached by then, so only the identity
- * is reported; userspace knows the rest.
+ * Submits a record of `kind` about the zone whose init is known only by its
+ * identity (`tgid`, `start_ns`); userspace knows the rest. `pidns_inum` and
+ * `victim_pid` may be 0.
  */
-static __always_inline void emit_gone(const struct zm_dying *who)
+static __always_inline void emit_known(__u32 kind, __u32 tgid, __u64 start_ns, __u32 pidns_inum,
+				       __u32 victim_pid)
 {
 	struct zm_event *e;
 
@@ -190,10 +191,22 @@ static __always_inline void emit_gone(const struct zm_dying *who)
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->start_ns = who->start_ns;
-	e->kind = ZM_KIND_INIT_FREE;
-	e->init_pid = who->tgid;
+	e->start_ns = start_ns;
+	e->kind = kind;
+	e->init_pid = tgid;
+	e->pidns_inum = pidns_inum;
+	e->victim_pid = victim_pid;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Submits the record that the zone whose init was `who` is gone: its init's
+ * task was freed. Its thread_pid is detached by then, so only the identity
+ * is reported.
+ */
+static __always_inline void emit_gone(const struct zm_dying *who)
+{
+	emit_known(ZM_KIND_INIT_FREE, who->tgid, who->start_ns, 0, 0);
 }
 
 /*
@@ -423,10 +436,33 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
+ * The OOM killer chose `task`, a process of the host's PID namespace: if it
+ * is in a host-PID zone's mount namespace, it is reported against that zone.
+ */
+static __always_inline void host_oom(struct task_struct *task, struct pid *pid)
+{
+	struct zm_host_init *init;
+	__u32 mntns, *owner;
+
+	if (host_init_count <= 0)
+		return;
+	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	owner = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (!owner)
+		return;
+	init = bpf_map_lookup_elem(&host_inits, owner);
+	if (!init)
+		return;
+	emit_known(ZM_KIND_OOM_VICTIM, *owner, init->start_ns,
+		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), BPF_CORE_READ(task, tgid));
+}
+
+/*
  * mark_victim(task, uid): the OOM killer chose `task` (for a whole cgroup
  * killed as a group, every member in turn). A victim inside a zone is
  * reported against the innermost zone it is in, whose init is the
- * namespace's child reaper; a host process costs one test.
+ * namespace's child reaper; a host process costs one test (and one lookup
+ * of its mount namespace while host-PID zones live).
  */
 SEC("raw_tracepoint/mark_victim")
 int zm_oom(struct bpf_raw_tracepoint_args *ctx)
@@ -438,8 +474,10 @@ int zm_oom(struct bpf_raw_tracepoint_args *ctx)
 	struct pid *pid;
 
 	level = task_level(task, &pid);
-	if (level == 0)
+	if (level == 0) {
+		host_oom(task, pid);
 		return 0;
+	}
 	ns = BPF_CORE_READ(pid, numbers[level].ns);
 	init = ns ? BPF_CORE_READ(ns, child_reaper) : NULL;
 	if (!init)
