@@ -307,6 +307,29 @@ pub fn process_start_ns(proc_root: &Path, pid: u32) -> Option<u64> {
     Some(parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick()))
 }
 
+/// Whether host PID `pid`, if it is still the process that started at `start_ns`
+/// (CLOCK_BOOTTIME ns, matched to `/proc`'s clock-tick precision), has exited: a
+/// zombie waiting to be reaped, or a process past releasing its memory in the
+/// kernel's exit path (it has no `exe` any more). `None` when no such process exists.
+pub fn process_exiting(proc_root: &Path, pid: u32, start_ns: u64) -> Option<bool> {
+    let dir = File::open(proc_root.join(pid.to_string())).ok()?;
+    let stat = read_lossy_at(&dir, c"stat")?;
+    let started = parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick());
+    if started.abs_diff(start_ns) > crate::tracker::SEED_START_TOLERANCE_NS {
+        return None;
+    }
+    let zombie = matches!(parse_state(&stat), Some('Z' | 'X'));
+    let no_exe = fs::read_link(proc_root.join(pid.to_string()).join("exe"))
+        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+    Some(zombie || no_exe)
+}
+
+/// The state letter (`R`, `S`, `Z` …) from `/proc/PID/stat` (its 3rd field).
+pub fn parse_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
 /// The cgroup paths of process `pid` ([`parse_cgroups`]), only if it is
 /// still the process that started at `start_ns` (CLOCK_BOOTTIME ns, matched
 /// to `/proc`'s clock-tick precision): after PID reuse, another process's
@@ -457,6 +480,10 @@ fn scan_one(
 fn is_host_pid_init(dir: &Path, status: &str, mntns: u32, host: &HostMounts) -> bool {
     if mntns == 0 || mntns == host.mntns {
         return false; // nearly every process: one readlink
+    }
+    // Kernel threads (kthreadd's children, such as kdevtmpfs) have mount namespaces of their own.
+    if parse_ppid(status).is_none_or(|ppid| ppid == 0 || ppid == 2) {
+        return false;
     }
     let Ok(root) = fs::metadata(dir.join("root")) else {
         return false;
@@ -633,6 +660,14 @@ mod tests {
         assert_eq!(parse_ns_link("pid:[5] "), None);
         assert_eq!(parse_ns_link("/some/path"), None);
         assert_eq!(parse_ns_link(""), None);
+    }
+
+    #[test]
+    fn state() {
+        assert_eq!(parse_state("42 (a) b) Z 1 2"), Some('Z'));
+        assert_eq!(parse_state("42 (sh) S 1"), Some('S'));
+        assert_eq!(parse_state("42 (sh)"), None);
+        assert_eq!(parse_state("no parens"), None);
     }
 
     #[test]
