@@ -4,9 +4,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::rc::Rc;
-
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::{bail, Context, Result};
