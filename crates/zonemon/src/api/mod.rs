@@ -31,7 +31,8 @@ mod zones;
 pub use server::{serve, ApiConfig, ApiServer, Limits};
 
 pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
-pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
+pub use client::Daemon;
+pub use commands::{choose, follow, list, wait, watch, EXIT_WAIT_FAILED};
 pub use record::zone_event;
 
 /// Where the daemon listens unless told otherwise.

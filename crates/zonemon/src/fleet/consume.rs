@@ -59,7 +59,40 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `zonemon watch --from`: until SIGINT/SIGTERM (or stdout closes).
 pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
-    runtime()?.block_on(watch_async(opts, args, since))
+    let mut text = TextSink::new(
+        io::stdout(),
+        opts.all,
+        opts.timestamps.then(|| WallClock::new(0)),
+    );
+    let print = move |rec: Map<String, Value>| {
+        if !opts.filter.matches(&rec) {
+            return Ok(());
+        }
+        if opts.json {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        } else {
+            text.write_object(&rec)?;
+        }
+        Ok(())
+    };
+    runtime()?.block_on(watch_async(args, since, Box::new(print)))
+}
+
+/// The fleet's records from `since` (`None`: from now on), each once and each host's in
+/// `seq` order, passed to `on_record` until SIGINT/SIGTERM or an error (as `watch --from`).
+pub fn follow(
+    from: &FromArgs,
+    since: Option<i128>,
+    on_record: impl FnMut(Map<String, Value>) -> Result<()>,
+) -> Result<()> {
+    let args = WatchFromArgs {
+        from: from.clone(),
+        durable: None,
+    };
+    runtime()?.block_on(watch_async(&args, since, Box::new(on_record)))
 }
 
 /// Puts each host's records back in `seq` order, each once. A journal's `seq`s are
@@ -135,14 +168,13 @@ impl Order {
     }
 }
 
-/// Prints the fleet's records that pass `opts`' filter.
-struct Printer {
-    opts: WatchOptions,
-    text: TextSink<io::Stdout>,
+/// Passes the fleet's records on, in order, to `out` (which prints those its filter passes).
+struct Printer<'a> {
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()> + 'a>,
     order: Order,
 }
 
-impl Printer {
+impl Printer<'_> {
     /// Prints one message's record (unless seen or filtered out), and the records it releases.
     fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
         let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
@@ -175,28 +207,15 @@ impl Printer {
     }
 
     fn write_all(&mut self, recs: Vec<Map<String, Value>>) -> Result<()> {
-        for rec in recs {
-            if self.opts.filter.matches(&rec) {
-                self.write(&rec)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, rec: &Map<String, Value>) -> Result<()> {
-        if self.opts.json {
-            let mut out = io::stdout().lock();
-            serde_json::to_writer(&mut out, rec)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-        } else {
-            self.text.write_object(rec)?;
-        }
-        Ok(())
+        recs.into_iter().try_for_each(&mut self.out)
     }
 }
 
-async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+async fn watch_async(
+    args: &WatchFromArgs,
+    since: Option<i128>,
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()> + '_>,
+) -> Result<()> {
     let (js, shown) = reach(&args.from).await?;
     let stream_name = &args.from.stream;
     let stream = js.get_stream(stream_name).await.map_err(|e| {
@@ -213,12 +232,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
         None => DeliverPolicy::New,
     };
     let mut printer = Printer {
-        opts: opts.clone(),
-        text: TextSink::new(
-            io::stdout(),
-            opts.all,
-            opts.timestamps.then(|| WallClock::new(0)),
-        ),
+        out,
         order: Order::default(),
     };
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
