@@ -106,7 +106,7 @@ impl ViewState {
                     self.set_filter(t);
                 }
                 KeyCode::Char('u') if ctrl => self.set_filter(String::new()),
-                KeyCode::Char(c) if !ctrl => {
+                KeyCode::Char(c) if !ctrl && !key.modifiers.contains(KeyModifiers::ALT) => {
                     let t = format!("{}{c}", self.filter_text);
                     self.set_filter(t);
                 }
