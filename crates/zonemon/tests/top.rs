@@ -134,18 +134,11 @@ fn quote(s: &str) -> String {
 
 /// Whether the test may run: root and tmux; under `CI=true` their absence fails the test.
 fn may_run(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    if which("tmux").is_none() {
-        assert!(
-            !in_ci(),
-            "{test} needs tmux and CI=true forbids skipping (./dev installs it)"
-        );
-        eprintln!("SKIPPED {test}: needs tmux");
-        return false;
-    }
-    true
+    require_root_and_program(
+        test,
+        "it makes PID namespaces and loads eBPF programs",
+        "tmux",
+    )
 }
 
 /// Whether a row of the zone table starts with `name` (event log lines start with a time).
