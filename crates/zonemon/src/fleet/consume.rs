@@ -59,6 +59,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `zonemon watch --from`: until SIGINT/SIGTERM (or stdout closes).
 pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+    let opts = opts.clone();
     let mut text = TextSink::new(
         io::stdout(),
         opts.all,
@@ -82,11 +83,12 @@ pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> 
 }
 
 /// The fleet's records from `since` (`None`: from now on), each once and each host's in
-/// `seq` order, passed to `on_record` until SIGINT/SIGTERM or an error (as `watch --from`).
+/// `seq` order, handed to `on_record` until SIGINT/SIGTERM or an error (as `watch --from`
+/// prints them; `zonemon top`).
 pub fn follow(
     from: &FromArgs,
     since: Option<i128>,
-    on_record: impl FnMut(Map<String, Value>) -> Result<()>,
+    on_record: impl FnMut(Map<String, Value>) -> Result<()> + 'static,
 ) -> Result<()> {
     let args = WatchFromArgs {
         from: from.clone(),
@@ -168,13 +170,14 @@ impl Order {
     }
 }
 
-/// Passes the fleet's records on, in order, to `out` (which prints those its filter passes).
-struct Printer<'a> {
-    out: Box<dyn FnMut(Map<String, Value>) -> Result<()> + 'a>,
+/// Prints the fleet's records that pass `opts`' filter.
+struct Printer {
+    /// Where each record goes, in order: printed if `watch`'s filter passes it, or to `top`.
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()>>,
     order: Order,
 }
 
-impl Printer<'_> {
+impl Printer {
     /// Prints one message's record (unless seen or filtered out), and the records it releases.
     fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
         let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
@@ -214,7 +217,7 @@ impl Printer<'_> {
 async fn watch_async(
     args: &WatchFromArgs,
     since: Option<i128>,
-    out: Box<dyn FnMut(Map<String, Value>) -> Result<()> + '_>,
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()>>,
 ) -> Result<()> {
     let (js, shown) = reach(&args.from).await?;
     let stream_name = &args.from.stream;

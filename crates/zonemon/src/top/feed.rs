@@ -96,9 +96,12 @@ impl Feed {
                     Feed::Daemon(d) => {
                         api::follow(&d, "initial=true".into(), |rec| send(&tx, Msg::Record(rec)))
                     }
-                    Feed::Fleet(from) => crate::fleet::consume::follow(&from, None, |rec| {
-                        send(&tx, Msg::Record(rec))
-                    }),
+                    Feed::Fleet(from) => {
+                        let records = tx.clone();
+                        crate::fleet::consume::follow(&from, None, move |rec| {
+                            send(&records, Msg::Record(rec))
+                        })
+                    }
                 };
                 let _ = tx.send(Msg::Ended(end.err()));
             })
