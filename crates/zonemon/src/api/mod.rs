@@ -30,9 +30,12 @@ mod zones;
 #[allow(unused_imports)]
 pub use server::{serve, ApiConfig, ApiServer, Limits};
 
-pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
+// `zonemon top` follows the daemon as `watch` does.
 pub use client::Daemon;
-pub use commands::{choose, follow, list, wait, watch, EXIT_WAIT_FAILED};
+pub use commands::{choose, follow};
+
+pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
+pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
 pub use record::zone_event;
 
 /// Where the daemon listens unless told otherwise.
