@@ -287,3 +287,89 @@ fn top_through_the_daemon_shows_its_zones_and_stops_on_sigterm() {
     drop((before, d));
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
+
+/// A `nats-server` of the test's own (JetStream on, a loopback port, its store in `dir`),
+/// killed when dropped.
+// Once the fleet branch's `zonemon_testkit::NatsServer` is merged, use that instead.
+struct Nats {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let store = dir.join("js");
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning nats-server");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn top_from_the_fleet_shows_hosts_and_their_zones() {
+    let test = "top_from_the_fleet_shows_hosts_and_their_zones";
+    if !may_run(test) || !require_root_and_program(test, "it makes PID namespaces", "nats-server") {
+        return;
+    }
+    let p = prefix("topf");
+    let dir = TestDaemon::workdir("topfleet");
+    let nats = Nats::start(&dir);
+    let host = format!("h-top-{}", std::process::id());
+    let d = TestDaemon::start(
+        dir.clone(),
+        "",
+        &[
+            "--metrics",
+            "off",
+            "--publish",
+            &nats.url,
+            "--host-id",
+            &host,
+        ],
+    );
+    let filter = format!("name={p}*");
+    let t = Tmux::start("fleet", &["top", "--from", &nats.url, "--filter", &filter]);
+    t.wait_for("followed the fleet", |s| s.contains("watching the fleet"));
+    let z = zone(&format!("{p}far"));
+    let s = t.wait_for("showed the fleet's zone", |s| {
+        s.lines()
+            .any(|l| l.starts_with(&host) && l.contains(&format!("{p}far")))
+    });
+    assert!(
+        s.lines().any(|l| l.starts_with("HOST")),
+        "a host column:\n{s}"
+    );
+    drop(z);
+    t.wait_for("dropped the zone gone down", |s| {
+        !s.lines()
+            .any(|l| l.starts_with(&host) && l.contains(&format!("{p}far")))
+    });
+    t.keys(&["q"]);
+    t.assert_left_cleanly();
+    drop((d, nats));
+}
