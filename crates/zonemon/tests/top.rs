@@ -352,9 +352,17 @@ fn top_from_the_fleet_shows_hosts_and_their_zones() {
             &host,
         ],
     );
+    // Running since before what top reads again of the stream (10 s): only the fleet's
+    // bucket can list it.
+    let early = zone(&format!("{p}early"));
+    thread::sleep(Duration::from_secs(12));
     let filter = format!("name={p}*");
     let t = Tmux::start("fleet", &["top", "--from", &nats.url, "--filter", &filter]);
     t.wait_for("followed the fleet", |s| s.contains("watching the fleet"));
+    t.wait_for("showed the zone running before", |s| {
+        s.lines()
+            .any(|l| l.starts_with(&host) && l.contains(&format!("{p}early")))
+    });
     let z = zone(&format!("{p}far"));
     let s = t.wait_for("showed the fleet's zone", |s| {
         s.lines()
@@ -371,5 +379,5 @@ fn top_from_the_fleet_shows_hosts_and_their_zones() {
     });
     t.keys(&["q"]);
     t.assert_left_cleanly();
-    drop((d, nats));
+    drop((early, d, nats));
 }

@@ -360,7 +360,14 @@ async fn watch_async(
 
 /// `zonemon list --from`: the fleet's running zones from the bucket, with a host column.
 pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
-    let rows = runtime()?.block_on(async {
+    let rows = running(from)?;
+    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
+    Ok(())
+}
+
+/// The fleet's running zones from the bucket: (host, the zone's newest record).
+pub fn running(from: &FromArgs) -> Result<Vec<(String, Map<String, Value>)>> {
+    runtime()?.block_on(async {
         let (js, shown) = reach(from).await?;
         let bucket = js.get_key_value(BUCKET).await.map_err(|e| {
             anyhow!(
@@ -387,9 +394,7 @@ pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
             rows.push((host.to_string(), rec));
         }
         Ok::<_, anyhow::Error>(rows)
-    })?;
-    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
-    Ok(())
+    })
 }
 
 /// Writes the zones `rows` (host, record): the table with a HOST column first, or with

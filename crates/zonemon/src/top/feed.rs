@@ -7,7 +7,8 @@
 //! - the local daemon: its `/v1/events` stream, as `watch` follows it
 //!   ([`crate::api::follow`]; no root, only the socket's group);
 //! - the fleet (`--from nats://…`): every host's records from NATS, as
-//!   `watch --from` reads them ([`crate::fleet::consume::follow`]).
+//!   `watch --from` reads them ([`crate::fleet::consume::follow`]), after
+//!   the zones running now from the fleet's bucket.
 
 use std::io;
 use std::sync::mpsc::Sender;
@@ -21,7 +22,7 @@ use zonemon_core::ZoneEvent;
 
 use super::model::Kind;
 use crate::api::{self, Daemon, ViaDaemon};
-use crate::fleet::FromArgs;
+use crate::fleet::{consume, FromArgs};
 use crate::pipeline::Pipeline;
 use crate::sources::SourceKind;
 use crate::wallclock::ClockFollower;
@@ -96,17 +97,32 @@ impl Feed {
                     Feed::Daemon(d) => {
                         api::follow(&d, "initial=true".into(), |rec| send(&tx, Msg::Record(rec)))
                     }
-                    Feed::Fleet(from) => {
-                        let records = tx.clone();
-                        crate::fleet::consume::follow(&from, None, move |rec| {
-                            send(&records, Msg::Record(rec))
-                        })
-                    }
+                    Feed::Fleet(from) => fleet(&from, tx.clone()),
                 };
                 let _ = tx.send(Msg::Ended(end.err()));
             })
             .map(drop)
     }
+}
+
+/// How far back the fleet's stream is read after its running zones are listed: what
+/// changed while (or a little before) the bucket was read comes again, so no zone gone
+/// meanwhile stays listed.
+const FLEET_OVERLAP_NS: i128 = 10_000_000_000;
+
+/// The fleet's running zones (the bucket), as `running` records with their host, then
+/// every record from a little before the bucket was read on.
+fn fleet(from: &FromArgs, tx: Sender<Msg>) -> Result<()> {
+    let listed = zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME) as i128;
+    for (host, mut rec) in consume::running(from)? {
+        rec.insert("host".into(), host.into());
+        rec.insert("event".into(), "running".into());
+        rec.insert("initial".into(), true.into());
+        send(&tx, Msg::Record(rec))?;
+    }
+    consume::follow(from, Some(listed - FLEET_OVERLAP_NS), move |rec| {
+        send(&tx, Msg::Record(rec))
+    })
 }
 
 /// Sends `msg`; a view that is gone stops the feed as a closed stdout stops `watch`.
