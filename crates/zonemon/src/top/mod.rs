@@ -88,7 +88,7 @@ fn run_loop(screen: &mut Screen, rx: &Receiver<Msg>, state: &mut ViewState) -> R
         }
         let wait = match dirty {
             true => Some(due.saturating_duration_since(Instant::now())),
-            false => next_change(&model, start, screen.terminal.size()?.width),
+            false => next_change(&model, state, start, screen.terminal.size()?.width),
         };
         let first = match wait {
             Some(t) => match rx.recv_timeout(t) {
@@ -127,11 +127,11 @@ fn run_loop(screen: &mut Screen, rx: &Receiver<Msg>, state: &mut ViewState) -> R
     }
 }
 
-/// How long until something shown changes by itself (an uptime, the
-/// sparkline moving on); `None`: nothing will.
-fn next_change(model: &Model, start: Instant, width: u16) -> Option<Duration> {
+/// How long until something shown changes by itself (the uptime of a zone
+/// the filter shows, the sparkline moving on); `None`: nothing will.
+fn next_change(model: &Model, state: &ViewState, start: Instant, width: u16) -> Option<Duration> {
     let now_ns = zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME) as i128;
-    let uptime = model.next_uptime_change(now_ns);
+    let uptime = model.next_uptime_change(&state.filter, now_ns);
     let elapsed = start.elapsed();
     let spark = model
         .rate

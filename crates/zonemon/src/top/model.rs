@@ -334,14 +334,14 @@ impl Model {
         self.log.push_back(line);
     }
 
-    /// How long until the uptime shown of some running zone changes (its
-    /// last digit: a second while under a minute, then a minute, then an hour
-    /// past a day); `None` while no zone runs.
-    pub fn next_uptime_change(&self, now_ns: i128) -> Option<std::time::Duration> {
+    /// How long until the uptime shown of some running zone `filter` passes
+    /// changes (its last digit: a second while under a minute, then a minute,
+    /// then an hour past a day); `None` while no such zone runs.
+    pub fn next_uptime_change(&self, filter: &Filter, now_ns: i128) -> Option<std::time::Duration> {
         const S: u64 = 1_000_000_000;
         self.zones
             .values()
-            .filter(|z| z.uptime_ns.is_none())
+            .filter(|z| z.uptime_ns.is_none() && filter.matches(&z.record))
             .map(|z| {
                 let up = z.uptime_ns(now_ns);
                 let step = match up / S {
@@ -633,12 +633,19 @@ mod tests {
     #[test]
     fn the_next_uptime_change_is_the_next_digit_shown() {
         let mut m = Model::default();
-        assert_eq!(m.next_uptime_change(0), None, "no zone: no wakeup");
+        let all = Filter::default();
+        assert_eq!(m.next_uptime_change(&all, 0), None, "no zone: no wakeup");
         m.take(zone("booted", 1, "old", T0), 0);
         let t0 = parse_rfc3339(T0).unwrap();
-        let d = |ns: i128| m.next_uptime_change(t0 + ns).unwrap().as_nanos();
+        let d = |ns: i128| m.next_uptime_change(&all, t0 + ns).unwrap().as_nanos();
         assert_eq!(d(1_500_000_000), 500_000_000);
         assert_eq!(d(61_000_000_000), 59_000_000_000);
+        let other = Filter::parse(["name=else"]).unwrap();
+        assert_eq!(
+            m.next_uptime_change(&other, t0),
+            None,
+            "a zone not shown: no wakeup"
+        );
         m.take(zone("shutdown", 1, "old", T0), 0);
         assert_eq!(
             m.next_uptime_change(t0),
