@@ -648,7 +648,7 @@ mod tests {
         );
         m.take(zone("shutdown", 1, "old", T0), 0);
         assert_eq!(
-            m.next_uptime_change(t0),
+            m.next_uptime_change(&all, t0),
             None,
             "a frozen uptime never changes"
         );
