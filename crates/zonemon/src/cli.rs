@@ -105,6 +105,10 @@ struct TimelineArgs {
     /// The journal to read.
     #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
     journal: PathBuf,
+    /// Read the records through the daemon answering on this socket instead of its journal
+    /// file (no root needed, only the socket's group).
+    #[arg(long, value_name = "PATH", conflicts_with = "journal")]
+    socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +468,7 @@ impl TimelineArgs {
         let now = now_unix_ns();
         Ok(TimelineOptions {
             journal: self.journal,
+            socket: self.socket,
             since_ns: instant("--since", &self.since, now)?,
             until_ns: self
                 .until

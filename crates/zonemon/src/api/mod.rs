@@ -30,8 +30,8 @@ mod zones;
 #[allow(unused_imports)]
 pub use server::{serve, ApiConfig, ApiServer, Limits};
 
-// `zonemon top` follows the daemon as `watch` does.
-pub use client::Daemon;
+// `zonemon top` follows the daemon as `watch` does; `timeline` reads it.
+pub use client::{Daemon, StreamEnd};
 pub use commands::{choose, follow};
 
 pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
