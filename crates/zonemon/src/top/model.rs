@@ -215,7 +215,7 @@ impl Model {
                 self.zones.remove(&key);
             }
             "ready" | "booted" | "running" | "shutdown" => {
-                self.update_zone(key, host, zone_id, name, event, time_ns, rec)
+                self.update_zone(key, name, event, time_ns, rec)
             }
             _ => {}
         }
@@ -231,12 +231,10 @@ impl Model {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Makes or updates the zone `key` (host, zone id) from its record `rec`.
     fn update_zone(
         &mut self,
         key: Key,
-        host: Option<String>,
-        zone_id: u64,
         name: String,
         event: &str,
         time_ns: i128,
@@ -257,6 +255,11 @@ impl Model {
         if !self.zones.contains_key(&key) && self.zones.len() >= MAX_ZONES {
             return;
         }
+        let host = rec
+            .get("host")
+            .and_then(Value::as_str)
+            .map(|_| key.0.clone());
+        let zone_id = key.1;
         let zone = self.zones.entry(key).or_insert_with(|| Zone {
             record: Map::new(),
             host,
