@@ -109,6 +109,8 @@ struct TimelineArgs {
     /// file (no root needed, only the socket's group).
     #[arg(long, value_name = "PATH", conflicts_with = "journal")]
     socket: Option<PathBuf>,
+    #[command(flatten)]
+    from: FromArgs,
 }
 
 #[derive(Debug, Args)]
@@ -469,6 +471,7 @@ impl TimelineArgs {
         Ok(TimelineOptions {
             journal: self.journal,
             socket: self.socket,
+            from: self.from,
             since_ns: instant("--since", &self.since, now)?,
             until_ns: self
                 .until

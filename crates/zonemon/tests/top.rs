@@ -331,8 +331,8 @@ impl Drop for Nats {
 }
 
 #[test]
-fn top_from_the_fleet_shows_hosts_and_their_zones() {
-    let test = "top_from_the_fleet_shows_hosts_and_their_zones";
+fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
+    let test = "top_and_timeline_from_the_fleet_show_hosts_and_their_zones";
     if !may_run(test) || !require_root_and_program(test, "it makes PID namespaces", "nats-server") {
         return;
     }
@@ -379,5 +379,22 @@ fn top_from_the_fleet_shows_hosts_and_their_zones() {
     });
     t.keys(&["q"]);
     t.assert_left_cleanly();
+
+    // `zonemon timeline --from` draws the fleet's zones, a row per host and name.
+    let svg = dir.join("fleet.svg");
+    let st = Command::new(ZONEMON)
+        .args([
+            "timeline", "--from", &nats.url, "--since", "10m", "--filter", &filter,
+        ])
+        .arg("--out")
+        .arg(&svg)
+        .status()
+        .expect("running zonemon timeline");
+    assert!(st.success());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for name in ["early", "far"] {
+        let row = format!("data-name=\"{host}: {p}{name}\"");
+        assert!(text.contains(&row), "no row {row} in\n{text}");
+    }
     drop((early, d, nats));
 }

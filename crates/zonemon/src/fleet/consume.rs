@@ -97,6 +97,55 @@ pub fn follow(
     runtime()?.block_on(watch_async(&args, since, Box::new(on_record)))
 }
 
+/// How long a replay waits for the stream's next message before taking it as read to its end.
+const REPLAY_QUIET: Duration = Duration::from_secs(3);
+
+/// The fleet's records stored since `since`, up to the stream's end when the replay began,
+/// each once and each host's in `seq` order, handed to `on_record` (`zonemon timeline --from`).
+pub fn replay(
+    from: &FromArgs,
+    since: i128,
+    on_record: impl FnMut(Map<String, Value>) -> Result<()> + 'static,
+) -> Result<()> {
+    runtime()?.block_on(async {
+        let (js, shown) = reach(from).await?;
+        let name = &from.stream;
+        let mut stream = js.get_stream(name).await.map_err(|e| {
+            anyhow!("no stream {name} on {shown} ({e}): has a daemon published there?")
+        })?;
+        let last = stream
+            .info()
+            .await
+            .context("reading the stream's state")?
+            .state
+            .last_sequence;
+        let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(since)
+            .map_err(|e| anyhow!("--since: {e}"))?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartTime { start_time },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failure(explain(&e, &shown)))?;
+        let mut messages = consumer.messages().await?;
+        let mut printer = Printer {
+            out: Box::new(on_record),
+            order: Order::default(),
+        };
+        // Nothing stored since `since` delivers nothing: a quiet while ends the replay too.
+        while let Ok(Some(m)) = tokio::time::timeout(REPLAY_QUIET, messages.next()).await {
+            let m = m.context("reading the stream")?;
+            printer.print(&m)?;
+            if m.info().is_ok_and(|i| i.stream_sequence >= last) {
+                break;
+            }
+        }
+        let rest = printer.order.expired(Duration::ZERO);
+        printer.write_all(rest)
+    })
+}
+
 /// Puts each host's records back in `seq` order, each once. A journal's `seq`s are
 /// contiguous, so a record after a gap is held until the gap fills (a record lost by a
 /// server that died is published again after the ones that followed it) or, after

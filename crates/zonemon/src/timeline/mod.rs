@@ -14,6 +14,7 @@ use zonemon_core::timefmt::{parse_rfc3339, rfc3339_nanos};
 
 use crate::api::{Daemon, StreamEnd};
 use crate::events::each_record;
+use crate::fleet::{consume, FromArgs};
 use lives::Collector;
 
 /// What `zonemon timeline` draws (built from the command line by `cli`).
@@ -21,8 +22,10 @@ use lives::Collector;
 pub struct TimelineOptions {
     /// The journal to read…
     pub journal: PathBuf,
-    /// …or the daemon answering on this socket.
+    /// …or the daemon answering on this socket…
     pub socket: Option<PathBuf>,
+    /// …or the fleet, when it names servers (`--from`).
+    pub from: FromArgs,
     /// From this time (nanoseconds since the Unix epoch)…
     pub since_ns: i128,
     /// …to this one (default: now).
@@ -72,9 +75,30 @@ pub fn run(opts: &TimelineOptions) -> Result<()> {
     Ok(())
 }
 
-/// Calls `f` with each record dated in `[since, until)` and its time, in `seq` order: from
-/// the journal file, or through the daemon's API when `opts.socket` is given.
+/// Calls `f` with each record dated in `[since, until)` and its time, in `seq` order (each
+/// host's, for the fleet): from the journal file, through the daemon's API when
+/// `opts.socket` is given, or from the fleet's stream when `opts.from` names servers.
 fn records(opts: &TimelineOptions, mut f: impl FnMut(&Map<String, Value>, i128)) -> Result<()> {
+    let in_span = move |rec: &Map<String, Value>| {
+        let at = rec
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339);
+        at.filter(|&t| t >= opts.since_ns && t < opts.until_ns)
+    };
+    if opts.from.from.is_some() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        consume::replay(&opts.from, opts.since_ns, move |rec| {
+            let _ = tx.send(rec);
+            Ok(())
+        })?;
+        for rec in rx.try_iter() {
+            if let Some(t) = in_span(&rec) {
+                f(&rec, t);
+            }
+        }
+        return Ok(());
+    }
     let Some(socket) = &opts.socket else {
         return each_record(&opts.journal, opts.since_ns, Some(opts.until_ns), |rec| {
             f(&rec.object, rec.unix_ns);
@@ -89,11 +113,7 @@ fn records(opts: &TimelineOptions, mut f: impl FnMut(&Map<String, Value>, i128))
         rfc3339_nanos(opts.until_ns)
     );
     let end = daemon.stream(&target, |rec| {
-        let at = rec
-            .get("time")
-            .and_then(Value::as_str)
-            .and_then(parse_rfc3339);
-        if let Some(t) = at.filter(|&t| t >= opts.since_ns && t < opts.until_ns) {
+        if let Some(t) = in_span(&rec) {
             f(&rec, t);
         }
         Ok(true)
