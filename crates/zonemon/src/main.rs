@@ -23,6 +23,7 @@ mod systemd;
 mod testsink;
 mod timeline;
 mod timerfd;
+mod top;
 mod units;
 mod wallclock;
 mod watch;
@@ -74,6 +75,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Action::Manpages(dir) => docs::manpages(&dir),
         Action::Daemon(opts) => daemon::run(&opts),
         Action::Timeline(opts) => timeline::run(&opts),
+        Action::Top(args) => top::run(&args),
         Action::Events(opts) => events::run(
             &opts,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),
