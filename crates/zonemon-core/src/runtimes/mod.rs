@@ -446,6 +446,7 @@ mod tests {
     use super::testutil::{facts, mutated, mutated_any, Bytes, TempTree};
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::TestRunner;
 
     #[test]
     fn ids() {
@@ -632,13 +633,19 @@ mod tests {
         (files, mutated_any(&cgroups), mutated_any(&parents))
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        #[test]
-        fn the_chain_survives_hostile_hosts(
-            rounds in prop::collection::vec(hostile_round(), 1..=8)
-        ) {
-            let t = TempTree::new("hostile");
+    /// Runs [`hostile_round`]s through a fresh chain per case. The cases share
+    /// one tree (every round rewrites every file in it): a tree per case would
+    /// double the file system calls, and with them the test's time.
+    #[test]
+    fn the_chain_survives_hostile_hosts() {
+        let t = TempTree::new("hostile");
+        let config = ProptestConfig {
+            cases: 64,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let rounds = prop::collection::vec(hostile_round(), 1..=8);
+        let result = TestRunner::new(config).run(&rounds, |rounds| {
             let mut chain = RuntimeNames::new(t.root());
             for (files, cg, parent) in rounds {
                 for (path, content) in files {
@@ -666,6 +673,10 @@ mod tests {
                     prop_assert!(r.container_id.is_none_or(|c| c.len() <= MAX_NAME_LEN + 3));
                 }
             }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
         }
     }
 }
