@@ -596,20 +596,7 @@ pub fn own_pidns() -> io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A small deterministic PRNG (xorshift64*) for property-style tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use proptest::prelude::*;
 
     const STATUS: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
         Ngid:\t0\nPid:\t4242\nPPid:\t4241\nTracerPid:\t0\nNStgid:\t4242\t1\n\
@@ -759,7 +746,7 @@ mod tests {
     }
 
     /// Byte strings made of fragments of real `/proc` files, plus random bytes.
-    fn hostile_input(rng: &mut Rng) -> String {
+    fn hostile_input() -> impl Strategy<Value = String> {
         const PIECES: &[&str] = &[
             "NSpid:",
             "\t",
@@ -783,26 +770,23 @@ mod tests {
             "…",
             "\u{0}",
         ];
-        let mut bytes = Vec::new();
-        for _ in 0..rng.below(60) {
-            match rng.below(3) {
-                0 => bytes.push(rng.next() as u8),
-                _ => bytes.extend_from_slice(PIECES[rng.below(PIECES.len())].as_bytes()),
-            }
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
+        let piece = prop_oneof![
+            1 => any::<u8>().prop_map(|b| vec![b]),
+            2 => prop::sample::select(PIECES).prop_map(|p| p.as_bytes().to_vec()),
+        ];
+        prop::collection::vec(piece, 0..60)
+            .prop_map(|pieces| String::from_utf8_lossy(&pieces.concat()).into_owned())
     }
 
-    #[test]
-    fn parsers_never_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..50_000 {
-            let s = hostile_input(&mut rng);
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        #[test]
+        fn parsers_never_panic(s in hostile_input()) {
             let _ = parse_nspid(&s);
             let _ = parse_ns_link(&s);
             let _ = parse_starttime_ticks(&s);
             if let Some(c) = parse_cgroup(&s) {
-                assert!(c.starts_with('/'), "{s:?} -> {c:?}");
+                prop_assert!(c.starts_with('/'), "{:?} -> {:?}", s, c);
             }
             // Also behind a valid prefix, so the parsers get past their first check.
             let _ = parse_nspid(&format!("NSpid:\t{s}"));
@@ -810,6 +794,10 @@ mod tests {
             let _ = parse_starttime_ticks(&format!("1 (x) {s}"));
             let _ = parse_cgroup(&format!("0::/{s}"));
         }
+    }
+
+    #[test]
+    fn parsers_reject_huge_input() {
         let huge = "x".repeat(10_000_000);
         assert_eq!(parse_nspid(&huge), None);
         assert_eq!(parse_ns_link(&huge), None);

@@ -51,7 +51,8 @@ pub fn unescape_unit(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::testutil::XorShift;
+    use crate::runtimes::testutil::{mutated, CASES};
+    use proptest::prelude::*;
 
     #[test]
     fn components() {
@@ -87,17 +88,18 @@ mod tests {
         assert_eq!(unescape_unit("\\xff"), None, "not UTF-8");
     }
 
-    #[test]
-    fn survives_random_paths() {
-        let mut rng = XorShift::new(7);
-        for _ in 0..20_000 {
-            let b = rng.mutate(b"/machine.slice/machine-a\\x2db.scope/docker-abc.scope");
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn survives_random_paths(
+            b in mutated(b"/machine.slice/machine-a\\x2db.scope/docker-abc.scope")
+        ) {
             let s = String::from_utf8_lossy(&b);
             let _ = last(&s);
             let _ = parent(&s);
             let _ = prefixed_id(&s, "docker-");
             if let Some(u) = unescape_unit(&s) {
-                assert!(u.len() <= s.len());
+                prop_assert!(u.len() <= s.len());
             }
         }
     }

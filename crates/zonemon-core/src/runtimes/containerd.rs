@@ -255,7 +255,8 @@ super::standalone_resolver!(Containerd);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated_any, TempTree, CASES};
+    use proptest::prelude::*;
 
     const SANDBOX: &str = "2f8ce2bd696584bcc7d7c107135a38354d6766bc7ea7dd137bb4acfc92592268";
     const CTR: &str = "7be7ca56452ce0f69575654683e3b8cdc61d8898d06caf92fbf5ffffcd856bd7";
@@ -471,21 +472,25 @@ mod tests {
         assert!(c.resolve(&facts(300, 0, Some("/evil/aap"))).is_none());
     }
 
-    #[test]
-    fn parsers_survive_mutations() {
-        let seeds = [cri_container_spec(), cri_sandbox_spec(), ctr_spec("x")];
-        let mut rng = XorShift::new(0xc7d);
-        for i in 0..6_000 {
-            let input = rng.mutate(seeds[i % 3].as_bytes());
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parsers_survive_mutations(
+            input in mutated_any(&[cri_container_spec(), cri_sandbox_spec(), ctr_spec("x")])
+        ) {
             if let Some(BundleInfo {
                 k8s: Some((a, b, c)),
                 ..
             }) = parse_bundle(&input)
             {
-                assert!(a.len() + b.len() + c.len() <= input.len() + 3);
+                prop_assert!(a.len() + b.len() + c.len() <= input.len() + 3);
             }
             let _ = parse_pid_file(&input[..input.len().min(20)]);
         }
+    }
+
+    #[test]
+    fn parsers_reject_malformed_files() {
         assert_eq!(parse_pid_file(b"300\n"), Some(300));
         assert_eq!(parse_pid_file(b"-1"), None);
         assert!(parse_bundle(b"[]").is_none());

@@ -168,7 +168,8 @@ super::standalone_resolver!(CriO);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated_any, TempTree, CASES};
+    use proptest::prelude::*;
 
     const ID: &str = "438e2ba9d5970597608a7df68ae72f6085a1460f976f964ed5f369c793eaa4fe";
     const SANDBOX: &str = "500027715b8ab8cdb7871c0894b8a7d3eea199c7a8f458351952f44a6ad6cc14";
@@ -370,14 +371,14 @@ mod tests {
         assert_eq!(parse_kubelet_name("aap"), None);
     }
 
-    #[test]
-    fn parsers_survive_mutations() {
-        let seeds = [container_config(ID), sandbox_config()];
-        let mut rng = XorShift::new(0xc410);
-        for i in 0..4_000 {
-            let input = rng.mutate(seeds[i % 2].as_bytes());
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parsers_survive_mutations(
+            input in mutated_any(&[container_config(ID), sandbox_config()])
+        ) {
             if let Some(n) = parse_config(&input) {
-                assert!(n.namespace.len() + n.pod.len() + n.container.len() <= input.len() + 3);
+                prop_assert!(n.namespace.len() + n.pod.len() + n.container.len() <= input.len() + 3);
             }
             let s = String::from_utf8_lossy(&input[..input.len().min(200)]).into_owned();
             let _ = parse_kubelet_name(&s);

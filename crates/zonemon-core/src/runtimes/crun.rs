@@ -69,7 +69,8 @@ super::standalone_resolver!(Crun);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     /// crun 1.8's `status` file, as it writes it.
     fn status(pid: u32, start: u64, id: &str) -> String {
@@ -150,13 +151,17 @@ mod tests {
         assert!(Crun::new(t.root()).resolve(&facts(300, 0, None)).is_none());
     }
 
-    #[test]
-    fn parser_survives_mutations() {
-        let seed = status(300, 72114, "aap");
-        let mut rng = XorShift::new(0xc5);
-        for _ in 0..5_000 {
-            let _ = parse_status(&rng.mutate(seed.as_bytes()));
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parser_survives_mutations(input in mutated(status(300, 72114, "aap"))) {
+            let _ = parse_status(&input);
         }
+    }
+
+    #[test]
+    fn parser_reads_the_seed_and_rejects_other_formats() {
+        let seed = status(300, 72114, "aap");
         assert_eq!(parse_status(seed.as_bytes()).unwrap().pid, 300);
         assert!(parse_status(b"pid=300").is_none());
     }

@@ -183,7 +183,8 @@ super::standalone_resolver!(Docker);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     const ID: &str = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
 
@@ -367,16 +368,18 @@ mod tests {
         assert_eq!(meta.labels["io.kubernetes.pod.name"], "web-0");
     }
 
-    #[test]
-    fn parser_survives_mutations() {
-        let seed = config(ID, "/aap", true, 300);
-        let mut rng = XorShift::new(0xd0c);
-        for _ in 0..5_000 {
-            let input = rng.mutate(seed.as_bytes());
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parser_survives_mutations(input in mutated(config(ID, "/aap", true, 300))) {
             if let Some(c) = parse_config(&input) {
-                assert!(c.name.len() <= input.len());
+                prop_assert!(c.name.len() <= input.len());
             }
         }
+    }
+
+    #[test]
+    fn parser_rejects_malformed_configs() {
         assert!(parse_config(b"").is_none());
         assert!(
             parse_config(&b"[".repeat(100_000)).is_none(),

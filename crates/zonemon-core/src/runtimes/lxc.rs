@@ -92,7 +92,8 @@ super::standalone_resolver!(Lxc);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     fn host(t: &TempTree, title: &str) {
         t.proc(
@@ -166,16 +167,17 @@ mod tests {
         assert_eq!(parse_monitor_title("lxc-start -n aap"), None);
     }
 
-    #[test]
-    fn parsers_survive_mutations() {
-        let mut rng = XorShift::new(0x1c);
-        for _ in 0..10_000 {
-            let t = rng.mutate(b"[lxc monitor] /var/lib/lxc aap");
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parsers_survive_mutations(
+            t in mutated(b"[lxc monitor] /var/lib/lxc aap"),
+            c in mutated(b"/lxc.payload.aap"),
+        ) {
             let t = String::from_utf8_lossy(&t);
             if let Some((p, n)) = parse_monitor_title(&t) {
-                assert!(p.len() + n.len() < t.len());
+                prop_assert!(p.len() + n.len() < t.len());
             }
-            let c = rng.mutate(b"/lxc.payload.aap");
             let _ = cgroup_name(&String::from_utf8_lossy(&c));
         }
     }

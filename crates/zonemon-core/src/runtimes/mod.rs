@@ -443,8 +443,10 @@ pub(crate) fn annotations(
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{facts, TempTree};
+    use super::testutil::{facts, mutated, mutated_any, Bytes, TempTree};
     use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestRunner;
 
     #[test]
     fn ids() {
@@ -575,11 +577,14 @@ mod tests {
         assert!(chain.resolve(&facts(0, 0, None)).is_none());
     }
 
-    #[test]
-    fn the_chain_survives_hostile_hosts() {
-        use super::testutil::XorShift;
-        let t = TempTree::new("hostile");
-        let id = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
+    /// A container id that every runtime's files in [`hostile_round`] name.
+    const HOSTILE_ID: &str = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
+
+    /// One round of a hostile host: every runtime's file for one container
+    /// (path, content; as written or mutated), then a mutation of the zone's
+    /// `/proc/<pid>/cgroup` and one of its parent's command line.
+    fn hostile_round() -> impl Strategy<Value = (Vec<(String, Bytes)>, Bytes, Bytes)> {
+        let id = HOSTILE_ID;
         let files: Vec<(String, String)> = vec![
             (
                 format!("{}/{id}/config.v2.json", docker::CONTAINERS_DIR),
@@ -618,42 +623,60 @@ mod tests {
             b"containerd-shim-runc-v2\0-namespace\0k8s.io\0-id\0x\0",
             b"runc\0run\0-d\0aap\0",
         ];
-        let mut rng = XorShift::new(0x4057);
-        let mut chain = RuntimeNames::new(t.root());
-        for round in 0..300 {
-            for (path, seed) in &files {
-                let content = if rng.below(4) == 0 {
-                    seed.as_bytes().to_vec()
-                } else {
-                    rng.mutate(seed.as_bytes())
-                };
-                t.write(path, content);
+        let files: Vec<_> = files
+            .into_iter()
+            .map(|(path, seed)| {
+                let as_written = Just(Bytes(seed.clone().into_bytes()));
+                (Just(path), prop_oneof![1 => as_written, 3 => mutated(seed)])
+            })
+            .collect();
+        (files, mutated_any(&cgroups), mutated_any(&parents))
+    }
+
+    /// Runs [`hostile_round`]s through a fresh chain per case. The cases share
+    /// one tree (every round rewrites every file in it): a tree per case would
+    /// double the file system calls, and with them the test's time.
+    #[test]
+    fn the_chain_survives_hostile_hosts() {
+        let t = TempTree::new("hostile");
+        let config = ProptestConfig {
+            cases: 64,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let rounds = prop::collection::vec(hostile_round(), 1..=8);
+        let result = TestRunner::new(config).run(&rounds, |rounds| {
+            let mut chain = RuntimeNames::new(t.root());
+            for (files, cg, parent) in rounds {
+                for (path, content) in files {
+                    t.write(&path, content.0);
+                }
+                t.proc(
+                    300,
+                    250,
+                    5000,
+                    &[300, 1],
+                    &["sh"],
+                    &String::from_utf8_lossy(&cg),
+                );
+                t.proc(250, 1, 4000, &[250], &["x"], "0::/\n");
+                t.write("proc/250/cmdline", parent.0);
+                let cg_fact = String::from_utf8_lossy(&cg)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("0::")
+                    .to_string();
+                if let Some(r) = chain.resolve(&facts(300, 250, Some(&cg_fact))) {
+                    prop_assert!(!r.name.trim().is_empty());
+                    prop_assert!(r.name.len() <= 3 * (MAX_NAME_LEN + 3) + 2, "{:?}", r);
+                    prop_assert!(r.container_id.is_none_or(|c| c.len() <= MAX_NAME_LEN + 3));
+                }
             }
-            let cg = rng.mutate(cgroups[round % cgroups.len()].as_bytes());
-            t.proc(
-                300,
-                250,
-                5000,
-                &[300, 1],
-                &["sh"],
-                &String::from_utf8_lossy(&cg),
-            );
-            t.proc(250, 1, 4000, &[250], &["x"], "0::/\n");
-            t.write(
-                "proc/250/cmdline",
-                rng.mutate(parents[round % parents.len()]),
-            );
-            let cg_fact = String::from_utf8_lossy(&cg)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("0::")
-                .to_string();
-            if let Some(r) = chain.resolve(&facts(300, 250, Some(&cg_fact))) {
-                assert!(!r.name.trim().is_empty());
-                assert!(r.name.len() <= 3 * (MAX_NAME_LEN + 3) + 2, "{r:?}");
-                assert!(r.container_id.is_none_or(|c| c.len() <= MAX_NAME_LEN + 3));
-            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
         }
     }
 }

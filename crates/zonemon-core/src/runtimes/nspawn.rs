@@ -197,7 +197,8 @@ super::standalone_resolver!(Nspawn);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
@@ -322,16 +323,19 @@ mod tests {
             .is_none());
     }
 
-    #[test]
-    fn parsers_survive_mutations() {
-        let mut rng = XorShift::new(0x95);
-        for _ in 0..10_000 {
-            let b = rng.mutate(b"systemd-nspawn\0-M\0aap\0-D\0/srv/x\0--machine=y\0");
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parsers_survive_mutations(
+            b in mutated(b"systemd-nspawn\0-M\0aap\0-D\0/srv/x\0--machine=y\0"),
+            c in mutated(b"/machine.slice/machine-a\\x2db.scope"),
+        ) {
             let args = crate::runtimes::procfs::parse_cmdline(&b);
             if let Some(n) = machine_name(&args) {
-                assert!(n.len() <= b.len());
+                // No longer than the command line as decoded: each invalid
+                // byte becomes U+FFFD, three bytes, so not the raw length.
+                prop_assert!(n.len() <= String::from_utf8_lossy(&b).len());
             }
-            let c = rng.mutate(b"/machine.slice/machine-a\\x2db.scope");
             let _ = cgroup_machine(&String::from_utf8_lossy(&c));
         }
     }

@@ -297,6 +297,8 @@ struct ScanIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtimes::testutil::{mutated, CASES};
+    use proptest::prelude::*;
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
@@ -333,14 +335,15 @@ mod tests {
         assert_eq!(parse_runtime_argv(&argv(&["runc", "--root"])), None);
     }
 
-    #[test]
-    fn argv_parser_survives_mutations() {
-        let mut rng = crate::runtimes::testutil::XorShift::new(0x0c1);
-        for _ in 0..10_000 {
-            let b = rng.mutate(b"runc\0--root\0/run/runc\0run\0-d\0--bundle\0/b\0aap\0");
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn argv_parser_survives_mutations(
+            b in mutated(b"runc\0--root\0/run/runc\0run\0-d\0--bundle\0/b\0aap\0")
+        ) {
             let args = procfs::parse_cmdline(&b);
             if let Some((_, id, _)) = parse_runtime_argv(&args) {
-                assert!(valid_id(id));
+                prop_assert!(valid_id(id));
             }
         }
     }

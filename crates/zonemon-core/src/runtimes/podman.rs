@@ -157,7 +157,8 @@ super::standalone_resolver!(Podman);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     const ID: &str = "9c1e5b7d3a2f4e6c8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e";
     const OTHER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -332,16 +333,20 @@ mod tests {
         assert!(!is_podman_conmon(&a));
     }
 
-    #[test]
-    fn parser_survives_mutations() {
-        let seed = containers_json(&[(ID, "aap"), (OTHER, "noot")]);
-        let mut rng = XorShift::new(0xb0d);
-        for _ in 0..5_000 {
-            let input = rng.mutate(seed.as_bytes());
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parser_survives_mutations(
+            input in mutated(containers_json(&[(ID, "aap"), (OTHER, "noot")]))
+        ) {
             if let Some(m) = parse_containers_json(&input) {
-                assert!(m.len() <= 2 + input.len() / 10);
+                prop_assert!(m.len() <= 2 + input.len() / 10);
             }
         }
+    }
+
+    #[test]
+    fn parser_rejects_malformed_lists() {
         assert!(parse_containers_json(b"{}").is_none());
         assert_eq!(
             parse_containers_json(br#"[1,{"id":"a"},{"id":"b","names":[]}]"#)

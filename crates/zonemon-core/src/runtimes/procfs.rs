@@ -109,7 +109,8 @@ pub fn has_arg(args: &[String], name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::testutil::XorShift;
+    use crate::runtimes::testutil::{mutated_any, Bytes, CASES};
+    use proptest::prelude::*;
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
@@ -175,28 +176,30 @@ mod tests {
         assert_eq!(program(&[]), "");
     }
 
-    #[test]
-    fn parsers_survive_random_input() {
-        let mut rng = XorShift::new(0x5eed);
-        let seeds: [&[u8]; 4] = [
-            b"2392 (sleep) S 1 2392 2392 0 -1 4194560 113 0 0 0 0 0 0 0 20 0 1 0 71762 1085440",
-            b"Name:\tsh\nNSpid:\t2392\t1\n",
-            b"9:name=systemd:/aap\n0::/docker/abc\n",
-            b"conmon\0-c\0abc\0-n\0aap\0",
-        ];
-        for i in 0..20_000 {
-            let input = if i % 5 == 0 {
-                rng.bytes(512)
-            } else {
-                rng.mutate(seeds[i % seeds.len()])
-            };
+    /// Real `/proc` files for the parsers to be fed mutations of.
+    const SEEDS: [&[u8]; 4] = [
+        b"2392 (sleep) S 1 2392 2392 0 -1 4194560 113 0 0 0 0 0 0 0 20 0 1 0 71762 1085440",
+        b"Name:\tsh\nNSpid:\t2392\t1\n",
+        b"9:name=systemd:/aap\n0::/docker/abc\n",
+        b"conmon\0-c\0abc\0-n\0aap\0",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parsers_survive_random_input(
+            input in prop_oneof![
+                1 => prop::collection::vec(any::<u8>(), 0..512).prop_map(Bytes),
+                4 => mutated_any(&SEEDS),
+            ]
+        ) {
             let s = String::from_utf8_lossy(&input);
             let _ = parse_stat(&s);
             let paths = parse_cgroup_paths(&s);
-            assert!(paths.len() <= MAX_CGROUP_LINES);
-            assert!(paths.iter().all(|p| p.len() <= MAX_CGROUP_PATH));
+            prop_assert!(paths.len() <= MAX_CGROUP_LINES);
+            prop_assert!(paths.iter().all(|p| p.len() <= MAX_CGROUP_PATH));
             let args = parse_cmdline(&input);
-            assert!(args.len() <= MAX_ARGS);
+            prop_assert!(args.len() <= MAX_ARGS);
             let _ = option(&args, &["-n", "--name"]);
             let _ = program(&args);
         }

@@ -72,7 +72,8 @@ super::standalone_resolver!(Runc);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource};
-    use crate::runtimes::testutil::{facts, TempTree, XorShift};
+    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use proptest::prelude::*;
 
     /// runc 1.1's `state.json` (trimmed of the `config` section zonemon does not read).
     fn state(id: &str, pid: u32, start: u64) -> String {
@@ -264,13 +265,17 @@ mod tests {
         assert!(Runc::new(t.root()).resolve(&facts(300, 0, None)).is_none());
     }
 
-    #[test]
-    fn parser_survives_mutations() {
-        let seed = state("aap", 300, 71762);
-        let mut rng = XorShift::new(0x7c);
-        for _ in 0..5_000 {
-            let _ = parse_state(&rng.mutate(seed.as_bytes()));
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn parser_survives_mutations(input in mutated(state("aap", 300, 71762))) {
+            let _ = parse_state(&input);
         }
+    }
+
+    #[test]
+    fn parser_reads_the_seed_and_rejects_bad_pids() {
+        let seed = state("aap", 300, 71762);
         assert_eq!(parse_state(br#"{"init_process_pid":0}"#), None);
         assert_eq!(parse_state(br#"{"init_process_pid":4294967296}"#), None);
         assert_eq!(

@@ -1,7 +1,14 @@
-//! Test helpers: fixture trees in a temporary directory, and pseudo-random hostile inputs.
+//! Test helpers: fixture trees in a temporary directory, and proptest
+//! strategies for hostile inputs (mutations of real files).
 
+use std::fmt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::collection;
+use proptest::prelude::*;
+use proptest::sample::{self, Index};
 
 use crate::naming::ZoneFacts;
 
@@ -116,92 +123,138 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
     }
 }
 
-/// A tiny xorshift64* generator: deterministic pseudo-random inputs without a crate.
-pub struct XorShift(u64);
+/// How many cases a mutation property runs: enough to reach the odd corners of
+/// a parser, few enough that the unit suite stays fast.
+pub const CASES: u32 = 4_000;
 
-impl XorShift {
-    /// A generator from `seed` (any value; 0 is replaced).
-    pub fn new(seed: u64) -> Self {
-        XorShift(seed.max(1))
-    }
+/// What mutations splice into an input: JSON punctuation, escapes, control
+/// characters, invalid UTF-8, path tricks, odd numbers, an ANSI escape and a
+/// right-to-left override. A long run of one of them makes deep nesting, huge
+/// numbers and long strings.
+const SPICE: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"\\",
+    b"\\u0000",
+    b"\0",
+    b"\n",
+    b"\xff\xfe",
+    b"/",
+    b"..",
+    b"-1",
+    b"99999999999999999999",
+    b"null",
+    b"\x1b[31m",
+    b"\xe2\x80\xae",
+];
 
-    /// The next 64 pseudo-random bits.
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+/// One edit of a byte string. Positions are [`Index`]es, resolved against the
+/// length the string has when the edit is applied, so any list of edits fits
+/// any input and shrinks towards the front of it.
+#[derive(Clone, Debug)]
+enum Edit {
+    /// Flip one bit (`0..8`) of a byte.
+    FlipBit(Index, u8),
+    /// Replace a byte.
+    Replace(Index, u8),
+    /// Insert a byte.
+    Insert(Index, u8),
+    /// Cut everything from a position on.
+    Truncate(Index),
+    /// Remove up to this many bytes from a position.
+    Cut(Index, usize),
+    /// Repeat up to this many bytes from a position, in place.
+    Duplicate(Index, usize),
+    /// Insert this many copies of a piece of [`SPICE`] (one, or a long run).
+    Splice(Index, &'static [u8], usize),
+}
 
-    /// A number below `n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A mutation of `seed`: bytes flipped, cut, duplicated, spliced with
-    /// JSON punctuation, control characters or invalid UTF-8.
-    pub fn mutate(&mut self, seed: &[u8]) -> Vec<u8> {
-        const SPICE: &[&[u8]] = &[
-            b"\"",
-            b"{",
-            b"}",
-            b"[",
-            b"]",
-            b":",
-            b",",
-            b"\\",
-            b"\\u0000",
-            b"\0",
-            b"\n",
-            b"\xff\xfe",
-            b"/",
-            b"..",
-            b"-1",
-            b"99999999999999999999",
-            b"null",
-            b"\x1b[31m",
-            b"\xe2\x80\xae",
-        ];
-        let mut v = seed.to_vec();
-        for _ in 0..=self.below(6) {
-            let at = if v.is_empty() {
-                0
-            } else {
-                self.below(v.len() + 1)
-            };
-            match self.below(6) {
-                0 if !v.is_empty() => {
-                    let i = self.below(v.len());
-                    v[i] ^= 1 << self.below(8);
-                }
-                1 => v.truncate(at),
-                2 => {
-                    let s = SPICE[self.below(SPICE.len())];
-                    v.splice(at..at, s.iter().copied());
-                }
-                3 if !v.is_empty() => {
-                    let end = (at + self.below(64)).min(v.len());
-                    let dup: Vec<u8> = v[at.min(end)..end].to_vec();
-                    v.splice(at..at, dup);
-                }
-                4 => {
-                    let end = (at + self.below(16)).min(v.len());
-                    v.drain(at..end);
-                }
-                _ => {
-                    let b = self.next() as u8;
-                    v.insert(at, b);
-                }
+impl Edit {
+    /// Applies the edit to `v`; an edit of a byte in an empty string does nothing.
+    fn apply(&self, v: &mut Vec<u8>) {
+        let gap = |at: &Index, v: &Vec<u8>| at.index(v.len() + 1);
+        match self {
+            Edit::FlipBit(at, bit) if !v.is_empty() => {
+                let i = at.index(v.len());
+                v[i] ^= 1 << bit;
+            }
+            Edit::Replace(at, b) if !v.is_empty() => {
+                let i = at.index(v.len());
+                v[i] = *b;
+            }
+            Edit::FlipBit(..) | Edit::Replace(..) => {}
+            Edit::Insert(at, b) => v.insert(gap(at, v), *b),
+            Edit::Truncate(at) => v.truncate(gap(at, v)),
+            Edit::Cut(at, n) => {
+                let at = gap(at, v);
+                v.drain(at..(at + n).min(v.len()));
+            }
+            Edit::Duplicate(at, n) => {
+                let at = gap(at, v);
+                let dup = v[at..(at + n).min(v.len())].to_vec();
+                v.splice(at..at, dup);
+            }
+            Edit::Splice(at, piece, n) => {
+                let at = gap(at, v);
+                v.splice(at..at, piece.repeat(*n));
             }
         }
-        v
     }
+}
 
-    /// Random bytes of random length below `max`.
-    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = self.below(max.max(1));
-        (0..n).map(|_| self.next() as u8).collect()
+/// Any one [`Edit`], each kind about as likely as another.
+fn edit() -> impl Strategy<Value = Edit> {
+    let spice = || sample::select(SPICE);
+    prop_oneof![
+        (any::<Index>(), 0..8u8).prop_map(|(at, bit)| Edit::FlipBit(at, bit)),
+        (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Edit::Replace(at, b)),
+        (any::<Index>(), any::<u8>()).prop_map(|(at, b)| Edit::Insert(at, b)),
+        any::<Index>().prop_map(Edit::Truncate),
+        (any::<Index>(), 0..16usize).prop_map(|(at, n)| Edit::Cut(at, n)),
+        (any::<Index>(), 0..64usize).prop_map(|(at, n)| Edit::Duplicate(at, n)),
+        (any::<Index>(), spice()).prop_map(|(at, s)| Edit::Splice(at, s, 1)),
+        (any::<Index>(), spice(), 2..512usize).prop_map(|(at, s, n)| Edit::Splice(at, s, n)),
+    ]
+}
+
+/// A byte string that prints as an escaped byte-string literal, so that a
+/// shrunk failing input is readable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
     }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Mutations of `seed`: one to six [`Edit`]s — bytes flipped, replaced or
+/// inserted, the end cut off, ranges cut or duplicated, JSON punctuation,
+/// control characters or invalid UTF-8 spliced in, alone or in long runs.
+pub fn mutated(seed: impl AsRef<[u8]>) -> impl Strategy<Value = Bytes> {
+    mutated_any(&[seed])
+}
+
+/// Mutations (as [`mutated`]) of any one of `seeds` (not empty).
+pub fn mutated_any<S: AsRef<[u8]>>(seeds: &[S]) -> impl Strategy<Value = Bytes> {
+    let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.as_ref().to_vec()).collect();
+    (sample::select(seeds), collection::vec(edit(), 1..=6)).prop_map(|(mut v, edits)| {
+        for e in &edits {
+            e.apply(&mut v);
+        }
+        Bytes(v)
+    })
 }
