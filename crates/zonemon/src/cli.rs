@@ -65,6 +65,7 @@ enum Command {
     ///
     /// The zone need not exist yet, and a zone that already did it since the wait began
     /// (or since --since) counts: no race with a zone that lives a millisecond.
+    /// With --from, across the fleet (by name), however late its host publishes.
     Wait(WaitArgs),
     /// Run as the host's zone monitor: watch as `watch` does and keep every record in a journal.
     ///

@@ -733,3 +733,94 @@ fn other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors() {
     drop(nats);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `zonemon wait --from URL ARGS…`, started now with its output piped.
+fn wait_from(url: &str, args: &[&str]) -> Child {
+    Command::new(ZONEMON)
+        .args(["wait", "--from", url])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning zonemon wait --from")
+}
+
+#[test]
+fn wait_from_the_fleet_sees_zones_already_gone_not_yet_born_and_published_late() {
+    let test = "wait_from_the_fleet_sees_zones_already_gone_not_yet_born_and_published_late";
+    if !can_run(test) {
+        return;
+    }
+    let dir = workdir("wait");
+    let p = prefix("fleet-wait");
+    let mut nats = Nats::start(&dir, true, &[]);
+    let url = nats.url();
+    let id = format!("zmt-{}-w", std::process::id());
+    let host = Host::start(&dir, &id, &url, &[]);
+
+    // A zone that shut down before the wait began: --since says it counts.
+    let gone = format!("{p}gone");
+    let before = unix_seconds_ago(1.0);
+    assert_eq!(run_zone(&gone, "exit 7").code(), Some(7));
+    let out = wait_output(&mut wait_from(
+        &url,
+        &[&gone, "--since", &before, "--timeout", "60s", "--json"],
+    ));
+    assert_eq!(out.status.code(), Some(7), "the zone's exit code; {out:?}");
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (rec["event"].as_str(), rec["host"].as_str()),
+        (Some("shutdown"), Some(id.as_str())),
+        "{rec}"
+    );
+    // Without --since only what happens from now on counts: nothing does.
+    let out = wait_output(&mut wait_from(&url, &[&gone, "--timeout", "2s"]));
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+
+    // A zone that does not exist yet, waited for booted and shut down at once; the
+    // wait begins when the test asks (on a loaded host the client may read its clock
+    // only after the zone is gone, hence --since).
+    let born = format!("{p}born");
+    let since = unix_seconds_ago(1.0);
+    let mut shutdown = wait_from(&url, &[&born, "--since", &since, "--timeout", "120s"]);
+    let mut booted = wait_from(&url, &[&born, "--for", "booted", "--since", &since]);
+    assert_eq!(run_zone(&born, "exit 3").code(), Some(3));
+    let out = wait_output(&mut shutdown);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Zone {born} shutdown on {id}\n")
+    );
+    let out = wait_output(&mut booted);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // A zone that runs while the bus is down: its host publishes it later, and the
+    // wait (following through the outage) still gets it.
+    let late = format!("{p}late");
+    let since = unix_seconds_ago(1.0);
+    let mut waiter = wait_from(&url, &[&late, "--since", &since, "--timeout", "120s"]);
+    thread::sleep(Duration::from_millis(500));
+    nats.kill9();
+    assert_eq!(run_zone(&late, "exit 5").code(), Some(5));
+    thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    let out = wait_output(&mut waiter);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{out:?}\nhost log:\n{}",
+        host.log()
+    );
+
+    // Zone ids are per host: refused across the fleet.
+    let out = wait_output(&mut wait_from(&url, &["42", "--timeout", "1s"]));
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("zone ids are per host"),
+        "{out:?}"
+    );
+    drop(host);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}

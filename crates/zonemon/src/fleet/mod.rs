@@ -12,7 +12,7 @@
 //! - `setup`: the stream and the bucket, created or checked.
 //! - `outbox`: the journal's identity and its highest acknowledged `seq`.
 //! - `publisher`: the daemon's publishing thread.
-//! - `consume`: `zonemon watch --from` and `zonemon list --from`.
+//! - `consume`: `zonemon watch --from`, `wait --from` and `list --from`.
 
 pub mod args;
 pub mod connect;
