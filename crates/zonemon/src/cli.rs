@@ -55,6 +55,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The benchmark's simulated fleet: recorded records published as N hosts at once.
+    #[command(hide = true)]
+    FleetReplay(crate::fleet::replay::ReplayArgs),
     /// Write the man pages (zonemon.1 and one per subcommand) into DIR.
     #[command(hide = true)]
     Manpages {
@@ -270,6 +273,8 @@ pub enum Action {
     Completions(clap_complete::Shell),
     /// `zonemon manpages DIR`.
     Manpages(std::path::PathBuf),
+    /// `zonemon fleet-replay` (the benchmark's).
+    FleetReplay(crate::fleet::replay::ReplayArgs),
     /// `zonemon daemon`.
     Daemon(DaemonOptions),
     /// `zonemon events`.
@@ -313,6 +318,7 @@ impl Cli {
             Some(Command::Wait(w)) => Action::Wait(w),
             Some(Command::Completions { shell }) => Action::Completions(shell),
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
+            Some(Command::FleetReplay(r)) => Action::FleetReplay(r),
             Some(Command::Daemon(d)) => Action::Daemon(d.options(&self.given)?),
             Some(Command::Events(e)) => Action::Events(e.options()?),
             Some(Command::Timeline(t)) => Action::Timeline(t.options()?),

@@ -527,23 +527,45 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         hosts[1].log()
     );
 
-    // The inventory is each host's running zones.
+    // The inventory is each host's running zones: exactly the two zones kept up (on every
+    // host: each daemon sees every zone of this machine), and the bucket says the same.
+    let kept: BTreeSet<String> = (0..2).map(|i| format!("{p}live-{i}")).collect();
+    let names = |zones: &BTreeSet<(u64, String)>| -> BTreeSet<String> {
+        zones.iter().map(|(_, n)| n.clone()).collect()
+    };
     wait_until(
         || {
+            // What each host's daemon wrongly has running, with every record it journaled of it.
+            let mut why = String::new();
+            for h in &hosts {
+                let running = h.running(&p);
+                let extra: Vec<_> = running.iter().filter(|(_, n)| !kept.contains(n)).collect();
+                let missing: Vec<_> = kept.difference(&names(&running)).cloned().collect();
+                why += &format!("\nhost {}: list -p {running:?}", h.id);
+                if !missing.is_empty() {
+                    why += &format!("\n  missing {missing:?}");
+                }
+                for (id, name) in extra {
+                    why += &format!("\n  still running: zone {id} {name}; its records:");
+                    for r in h
+                        .journal_of(name)
+                        .iter()
+                        .filter(|r| r["name"] == name.as_str())
+                    {
+                        why += &format!("\n    {r}");
+                    }
+                }
+            }
             format!(
-                "the bucket to match the hosts: {:?} vs {:?}",
-                fleet_list(&url, &p),
-                hosts.iter().map(|h| h.running(&p)).collect::<Vec<_>>()
+                "the inventory to be the zones kept up: bucket {:?}{why}",
+                fleet_list(&url, &p)
             )
         },
         || {
             let fleet = fleet_list(&url, &p);
             hosts.iter().all(|h| {
-                // (The zones kept up are running on every host; whether a host's daemon
-                // knows more is its journal's business: the bucket must say what it says.)
                 let running = h.running(&p);
-                let live = running.iter().filter(|(_, n)| n.contains("live-")).count();
-                live == 2 && fleet.get(&h.id) == Some(&running)
+                names(&running) == kept && fleet.get(&h.id) == Some(&running)
             })
         },
     );
