@@ -83,11 +83,11 @@ impl Plan {
                 daemon_parallel: vec![8, 32],
                 daemon_probe_zones: 1000,
                 daemon_idle: Duration::from_secs(5),
-                fleet_record_zones: 300,
-                fleet_outage: Duration::from_secs(5),
-                fleet_sustain: Duration::from_secs(3),
+                fleet_record_zones: 200,
+                fleet_outage: Duration::from_secs(3),
+                fleet_sustain: Duration::from_secs(2),
                 fleet_hosts: vec![1, 4],
-                fleet_step: Duration::from_secs(3),
+                fleet_step: Duration::from_secs(2),
             }
         } else {
             Plan {

@@ -110,7 +110,8 @@ impl Host {
             .spawn(move || writer.run(records))
             .context("starting a journal writer")?;
         let opts = PublishOptions {
-            servers: Servers::parse(&args.publish).map_err(|e| anyhow::anyhow!("--publish: {e}"))?,
+            servers: Servers::parse(&args.publish)
+                .map_err(|e| anyhow::anyhow!("--publish: {e}"))?,
             auth: Auth::default(),
             host_id: id.to_string(),
             stream: StreamSettings {
