@@ -521,8 +521,6 @@ fn malformed_huge_and_slow_requests_are_refused_not_obeyed() {
     assert_eq!(d.get("/v1/zones").0, 200);
 }
 
-/// Waits for a background `zonemon` to end and collects its output.
-
 /// The id of group `name` (from `getent group`).
 fn group_gid(name: &str) -> u32 {
     let out = Command::new("getent")

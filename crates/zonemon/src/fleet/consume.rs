@@ -156,7 +156,7 @@ fn record(msg: &async_nats::Message) -> Option<Map<String, Value>> {
 /// What [`Follower::next`] got.
 enum Next {
     /// The stream's next message.
-    Message(jetstream::Message),
+    Message(Box<jetstream::Message>),
     /// Nothing for a second.
     Idle,
     /// SIGINT or SIGTERM.
@@ -233,7 +233,7 @@ impl Follower {
                                 start_sequence: info.stream_sequence + 1,
                             };
                         }
-                        return Ok(Next::Message(m));
+                        return Ok(Next::Message(Box::new(m)));
                     }
                     Some(Err(e)) => {
                         tracing::warn!("reading the stream: {e}");
