@@ -257,6 +257,11 @@ fn catch_up(
     Ok(())
 }
 
+/// How far a simulated host may fall behind, in time of its records, and still count as
+/// kept up with: on this shared 2-CPU machine a host's publisher, its journal writer and the
+/// server all wait for a CPU, and stalls of a second or two come and go.
+const LAG_LIMIT: Duration = Duration::from_secs(5);
+
 /// `zonemon fleet-replay` against the benchmark's server.
 struct Replay<'a> {
     zonemon: &'a Path,
@@ -279,13 +284,19 @@ impl Replayed {
         self.out[key].as_f64().unwrap_or(0.0)
     }
 
-    /// Every record published, none dropped, the lag never over a second of records, and
-    /// the rest published within a second of the feeding's end.
+    /// Every record published, none dropped, no host ever more than [`LAG_LIMIT`] of its
+    /// records behind (a backlog that does not grow; the journal holds the rest meanwhile),
+    /// and what was left published within a second of the feeding's end.
     fn kept_up(&self, rate: f64) -> bool {
         self.num("acked") == self.num("records")
             && self.num("unjournaled") == 0.0
-            && self.num("max_lag_records") <= rate.max(1.0)
+            && self.num("max_lag_records") <= rate.max(1.0) * LAG_LIMIT.as_secs_f64()
             && self.num("drain_seconds") <= 1.0
+    }
+
+    /// The largest lag of a host, in seconds of its records.
+    fn lag_seconds(&self, rate: f64) -> f64 {
+        self.num("max_lag_records") / rate.max(1.0)
     }
 }
 
@@ -388,8 +399,8 @@ fn hosts(ctx: &Ctx, rep: &mut Report, replay: &Replay, peak: f64) -> Result<()> 
     let projected = 1e9 / per_record.max(1.0) / peak;
     let over = match &behind {
         Some((m, b)) => format!(
-            "{m} fell behind (lag up to {:.0} records, {:.1} s to drain)",
-            b.num("max_lag_records"),
+            "{m} fell behind (a host up to {:.1} s behind, {:.1} s to drain at the end)",
+            b.lag_seconds(peak),
             b.num("drain_seconds")
         ),
         None => "no count tried fell behind".into(),
@@ -400,15 +411,16 @@ fn hosts(ctx: &Ctx, rep: &mut Report, replay: &Replay, peak: f64) -> Result<()> 
             step.as_secs()
         ),
         &format!(
-            "{n} hosts ({:.0} records/s in all, every one acknowledged); {over}",
-            r.num("acked_per_second")
+            "{n} hosts ({:.0} records/s in all, every one acknowledged, a host at most {:.1} s behind); {over}",
+            r.num("acked_per_second"),
+            r.lag_seconds(peak)
         ),
         &format!(
             "the simulated hosts share the 2 CPUs with the server; nats-server CPU {} per record: \
              a core of its own would take {projected:.0} hosts at that peak (projected)",
             fmt_ns(per_record)
         ),
-        "",
+        "no host more than 5 s behind, all published within 1 s of the end",
         Verdict::Info,
     );
     Ok(())
