@@ -14,6 +14,8 @@ pub enum NameSource {
     Hostname,
     /// Nothing better: `pidns-<inode>`.
     PidNs,
+    /// Nothing better for a zone sharing the host's PID namespace: `host-pid-<init PID>`.
+    HostPid,
 }
 
 impl NameSource {
@@ -23,7 +25,14 @@ impl NameSource {
             NameSource::Runtime(label) => label,
             NameSource::Hostname => "hostname",
             NameSource::PidNs => "pidns",
+            NameSource::HostPid => "host-pid",
         }
+    }
+
+    /// Whether the name is made from the zone's own identity: no other zone has it, so a
+    /// zone of that name booting again is never a reboot.
+    pub fn is_identity(self) -> bool {
+        matches!(self, NameSource::PidNs | NameSource::HostPid)
     }
 }
 
@@ -142,10 +151,17 @@ impl NameResolver for Vec<Box<dyn NameResolver>> {
     }
 }
 
-/// The name of a zone no runtime claims: its own hostname, else `pidns-<inode>`.
-pub fn fallback_name(pidns: u32, hostname: Option<&str>) -> (String, NameSource) {
+/// The name of a zone no runtime claims: its own hostname, else `pidns-<inode>`, or for a
+/// zone sharing the host's PID namespace (`level` 0) `host-pid-<init PID>`.
+pub fn fallback_name(
+    pidns: u32,
+    level: u32,
+    init_pid: u32,
+    hostname: Option<&str>,
+) -> (String, NameSource) {
     match hostname {
         Some(h) => (h.to_string(), NameSource::Hostname),
+        None if level == 0 => (format!("host-pid-{init_pid}"), NameSource::HostPid),
         None => (format!("pidns-{pidns}"), NameSource::PidNs),
     }
 }
@@ -219,13 +235,18 @@ mod tests {
     #[test]
     fn fallbacks() {
         assert_eq!(
-            fallback_name(42, Some("aap")),
+            fallback_name(42, 1, 7, Some("aap")),
             ("aap".into(), NameSource::Hostname)
         );
         assert_eq!(
-            fallback_name(42, None),
+            fallback_name(42, 1, 7, None),
             ("pidns-42".into(), NameSource::PidNs)
         );
+        assert_eq!(
+            fallback_name(42, 0, 7, None),
+            ("host-pid-7".into(), NameSource::HostPid)
+        );
+        assert!(NameSource::HostPid.is_identity() && !NameSource::Hostname.is_identity());
     }
 
     #[test]

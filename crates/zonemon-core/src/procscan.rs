@@ -2,7 +2,11 @@
 //!
 //! A zone's init is a process that is PID 1 of a PID namespace other than
 //! the one `/proc` was mounted for: its `NSpid:` line has more than one
-//! entry and the last one is 1. Processes come and go while the scan runs;
+//! entry and the last one is 1. A container sharing the host's PID namespace
+//! (`--pid=host`) is a zone too: its init is the oldest process of a mount
+//! namespace other than the host's whose root directory is not the host's
+//! (what the kernel side sees as the first exec there; see [`HostMounts`]).
+//! Processes come and go while the scan runs;
 //! any process whose files vanish or cannot be read is skipped silently.
 //!
 //! The parsers are pure and never panic, whatever the input.
@@ -168,6 +172,8 @@ pub struct ProcZone {
     pub more_cgroups: Vec<String>,
     /// The init's root directory as the scanner sees it, when readable.
     pub root: Option<String>,
+    /// Inode number of the init's mount namespace; 0 when it could not be read.
+    pub mntns: u32,
     /// When the init was created, CLOCK_BOOTTIME nanoseconds (clock-tick granularity).
     pub start_ns: u64,
     /// Whether the init has exec'd the zone's program. /proc keeps no exec
@@ -218,6 +224,7 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
     let ns_per_tick = ns_per_clock_tick();
     // The calling thread's UTS namespace: zones sharing it need no `setns`.
     let own_uts = read_ns(&proc_root.join("thread-self/ns/uts")).ok();
+    let host = HostMounts::read(proc_root).ok();
     let mut zones: Vec<ProcZone> = dir
         .filter_map(|entry| {
             let entry = entry.ok()?;
@@ -225,12 +232,72 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
             let name = name.to_str()?;
             // Only thread-group leaders are listed; skip `self`, `sys` and the like.
             let pid = parse_decimal::<u32>(name)?;
-            scan_one(&entry.path(), pid, ns_per_tick, own_uts)
+            scan_one(&entry.path(), pid, ns_per_tick, own_uts, host.as_ref())
         })
         .collect();
     link_parents(&mut zones);
+    keep_first_per_mount_namespace(&mut zones);
     zones.sort_by_key(|z| (z.level, z.init_pid));
     zones
+}
+
+/// What tells a host-PID container's processes from the host's: the host's
+/// mount namespace and root directory, as PID 1 has them. A process of the
+/// host's PID namespace in another mount namespace *and* under another root
+/// runs in a container's filesystem; a service with a private mount
+/// namespace on the host's root (systemd's `PrivateTmp=`) does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostMounts {
+    /// Inode number of the host's mount namespace.
+    pub mntns: u32,
+    /// Device of the host's root directory (`st_dev`, userspace encoding).
+    pub root_dev: u64,
+    /// Inode number of the host's root directory.
+    pub root_ino: u64,
+}
+
+impl HostMounts {
+    /// The host's, from PID 1 of the `/proc` mounted at `proc_root`, else (where PID 1 may not
+    /// be looked into) from this process, which then must run in the host's mount namespace
+    /// and root (zonemon's unit gives it no private ones).
+    pub fn read(proc_root: &Path) -> io::Result<HostMounts> {
+        Self::of(&proc_root.join("1")).or_else(|_| Self::of(&proc_root.join("self")))
+    }
+
+    /// The mount namespace and root directory of the process at `dir` (`/proc/PID`).
+    fn of(dir: &Path) -> io::Result<HostMounts> {
+        let root = fs::metadata(dir.join("root"))?;
+        Ok(HostMounts {
+            mntns: read_ns(&dir.join("ns/mnt"))?,
+            root_dev: root.dev(),
+            root_ino: root.ino(),
+        })
+    }
+
+    /// The root directory's device in the kernel's own encoding (`MAJOR << 20 | MINOR`), as
+    /// the BPF side reads it from the superblock.
+    pub fn kernel_root_dev(&self) -> u32 {
+        let major = libc::major(self.root_dev as libc::dev_t);
+        let minor = libc::minor(self.root_dev as libc::dev_t);
+        (major << 20) | (minor & 0xf_ffff)
+    }
+
+    /// Whether a process of the host's PID namespace in mount namespace `mntns`, whose root
+    /// directory is (`root_dev`, `root_ino`), runs in a container's filesystem.
+    pub fn is_container(&self, mntns: u32, root_dev: u64, root_ino: u64) -> bool {
+        mntns != 0 && mntns != self.mntns && (root_dev, root_ino) != (self.root_dev, self.root_ino)
+    }
+}
+
+/// Keeps one host-PID zone per mount namespace, the oldest (its first process;
+/// a later process that entered it from outside, such as `docker exec`, is not a zone).
+fn keep_first_per_mount_namespace(zones: &mut Vec<ProcZone>) {
+    let mut first: HashMap<u32, (u64, u32)> = HashMap::new();
+    for z in zones.iter().filter(|z| z.level == 0) {
+        let e = first.entry(z.mntns).or_insert((z.start_ns, z.init_pid));
+        *e = (*e).min((z.start_ns, z.init_pid));
+    }
+    zones.retain(|z| z.level != 0 || first.get(&z.mntns) == Some(&(z.start_ns, z.init_pid)));
 }
 
 /// When host PID `pid` was created (CLOCK_BOOTTIME ns, clock-tick
@@ -238,6 +305,29 @@ pub fn scan(proc_root: &Path) -> Vec<ProcZone> {
 pub fn process_start_ns(proc_root: &Path, pid: u32) -> Option<u64> {
     let stat = read_lossy(&proc_root.join(pid.to_string()).join("stat")).ok()?;
     Some(parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick()))
+}
+
+/// Whether host PID `pid`, if it is still the process that started at `start_ns`
+/// (CLOCK_BOOTTIME ns, matched to `/proc`'s clock-tick precision), has exited: a
+/// zombie waiting to be reaped, or a process past releasing its memory in the
+/// kernel's exit path (it has no `exe` any more). `None` when no such process exists.
+pub fn process_exiting(proc_root: &Path, pid: u32, start_ns: u64) -> Option<bool> {
+    let dir = File::open(proc_root.join(pid.to_string())).ok()?;
+    let stat = read_lossy_at(&dir, c"stat")?;
+    let started = parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick());
+    if started.abs_diff(start_ns) > crate::tracker::SEED_START_TOLERANCE_NS {
+        return None;
+    }
+    let zombie = matches!(parse_state(&stat), Some('Z' | 'X'));
+    let no_exe = fs::read_link(proc_root.join(pid.to_string()).join("exe"))
+        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+    Some(zombie || no_exe)
+}
+
+/// The state letter (`R`, `S`, `Z` …) from `/proc/PID/stat` (its 3rd field).
+pub fn parse_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
 }
 
 /// The cgroup paths of process `pid` ([`parse_cgroups`]), only if it is
@@ -290,6 +380,7 @@ pub fn zone_at(proc_root: &Path, pid: u32) -> Option<ProcZone> {
         pid,
         ns_per_clock_tick(),
         own_uts,
+        HostMounts::read(proc_root).ok().as_ref(),
     )
 }
 
@@ -305,13 +396,32 @@ fn link_parents(zones: &mut [ProcZone]) {
 }
 
 /// The zone whose init is `pid` (at `dir`), or `None` if it is not a zone init or vanished.
-fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Option<ProcZone> {
+/// With `host`, a process of the host's PID namespace in a container's filesystem whose
+/// parent is not in the same mount namespace counts too, as a host-PID zone (level 0).
+fn scan_one(
+    dir: &Path,
+    pid: u32,
+    ns_per_tick: u64,
+    own_uts: Option<u32>,
+    host: Option<&HostMounts>,
+) -> Option<ProcZone> {
     let status = read_lossy(&dir.join("status")).ok()?;
     let nspid = parse_nspid(&status)?;
     // An init that exited and is not reaped yet (its reaper may take a while) runs no zone.
-    if nspid.len() < 2 || nspid.last() != Some(&1) || has_exited(&status) {
+    if has_exited(&status) {
         return None;
     }
+    let mntns = read_ns(&dir.join("ns/mnt")).unwrap_or(0);
+    let host_pid = match nspid.as_slice() {
+        [_] => {
+            if !host.is_some_and(|h| is_host_pid_init(dir, &status, mntns, h)) {
+                return None;
+            }
+            true
+        }
+        [_, .., 1] => false,
+        _ => return None,
+    };
     let ticks = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
     let pidns = read_ns(&dir.join("ns/pid")).ok()?;
     let comm_bytes = read_bounded(&dir.join("comm")).ok()?;
@@ -327,14 +437,21 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
     let root = fs::read_link(dir.join("root"))
         .ok()
         .map(|p| bound(&p.to_string_lossy(), MAX_PATH_LEN));
-    let parent_pidns = parent_ns_inode(&dir.join("ns/pid")).unwrap_or(0);
-    let booted = match (fs::read_link(dir.join("exe")), parse_ppid(&status)) {
-        (Ok(exe), Some(ppid)) => dir
-            .parent()
-            .and_then(|proc_root| fs::read_link(proc_root.join(ppid.to_string()).join("exe")).ok())
-            .is_none_or(|parent_exe| parent_exe != exe),
-        _ => true,
+    let parent_pidns = match host_pid {
+        true => 0,
+        false => parent_ns_inode(&dir.join("ns/pid")).unwrap_or(0),
     };
+    // A host-PID zone is known from its exec in the container's filesystem: booted.
+    let booted = host_pid
+        || match (fs::read_link(dir.join("exe")), parse_ppid(&status)) {
+            (Ok(exe), Some(ppid)) => dir
+                .parent()
+                .and_then(|proc_root| {
+                    fs::read_link(proc_root.join(ppid.to_string()).join("exe")).ok()
+                })
+                .is_none_or(|parent_exe| parent_exe != exe),
+            _ => true,
+        };
     // The PID may have been reused while we read: the start time must not have changed.
     let again = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
     if again != ticks {
@@ -352,9 +469,34 @@ fn scan_one(dir: &Path, pid: u32, ns_per_tick: u64, own_uts: Option<u32>) -> Opt
         cgroup,
         more_cgroups,
         root,
+        mntns,
         start_ns: ticks.saturating_mul(ns_per_tick),
         booted,
     })
+}
+
+/// Whether the host-PID-namespace process at `dir` (in mount namespace `mntns`) runs in a
+/// container's filesystem and its parent does not share its mount namespace.
+fn is_host_pid_init(dir: &Path, status: &str, mntns: u32, host: &HostMounts) -> bool {
+    if mntns == 0 || mntns == host.mntns {
+        return false; // nearly every process: one readlink
+    }
+    // Kernel threads (kthreadd's children, such as kdevtmpfs) have mount namespaces of their own.
+    if parse_ppid(status).is_none_or(|ppid| ppid == 0 || ppid == 2) {
+        return false;
+    }
+    let Ok(root) = fs::metadata(dir.join("root")) else {
+        return false;
+    };
+    if !host.is_container(mntns, root.dev(), root.ino()) {
+        return false;
+    }
+    let parent_mntns = parse_ppid(status)
+        .zip(dir.parent())
+        .and_then(|(ppid, proc_root)| {
+            read_ns(&proc_root.join(ppid.to_string()).join("ns/mnt")).ok()
+        });
+    parent_mntns != Some(mntns)
 }
 
 /// Nanoseconds per clock tick (`sysconf(_SC_CLK_TCK)`, the unit of `/proc` start times).
@@ -518,6 +660,14 @@ mod tests {
         assert_eq!(parse_ns_link("pid:[5] "), None);
         assert_eq!(parse_ns_link("/some/path"), None);
         assert_eq!(parse_ns_link(""), None);
+    }
+
+    #[test]
+    fn state() {
+        assert_eq!(parse_state("42 (a) b) Z 1 2"), Some('Z'));
+        assert_eq!(parse_state("42 (sh) S 1"), Some('S'));
+        assert_eq!(parse_state("42 (sh)"), None);
+        assert_eq!(parse_state("no parens"), None);
     }
 
     #[test]
@@ -692,6 +842,7 @@ mod tests {
             cgroup: Some("/zone".into()),
             more_cgroups: vec!["/zone-m".into()],
             root: Some("/".into()),
+            mntns: 0,
             start_ns: 513_470_000_000,
             booted: true,
         };
@@ -739,6 +890,7 @@ mod tests {
             cgroup: None,
             more_cgroups: Vec::new(),
             root: None,
+            mntns: 0,
             start_ns: 0,
             booted: true,
         };

@@ -28,13 +28,13 @@ use std::collections::HashSet;
 
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
-use crate::naming::{fallback_name, NameResolver, NameSource, ZoneFacts};
+use crate::naming::{fallback_name, NameResolver, ZoneFacts};
 use crate::observation::{Observation, ObservationKind};
 
 use reboots::RebootMemory;
 pub use reboots::REBOOT_WINDOW_NS;
 use table::{State, TaskKey, Zone, ZoneTable};
-pub use table::{DOWN_GRACE_NS, DOWN_RECHECK_MAX_NS};
+pub use table::{DOWN_GRACE_NS, DOWN_RECHECK_MAX_NS, SEED_CHECK_NS};
 
 /// A /proc start time has clock-tick granularity: a seeded zone matches a
 /// kernel observation of the same init whose exact start is this close.
@@ -124,9 +124,11 @@ impl<R: NameResolver> Tracker<R> {
     /// first kernel observation of the same init and namespace takes the zone
     /// over, and if that is its fork, the zone was born after the kernel side
     /// attached and is reported from `ready` on. Parents must be seeded before
-    /// their children. Returns the zone's id.
-    pub fn seed(&mut self, obs: &Observation) -> u64 {
-        let key = self.seed_zone(obs, false);
+    /// their children. `now_ns` is when /proc was scanned: the init is checked
+    /// [`SEED_CHECK_NS`] later (see [`Tracker::overdue`]) unless the kernel side
+    /// sees it first. Returns the zone's id.
+    pub fn seed(&mut self, obs: &Observation, now_ns: u64) -> u64 {
+        let key = self.seed_zone(obs, false, now_ns);
         self.zones.at(&key).id
     }
 
@@ -192,7 +194,7 @@ impl<R: NameResolver> Tracker<R> {
             self.retire(key, now_ns, &mut out);
         }
         for obs in fresh {
-            let key = self.seed_zone(obs, true);
+            let key = self.seed_zone(obs, true, now_ns);
             out.push(self.event(key, EventKind::Ready, obs.start_ns));
             if obs.kind == ObservationKind::InitExec {
                 out.push(self.booted_event(key, now_ns));
@@ -203,9 +205,10 @@ impl<R: NameResolver> Tracker<R> {
 
     /// The inits (host PID, start time) of zones whose `down` is overdue at
     /// `now_ns` (shut down more than [`DOWN_GRACE_NS`] before, or due for
-    /// another check): their `down` may have been missed. The caller checks
-    /// whether each init still exists and says so with
-    /// [`Tracker::confirm_gone`] or [`Tracker::confirm_still_there`].
+    /// another check), and of zones found in /proc whose check is due (see
+    /// [`SEED_CHECK_NS`]): their `down`, or their init's exit, may have been
+    /// missed. The caller checks whether each init still exists and says so
+    /// with [`Tracker::confirm_gone`] or [`Tracker::confirm_still_there`].
     pub fn overdue(&self, now_ns: u64) -> Vec<(u32, u64)> {
         self.zones
             .overdue(now_ns)
@@ -221,11 +224,25 @@ impl<R: NameResolver> Tracker<R> {
     }
 
     /// The init (`init_pid`, `start_ns`) of an overdue zone still exists at
-    /// `now_ns`: its `down` is checked again later, after twice the
-    /// previous wait (at most [`DOWN_RECHECK_MAX_NS`]).
-    pub fn confirm_still_there(&mut self, init_pid: u32, start_ns: u64, now_ns: u64) {
-        self.zones
-            .recheck_later(&TaskKey { init_pid, start_ns }, now_ns);
+    /// `now_ns`; `exiting` says it has exited and waits to be reaped (or is
+    /// past releasing its memory). A zone found in /proc whose init runs needs
+    /// no further check (the kernel side will see its exit); otherwise it is
+    /// checked again later, after twice the previous wait (at most
+    /// [`DOWN_RECHECK_MAX_NS`]).
+    pub fn confirm_still_there(
+        &mut self,
+        init_pid: u32,
+        start_ns: u64,
+        now_ns: u64,
+        exiting: bool,
+    ) {
+        let key = TaskKey { init_pid, start_ns };
+        let shut_down = self.zones.contains(&key) && self.zones.at(&key).state() == State::Shutdown;
+        if shut_down || exiting {
+            self.zones.recheck_later(&key, now_ns);
+        } else {
+            self.zones.checked(&key);
+        }
     }
 
     /// The init (`init_pid`, `start_ns`) of a zone is proven gone at `now_ns`
@@ -309,7 +326,7 @@ impl<R: NameResolver> Tracker<R> {
     fn booted_event(&mut self, key: TaskKey, ts_ns: u64) -> ZoneEvent {
         self.zones.set_state(&key, State::Booted);
         let mut ev = self.event(key, EventKind::Booted, ts_ns);
-        if ev.name_source != NameSource::PidNs {
+        if !ev.name_source.is_identity() {
             if let Some((prev, gap)) = self.reboots.booted(&ev.name, ev.zone_id, ts_ns) {
                 ev.reboot_of = Some(prev);
                 ev.reboot_gap_ns = Some(gap);
@@ -329,7 +346,7 @@ impl<R: NameResolver> Tracker<R> {
         if self.sees_oom {
             ev.oom = Some(self.zones.at(&key).oom);
         }
-        if ev.name_source != NameSource::PidNs {
+        if !ev.name_source.is_identity() {
             self.reboots.shut_down(&ev.name, ev.zone_id, ts_ns);
         }
         ev
@@ -365,8 +382,7 @@ impl<R: NameResolver> Tracker<R> {
         let Some(old) = self.find_live(key.init_pid, obs.pidns, key.start_ns, false) else {
             return key;
         };
-        let mut zone = self.zones.remove(&old).expect("present");
-        zone.seeded = false;
+        let mut zone = self.zones.remove(&old).expect("present").seen();
         let born_while_watching = !zone.reported && obs.kind == ObservationKind::InitFork;
         zone.reported = true;
         if born_while_watching {
@@ -393,7 +409,7 @@ impl<R: NameResolver> Tracker<R> {
             })
     }
 
-    fn seed_zone(&mut self, obs: &Observation, reported: bool) -> TaskKey {
+    fn seed_zone(&mut self, obs: &Observation, reported: bool, now_ns: u64) -> TaskKey {
         let key = TaskKey {
             init_pid: obs.init_pid,
             start_ns: obs.start_ns,
@@ -401,11 +417,13 @@ impl<R: NameResolver> Tracker<R> {
         if self.zones.contains(&key) {
             return key;
         }
-        let mut zone = self.new_zone(obs).starting_in(match obs.kind {
-            ObservationKind::InitFork => State::Ready,
-            _ => State::Booted,
-        });
-        zone.seeded = true;
+        let mut zone = self
+            .new_zone(obs)
+            .starting_in(match obs.kind {
+                ObservationKind::InitFork => State::Ready,
+                _ => State::Booted,
+            })
+            .seeded_at(now_ns);
         zone.reported = reported;
         self.zones.insert(key, zone);
         key
@@ -463,7 +481,8 @@ impl<R: NameResolver> Tracker<R> {
                 r.meta.clone(),
             ),
             None => {
-                let (n, s) = fallback_name(zone.pidns(), hostname.as_deref());
+                let (n, s) =
+                    fallback_name(zone.pidns(), zone.level, zone.init_pid, hostname.as_deref());
                 (n, s, None, None, None, None)
             }
         };

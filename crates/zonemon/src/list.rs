@@ -25,7 +25,7 @@ pub fn run(
     let mut roots = HashMap::new();
     // `scan` sorts parents before their children, as `seed` needs.
     for zone in &zones {
-        let id = tracker.seed(&zone.to_observation());
+        let id = tracker.seed(&zone.to_observation(), 0);
         roots.insert(id, zone.root.clone());
     }
     let rows: Vec<_> = tracker

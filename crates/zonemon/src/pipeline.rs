@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use zonemon_core::output::Sink;
 use zonemon_core::procscan::{self, ProcZone};
-use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
 use zonemon_core::{NameResolver, Observation, ObservationKind, Tracker};
 
 use crate::stats::SharedStats;
@@ -61,10 +60,11 @@ impl Pipeline {
         self.seed(&procscan::scan(Path::new("/proc")));
     }
 
-    /// Adds `zones` (parents first) to the tracker without reporting them.
+    /// Adds `zones` (parents first), found in /proc just now, to the tracker without reporting them.
     pub fn seed(&mut self, zones: &[ProcZone]) {
+        let now = boot_time_ns();
         for zone in zones {
-            self.tracker.seed(&zone.to_observation());
+            self.tracker.seed(&zone.to_observation(), now);
         }
     }
 
@@ -116,19 +116,24 @@ impl Pipeline {
     /// two seconds ago, see [`zonemon_core::tracker::DOWN_GRACE_NS`]) and
     /// whose init /proc no longer has: a free the kernel side did not see
     /// must not leave a zone shut down forever. An init still there is
-    /// checked again later. Cheap when nothing is overdue (one look at the
+    /// checked again later. Zones found in /proc are checked once, a second
+    /// after (see [`zonemon_core::tracker::SEED_CHECK_NS`]): an init that was
+    /// already exiting when the kernel side attached is reported shut down
+    /// and down once it is gone. Cheap when nothing is due (one look at the
     /// first deadline); the event loop calls it after each batch and when
     /// the timer set to [`Pipeline::next_down_check`] fires.
     pub fn sweep_overdue(&mut self, now_ns: u64) -> io::Result<()> {
         for (pid, start_ns) in self.tracker.overdue(now_ns) {
-            let alive = procscan::process_start_ns(Path::new("/proc"), pid)
-                .is_some_and(|s| s.abs_diff(start_ns) <= SEED_START_TOLERANCE_NS);
-            if alive {
-                self.tracker.confirm_still_there(pid, start_ns, now_ns);
-                continue;
-            }
-            for ev in self.tracker.confirm_gone(pid, start_ns, now_ns) {
-                self.sink.write_event(&ev)?;
+            match procscan::process_exiting(Path::new("/proc"), pid, start_ns) {
+                Some(exiting) => {
+                    self.tracker
+                        .confirm_still_there(pid, start_ns, now_ns, exiting);
+                }
+                None => {
+                    for ev in self.tracker.confirm_gone(pid, start_ns, now_ns) {
+                        self.sink.write_event(&ev)?;
+                    }
+                }
             }
         }
         Ok(())

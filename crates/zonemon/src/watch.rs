@@ -245,6 +245,11 @@ pub fn run_with(
             );
         }
         life.live(&mut pipeline, &source.description())?;
+        // The zones found in /proc are checked a second from now (an init exiting while the
+        // source attached leaves no record), even if nothing else happens meanwhile.
+        down_timer
+            .set(pipeline.next_down_check())
+            .context("setting the down timer")?;
         loop {
             match waiter.wait() {
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {

@@ -178,7 +178,7 @@ fn scan_finds_real_zones_nested_and_named() {
     let mut tracker = Tracker::new(host, NoRuntimeNames);
     let mut roots = std::collections::HashMap::new();
     for z in &zones {
-        roots.insert(tracker.seed(&z.to_observation()), z.root.clone());
+        roots.insert(tracker.seed(&z.to_observation(), 0), z.root.clone());
     }
     let running = tracker.running();
     let by_name = |n: &str| {

@@ -18,7 +18,6 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::scratch::Scratch;
 use common::*;
 use serde_json::Value;
 
@@ -135,82 +135,6 @@ impl Drop for Cleanup {
         for c in &mut self.0 {
             quietly(c);
         }
-    }
-}
-
-/// A scratch directory with a busybox-static root filesystem, removed when dropped.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new(prefix: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(prefix.trim_end_matches('-'));
-        let _ = fs::remove_dir_all(&dir);
-        let rootfs = dir.join("rootfs");
-        for d in [
-            "bin", "proc", "sys", "dev", "tmp", "etc", "usr", "root", "run",
-        ] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file())
-            .expect("busybox (Debian package busybox-static)");
-        fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-        for applet in [
-            "sh", "sleep", "hostname", "true", "cat", "ls", "init", "tail",
-        ] {
-            symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        fs::write(rootfs.join("etc/hostname"), "zmt\n").unwrap();
-        fs::write(rootfs.join("etc/os-release"), "ID=busybox\nNAME=zmt\n").unwrap();
-        Scratch { dir }
-    }
-
-    fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-
-    /// A tar of the rootfs, for `docker import` and `podman import`.
-    fn tar(&self) -> PathBuf {
-        let tar = self.path("rootfs.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(self.rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
-        tar
-    }
-
-    /// An OCI bundle running `sh -c script` with hostname `hostname`, from `runc spec`.
-    fn bundle(&self, hostname: &str, script: &str) -> PathBuf {
-        let bundle = self.path("bundle");
-        fs::create_dir_all(&bundle).unwrap();
-        let rootfs = bundle.join("rootfs");
-        if !rootfs.exists() {
-            symlink(self.rootfs(), &rootfs).unwrap();
-        }
-        run(Command::new("runc").arg("spec").current_dir(&bundle));
-        let path = bundle.join("config.json");
-        let mut spec: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        spec["process"]["terminal"] = Value::Bool(false);
-        spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", script]);
-        spec["hostname"] = Value::String(hostname.into());
-        spec["root"]["path"] = Value::String(self.rootfs().to_string_lossy().into_owned());
-        fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-        bundle
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -548,13 +472,33 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     ) {
         return;
     }
-    let d = DockerSetup::new("rt-oom", "hog");
+    docker_oom_kill("rt-oom", &[]);
+}
+
+#[test]
+fn docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed() {
+    let _s = serial();
+    if !can_run(
+        "docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed",
+        &["dockerd", "docker", "containerd", "runc"],
+    ) {
+        return;
+    }
+    let evs = docker_oom_kill("rt-oom-hostpid", &["--pid=host"]);
+    assert_host_pid(&evs);
+}
+
+/// Runs a Docker container (with `extra` arguments) that overruns its 8 MiB
+/// memory limit; asserts its shutdown says it was OOM-killed; returns its records.
+fn docker_oom_kill(tag: &str, extra: &[&str]) -> Vec<Value> {
+    let d = DockerSetup::new(tag, "hog");
     let (name, image) = (d.name.clone(), d.image.clone());
     let mut id = String::new();
     let evs = watch(&name, 1, || {
         // `tail /dev/zero` keeps all it reads: it overruns the 8 MiB limit and is OOM-killed.
         let mut args = container_run_args(&name, &image, &[], "exec tail /dev/zero");
         args.splice(1..1, ["--memory", "8m", "--memory-swap", "8m"]);
+        args.splice(1..1, extra.iter().copied());
         id = run(docker().args(args));
     });
     let shutdown = evs
@@ -565,6 +509,7 @@ fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
     assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
     assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
     assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
+    evs
 }
 
 /// A Docker container test's surroundings: `dockerd`, a busybox image
@@ -1475,4 +1420,176 @@ fn naming_benchmark() {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, &md).unwrap();
     println!("written to {}", path.display());
+}
+
+/// Asserts that every record in `evs` is of a zone sharing the host's PID
+/// namespace: level 0, `host_pid`, and this process's PID namespace.
+fn assert_host_pid(evs: &[Value]) {
+    let host_pidns = fs::read_link("/proc/self/ns/pid").unwrap();
+    let host_pidns = host_pidns.to_string_lossy();
+    assert!(!evs.is_empty());
+    for e in evs {
+        assert_eq!(e["host_pid"], true, "{e}");
+        assert_eq!(e["level"], 0, "{e}");
+        assert_eq!(format!("pid:[{}]", e["pidns"]), host_pidns, "{e}");
+    }
+}
+
+#[test]
+fn docker_host_pid_container_is_named() {
+    let _s = serial();
+    if !can_run(
+        "docker_host_pid_container_is_named",
+        &["dockerd", "docker", "containerd", "runc"],
+    ) {
+        return;
+    }
+    let d = DockerSetup::new("rt-docker-hostpid", "aap");
+    let mut id = String::new();
+    let evs = watch(&d.name, 1, || {
+        let mut args = container_run_args(&d.name, &d.image, &[], "sleep 1000");
+        args.insert(1, "--pid=host");
+        id = run(docker().args(args));
+        thread::sleep(Duration::from_millis(300));
+        run(docker().args(["kill", &d.name]));
+    });
+    assert_named(&evs, 1, &d.name, "docker", &id, "docker-");
+    assert_host_pid(&evs);
+    let shutdown = evs.iter().find(|e| e["event"] == "shutdown").unwrap();
+    assert_eq!(shutdown["exit_signal"], 9, "{shutdown}");
+}
+
+#[test]
+fn podman_host_pid_container_is_named() {
+    let _s = serial();
+    if !can_run(
+        "podman_host_pid_container_is_named",
+        &["podman", "conmon", "runc"],
+    ) {
+        return;
+    }
+    let p = prefix("rt-podman-hostpid");
+    let name = format!("{p}aap");
+    let image = format!("localhost/{p}busybox:local");
+    let scratch = Scratch::new(&p);
+    let tar = scratch.tar();
+    let conf = podman_conf(&scratch);
+    let mut cleanup = Cleanup::new();
+    for args in [["rm", "--force", &name], ["rmi", "--force", &image]] {
+        cleanup.then("podman", &args).env("CONTAINERS_CONF", &conf);
+    }
+    run(podman(&conf).arg("import").arg(&tar).arg(&image));
+    let mut id = String::new();
+    let evs = watch(&name, 1, || {
+        let mut args = container_run_args(&name, &image, &[], "sleep 1000");
+        args.insert(1, "--pid=host");
+        id = run(podman(&conf).args(args));
+        id = id.lines().last().unwrap_or("").to_string();
+        thread::sleep(Duration::from_millis(300));
+        run(podman(&conf).args(["stop", "--time", "0", &name]));
+    });
+    assert_named(&evs, 1, &name, "podman", &id, "podman-");
+    assert_host_pid(&evs);
+}
+
+#[test]
+fn two_hundred_host_pid_runc_containers_churned_are_all_seen() {
+    let _s = serial();
+    if !can_run(
+        "two_hundred_host_pid_runc_containers_churned_are_all_seen",
+        &["runc"],
+    ) {
+        return;
+    }
+    const N: usize = 200;
+    let p = prefix("rt-runc-hostpid");
+    let scratch = Scratch::new(&p);
+    // A bundle per container, without a PID namespace of its own, with the
+    // container's id as its hostname: a container that exits before its
+    // runtime's state could be read is still named right (by its hostname).
+    let template = scratch.bundle("template", "exit 7");
+    let mut spec: Value =
+        serde_json::from_slice(&fs::read(template.join("config.json")).unwrap()).unwrap();
+    spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|ns| ns["type"] != "pid");
+    let ids: Vec<String> = (0..N).map(|i| format!("{p}{i}")).collect();
+    let mut cleanup = Cleanup::new();
+    for id in &ids {
+        cleanup.then("runc", &["delete", "--force", id]);
+        let bundle = scratch.path(id);
+        fs::create_dir_all(&bundle).unwrap();
+        spec["hostname"] = Value::String(id.clone());
+        fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    }
+    let mon = Monitor::start(&["watch", "--json"]);
+    thread::scope(|s| {
+        for worker in 0..4 {
+            let (ids, scratch) = (&ids, &scratch);
+            s.spawn(move || {
+                for id in ids.iter().skip(worker).step_by(4) {
+                    let bundle = scratch.path(id);
+                    let out = output(
+                        Command::new("runc")
+                            .args(["run", "--bundle"])
+                            .arg(bundle)
+                            .arg(id),
+                    );
+                    assert_eq!(out.status.code(), Some(7), "runc run {id}: {out:?}");
+                }
+            });
+        }
+    });
+    let mine = |lines: &[String]| -> Vec<Value> {
+        parse_json(lines)
+            .into_iter()
+            .filter(|e| {
+                e["name"]
+                    .as_str()
+                    .is_some_and(|n| ids.iter().any(|id| id == n))
+            })
+            .collect()
+    };
+    let done = mon.wait_for(WAIT, |lines| {
+        mine(lines).iter().filter(|e| e["event"] == "down").count() >= N
+    });
+    let (lines, stderr) = mon.stop_with_stderr();
+    let evs = mine(&lines);
+    let incomplete: Vec<(&String, Vec<&Value>)> = ids
+        .iter()
+        .map(|id| {
+            (
+                id,
+                evs.iter()
+                    .filter(|e| e["name"] == id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, evs)| evs.len() != 4)
+        .collect();
+    assert!(
+        done,
+        "not every container went down: {} records; incomplete: {incomplete:#?}; stderr: {stderr}",
+        evs.len()
+    );
+    for id in &ids {
+        let kinds: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["name"] == id.as_str())
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["ready", "booted", "shutdown", "down"], "{id}");
+    }
+    assert_host_pid(&evs);
+    for e in evs.iter().filter(|e| e["event"] == "shutdown") {
+        assert_eq!(e["exit_code"], 7, "{e}");
+    }
+    // Most are named by runc's state; one that was gone before it could be read, by its hostname.
+    let by_runc = evs
+        .iter()
+        .filter(|e| e["event"] == "booted" && e["runtime"] == "runc")
+        .count();
+    eprintln!("{by_runc} of {N} named from runc's state, the others by their hostname");
+    assert!(by_runc >= N / 2, "only {by_runc} of {N} named by runc");
 }

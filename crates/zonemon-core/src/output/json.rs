@@ -33,6 +33,9 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     m.insert("pidns".into(), ev.pidns.into());
     m.insert("init_pid".into(), ev.init_pid.into());
     m.insert("level".into(), ev.level.into());
+    if ev.level == 0 {
+        m.insert("host_pid".into(), true.into());
+    }
     m.insert("parent_zone_id".into(), json!(ev.parent_zone_id));
     m.insert("hostname".into(), json!(ev.hostname));
     m.insert("cgroup".into(), json!(ev.cgroup));
@@ -198,7 +201,11 @@ mod tests {
             v.get("reboot_of").is_none()
                 && v.get("initial").is_none()
                 && v.get("resynced").is_none()
+                && v.get("host_pid").is_none()
         );
+        let mut host_pid = sample(EventKind::Booted, "aap");
+        host_pid.level = 0;
+        assert_eq!(to_json(&host_pid, &clock)["host_pid"], true);
         let mut reboot = sample(EventKind::Booted, "aap");
         reboot.reboot_of = Some(3);
         reboot.reboot_gap_ns = Some(1_500_000);

@@ -9,7 +9,8 @@
 //! - the newest zone of each PID namespace inode, to find nested zones' parents;
 //! - the shut-down zones waiting for their `down`, ordered by when that
 //!   `down` is overdue, so the last-resort check and its timer look at the
-//!   first entry only;
+//!   first entry only; zones found in /proc wait there too, for one check
+//!   that their init did not exit before the kernel side attached;
 //! - the inits of zones that went down lately (bounded), to ignore late
 //!   observations of them.
 //!
@@ -33,6 +34,11 @@ pub const DOWN_GRACE_NS: u64 = 2_000_000_000;
 /// A zone whose init was still there at a check is checked again after
 /// twice the previous wait, up to this long.
 pub const DOWN_RECHECK_MAX_NS: u64 = 64_000_000_000;
+
+/// A zone found in /proc is checked this long after it was found: its init
+/// may have been exiting already when the kernel side attached (then no
+/// exit of it is ever seen), and by then it has surely left `do_exit`.
+pub const SEED_CHECK_NS: u64 = 1_000_000_000;
 
 /// Identity of a zone's init task while it exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,7 +87,8 @@ pub(super) struct Zone {
     pidns: u32,
     state: State,
     exit_ts: Option<u64>,
-    /// When its `down` is overdue (shut down, exit seen, not yet down).
+    /// When its `down` is overdue (shut down, exit seen, not yet down), or when a seeded
+    /// zone's init is to be checked (see [`SEED_CHECK_NS`]).
     down_due: Option<u64>,
     /// How many times its init was found still there when its `down` was overdue.
     down_checks: u32,
@@ -150,6 +157,24 @@ impl Zone {
     /// When its init's exit was seen.
     pub(super) fn exit_ts(&self) -> Option<u64> {
         self.exit_ts
+    }
+
+    /// A zone not yet in a table, found in /proc at `now_ns`: its init is checked at
+    /// `now_ns` + [`SEED_CHECK_NS`] unless a kernel observation of it comes first.
+    pub(super) fn seeded_at(mut self, now_ns: u64) -> Zone {
+        self.seeded = true;
+        self.down_due = Some(now_ns.saturating_add(SEED_CHECK_NS));
+        self
+    }
+
+    /// A zone not yet in a table that the kernel side has seen: no check of its init is due.
+    pub(super) fn seen(mut self) -> Zone {
+        self.seeded = false;
+        if self.state != State::Shutdown {
+            self.down_due = None;
+            self.down_checks = 0;
+        }
+        self
     }
 
     /// A zone not yet in a table starts in `state` (a zone found in /proc
@@ -305,6 +330,20 @@ impl ZoneTable {
         }
     }
 
+    /// A seeded zone's init was found running (not exiting) at its check: its exit
+    /// will be seen, no further check is due.
+    pub(super) fn checked(&mut self, key: &TaskKey) {
+        let Some(z) = self.zones.get_mut(key) else {
+            return;
+        };
+        if z.state == State::Shutdown {
+            return;
+        }
+        if let Some(due) = z.down_due.take() {
+            self.down_due.remove(&(due, *key));
+        }
+    }
+
     /// The zone at `key` was overdue at `now_ns` but its init still exists:
     /// checks it again after twice the previous wait (at most [`DOWN_RECHECK_MAX_NS`]).
     pub(super) fn recheck_later(&mut self, key: &TaskKey, now_ns: u64) {
@@ -365,11 +404,18 @@ impl ZoneTable {
         );
         for (k, z) in &self.zones {
             assert_eq!(z.init_pid, k.init_pid);
-            assert_eq!(
-                z.down_due.is_some(),
-                z.state == State::Shutdown && z.exit_ts.is_some(),
-                "only a zone whose exit was seen waits for its down"
-            );
+            if z.state == State::Shutdown {
+                assert_eq!(
+                    z.down_due.is_some(),
+                    z.exit_ts.is_some(),
+                    "a shut-down zone waits for its down when its exit was seen"
+                );
+            } else {
+                assert!(
+                    z.down_due.is_none() || z.seeded,
+                    "only a seeded zone's init waits for a check before its shutdown"
+                );
+            }
         }
     }
 }

@@ -309,7 +309,7 @@ fn zone_running_before_the_monitor() {
     // /proc gives a start time with tick granularity.
     let mut seeded = AAP.exec(0);
     seeded.start_ns = AAP.start + 4_000_000;
-    let id = t.seed(&seeded);
+    let id = t.seed(&seeded, 0);
     assert_eq!(t.len(), 1);
     let running = t.running();
     assert_eq!(kinds(&running), [("aap", "running")]);
@@ -546,7 +546,7 @@ fn from_proc(init: Init, booted: bool) -> Observation {
 fn handover_reports_a_zone_booting_during_start_up_exactly_once() {
     // Attached, then scanned: the zone shows in /proc, and its fork and exec are in the ring.
     let mut t = tracker();
-    t.seed(&from_proc(AAP, true));
+    t.seed(&from_proc(AAP, true), 0);
     let evs = feed(&mut t, &[AAP.fork(1_000), AAP.exec(2_000)]);
     assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
     assert!(
@@ -555,7 +555,7 @@ fn handover_reports_a_zone_booting_during_start_up_exactly_once() {
     );
     // A zone seen in /proc as still ready, whose exec comes after: booted once.
     let noot = init(300, 7000, 50_000, "noot");
-    t.seed(&from_proc(noot, false));
+    t.seed(&from_proc(noot, false), 0);
     let evs = feed(&mut t, &[noot.exec(60_000), noot.exec(70_000)]);
     assert_eq!(kinds(&evs), [("noot", "booted")]);
 }
@@ -563,7 +563,7 @@ fn handover_reports_a_zone_booting_during_start_up_exactly_once() {
 #[test]
 fn initial_running_records_once() {
     let mut t = tracker();
-    t.seed(&from_proc(AAP, true));
+    t.seed(&from_proc(AAP, true), 0);
     let first = t.initial();
     assert_eq!(kinds(&first), [("aap", "running")]);
     assert!(first[0].initial);
@@ -765,7 +765,7 @@ fn an_init_still_there_is_checked_again_later_and_later() {
     let mut waits = Vec::new();
     for _ in 0..8 {
         assert_eq!(t.overdue(now), [(AAP.pid, AAP.start)]);
-        t.confirm_still_there(AAP.pid, AAP.start, now);
+        t.confirm_still_there(AAP.pid, AAP.start, now, false);
         assert!(t.overdue(now).is_empty(), "not again at once");
         let next = t.next_down_check().expect("still waiting");
         waits.push((next - now) / 1_000_000_000);
@@ -803,7 +803,7 @@ fn lookups_do_not_walk_the_table() {
         feed(&mut t, &[z.fork(z.start), z.exec(z.start + 1)]);
     }
     let seeded = init(5, 7, 123_456_789, "seeded");
-    t.seed(&from_proc(seeded, true));
+    t.seed(&from_proc(seeded, true), 0);
     let evs = feed(
         &mut t,
         &[seeded.exit(200_000_000, 0), seeded.free(200_000_001)],
@@ -884,7 +884,7 @@ mod props {
                     Op::Exit(i) => t.observe(&init(i).exit(now, 0)),
                     Op::Free(i) => t.observe(&init(i).free(now)),
                     Op::Seed(i, booted) => {
-                        t.seed(&from_proc(init(i), booted));
+                        t.seed(&from_proc(init(i), booted), now);
                         t.initial()
                     }
                     Op::Resync(live) => {
@@ -903,7 +903,7 @@ mod props {
                         }
                         for (pid, start) in due {
                             if alive {
-                                t.confirm_still_there(pid, start, now);
+                                t.confirm_still_there(pid, start, now, false);
                             } else {
                                 out.extend(t.confirm_gone(pid, start, now));
                             }
@@ -961,6 +961,52 @@ fn other_cgroup_paths_are_kept_only_until_the_boot_lookup() {
     let noot = init(300, 7000, 50_000, "noot");
     let mut seen = from_proc(noot, true);
     seen.more_cgroups = Some(vec!["/c".into()]);
-    t.seed(&seen);
+    t.seed(&seen, 0);
     assert!(t.zones.iter().all(|(_, z)| z.more_cgroups.is_none()));
+}
+
+#[test]
+fn a_seeded_init_that_was_already_exiting_is_shut_down_and_down_once_gone() {
+    // Its exit passed before the kernel side attached: no record of it ever comes.
+    let mut t = tracker();
+    let found = 5_000_000_000;
+    t.seed(&from_proc(AAP, true), found);
+    assert_eq!(kinds(&t.initial()), [("aap", "running")]);
+    assert_eq!(t.next_down_check(), Some(found + SEED_CHECK_NS));
+    assert!(t.overdue(found + SEED_CHECK_NS - 1).is_empty());
+    let check = found + SEED_CHECK_NS;
+    let due = t.overdue(check);
+    assert_eq!(due.len(), 1);
+    let (pid, start) = due[0];
+    // Still a zombie at the check: checked again later, nothing reported yet.
+    t.confirm_still_there(pid, start, check, true);
+    let later = t.next_down_check().expect("checked again");
+    assert!(later > check);
+    let evs = t.confirm_gone(pid, start, later);
+    assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
+    assert!(evs.iter().all(|e| e.resynced) && evs[0].exit.is_none());
+    assert!(t.is_empty() && t.next_down_check().is_none());
+}
+
+#[test]
+fn a_seeded_init_found_running_or_seen_by_the_kernel_is_not_checked_again() {
+    let mut t = tracker();
+    let found = 5_000_000_000;
+    t.seed(&from_proc(AAP, true), found);
+    let noot = init(300, 7000, 50_000, "noot");
+    t.seed(&from_proc(noot, true), found);
+    // The kernel side sees noot's init: its exit will be seen too.
+    feed(&mut t, &[noot.exec(found + 10)]);
+    let check = found + SEED_CHECK_NS;
+    let due = t.overdue(check);
+    assert_eq!(due.len(), 1, "only aap's check is due");
+    t.confirm_still_there(due[0].0, due[0].1, check, false);
+    assert_eq!(
+        t.next_down_check(),
+        None,
+        "no periodic check of running zones"
+    );
+    t.zones.check_indexes();
+    let evs = feed(&mut t, &[AAP.exit(check + 5, 0), AAP.free(check + 6)]);
+    assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
 }

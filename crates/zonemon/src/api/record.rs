@@ -60,6 +60,7 @@ pub fn zone_event(obj: &Map<String, Value>) -> Option<ZoneEvent> {
         name_source: match obj.get("name_source").and_then(Value::as_str) {
             Some("hostname") => NameSource::Hostname,
             Some("pidns") => NameSource::PidNs,
+            Some("host-pid") => NameSource::HostPid,
             _ => NameSource::Runtime("runtime"),
         },
         runtime: text("runtime"),

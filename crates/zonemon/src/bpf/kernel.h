@@ -49,8 +49,34 @@ struct uts_namespace {
 	struct ns_common ns;
 };
 
+struct mnt_namespace {
+	struct ns_common ns;
+};
+
 struct nsproxy {
 	struct uts_namespace *uts_ns;
+	struct mnt_namespace *mnt_ns;
+};
+
+struct super_block {
+	__u32 s_dev; /* dev_t: the kernel's encoding, MAJOR << 20 | MINOR */
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+struct dentry {
+	struct inode *d_inode;
+	struct super_block *d_sb;
+};
+
+struct path {
+	struct dentry *dentry;
+};
+
+struct fs_struct {
+	struct path root;
 };
 
 struct signal_struct {
@@ -70,6 +96,7 @@ struct task_struct {
 	struct pid *thread_pid;
 	struct signal_struct *signal;
 	struct nsproxy *nsproxy;
+	struct fs_struct *fs;
 };
 
 #pragma clang attribute pop

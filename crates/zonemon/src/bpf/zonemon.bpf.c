@@ -41,6 +41,45 @@ struct {
 	__type(value, struct zm_dying);
 } dying SEC(".maps");
 
+/*
+ * Containers that share the host's PID namespace have no init of their own
+ * namespace: a host-PID zone is a process that execs in a mount namespace
+ * other than the host's, with a root directory other than the host's (the
+ * runtime pivoted into the container's filesystem), the first to do so in
+ * that mount namespace. Its exit is the zone's shutdown, its free the down.
+ *
+ * The host's mount namespace and root directory, as PID 1 has them, are set
+ * by userspace before load; host_mntns == 0 watches no such zone.
+ */
+const volatile __u32 host_mntns = 0;
+/* Device (the kernel's encoding) and inode of the host's root directory. */
+const volatile __u32 host_root_dev = 0;
+const volatile __u64 host_root_ino = 0;
+
+/* Live host-PID zone inits, by host PID. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct zm_host_init);
+} host_inits SEC(".maps");
+
+/* Mount namespaces (inode numbers) holding a live host-PID zone, and its init's host PID. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} host_zones SEC(".maps");
+
+/*
+ * Entries in `host_inits` (never below the true count), so that the exit of
+ * a host process costs one load while no host-PID zone lives.
+ */
+__s64 host_init_count = 0;
+/* Host-PID zones that did not fit in the maps (not reported: counted as loss). */
+__u64 host_overflow = 0;
+
 /* Records the kernel side could not deliver (ring buffer full). */
 __u64 dropped = 0;
 /* Dying inits that did not fit in `dying` (their "down" will be missing). */
@@ -136,11 +175,12 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 }
 
 /*
- * Submits the record that the zone whose init was `who` is gone: its init's
- * task was freed. Its thread_pid is detached by then, so only the identity
- * is reported; userspace knows the rest.
+ * Submits a record of `kind` about the zone whose init is known only by its
+ * identity (`tgid`, `start_ns`); userspace knows the rest. `pidns_inum` and
+ * `victim_pid` may be 0.
  */
-static __always_inline void emit_gone(const struct zm_dying *who)
+static __always_inline void emit_known(__u32 kind, __u32 tgid, __u64 start_ns, __u32 pidns_inum,
+				       __u32 victim_pid)
 {
 	struct zm_event *e;
 
@@ -151,10 +191,93 @@ static __always_inline void emit_gone(const struct zm_dying *who)
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
-	e->start_ns = who->start_ns;
-	e->kind = ZM_KIND_INIT_FREE;
-	e->init_pid = who->tgid;
+	e->start_ns = start_ns;
+	e->kind = kind;
+	e->init_pid = tgid;
+	e->pidns_inum = pidns_inum;
+	e->victim_pid = victim_pid;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Submits the record that the zone whose init was `who` is gone: its init's
+ * task was freed. Its thread_pid is detached by then, so only the identity
+ * is reported.
+ */
+static __always_inline void emit_gone(const struct zm_dying *who)
+{
+	emit_known(ZM_KIND_INIT_FREE, who->tgid, who->start_ns, 0, 0);
+}
+
+/*
+ * A process of the host's PID namespace exec'd: if it is the first to do so
+ * in a container's mount namespace, it is a host-PID zone's init, now booted.
+ * A process of the host costs three reads (its mount namespace is the host's).
+ */
+static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
+{
+	struct zm_host_init init = {};
+	struct dentry *root;
+	__u32 mntns, tgid;
+	long err;
+
+	if (!host_mntns)
+		return;
+	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	if (mntns == host_mntns || mntns == 0)
+		return;
+	root = BPF_CORE_READ(task, fs, root.dentry);
+	if (BPF_CORE_READ(root, d_inode, i_ino) == host_root_ino &&
+	    BPF_CORE_READ(root, d_sb, s_dev) == host_root_dev)
+		return; /* a private mount namespace on the host's root: a sandboxed service */
+	tgid = BPF_CORE_READ(task, tgid);
+	err = bpf_map_update_elem(&host_zones, &mntns, &tgid, BPF_NOEXIST);
+	if (err == -17 /* EEXIST: that namespace's zone is known */)
+		return;
+	if (err) {
+		__sync_fetch_and_add(&host_overflow, 1);
+		return;
+	}
+	/* After exec the task leads its thread group: its start time is the group's. */
+	init.start_ns = BPF_CORE_READ(task, start_boottime);
+	init.mntns_inum = mntns;
+	__sync_fetch_and_add(&host_init_count, 1);
+	if (bpf_map_update_elem(&host_inits, &tgid, &init, BPF_ANY)) {
+		__sync_fetch_and_add(&host_init_count, -1);
+		__sync_fetch_and_add(&host_overflow, 1);
+		bpf_map_delete_elem(&host_zones, &mntns);
+		return;
+	}
+	emit(ZM_KIND_INIT_EXEC, task, BPF_CORE_READ(pid, numbers[0].ns), 0, 0, 0, 0);
+}
+
+/*
+ * Whether (1) or not (0) the exiting thread group led by `leader` is a host-PID zone's init;
+ * if so, forgets it (its mount namespace may hold a new zone from now on).
+ */
+static __always_inline int host_init_exits(struct task_struct *leader)
+{
+	struct zm_host_init *found;
+	__u32 tgid, mntns, *owner;
+	__u64 start;
+	int ours;
+
+	if (host_init_count <= 0)
+		return 0;
+	tgid = BPF_CORE_READ(leader, tgid);
+	found = bpf_map_lookup_elem(&host_inits, &tgid);
+	if (!found)
+		return 0;
+	start = BPF_CORE_READ(leader, start_boottime);
+	/* Another process under a reused PID (the init's own exit was missed): not a zone. */
+	ours = found->start_ns == 0 || found->start_ns == start;
+	mntns = found->mntns_inum;
+	if (bpf_map_delete_elem(&host_inits, &tgid) == 0)
+		__sync_fetch_and_add(&host_init_count, -1);
+	owner = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (owner && *owner == tgid)
+		bpf_map_delete_elem(&host_zones, &mntns);
+	return ours;
 }
 
 /* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
@@ -187,8 +310,10 @@ int zm_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct pid *pid;
 
 	level = task_level(task, &pid);
-	if (level == 0)
+	if (level == 0) {
+		host_exec(task, pid);
 		return 0;
+	}
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
@@ -197,39 +322,19 @@ int zm_exec(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
- * sched_process_exit(task[, group_dead]): the last thread of a zone's init
- * exited. `signal->live` is already decremented here, so it is 0 exactly
- * for the last thread of the group, whichever thread that is.
+ * The last thread of the zone init led by `leader` exited (`task`, of the
+ * group whose signal_struct is `sig`; PID namespace `ns` at depth `level`):
+ * reports the shutdown and lists the init as dying, so that its free is the
+ * zone's down.
  */
-SEC("raw_tracepoint/sched_process_exit")
-int zm_exit(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline void init_exited(struct task_struct *task, struct task_struct *leader,
+					struct signal_struct *sig, struct pid_namespace *ns,
+					unsigned int level)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
-	struct task_struct *leader;
-	struct signal_struct *sig;
-	struct pid_namespace *ns;
-	unsigned int level;
 	struct zm_dying who = {}, gone, *stale;
-	struct pid *pid;
 	__s32 status;
 	__u64 key;
 
-	/* The threads of a group share its PID namespace: a host process is done with here. */
-	level = task_level(task, &pid);
-	if (level == 0)
-		return 0;
-	sig = BPF_CORE_READ(task, signal);
-	if (BPF_CORE_READ(sig, live.counter) != 0)
-		return 0;
-	leader = BPF_CORE_READ(task, group_leader);
-	if (leader != task) {
-		level = task_level(leader, &pid);
-		if (level == 0)
-			return 0;
-	}
-	ns = init_pidns(pid, level);
-	if (!ns)
-		return 0;
 	/* The status wait() will see: the group's when the group was killed or exit_group'd, else the leader's. */
 	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
 		status = BPF_CORE_READ(sig, group_exit_code);
@@ -254,7 +359,7 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 		/* Replaces the entry: the count stays. */
 		if (bpf_map_update_elem(&dying, &key, &who, BPF_EXIST))
 			__sync_fetch_and_add(&dying_overflow, 1);
-		return 0;
+		return;
 	}
 	/* Counted first, so that a concurrent free never sees an entry the count misses. */
 	__sync_fetch_and_add(&dying_count, 1);
@@ -262,6 +367,50 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 		__sync_fetch_and_add(&dying_count, -1);
 		__sync_fetch_and_add(&dying_overflow, 1);
 	}
+}
+
+/*
+ * sched_process_exit(task[, group_dead]): the last thread of a zone's init
+ * exited. `signal->live` is already decremented here, so it is 0 exactly
+ * for the last thread of the group, whichever thread that is.
+ */
+SEC("raw_tracepoint/sched_process_exit")
+int zm_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct task_struct *leader;
+	struct signal_struct *sig;
+	struct pid_namespace *ns;
+	unsigned int level;
+	struct pid *pid;
+
+	/* The threads of a group share its PID namespace: the first test decides for nearly all. */
+	level = task_level(task, &pid);
+	if (level == 0) {
+		/* A host process: one load while no host-PID zone lives. */
+		if (host_init_count <= 0)
+			return 0;
+		sig = BPF_CORE_READ(task, signal);
+		if (BPF_CORE_READ(sig, live.counter) != 0)
+			return 0;
+		leader = BPF_CORE_READ(task, group_leader);
+		if (host_init_exits(leader))
+			init_exited(task, leader, sig, BPF_CORE_READ(pid, numbers[0].ns), 0);
+		return 0;
+	}
+	sig = BPF_CORE_READ(task, signal);
+	if (BPF_CORE_READ(sig, live.counter) != 0)
+		return 0;
+	leader = BPF_CORE_READ(task, group_leader);
+	if (leader != task) {
+		level = task_level(leader, &pid);
+		if (level == 0)
+			return 0;
+	}
+	ns = init_pidns(pid, level);
+	if (!ns)
+		return 0;
+	init_exited(task, leader, sig, ns, level);
 	return 0;
 }
 
@@ -287,10 +436,33 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
+ * The OOM killer chose `task`, a process of the host's PID namespace: if it
+ * is in a host-PID zone's mount namespace, it is reported against that zone.
+ */
+static __always_inline void host_oom(struct task_struct *task, struct pid *pid)
+{
+	struct zm_host_init *init;
+	__u32 mntns, *owner;
+
+	if (host_init_count <= 0)
+		return;
+	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	owner = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (!owner)
+		return;
+	init = bpf_map_lookup_elem(&host_inits, owner);
+	if (!init)
+		return;
+	emit_known(ZM_KIND_OOM_VICTIM, *owner, init->start_ns,
+		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), BPF_CORE_READ(task, tgid));
+}
+
+/*
  * mark_victim(task, uid): the OOM killer chose `task` (for a whole cgroup
  * killed as a group, every member in turn). A victim inside a zone is
  * reported against the innermost zone it is in, whose init is the
- * namespace's child reaper; a host process costs one test.
+ * namespace's child reaper; a host process costs one test (and one lookup
+ * of its mount namespace while host-PID zones live).
  */
 SEC("raw_tracepoint/mark_victim")
 int zm_oom(struct bpf_raw_tracepoint_args *ctx)
@@ -302,8 +474,10 @@ int zm_oom(struct bpf_raw_tracepoint_args *ctx)
 	struct pid *pid;
 
 	level = task_level(task, &pid);
-	if (level == 0)
+	if (level == 0) {
+		host_oom(task, pid);
 		return 0;
+	}
 	ns = BPF_CORE_READ(pid, numbers[level].ns);
 	init = ns ? BPF_CORE_READ(ns, child_reaper) : NULL;
 	if (!init)

@@ -31,6 +31,21 @@ enum zm_kind {
 	ZM_KIND_OOM_VICTIM = 5,
 };
 
+/*
+ * A zone that shares the host's PID namespace (`docker run --pid=host`):
+ * its init, in the `host_inits` map keyed by the init's host PID. Written by
+ * the kernel side at the zone's first exec, and by userspace for such zones
+ * found running at start-up.
+ */
+struct zm_host_init {
+	/* CLOCK_BOOTTIME ns when the init was created; 0 when only known to /proc's precision. */
+	__u64 start_ns;
+	/* Inode number of the zone's mount namespace. */
+	__u32 mntns_inum;
+	/* Padding, always 0. */
+	__u32 _pad;
+};
+
 /* One observation of a zone's init, made by the kernel at `ts_ns`. */
 struct zm_event {
 	/* CLOCK_BOOTTIME nanoseconds when the kernel saw the transition. */
@@ -49,7 +64,7 @@ struct zm_event {
 	__u32 parent_pidns_inum;
 	/* Host PID of the parent namespace's init (0 when the parent is the host). */
 	__u32 parent_init_pid;
-	/* Depth of the zone's PID namespace (1 = directly under the host's). */
+	/* Depth of the zone's PID namespace (1 = directly under the host's; 0 = the host's own). */
 	__u32 level;
 	/* Host PID (tgid) of the zone's init. */
 	__u32 init_pid;

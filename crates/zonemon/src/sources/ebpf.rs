@@ -4,16 +4,20 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::{OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
 use super::{ebpf_load, Source, DISABLE_EBPF_ENV};
+use zonemon_core::procscan::{self, ProcZone};
 use zonemon_core::Observation;
 
 use crate::decode::{decode, DecodeError};
 use crate::pipeline::{boot_time_ns, Pipeline};
+use crate::skel::types::zm_host_init;
 use crate::skel::ZonemonSkel;
 
 /// Records taken from the ring buffer at a time: bounds the queue below.
@@ -70,7 +74,9 @@ impl EbpfSource {
             // SAFETY: the counters live in the object's mmap'd .bss, updated
             // atomically by the kernel; a volatile read sees a whole u64.
             Some(bss) => unsafe {
-                std::ptr::read_volatile(&bss.dropped) + std::ptr::read_volatile(&bss.dying_overflow)
+                std::ptr::read_volatile(&bss.dropped)
+                    + std::ptr::read_volatile(&bss.dying_overflow)
+                    + std::ptr::read_volatile(&bss.host_overflow)
             },
             None => 0,
         };
@@ -86,6 +92,46 @@ impl EbpfSource {
             .into_iter()
             .map(recursion_misses)
             .sum::<u64>()
+    }
+
+    /// Tells the kernel side of the host-PID zones among `zones` (a /proc scan), so that their
+    /// inits' exits are seen; the ones it knows already (it saw their exec) are left as they are.
+    fn follow_host_pid(&mut self, zones: &[ProcZone]) {
+        let Some(bss) = self.skel.maps.bss_data.as_deref_mut() else {
+            return;
+        };
+        // SAFETY: the counter lives in the object's mmap'd .bss for as long as the skeleton,
+        // is aligned, and the kernel side updates it only atomically too.
+        let count = unsafe { AtomicI64::from_ptr(&mut bss.host_init_count) };
+        for z in zones.iter().filter(|z| z.level == 0 && z.mntns != 0) {
+            let pid = z.init_pid.to_ne_bytes();
+            let init = zm_host_init {
+                start_ns: 0, // /proc's precision only: the kernel side takes the PID's exit
+                mntns_inum: z.mntns,
+                _pad: 0,
+            };
+            // SAFETY: zm_host_init is repr(C) plain old data without padding holes.
+            let value = unsafe {
+                std::slice::from_raw_parts(
+                    (&init as *const zm_host_init).cast::<u8>(),
+                    std::mem::size_of::<zm_host_init>(),
+                )
+            };
+            // Counted first, as the kernel side does: an exit never misses a listed init.
+            count.fetch_add(1, Ordering::SeqCst);
+            let maps = &self.skel.maps;
+            if maps
+                .host_inits
+                .update(&pid, value, MapFlags::NO_EXIST)
+                .is_err()
+            {
+                count.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let _ = maps
+                .host_zones
+                .update(&z.mntns.to_ne_bytes(), &pid, MapFlags::NO_EXIST);
+        }
     }
 
     /// Bytes of records in the ring buffer not consumed yet (its only ring is number 0).
@@ -171,6 +217,13 @@ impl Source for EbpfSource {
         Some(self.ring_backlog())
     }
 
+    fn start(&mut self, pipeline: &mut Pipeline) -> Result<()> {
+        let zones = procscan::scan(Path::new("/proc"));
+        self.follow_host_pid(&zones);
+        pipeline.seed(&zones);
+        Ok(())
+    }
+
     fn sees_oom_kills(&self) -> bool {
         true
     }
@@ -181,7 +234,8 @@ impl Source for EbpfSource {
         if lost > self.lost_seen {
             // Handle everything that was delivered, then rebuild the truth from /proc.
             self.consume(pipeline)?;
-            pipeline.recover(Some(lost - self.lost_seen), boot_time_ns())?;
+            let zones = pipeline.recover(Some(lost - self.lost_seen), boot_time_ns())?;
+            self.follow_host_pid(&zones);
             self.lost_seen = lost;
         }
         Ok(())

@@ -1,12 +1,13 @@
 //! Loading and attaching zonemon's BPF programs, with errors that say what to do.
 
 use std::mem::MaybeUninit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
+use zonemon_core::procscan::HostMounts;
 
 use crate::skel::{ZonemonSkel, ZonemonSkelBuilder};
 
@@ -103,6 +104,22 @@ fn open_and_load(
         .events
         .set_max_entries(ring_bytes)
         .context("setting the ring buffer size")?;
+    match HostMounts::read(Path::new("/proc")) {
+        Ok(host) => {
+            let rodata = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .context("the BPF object has no read-only data section")?;
+            rodata.host_mntns = host.mntns;
+            rodata.host_root_dev = host.kernel_root_dev();
+            rodata.host_root_ino = host.root_ino;
+        }
+        Err(e) => tracing::warn!(
+            "cannot read the host's mount namespace and root directory from /proc/1 ({e}): \
+             containers sharing the host's PID namespace (--pid=host) are not watched"
+        ),
+    }
     Ok(open.load()?)
 }
 

@@ -355,6 +355,7 @@ mod tests {
             cgroup: None,
             more_cgroups: Vec::new(),
             root: None,
+            mntns: 0,
             start_ns: 1_000_000_000 * u64::from(init_pid),
             booted: true,
         };

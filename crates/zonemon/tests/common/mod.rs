@@ -19,6 +19,7 @@ use serde_json::Value;
 pub use zonemon_testkit::*;
 
 pub mod daemon;
+pub mod scratch;
 
 /// Path of the zonemon binary under test.
 pub const ZONEMON: &str = env!("CARGO_BIN_EXE_zonemon");
