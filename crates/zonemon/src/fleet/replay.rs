@@ -227,3 +227,29 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     println!("{outcome}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_records_lose_their_seq_and_host_and_other_lines_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rec.jsonl");
+        std::fs::write(
+            &file,
+            "{\"seq\":7,\"host\":\"a\",\"event\":\"booted\",\"zone_id\":3}\n\nnot json\n[1]\n\
+             {\"seq\":8,\"event\":\"down\",\"zone_id\":3}\n",
+        )
+        .unwrap();
+        let recs = recorded(&file).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            Value::Object(recs[0].clone()),
+            json!({"event": "booted", "zone_id": 3})
+        );
+        assert!(!recs[1].contains_key("seq"));
+        std::fs::write(&file, "nothing\n").unwrap();
+        assert!(recorded(&file).is_err(), "no records is an error");
+    }
+}
