@@ -30,6 +30,6 @@ pub use daemon::{container_run_args, log_to, wait_ready, which, NotReady};
 pub use memcg::{MemCg, MEMORY_HOG};
 pub use nats::NatsServer;
 pub use procfs::{ppid, stat_fields};
-pub use root::{in_ci, require_root, require_root_for};
+pub use root::{in_ci, require_root, require_root_and_program, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};
 pub use zone::zone_cmd;

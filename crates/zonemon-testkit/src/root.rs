@@ -27,3 +27,22 @@ pub fn require_root_for(test: &str, reason: &str) -> bool {
     eprintln!("SKIPPED {test}: needs root");
     false
 }
+
+/// Whether `test`, which runs the program `prog` (found on `PATH`), may run:
+/// as [`require_root_for`] with `reason`, and `prog` installed. Without it the
+/// test panics under `CI=true` (saying `./dev` installs it) and otherwise
+/// says on stderr that it skips.
+pub fn require_root_and_program(test: &str, reason: &str, prog: &str) -> bool {
+    if !require_root_for(test, reason) {
+        return false;
+    }
+    if crate::which(prog).is_none() {
+        assert!(
+            !in_ci(),
+            "{test} needs {prog} (apt-get install {prog}; ./dev installs it) and CI=true forbids skipping"
+        );
+        eprintln!("SKIPPED {test}: no {prog}");
+        return false;
+    }
+    true
+}

@@ -82,6 +82,14 @@ enum Command {
     ///
     /// Writes a self-contained SVG or HTML file (no network fetches); hover for detail.
     Timeline(TimelineArgs),
+    /// A live full-screen view of the zones: a table (sortable, filtered as you type), a log of
+    /// events, transitions per second; `q` quits.
+    ///
+    /// Reads the local daemon when one answers on its socket (no root needed), else attaches to
+    /// the kernel itself (root), or the fleet with --from. Keys: / filter (KEY=VALUE words as
+    /// --filter, a bare word matches names), Esc clears it, s sort column, r reverse, ↑↓ scroll
+    /// zones, PgUp/PgDn scroll events, End follow, q or Ctrl-C quit.
+    Top(crate::top::TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +109,12 @@ struct TimelineArgs {
     /// The journal to read.
     #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
     journal: PathBuf,
+    /// Read the records through the daemon answering on this socket instead of its journal
+    /// file (no root needed, only the socket's group).
+    #[arg(long, value_name = "PATH", conflicts_with = "journal")]
+    socket: Option<PathBuf>,
+    #[command(flatten)]
+    from: FromArgs,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +295,8 @@ pub enum Action {
     Events(EventsOptions),
     /// `zonemon timeline`.
     Timeline(TimelineOptions),
+    /// `zonemon top`.
+    Top(crate::top::TopArgs),
 }
 
 impl Cli {
@@ -322,6 +338,7 @@ impl Cli {
             Some(Command::Daemon(d)) => Action::Daemon(d.options(&self.given)?),
             Some(Command::Events(e)) => Action::Events(e.options()?),
             Some(Command::Timeline(t)) => Action::Timeline(t.options()?),
+            Some(Command::Top(t)) => Action::Top(t),
         })
     }
 }
@@ -460,6 +477,8 @@ impl TimelineArgs {
         let now = now_unix_ns();
         Ok(TimelineOptions {
             journal: self.journal,
+            socket: self.socket,
+            from: self.from,
             since_ns: instant("--since", &self.since, now)?,
             until_ns: self
                 .until

@@ -23,6 +23,7 @@ mod systemd;
 mod testsink;
 mod timeline;
 mod timerfd;
+mod top;
 mod units;
 mod wallclock;
 mod watch;
@@ -75,6 +76,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Action::FleetReplay(args) => fleet::replay::run(&args),
         Action::Daemon(opts) => daemon::run(&opts),
         Action::Timeline(opts) => timeline::run(&opts),
+        Action::Top(args) => top::run(&args),
         Action::Events(opts) => events::run(
             &opts,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),

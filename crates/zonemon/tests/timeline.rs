@@ -46,23 +46,36 @@ fn journaled_zones(test: &str, p: &str) -> TestDaemon {
     d
 }
 
-/// `zonemon timeline` of the test's zones into `out`.
+/// `zonemon timeline` of the test's zones of the last 10 minutes into `out`.
 fn timeline(d: &TestDaemon, p: &str, out: &Path) {
+    let journal = d.journal();
+    timeline_from(
+        p,
+        out,
+        &["--since", "10m", "--journal", journal.to_str().unwrap()],
+    );
+}
+
+/// `zonemon timeline ARGS` of the test's zones into `out`.
+fn timeline_from(p: &str, out: &Path, args: &[&str]) {
     let st = Command::new(ZONEMON)
-        .args([
-            "timeline",
-            "--since",
-            "10m",
-            "--filter",
-            &format!("name={p}*"),
-            "--journal",
-        ])
-        .arg(d.journal())
+        .args(["timeline", "--filter", &format!("name={p}*")])
+        .args(args)
         .arg("--out")
         .arg(out)
         .status()
         .expect("running zonemon timeline");
     assert!(st.success());
+}
+
+/// `unix_s` (seconds since the Unix epoch) as RFC 3339 UTC, by date(1).
+fn rfc3339(unix_s: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ", "-d"])
+        .arg(format!("@{unix_s}"))
+        .output()
+        .expect("running date");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -104,6 +117,36 @@ fn the_svg_shows_each_zones_lives_and_exits() {
     assert!(web.1.contains(&"nonzero".to_string()), "{web:?}");
     assert_eq!(rows[&format!("{p}db")], (1, vec!["signal".to_string()]));
     assert_eq!(rows[&format!("{p}hog")], (1, vec!["oom".to_string()]));
+
+    // Through the daemon's API (--socket) the picture of the same span is the journal's.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (since, until) = (rfc3339(now - 600), rfc3339(now + 1));
+    let (from_file, from_api) = (d.out().join("file.svg"), d.out().join("api.svg"));
+    let journal = d.journal();
+    let socket = journal.with_file_name("api.sock");
+    let span = ["--since", since.as_str(), "--until", until.as_str()];
+    timeline_from(
+        &p,
+        &from_file,
+        &[&span[..], &["--journal", journal.to_str().unwrap()]].concat(),
+    );
+    timeline_from(
+        &p,
+        &from_api,
+        &[&span[..], &["--socket", socket.to_str().unwrap()]].concat(),
+    );
+    let (file_svg, api_svg) = (
+        std::fs::read_to_string(&from_file).unwrap(),
+        std::fs::read_to_string(&from_api).unwrap(),
+    );
+    assert!(file_svg.contains(&format!("{p}hog")), "{file_svg}");
+    assert_eq!(
+        api_svg, file_svg,
+        "the daemon's records draw the same picture"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub const EXIT_WAIT_FAILED: u8 = 125;
 const EXIT_UNKNOWN: u8 = 126;
 
 /// The daemon to use, or `None` for standalone; says on stderr why standalone.
-fn choose(args: &ViaDaemon, doing: &str) -> Option<Daemon> {
+pub fn choose(args: &ViaDaemon, doing: &str) -> Option<Daemon> {
     // Not "zonemon: watching …": that line says a standalone watch is attached and live.
     if args.standalone {
         eprintln!("zonemon: --standalone: {doing} without the daemon");
@@ -74,7 +74,7 @@ fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> R
     // for a CPU as --priority says, when it may (root or CAP_SYS_NICE; the
     // daemon's users need neither, and go on quietly at their own priority).
     let _ = opts.priority.try_apply();
-    let mut start = match since {
+    let start = match since {
         Some(t) => format!("since={}", rfc3339_nanos(t)),
         None if opts.initial => "initial=true".to_string(),
         None => String::new(),
@@ -85,6 +85,38 @@ fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> R
     );
     let mut out = io::stdout().lock();
     let mut text = TextSink::new(io::stdout(), opts.all, opts.timestamps.then(unix_clock));
+    follow(daemon, start, |rec| {
+        if let Some("lost") = rec.get("event").and_then(Value::as_str) {
+            if !opts.json {
+                eprintln!(
+                    "zonemon: warning: the daemon lost {} record(s) at {} (it resynchronised from /proc)",
+                    rec.get("count").and_then(Value::as_u64).map_or("some".into(), |n| n.to_string()),
+                    rec.get("time").and_then(Value::as_str).unwrap_or("?")
+                );
+            }
+        }
+        if !opts.filter.matches(&rec) {
+            return Ok(());
+        }
+        if opts.json {
+            write_json(&mut out, &rec)?;
+        } else if let Some(ev) = zone_event(&rec) {
+            text.write_event(&ev)?;
+        }
+        Ok(())
+    })
+}
+
+/// Follows the daemon's records from `start` (a query such as `initial=true`,
+/// `since=…`, or empty for "from now on"), calling `on_record` for each, until
+/// SIGINT/SIGTERM (`Ok`); a client that fell behind resumes where the daemon
+/// says, by itself, saying so on stderr. The daemon's `error` notice, or its
+/// end of the stream, is an error.
+pub fn follow(
+    daemon: &Daemon,
+    mut start: String,
+    mut on_record: impl FnMut(Map<String, Value>) -> Result<()>,
+) -> Result<()> {
     loop {
         let mut resume = None;
         let end = daemon.stream(&format!("/v1/events?{start}"), |rec| {
@@ -95,21 +127,9 @@ fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> R
                     return Ok(true);
                 }
                 Some("error") => bail!("the daemon: {}", message(&rec)),
-                Some("lost") if !opts.json => eprintln!(
-                    "zonemon: warning: the daemon lost {} record(s) at {} (it resynchronised from /proc)",
-                    rec.get("count").and_then(Value::as_u64).map_or("some".into(), |n| n.to_string()),
-                    rec.get("time").and_then(Value::as_str).unwrap_or("?")
-                ),
                 _ => {}
             }
-            if !opts.filter.matches(&rec) {
-                return Ok(true);
-            }
-            if opts.json {
-                write_json(&mut out, &rec)?;
-            } else if let Some(ev) = zone_event(&rec) {
-                text.write_event(&ev)?;
-            }
+            on_record(rec)?;
             Ok(true)
         })?;
         match (end, resume) {

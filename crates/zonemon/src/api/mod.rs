@@ -30,6 +30,10 @@ mod zones;
 #[allow(unused_imports)]
 pub use server::{serve, ApiConfig, ApiServer, Limits};
 
+// `zonemon top` follows the daemon as `watch` does; `timeline` reads it.
+pub use client::{Daemon, StreamEnd};
+pub use commands::{choose, follow};
+
 pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
 pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
 pub use query::{Target, WaitQuery};

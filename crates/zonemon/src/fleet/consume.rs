@@ -63,7 +63,91 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `zonemon watch --from`: until SIGINT/SIGTERM (or stdout closes).
 pub fn watch(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
-    runtime()?.block_on(watch_async(opts, args, since))
+    let opts = opts.clone();
+    let mut text = TextSink::new(
+        io::stdout(),
+        opts.all,
+        opts.timestamps.then(|| WallClock::new(0)),
+    );
+    let print = move |rec: Map<String, Value>| {
+        if !opts.filter.matches(&rec) {
+            return Ok(());
+        }
+        if opts.json {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        } else {
+            text.write_object(&rec)?;
+        }
+        Ok(())
+    };
+    runtime()?.block_on(watch_async(args, since, Box::new(print)))
+}
+
+/// The fleet's records from `since` (`None`: from now on), each once and each host's in
+/// `seq` order, handed to `on_record` until SIGINT/SIGTERM or an error (as `watch --from`
+/// prints them; `zonemon top`).
+pub fn follow(
+    from: &FromArgs,
+    since: Option<i128>,
+    on_record: impl FnMut(Map<String, Value>) -> Result<()> + 'static,
+) -> Result<()> {
+    let args = WatchFromArgs {
+        from: from.clone(),
+        durable: None,
+    };
+    runtime()?.block_on(watch_async(&args, since, Box::new(on_record)))
+}
+
+/// How long a replay waits for the stream's next message before taking it as read to its end.
+const REPLAY_QUIET: Duration = Duration::from_secs(3);
+
+/// The fleet's records stored since `since`, up to the stream's end when the replay began,
+/// each once and each host's in `seq` order, handed to `on_record` (`zonemon timeline --from`).
+pub fn replay(
+    from: &FromArgs,
+    since: i128,
+    on_record: impl FnMut(Map<String, Value>) -> Result<()> + 'static,
+) -> Result<()> {
+    runtime()?.block_on(async {
+        let (js, shown) = reach(from).await?;
+        let name = &from.stream;
+        let mut stream = js.get_stream(name).await.map_err(|e| {
+            anyhow!("no stream {name} on {shown} ({e}): has a daemon published there?")
+        })?;
+        let last = stream
+            .info()
+            .await
+            .context("reading the stream's state")?
+            .state
+            .last_sequence;
+        let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(since)
+            .map_err(|e| anyhow!("--since: {e}"))?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartTime { start_time },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failure(explain(&e, &shown)))?;
+        let mut messages = consumer.messages().await?;
+        let mut printer = Printer {
+            out: Box::new(on_record),
+            order: Order::default(),
+        };
+        // Nothing stored since `since` delivers nothing: a quiet while ends the replay too.
+        while let Ok(Some(m)) = tokio::time::timeout(REPLAY_QUIET, messages.next()).await {
+            let m = m.context("reading the stream")?;
+            printer.print(&m)?;
+            if m.info().is_ok_and(|i| i.stream_sequence >= last) {
+                break;
+            }
+        }
+        let rest = printer.order.expired(Duration::ZERO);
+        printer.write_all(rest)
+    })
 }
 
 /// Puts each host's records back in `seq` order, each once. A journal's `seq`s are
@@ -315,8 +399,8 @@ pub fn wait(q: &WaitQuery, from: &FromArgs) -> Result<Option<Map<String, Value>>
 
 /// Prints the fleet's records that pass `opts`' filter.
 struct Printer {
-    opts: WatchOptions,
-    text: TextSink<io::Stdout>,
+    /// Where each record goes, in order: printed if `watch`'s filter passes it, or to `top`.
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()>>,
     order: Order,
 }
 
@@ -349,28 +433,15 @@ impl Printer {
     }
 
     fn write_all(&mut self, recs: Vec<Map<String, Value>>) -> Result<()> {
-        for rec in recs {
-            if self.opts.filter.matches(&rec) {
-                self.write(&rec)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, rec: &Map<String, Value>) -> Result<()> {
-        if self.opts.json {
-            let mut out = io::stdout().lock();
-            serde_json::to_writer(&mut out, rec)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-        } else {
-            self.text.write_object(rec)?;
-        }
-        Ok(())
+        recs.into_iter().try_for_each(&mut self.out)
     }
 }
 
-async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i128>) -> Result<()> {
+async fn watch_async(
+    args: &WatchFromArgs,
+    since: Option<i128>,
+    out: Box<dyn FnMut(Map<String, Value>) -> Result<()>>,
+) -> Result<()> {
     let (js, shown) = reach(&args.from).await?;
     let stream_name = &args.from.stream;
     let stream = fleet_stream(&js, &args.from, &shown).await?;
@@ -382,12 +453,7 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
         None => DeliverPolicy::New,
     };
     let mut printer = Printer {
-        opts: opts.clone(),
-        text: TextSink::new(
-            io::stdout(),
-            opts.all,
-            opts.timestamps.then(|| WallClock::new(0)),
-        ),
+        out,
         order: Order::default(),
     };
     let watching =
@@ -470,7 +536,14 @@ async fn watch_async(opts: &WatchOptions, args: &WatchFromArgs, since: Option<i1
 
 /// `zonemon list --from`: the fleet's running zones from the bucket, with a host column.
 pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
-    let rows = runtime()?.block_on(async {
+    let rows = running(from)?;
+    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
+    Ok(())
+}
+
+/// The fleet's running zones from the bucket: (host, the zone's newest record).
+pub fn running(from: &FromArgs) -> Result<Vec<(String, Map<String, Value>)>> {
+    runtime()?.block_on(async {
         let (js, shown) = reach(from).await?;
         let bucket = js.get_key_value(BUCKET).await.map_err(|e| {
             anyhow!(
@@ -497,9 +570,7 @@ pub fn list(parseable: bool, from: &FromArgs) -> Result<()> {
             rows.push((host.to_string(), rec));
         }
         Ok::<_, anyhow::Error>(rows)
-    })?;
-    write_fleet_list(rows, parseable, &mut io::stdout().lock())?;
-    Ok(())
+    })
 }
 
 /// Writes the zones `rows` (host, record): the table with a HOST column first, or with

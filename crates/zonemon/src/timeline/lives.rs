@@ -80,8 +80,9 @@ pub struct Row {
 /// select their zone: a zone is drawn whole when any of its records is kept.
 #[derive(Default)]
 pub struct Collector {
-    lives: HashMap<u64, (String, Life)>,
-    selected: std::collections::HashSet<u64>,
+    /// By host (empty for a local journal) and zone id.
+    lives: HashMap<(String, u64), (String, Life)>,
+    selected: std::collections::HashSet<(String, u64)>,
 }
 
 impl Collector {
@@ -90,11 +91,18 @@ impl Collector {
         let Some(zone) = object.get("zone_id").and_then(Value::as_u64) else {
             return; // lost records, monitor starts: not a zone's
         };
+        // A fleet's records: zone ids are per host, and a row is a host's name.
+        let host = object.get("host").and_then(Value::as_str).unwrap_or("");
+        let key = (host.to_string(), zone);
         if selected {
-            self.selected.insert(zone);
+            self.selected.insert(key.clone());
         }
-        let name = object.get("name").and_then(Value::as_str).unwrap_or("");
-        let (row_name, life) = self.lives.entry(zone).or_insert_with(|| {
+        let name = match (host, object.get("name").and_then(Value::as_str)) {
+            (_, None | Some("")) => String::new(),
+            ("", Some(n)) => n.to_string(),
+            (h, Some(n)) => format!("{h}: {n}"),
+        };
+        let (row_name, life) = self.lives.entry(key).or_insert_with(|| {
             (
                 name.to_string(),
                 Life {
@@ -108,7 +116,7 @@ impl Collector {
             )
         });
         if !name.is_empty() {
-            name.clone_into(row_name); // the newest name (a runtime's, once found)
+            *row_name = name; // the newest name (a runtime's, once found)
         }
         life.start_ns = life.start_ns.min(unix_ns);
         match object.get("event").and_then(Value::as_str) {
@@ -173,6 +181,24 @@ mod tests {
             v[k] = x.clone();
         }
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_fleets_hosts_get_rows_of_their_own_whatever_their_zone_ids() {
+        let mut c = Collector::default();
+        for host in ["h1", "h2"] {
+            c.add(&rec("booted", 1, "web", json!({"host": host})), 10, true);
+        }
+        c.add(
+            &rec("shutdown", 1, "web", json!({"host": "h2", "exit_code": 1})),
+            20,
+            true,
+        );
+        let rows = c.rows();
+        let names: Vec<_> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["h1: web", "h2: web"]);
+        assert_eq!(rows[0].lives[0].end, End::Running);
+        assert_eq!(rows[1].lives[0].end, End::Code(1));
     }
 
     #[test]

@@ -1,22 +1,31 @@
-//! `zonemon timeline`: a picture of zones' lives from the journal, as a
-//! self-contained SVG or HTML file (no network fetches).
+//! `zonemon timeline`: a picture of zones' lives from the journal (its file,
+//! or through the daemon's API), as a self-contained SVG or HTML file (no
+//! network fetches).
 
 mod lives;
 mod svg;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
 use zonemon_core::filter::Filter;
+use zonemon_core::timefmt::{parse_rfc3339, rfc3339_nanos};
 
+use crate::api::{Daemon, StreamEnd};
 use crate::events::each_record;
+use crate::fleet::{consume, FromArgs};
 use lives::Collector;
 
 /// What `zonemon timeline` draws (built from the command line by `cli`).
 #[derive(Debug, Clone)]
 pub struct TimelineOptions {
-    /// The journal to read.
+    /// The journal to read…
     pub journal: PathBuf,
+    /// …or the daemon answering on this socket…
+    pub socket: Option<PathBuf>,
+    /// …or the fleet, when it names servers (`--from`).
+    pub from: FromArgs,
     /// From this time (nanoseconds since the Unix epoch)…
     pub since_ns: i128,
     /// …to this one (default: now).
@@ -45,9 +54,8 @@ pub fn run(opts: &TimelineOptions) -> Result<()> {
         ),
     };
     let mut collector = Collector::default();
-    each_record(&opts.journal, opts.since_ns, Some(opts.until_ns), |rec| {
-        collector.add(&rec.object, rec.unix_ns, opts.filter.selects(&rec.object));
-        Ok(())
+    records(opts, |rec, unix_ns| {
+        collector.add(rec, unix_ns, opts.filter.selects(rec));
     })?;
     let rows = collector.rows();
     let lives: usize = rows.iter().map(|r| r.lives.len()).sum();
@@ -65,6 +73,55 @@ pub fn run(opts: &TimelineOptions) -> Result<()> {
         opts.out.display()
     );
     Ok(())
+}
+
+/// Calls `f` with each record dated in `[since, until)` and its time, in `seq` order (each
+/// host's, for the fleet): from the journal file, through the daemon's API when
+/// `opts.socket` is given, or from the fleet's stream when `opts.from` names servers.
+fn records(opts: &TimelineOptions, mut f: impl FnMut(&Map<String, Value>, i128)) -> Result<()> {
+    let in_span = move |rec: &Map<String, Value>| {
+        let at = rec
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339);
+        at.filter(|&t| t >= opts.since_ns && t < opts.until_ns)
+    };
+    if opts.from.from.is_some() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        consume::replay(&opts.from, opts.since_ns, move |rec| {
+            let _ = tx.send(rec);
+            Ok(())
+        })?;
+        for rec in rx.try_iter() {
+            if let Some(t) = in_span(&rec) {
+                f(&rec, t);
+            }
+        }
+        return Ok(());
+    }
+    let Some(socket) = &opts.socket else {
+        return each_record(&opts.journal, opts.since_ns, Some(opts.until_ns), |rec| {
+            f(&rec.object, rec.unix_ns);
+            Ok(())
+        });
+    };
+    let daemon = Daemon::reach(socket)
+        .map_err(|why| anyhow!("no daemon answers at {} ({why})", socket.display()))?;
+    let target = format!(
+        "/v1/events?since={}&until={}",
+        rfc3339_nanos(opts.since_ns),
+        rfc3339_nanos(opts.until_ns)
+    );
+    let end = daemon.stream(&target, |rec| {
+        if let Some(t) = in_span(&rec) {
+            f(&rec, t);
+        }
+        Ok(true)
+    })?;
+    match end {
+        StreamEnd::Closed | StreamEnd::Stopped => Ok(()),
+        StreamEnd::Signalled => bail!("interrupted"),
+    }
 }
 
 /// A page around the picture, with a legend.
