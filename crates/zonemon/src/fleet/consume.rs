@@ -113,10 +113,7 @@ pub fn replay(
 ) -> Result<()> {
     runtime()?.block_on(async {
         let (js, shown) = reach(from).await?;
-        let name = &from.stream;
-        let mut stream = js.get_stream(name).await.map_err(|e| {
-            anyhow!("no stream {name} on {shown} ({e}): has a daemon published there?")
-        })?;
+        let mut stream = fleet_stream(&js, from, &shown).await?;
         let last = stream
             .info()
             .await
