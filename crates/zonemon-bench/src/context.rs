@@ -48,6 +48,16 @@ pub struct Plan {
     pub daemon_probe_zones: usize,
     /// The daemon's idle window.
     pub daemon_idle: Duration,
+    /// Zones of the fleet's recorded run (made 8 at a time, as fast as they go).
+    pub fleet_record_zones: usize,
+    /// How long the bus is down for the catch-up figure.
+    pub fleet_outage: Duration,
+    /// How long one host publishes as fast as it can for the sustained rate.
+    pub fleet_sustain: Duration,
+    /// Simulated hosts tried at the peak rate (in order, until one count falls behind).
+    pub fleet_hosts: Vec<usize>,
+    /// How long each count of simulated hosts replays.
+    pub fleet_step: Duration,
 }
 
 impl Plan {
@@ -73,6 +83,11 @@ impl Plan {
                 daemon_parallel: vec![8, 32],
                 daemon_probe_zones: 1000,
                 daemon_idle: Duration::from_secs(5),
+                fleet_record_zones: 200,
+                fleet_outage: Duration::from_secs(3),
+                fleet_sustain: Duration::from_secs(2),
+                fleet_hosts: vec![1, 4],
+                fleet_step: Duration::from_secs(2),
             }
         } else {
             Plan {
@@ -94,6 +109,11 @@ impl Plan {
                 daemon_parallel: vec![4, 8, 16, 32],
                 daemon_probe_zones: 5000,
                 daemon_idle: Duration::from_secs(10),
+                fleet_record_zones: 2000,
+                fleet_outage: Duration::from_secs(300),
+                fleet_sustain: Duration::from_secs(20),
+                fleet_hosts: vec![1, 2, 4, 8, 16, 32, 64, 128],
+                fleet_step: Duration::from_secs(15),
             }
         }
     }

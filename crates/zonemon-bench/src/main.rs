@@ -9,6 +9,7 @@ mod churn;
 mod context;
 mod daemon;
 mod docker_events;
+mod fleet;
 mod guard;
 mod host_cost;
 mod idle;
@@ -54,7 +55,7 @@ struct Args {
     /// Where to write the Markdown report; the SVG goes next to it with the extension .svg.
     #[arg(long, value_name = "FILE", default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,docker).
+    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,fleet,docker).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -63,7 +64,7 @@ struct Args {
 type Measure = fn(&Ctx, &mut Report) -> Result<()>;
 
 /// The measurements, in table order.
-const MEASUREMENTS: [(&str, Measure); 9] = [
+const MEASUREMENTS: [(&str, Measure); 10] = [
     ("host-cost", host_cost::run),
     ("latency", latency::run),
     ("churn", churn::run),
@@ -72,6 +73,7 @@ const MEASUREMENTS: [(&str, Measure); 9] = [
     ("memory", memory::run),
     ("scale", scale::run),
     ("daemon", daemon::run),
+    ("fleet", fleet::run),
     ("docker", docker_events::run),
 ];
 

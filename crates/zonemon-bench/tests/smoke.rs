@@ -163,6 +163,22 @@ fn smoke_mode_runs_and_its_table_parses() {
             c[0]
         );
     }
+    // The fleet's rows need nats-server (./dev installs it; under CI=true it must be there).
+    if zonemon_testkit::which("nats-server").is_some() || zonemon_testkit::in_ci() {
+        for prefix in [
+            "Fleet: latency from the kernel's timestamp to a fleet consumer",
+            "Fleet: catch-up after a",
+            "Fleet: sustained publishing rate",
+            "Fleet: hosts one nats-server on this machine takes",
+        ] {
+            let c = find(prefix);
+            assert!(
+                first_number(&c[0]).is_some(),
+                "row `{prefix}`: no number in `{}`",
+                c[0]
+            );
+        }
+    }
     let ratio = first_number(&find("Host cost")[0]).unwrap();
     assert!(
         ratio > 0.5 && ratio < 2.0,

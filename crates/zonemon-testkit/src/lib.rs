@@ -11,6 +11,7 @@
 //!   daemons (dockerd, containerd) and containers.
 //! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`.
 //! - [`MemCg`], [`MEMORY_HOG`]: a memory cgroup and a program the OOM killer takes in it.
+//! - [`NatsServer`]: a JetStream `nats-server` on a loopback port (the fleet's tests and benchmark).
 //!
 //! The machine these run on is shared: callers name their zones with a prefix
 //! of their own and count only those.
@@ -19,6 +20,7 @@
 
 mod daemon;
 mod memcg;
+mod nats;
 mod procfs;
 mod root;
 mod stderr;
@@ -26,6 +28,7 @@ mod zone;
 
 pub use daemon::{container_run_args, log_to, wait_ready, which, NotReady};
 pub use memcg::{MemCg, MEMORY_HOG};
+pub use nats::NatsServer;
 pub use procfs::{ppid, stat_fields};
 pub use root::{in_ci, require_root, require_root_and_program, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};

@@ -55,6 +55,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The benchmark's simulated fleet: recorded records published as N hosts at once.
+    #[command(hide = true)]
+    FleetReplay(crate::fleet::replay::ReplayArgs),
     /// Write the man pages (zonemon.1 and one per subcommand) into DIR.
     #[command(hide = true)]
     Manpages {
@@ -65,6 +68,7 @@ enum Command {
     ///
     /// The zone need not exist yet, and a zone that already did it since the wait began
     /// (or since --since) counts: no race with a zone that lives a millisecond.
+    /// With --from, across the fleet (by name), however late its host publishes.
     Wait(WaitArgs),
     /// Run as the host's zone monitor: watch as `watch` does and keep every record in a journal.
     ///
@@ -283,6 +287,8 @@ pub enum Action {
     Completions(clap_complete::Shell),
     /// `zonemon manpages DIR`.
     Manpages(std::path::PathBuf),
+    /// `zonemon fleet-replay` (the benchmark's).
+    FleetReplay(crate::fleet::replay::ReplayArgs),
     /// `zonemon daemon`.
     Daemon(DaemonOptions),
     /// `zonemon events`.
@@ -328,6 +334,7 @@ impl Cli {
             Some(Command::Wait(w)) => Action::Wait(w),
             Some(Command::Completions { shell }) => Action::Completions(shell),
             Some(Command::Manpages { dir }) => Action::Manpages(dir),
+            Some(Command::FleetReplay(r)) => Action::FleetReplay(r),
             Some(Command::Daemon(d)) => Action::Daemon(d.options(&self.given)?),
             Some(Command::Events(e)) => Action::Events(e.options()?),
             Some(Command::Timeline(t)) => Action::Timeline(t.options()?),

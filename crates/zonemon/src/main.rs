@@ -73,6 +73,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Action::Wait(args) => return Ok(api::wait(&args)),
         Action::Completions(shell) => docs::completions(shell, &mut std::io::stdout().lock()),
         Action::Manpages(dir) => docs::manpages(&dir),
+        Action::FleetReplay(args) => fleet::replay::run(&args),
         Action::Daemon(opts) => daemon::run(&opts),
         Action::Timeline(opts) => timeline::run(&opts),
         Action::Top(args) => top::run(&args),

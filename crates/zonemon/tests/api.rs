@@ -521,39 +521,6 @@ fn malformed_huge_and_slow_requests_are_refused_not_obeyed() {
     assert_eq!(d.get("/v1/zones").0, 200);
 }
 
-/// Waits for a background `zonemon` to end and collects its output.
-/// The Unix time `secs` seconds ago, as `--since` takes it (seconds, 3 decimals).
-fn unix_seconds_ago(secs: f64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    format!("{:.3}", now - secs)
-}
-
-fn wait_output(child: &mut Child) -> Output {
-    let status = wait_timeout(child, Duration::from_secs(90));
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
 /// The id of group `name` (from `getent group`).
 fn group_gid(name: &str) -> u32 {
     let out = Command::new("getent")

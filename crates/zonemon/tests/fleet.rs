@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,97 +50,10 @@ fn workdir(test: &str) -> PathBuf {
     dir
 }
 
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `nats-server` on a loopback port with its store in a directory of the test's.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    args: Vec<String>,
-    log: PathBuf,
-}
-
-impl Nats {
-    /// Starts it (JetStream on, store in `dir`, unless `jetstream` is false) with `extra` args.
-    fn start(dir: &Path, jetstream: bool, extra: &[&str]) -> Nats {
-        std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
-        let mut args: Vec<String> = vec![
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-        ];
-        if jetstream {
-            args.extend([
-                "-js".into(),
-                "-sd".into(),
-                dir.join("js").display().to_string(),
-            ]);
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut n = Nats {
-            child: None,
-            port,
-            args,
-            log: dir.join("nats.log"),
-        };
-        n.restart();
-        n
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again, on the same port and store) and waits until it answers.
-    fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new("nats-server")
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawning nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen; its log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        // JetStream recovers its store before it serves; a little room for it.
-        thread::sleep(Duration::from_millis(300));
-    }
-
-    /// `kill -9`.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// Starts a `nats-server` of the test's ([`NatsServer`]) with its store in `dir`
+/// (JetStream unless `jetstream` is false) and `extra` args; it must start.
+fn nats_server(dir: &Path, jetstream: bool, extra: &[&str]) -> NatsServer {
+    NatsServer::start(dir, jetstream, extra).expect("starting nats-server")
 }
 
 /// A `zonemon daemon` as one host of the fleet: its own host id, journal, socket and metrics.
@@ -424,7 +337,7 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
     }
     let dir = workdir("three");
     let p = prefix("fleet");
-    let mut nats = Nats::start(&dir, true, &[]);
+    let mut nats = nats_server(&dir, true, &[]);
     let url = nats.url();
     let ids: Vec<String> = (1..=3)
         .map(|i| format!("zmt-{}-h{i}", std::process::id()))
@@ -461,7 +374,7 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         reach(total / 4);
         nats.kill9();
         thread::sleep(Duration::from_secs(2));
-        nats.restart();
+        nats.restart().expect("restarting nats-server");
         reach(total / 2);
         hosts[1].kill9();
         drop(live.remove(2));
@@ -527,23 +440,45 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         hosts[1].log()
     );
 
-    // The inventory is each host's running zones.
+    // The inventory is each host's running zones: exactly the two zones kept up (on every
+    // host: each daemon sees every zone of this machine), and the bucket says the same.
+    let kept: BTreeSet<String> = (0..2).map(|i| format!("{p}live-{i}")).collect();
+    let names = |zones: &BTreeSet<(u64, String)>| -> BTreeSet<String> {
+        zones.iter().map(|(_, n)| n.clone()).collect()
+    };
     wait_until(
         || {
+            // What each host's daemon wrongly has running, with every record it journaled of it.
+            let mut why = String::new();
+            for h in &hosts {
+                let running = h.running(&p);
+                let extra: Vec<_> = running.iter().filter(|(_, n)| !kept.contains(n)).collect();
+                let missing: Vec<_> = kept.difference(&names(&running)).cloned().collect();
+                why += &format!("\nhost {}: list -p {running:?}", h.id);
+                if !missing.is_empty() {
+                    why += &format!("\n  missing {missing:?}");
+                }
+                for (id, name) in extra {
+                    why += &format!("\n  still running: zone {id} {name}; its records:");
+                    for r in h
+                        .journal_of(name)
+                        .iter()
+                        .filter(|r| r["name"] == name.as_str())
+                    {
+                        why += &format!("\n    {r}");
+                    }
+                }
+            }
             format!(
-                "the bucket to match the hosts: {:?} vs {:?}",
-                fleet_list(&url, &p),
-                hosts.iter().map(|h| h.running(&p)).collect::<Vec<_>>()
+                "the inventory to be the zones kept up: bucket {:?}{why}",
+                fleet_list(&url, &p)
             )
         },
         || {
             let fleet = fleet_list(&url, &p);
             hosts.iter().all(|h| {
-                // (The zones kept up are running on every host; whether a host's daemon
-                // knows more is its journal's business: the bucket must say what it says.)
                 let running = h.running(&p);
-                let live = running.iter().filter(|(_, n)| n.contains("live-")).count();
-                live == 2 && fleet.get(&h.id) == Some(&running)
+                names(&running) == kept && fleet.get(&h.id) == Some(&running)
             })
         },
     );
@@ -565,7 +500,7 @@ fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
     }
     let dir = workdir("durable");
     let p = prefix("durable");
-    let nats = Nats::start(&dir, true, &[]);
+    let nats = nats_server(&dir, true, &[]);
     let url = nats.url();
     let host = Host::start(&dir, &format!("zmt-{}-d", std::process::id()), &url, &[]);
     let args = [
@@ -659,7 +594,7 @@ fn other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors() {
     let id = format!("zmt-{}-e", std::process::id());
 
     // A stream made with other settings (by a daemon told a 1h max age).
-    let nats = Nats::start(&dir, true, &[]);
+    let nats = nats_server(&dir, true, &[]);
     drop(Host::start(
         &dir,
         &id,
@@ -683,7 +618,7 @@ fn other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors() {
 
     // Credentials refused: said without the password.
     let secret = "s3cret-zonemon-pw";
-    let nats = Nats::start(
+    let nats = nats_server(
         &dir.join("auth"),
         true,
         &["--user", "zonemon", "--pass", secret],
@@ -727,9 +662,100 @@ fn other_stream_settings_bad_credentials_and_no_jetstream_are_clear_errors() {
     drop(nats);
 
     // A server without JetStream.
-    let nats = Nats::start(&dir.join("nojs"), false, &[]);
+    let nats = nats_server(&dir.join("nojs"), false, &[]);
     let e = refused(&dir, &id, &nats.url(), &[]);
     assert!(e.contains("has no JetStream") && e.contains("-js"), "{e}");
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `zonemon wait --from URL ARGS…`, started now with its output piped.
+fn wait_from(url: &str, args: &[&str]) -> Child {
+    Command::new(ZONEMON)
+        .args(["wait", "--from", url])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning zonemon wait --from")
+}
+
+#[test]
+fn wait_from_the_fleet_sees_zones_already_gone_not_yet_born_and_published_late() {
+    let test = "wait_from_the_fleet_sees_zones_already_gone_not_yet_born_and_published_late";
+    if !can_run(test) {
+        return;
+    }
+    let dir = workdir("wait");
+    let p = prefix("fleet-wait");
+    let mut nats = nats_server(&dir, true, &[]);
+    let url = nats.url();
+    let id = format!("zmt-{}-w", std::process::id());
+    let host = Host::start(&dir, &id, &url, &[]);
+
+    // A zone that shut down before the wait began: --since says it counts.
+    let gone = format!("{p}gone");
+    let before = unix_seconds_ago(1.0);
+    assert_eq!(run_zone(&gone, "exit 7").code(), Some(7));
+    let out = wait_output(&mut wait_from(
+        &url,
+        &[&gone, "--since", &before, "--timeout", "60s", "--json"],
+    ));
+    assert_eq!(out.status.code(), Some(7), "the zone's exit code; {out:?}");
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (rec["event"].as_str(), rec["host"].as_str()),
+        (Some("shutdown"), Some(id.as_str())),
+        "{rec}"
+    );
+    // Without --since only what happens from now on counts: nothing does.
+    let out = wait_output(&mut wait_from(&url, &[&gone, "--timeout", "2s"]));
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+
+    // A zone that does not exist yet, waited for booted and shut down at once; the
+    // wait begins when the test asks (on a loaded host the client may read its clock
+    // only after the zone is gone, hence --since).
+    let born = format!("{p}born");
+    let since = unix_seconds_ago(1.0);
+    let mut shutdown = wait_from(&url, &[&born, "--since", &since, "--timeout", "120s"]);
+    let mut booted = wait_from(&url, &[&born, "--for", "booted", "--since", &since]);
+    assert_eq!(run_zone(&born, "exit 3").code(), Some(3));
+    let out = wait_output(&mut shutdown);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Zone {born} shutdown on {id}\n")
+    );
+    let out = wait_output(&mut booted);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // A zone that runs while the bus is down: its host publishes it later, and the
+    // wait (following through the outage) still gets it.
+    let late = format!("{p}late");
+    let since = unix_seconds_ago(1.0);
+    let mut waiter = wait_from(&url, &[&late, "--since", &since, "--timeout", "120s"]);
+    thread::sleep(Duration::from_millis(500));
+    nats.kill9();
+    assert_eq!(run_zone(&late, "exit 5").code(), Some(5));
+    thread::sleep(Duration::from_secs(1));
+    nats.restart().expect("restarting nats-server");
+    let out = wait_output(&mut waiter);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{out:?}\nhost log:\n{}",
+        host.log()
+    );
+
+    // Zone ids are per host: refused across the fleet.
+    let out = wait_output(&mut wait_from(&url, &["42", "--timeout", "1s"]));
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("zone ids are per host"),
+        "{out:?}"
+    );
+    drop(host);
     drop(nats);
     let _ = std::fs::remove_dir_all(&dir);
 }

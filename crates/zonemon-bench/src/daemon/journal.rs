@@ -45,6 +45,21 @@ impl Journal {
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
+    /// The highest `seq` the fleet's stream `stream` acknowledged (0: none), as the daemon's
+    /// publisher keeps it (at most 250 ms old while records flow).
+    pub fn published(&self, stream: &str) -> Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [format!("published_seq.{stream}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("reading the journal's published seq")?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
     /// `down` records after `after` of zones named `prefix…` (cheap: the rows after `after` only).
     pub fn downs_after(&self, after: u64, prefix: &str) -> Result<u64> {
         self.count(

@@ -12,9 +12,9 @@
 
 mod hooks;
 mod idle;
-mod journal;
+pub mod journal;
 mod latency;
-mod service;
+pub mod service;
 mod throughput;
 
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ type Part = fn(&Ctx, &mut Report, &std::path::Path) -> Result<()>;
 
 /// Measures and adds the daemon rows; a part that fails does not keep the others from running.
 pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let dir = work_dir()?;
+    let dir = work_dir("daemon")?;
     let parts: [(&str, Part); 4] = [
         ("idle", idle::run),
         ("latency", latency::run),
@@ -52,15 +52,15 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// A fresh directory for this run's journals, on a disk.
-fn work_dir() -> Result<PathBuf> {
+/// A fresh directory for this run's `what` (its journals), on a disk, removed at exit.
+pub fn work_dir(what: &str) -> Result<PathBuf> {
     let var_tmp = PathBuf::from("/var/tmp");
     let base = if var_tmp.is_dir() {
         var_tmp
     } else {
         std::env::temp_dir()
     };
-    let dir = base.join(format!("zonemon-bench-daemon-{}", std::process::id()));
+    let dir = base.join(format!("zonemon-bench-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let cleanup = dir.clone();

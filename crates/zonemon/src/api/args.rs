@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::fleet::FromArgs;
+
+use super::query::{Target, WaitQuery};
 use super::timespec::{parse_duration, parse_time};
 use super::DEFAULT_SOCKET;
 
@@ -60,7 +63,7 @@ Exit status:
   0        the zone booted / went down (--for booted, --for down), or shut down with code 0
   1-255    --for shutdown: the zone's exit code; 128+N when a signal N killed it (137 for SIGKILL)
   124      --timeout passed first (as timeout(1))
-  125      zonemon wait failed: no daemon answers, bad arguments, or the daemon refused or stopped
+  125      zonemon wait failed: no daemon (or NATS server) answers, bad arguments, or the daemon refused or stopped
   126      --for shutdown: the zone shut down but its exit status is unknown (seen by a /proc rescan)";
 
 /// `zonemon wait`.
@@ -86,6 +89,30 @@ pub struct WaitArgs {
     /// The daemon's socket.
     #[arg(long, value_name = "PATH", env = "ZONEMON_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// With --from: wait across the whole fleet (by name; zone ids are per host) instead of this host.
+    #[command(flatten)]
+    pub from: FromArgs,
+}
+
+impl WaitArgs {
+    /// What to wait for, the wait having begun at `began` (ns since the Unix epoch).
+    /// Errors: the zone is all digits but no zone id (empty, or too large).
+    pub fn query(&self, began: i128) -> anyhow::Result<WaitQuery> {
+        let target = match self.zone.bytes().all(|b| b.is_ascii_digit()) {
+            true => Target::ZoneId(
+                self.zone
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("`{}` is not a zone id", self.zone))?,
+            ),
+            false => Target::Name(self.zone.clone()),
+        };
+        Ok(WaitQuery {
+            target,
+            event: self.event.as_str(),
+            since: self.since.unwrap_or(began),
+            timeout: self.timeout,
+        })
+    }
 }
 
 /// A time argument, resolved now to nanoseconds since the Unix epoch.

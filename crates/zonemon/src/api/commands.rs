@@ -15,6 +15,7 @@ use zonemon_core::timefmt::rfc3339_nanos;
 
 use super::args::{ViaDaemon, WaitArgs, WaitFor, WatchViaDaemon};
 use super::client::{Daemon, StreamEnd};
+use super::query::{Target, WaitQuery};
 use super::record::{exit_status, zone_event};
 use crate::watch::WatchOptions;
 
@@ -166,7 +167,11 @@ pub fn list(parseable: bool, args: &ViaDaemon) -> Option<Result<()>> {
 /// `zonemon wait`: the exit status documented in [`super::args::WAIT_EXIT_STATUSES`].
 pub fn wait(args: &WaitArgs) -> ExitCode {
     let began = zonemon_core::clock::clock_ns(libc::CLOCK_REALTIME);
-    match wait_for(args, began) {
+    let found = args.query(began).and_then(|q| match args.from.from {
+        Some(_) => crate::fleet::consume::wait(&q, &args.from),
+        None => wait_through(args, &q),
+    });
+    match found.and_then(|rec| answer(args, rec)) {
         Ok(code) => ExitCode::from(code),
         Err(e) if crate::watch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -176,43 +181,52 @@ pub fn wait(args: &WaitArgs) -> ExitCode {
     }
 }
 
-fn wait_for(args: &WaitArgs, began: i128) -> Result<u8> {
+/// The record the daemon found for `q` (`None`: the timeout passed first).
+fn wait_through(args: &WaitArgs, q: &WaitQuery) -> Result<Option<Map<String, Value>>> {
     let daemon = Daemon::reach(&args.socket).map_err(|why| {
         anyhow!(
             "zonemon wait needs the daemon, and none answers at {} ({why})",
             args.socket.display()
         )
     })?;
-    let zone = match args.zone.bytes().all(|b| b.is_ascii_digit()) {
-        true => format!("zone_id={}", args.zone),
-        false => format!(
+    let zone = match &q.target {
+        Target::ZoneId(id) => format!("zone_id={id}"),
+        Target::Name(name) => format!(
             "name={}",
-            form_urlencoded::byte_serialize(args.zone.as_bytes()).collect::<String>()
+            form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
         ),
     };
-    let since = rfc3339_nanos(args.since.unwrap_or(began));
-    let mut target = format!("/v1/wait?{zone}&for={}&since={since}", args.event.as_str());
-    if let Some(t) = args.timeout {
+    let since = rfc3339_nanos(q.since);
+    let mut target = format!("/v1/wait?{zone}&for={}&since={since}", q.event);
+    if let Some(t) = q.timeout {
         target.push_str(&format!("&timeout={}ms", t.as_millis().max(1)));
     }
     // The daemon answers at the timeout; a margin covers a daemon too busy to.
-    let limit = args.timeout.map(|t| t + std::time::Duration::from_secs(5));
+    let limit = q.timeout.map(|t| t + std::time::Duration::from_secs(5));
     let (status, answer) = match daemon.get_json_within(&target, limit)? {
-        None => return Ok(EXIT_TIMEOUT),
+        None => return Ok(None),
         Some(a) => a,
     };
     if status == StatusCode::REQUEST_TIMEOUT {
-        return Ok(EXIT_TIMEOUT);
+        return Ok(None);
     }
     let rec = answer.as_object().cloned().unwrap_or_default();
     if !status.is_success() {
         bail!("the daemon answered {status}: {}", message(&rec));
     }
+    Ok(Some(rec))
+}
+
+/// Prints the record found (`None`: the timeout passed first) and says the exit status.
+fn answer(args: &WaitArgs, rec: Option<Map<String, Value>>) -> Result<u8> {
+    let Some(rec) = rec else {
+        return Ok(EXIT_TIMEOUT);
+    };
     let mut out = io::stdout().lock();
     if args.json {
         write_json(&mut out, &rec)?;
-    } else if let Some(ev) = zone_event(&rec) {
-        TextSink::new(&mut out, true, None).write_event(&ev)?;
+    } else {
+        TextSink::new(&mut out, true, None).write_object(&rec)?;
     }
     Ok(match args.event {
         WaitFor::Shutdown => exit_status(&rec).unwrap_or(EXIT_UNKNOWN),

@@ -36,6 +36,7 @@ pub use commands::{choose, follow};
 
 pub use args::{ViaDaemon, WaitArgs, WatchViaDaemon};
 pub use commands::{list, wait, watch, EXIT_WAIT_FAILED};
+pub use query::{Target, WaitQuery};
 pub use record::zone_event;
 
 /// Where the daemon listens unless told otherwise.

@@ -70,6 +70,20 @@ pub struct WaitQuery {
     pub timeout: Option<Duration>,
 }
 
+impl WaitQuery {
+    /// Whether the record `object`, dated `unix_ns`, is the transition waited for
+    /// (the daemon's journal and the fleet's stream are searched with it alike).
+    pub fn matches(
+        &self,
+        unix_ns: i128,
+        object: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        unix_ns >= self.since
+            && object.get("event").and_then(|v| v.as_str()) == Some(self.event)
+            && self.target.matches(object)
+    }
+}
+
 /// A query string's `key=value` pairs, percent-decoded.
 struct Params(Vec<(String, String)>);
 

@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::query::WaitQuery;
 use crate::store::{EventStore, StoredRecord};
 
@@ -42,8 +40,7 @@ async fn search(store: Arc<dyn EventStore>, q: &WaitQuery) -> anyhow::Result<Sto
         let full = batch.len() == BATCH;
         for r in batch {
             after = r.seq;
-            let event = r.object.get("event").and_then(Value::as_str);
-            if r.unix_ns >= q.since && event == Some(q.event) && q.target.matches(&r.object) {
+            if q.matches(r.unix_ns, &r.object) {
                 return Ok(r);
             }
         }

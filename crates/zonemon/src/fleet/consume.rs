@@ -1,6 +1,6 @@
 //! The fleet's consumers: `zonemon watch --from` (every host's records as one
-//! stream) and `zonemon list --from` (every host's running zones, from the
-//! bucket).
+//! stream), `zonemon wait --from` (the first matching record of any host) and
+//! `zonemon list --from` (every host's running zones, from the bucket).
 //!
 //! `watch --from` shows each record once (by host, journal and `seq`), so a
 //! record published again after the server's duplicate window is still shown
@@ -14,18 +14,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{
+    pull, AckPolicy, Consumer as PullConsumerOf, DeliverPolicy, PullConsumer,
+};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use zonemon_core::listing::{parseable_line, table};
 use zonemon_core::output::{TextSink, WallClock};
+use zonemon_core::timefmt::parse_rfc3339;
 
 use super::args::{FromArgs, WatchFromArgs};
 use super::connect::{self, ConnectFailure, Servers};
 use super::setup::explain;
 use super::{BUCKET, JOURNAL_HEADER};
+use crate::api::{Target, WaitQuery};
 use crate::watch::WatchOptions;
 
 /// Records asked for at a time by a durable watch.
@@ -109,10 +113,7 @@ pub fn replay(
 ) -> Result<()> {
     runtime()?.block_on(async {
         let (js, shown) = reach(from).await?;
-        let name = &from.stream;
-        let mut stream = js.get_stream(name).await.map_err(|e| {
-            anyhow!("no stream {name} on {shown} ({e}): has a daemon published there?")
-        })?;
+        let mut stream = fleet_stream(&js, from, &shown).await?;
         let last = stream
             .info()
             .await
@@ -219,6 +220,180 @@ impl Order {
     }
 }
 
+/// The zonemon record a message carries (`None`, said in the log: it carries something else).
+fn record(msg: &async_nats::Message) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(&msg.payload) {
+        Ok(Value::Object(rec)) => Some(rec),
+        _ => {
+            tracing::warn!(
+                "skipping a message on {} that is not a zonemon record",
+                msg.subject
+            );
+            None
+        }
+    }
+}
+
+/// What [`Follower::next`] got.
+enum Next {
+    /// The stream's next message.
+    Message(Box<jetstream::Message>),
+    /// Nothing for a second.
+    Idle,
+    /// SIGINT or SIGTERM.
+    Stop,
+}
+
+/// Every message of the stream from a start on, through an ordered consumer that is made
+/// again from the next stream sequence after any failure (a server restarted forgets
+/// ephemeral consumers). SIGINT and SIGTERM stop it.
+struct Follower {
+    stream: jetstream::stream::Stream,
+    policy: DeliverPolicy,
+    messages: Option<pull::Ordered>,
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Follower {
+    /// Reads `stream` from `start`; a consumer the server refuses now is an error.
+    async fn open(
+        stream: jetstream::stream::Stream,
+        start: DeliverPolicy,
+        shown: &str,
+    ) -> Result<Follower> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut f = Follower {
+            stream,
+            policy: start,
+            messages: None,
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        };
+        let consumer = f
+            .consumer()
+            .await
+            .map_err(|e| failure(explain(&e, shown)))?;
+        f.messages = Some(consumer.messages().await?);
+        Ok(f)
+    }
+
+    async fn consumer(
+        &self,
+    ) -> Result<PullConsumerOf<pull::OrderedConfig>, jetstream::stream::ConsumerError> {
+        self.stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: self.policy,
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// The next message, a second without one, or a stop.
+    async fn next(&mut self) -> Result<Next> {
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                match self.consumer().await {
+                    Ok(c) => self.messages = Some(c.messages().await?),
+                    Err(e) => {
+                        tracing::warn!("reading the stream again: {e}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = self.int.recv() => return Ok(Next::Stop),
+                            _ = self.term.recv() => return Ok(Next::Stop),
+                        }
+                    }
+                }
+                continue;
+            };
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(Ok(m)) => {
+                        if let Ok(info) = m.info() {
+                            self.policy = DeliverPolicy::ByStartSequence {
+                                start_sequence: info.stream_sequence + 1,
+                            };
+                        }
+                        return Ok(Next::Message(Box::new(m)));
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("reading the stream: {e}");
+                        self.messages = None;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    None => self.messages = None,
+                },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => return Ok(Next::Idle),
+                _ = self.int.recv() => return Ok(Next::Stop),
+                _ = self.term.recv() => return Ok(Next::Stop),
+            }
+        }
+    }
+}
+
+/// The fleet's stream named in `from`, or why there is none.
+async fn fleet_stream(
+    js: &jetstream::Context,
+    from: &FromArgs,
+    shown: &str,
+) -> Result<jetstream::stream::Stream> {
+    let name = &from.stream;
+    js.get_stream(name).await.map_err(|e| {
+        anyhow!(
+            "no stream {name} on {shown} ({e}): has a daemon published there \
+             (zonemon daemon --publish)?"
+        )
+    })
+}
+
+/// How far before `--since` a wait across the fleet reads the stream: a record is stored
+/// after its transition, by a server whose clock may differ a little from the host's.
+const CLOCK_SLACK_NS: i128 = 60_000_000_000;
+
+/// `zonemon wait --from`: the first record of any host that `q` matches (`None`: the timeout
+/// passed first). The stream is read from just before `q.since` on, then followed, so a zone
+/// that did it since the wait began counts however late its host published it, and a zone
+/// that does not exist yet is waited for.
+pub fn wait(q: &WaitQuery, from: &FromArgs) -> Result<Option<Map<String, Value>>> {
+    if let Target::ZoneId(_) = q.target {
+        bail!("zone ids are per host: across the fleet, wait for a zone by its name");
+    }
+    runtime()?.block_on(async {
+        let (js, shown) = reach(from).await?;
+        let stream = fleet_stream(&js, from, &shown).await?;
+        let start = time::OffsetDateTime::from_unix_timestamp_nanos(q.since - CLOCK_SLACK_NS)
+            .map_err(|e| anyhow!("--since: {e}"))?;
+        let mut follower = Follower::open(
+            stream,
+            DeliverPolicy::ByStartTime { start_time: start },
+            &shown,
+        )
+        .await?;
+        let search = async {
+            loop {
+                match follower.next().await? {
+                    Next::Message(m) => {
+                        let Some(rec) = record(&m) else { continue };
+                        let at = rec
+                            .get("time")
+                            .and_then(Value::as_str)
+                            .and_then(parse_rfc3339);
+                        if at.is_some_and(|t| q.matches(t, &rec)) {
+                            return Ok(Some(rec));
+                        }
+                    }
+                    Next::Idle => {}
+                    Next::Stop => bail!("stopped by a signal"),
+                }
+            }
+        };
+        match q.timeout {
+            None => search.await,
+            Some(t) => tokio::time::timeout(t, search).await.unwrap_or(Ok(None)),
+        }
+    })
+}
+
 /// Prints the fleet's records that pass `opts`' filter.
 struct Printer {
     /// Where each record goes, in order: printed if `watch`'s filter passes it, or to `top`.
@@ -229,11 +404,7 @@ struct Printer {
 impl Printer {
     /// Prints one message's record (unless seen or filtered out), and the records it releases.
     fn print(&mut self, msg: &async_nats::Message) -> Result<()> {
-        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&msg.payload) else {
-            tracing::warn!(
-                "skipping a message on {} that is not a zonemon record",
-                msg.subject
-            );
+        let Some(rec) = record(msg) else {
             return Ok(());
         };
         let host = rec
@@ -270,12 +441,7 @@ async fn watch_async(
 ) -> Result<()> {
     let (js, shown) = reach(&args.from).await?;
     let stream_name = &args.from.stream;
-    let stream = js.get_stream(stream_name).await.map_err(|e| {
-        anyhow!(
-            "no stream {stream_name} on {shown} ({e}): has a daemon published there \
-             (zonemon daemon --publish)?"
-        )
-    })?;
+    let stream = fleet_stream(&js, &args.from, &shown).await?;
     let deliver = match since {
         Some(t) => DeliverPolicy::ByStartTime {
             start_time: time::OffsetDateTime::from_unix_timestamp_nanos(t)
@@ -287,62 +453,17 @@ async fn watch_async(
         out,
         order: Order::default(),
     };
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let watching =
         || eprintln!("zonemon: watching the fleet on {shown} (stream {stream_name}); Ctrl-C stops");
     match &args.durable {
         None => {
-            // An ordered consumer, made again from the next stream sequence after any
-            // failure (a server restarted forgets ephemeral consumers).
-            let mut policy = deliver;
-            let mut announced = false;
+            let mut follower = Follower::open(stream, deliver, &shown).await?;
+            watching();
             loop {
-                let made = stream
-                    .create_consumer(pull::OrderedConfig {
-                        deliver_policy: policy,
-                        ..Default::default()
-                    })
-                    .await;
-                let consumer = match made {
-                    Ok(c) => c,
-                    Err(e) if announced => {
-                        tracing::warn!("reading the stream again: {e}");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                            _ = int.recv() => return Ok(()),
-                            _ = term.recv() => return Ok(()),
-                        }
-                    }
-                    Err(e) => return Err(failure(explain(&e, &shown))),
-                };
-                let mut messages = consumer.messages().await?;
-                if !announced {
-                    watching();
-                    announced = true;
-                }
-                loop {
-                    tokio::select! {
-                        m = messages.next() => match m {
-                            Some(Ok(m)) => {
-                                printer.print(&m)?;
-                                if let Ok(info) = m.info() {
-                                    policy = DeliverPolicy::ByStartSequence {
-                                        start_sequence: info.stream_sequence + 1,
-                                    };
-                                }
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!("reading the stream: {e}");
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                                break;
-                            }
-                            None => break,
-                        },
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => printer.expired()?,
-                        _ = int.recv() => return Ok(()),
-                        _ = term.recv() => return Ok(()),
-                    }
+                match follower.next().await? {
+                    Next::Message(m) => printer.print(&m)?,
+                    Next::Idle => printer.expired()?,
+                    Next::Stop => return Ok(()),
                 }
             }
         }
@@ -360,6 +481,9 @@ async fn watch_async(
                 )
                 .await
                 .map_err(|e| failure(explain(&e, &shown)))?;
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut int = signal(SignalKind::interrupt())?;
+            let mut term = signal(SignalKind::terminate())?;
             watching();
             let mut stopping = false;
             while !stopping {

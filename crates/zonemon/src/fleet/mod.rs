@@ -12,7 +12,8 @@
 //! - `setup`: the stream and the bucket, created or checked.
 //! - `outbox`: the journal's identity and its highest acknowledged `seq`.
 //! - `publisher`: the daemon's publishing thread.
-//! - `consume`: `zonemon watch --from` and `zonemon list --from`.
+//! - `consume`: `zonemon watch --from`, `wait --from` and `list --from`.
+//! - `replay`: the benchmark's simulated hosts (`zonemon fleet-replay`, hidden).
 
 pub mod args;
 pub mod connect;
@@ -20,6 +21,7 @@ pub mod consume;
 pub mod names;
 pub mod outbox;
 pub mod publisher;
+pub mod replay;
 pub mod setup;
 
 pub use args::{FleetKeys, FromArgs, PublishArgs, WatchFromArgs};

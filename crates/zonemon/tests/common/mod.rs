@@ -8,8 +8,8 @@
 //! stderr, daemons, /proc) is in `zonemon-testkit`, re-exported here.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -305,4 +305,37 @@ pub fn count(lines: &[String], prefix: &str, kind: &str) -> usize {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["event"] == kind && e["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
         .count()
+}
+
+/// The Unix time `secs` seconds ago, as `--since` takes it (seconds, 3 decimals).
+pub fn unix_seconds_ago(secs: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{:.3}", now - secs)
+}
+
+/// Waits (90 s at most) for `child`, started with piped stdout and stderr; what it said.
+pub fn wait_output(child: &mut Child) -> Output {
+    let status = wait_timeout(child, Duration::from_secs(90));
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
