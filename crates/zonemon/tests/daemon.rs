@@ -17,27 +17,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// The restart tests (kill -9, absence) run alone; the others may share the machine.
-///
-/// They ran alone while a bug was hunted: under load, a zone born just before a
-/// restart was seen running by the restarted daemon and never got its shutdown.
-/// Its init was still exiting when the daemon attached (its exit before the
-/// attach, its memory still being released when /proc was read); every zone
-/// found in /proc is now checked once a second later (see the tracker's
-/// `SEED_CHECK_NS`), and the fleet test's three daemons, restarted mid-churn,
-/// pass under load. The kill -9 test's failure message still shows every record
-/// of the zone's init PID.
-fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
-    LOAD.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Any other test: runs beside the others, never beside a restart test.
-fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    LOAD.read().unwrap_or_else(|e| e.into_inner())
-}
-
-static LOAD: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
 const WAIT: Duration = Duration::from_secs(30);
 
 /// What the daemon prints on stderr once it is live.
@@ -232,7 +211,6 @@ fn journal() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn journal_records_every_transition_with_increasing_seq() {
-    let _load = shared();
     if !require_root("journal_records_every_transition_with_increasing_seq") {
         return;
     }
@@ -304,7 +282,6 @@ fn journal_records_every_transition_with_increasing_seq() {
 
 #[test]
 fn kill_9_during_churn_then_restart_loses_no_committed_record() {
-    let _load = alone();
     if !require_root("kill_9_during_churn_then_restart_loses_no_committed_record") {
         return;
     }
@@ -412,7 +389,6 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
 
 #[test]
 fn absence_is_on_the_record_with_resynced_zones() {
-    let _load = alone();
     if !require_root("absence_is_on_the_record_with_resynced_zones") {
         return;
     }
@@ -557,7 +533,6 @@ fn fill(file: &Path) {
 
 #[test]
 fn a_full_filesystem_is_reported_counted_and_recovered_from() {
-    let _load = shared();
     if !require_root("a_full_filesystem_is_reported_counted_and_recovered_from") {
         return;
     }
@@ -613,7 +588,6 @@ fn a_full_filesystem_is_reported_counted_and_recovered_from() {
 
 #[test]
 fn retention_by_age_and_by_size() {
-    let _load = shared();
     if !require_root("retention_by_age_and_by_size") {
         return;
     }
@@ -656,9 +630,17 @@ fn retention_by_age_and_by_size() {
     });
     daemon.stop();
     let bytes = std::fs::metadata(&path).unwrap().len();
+    // The running zones' newest records are kept beyond the limit (the `live`
+    // table): on a host running many zones of others, they take room of their own.
+    let live_bytes: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT coalesce(sum(length(json)), 0) FROM live", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert!(
-        bytes <= 2 * 65536,
-        "journal is {bytes} bytes for a 64 KiB limit"
+        bytes <= 2 * 65536 + 2 * live_bytes as u64,
+        "journal is {bytes} bytes for a 64 KiB limit ({live_bytes} bytes of running zones)"
     );
     assert_seqs_increase(&recs);
     // What is kept is the newest: no record is older than one deleted.
@@ -668,7 +650,6 @@ fn retention_by_age_and_by_size() {
 
 #[test]
 fn corrupt_and_newer_journals_are_refused_untouched() {
-    let _load = shared();
     if !require_root("corrupt_and_newer_journals_are_refused_untouched") {
         return;
     }
@@ -728,7 +709,6 @@ fn corrupt_and_newer_journals_are_refused_untouched() {
 
 #[test]
 fn systemd_readiness_watchdog_and_sigterm() {
-    let _load = shared();
     if !require_root("systemd_readiness_watchdog_and_sigterm") {
         return;
     }
@@ -796,7 +776,6 @@ fn unit_capabilities() -> String {
 
 #[test]
 fn the_units_capability_set_is_enough() {
-    let _load = shared();
     if !require_root("the_units_capability_set_is_enough") {
         return;
     }
