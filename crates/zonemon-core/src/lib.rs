@@ -23,6 +23,6 @@ pub mod tracker;
 pub use event::{EventKind, ZoneEvent};
 pub use exit::{ExitStatus, Oom};
 pub use meta::ZoneMeta;
-pub use naming::{NameResolver, NameSource, ResolvedName, ZoneFacts};
+pub use naming::{Lookup, NameResolver, NameSource, ResolvedName, ZoneFacts};
 pub use observation::{Observation, ObservationKind};
 pub use tracker::{HostInfo, Tracker};

@@ -104,26 +104,52 @@ impl K8sNames {
     }
 }
 
+/// One lookup's answer: the zone's name, not yet, or never.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The runtime that made the zone, and the name it gave it.
+    Named(ResolvedName),
+    /// No name yet, but a runtime shows signs of making the zone (its state
+    /// is not written yet): ask again at the zone's next transition.
+    NotYet,
+    /// No runtime here made the zone: asking again would find nothing.
+    Never,
+}
+
+impl Lookup {
+    /// The name, when found.
+    pub fn named(self) -> Option<ResolvedName> {
+        match self {
+            Lookup::Named(n) => Some(n),
+            Lookup::NotYet | Lookup::Never => None,
+        }
+    }
+
+    /// The answer of resolvers asked in turn, each only while none has named
+    /// the zone: the first name; else not yet when any said so; else never.
+    pub fn first_of<I: IntoIterator<Item = Lookup>>(answers: I) -> Lookup {
+        let mut out = Lookup::Never;
+        for answer in answers {
+            match answer {
+                Lookup::Named(_) => return answer,
+                Lookup::NotYet => out = Lookup::NotYet,
+                Lookup::Never => {}
+            }
+        }
+        out
+    }
+}
+
 /// A source of runtime names.
 ///
-/// Contract: `resolve` is called on the event path, for each transition of a
-/// zone until it returns a name, so it must be cheap and must never block
-/// (no sockets, bounded reads). It returns `None` when its runtime did not
-/// make this zone or its state is missing or malformed; it never panics on
-/// hostile input.
+/// Contract: `lookup` is called on the event path, for each transition of a
+/// zone until it answers [`Lookup::Named`] or [`Lookup::Never`], so it must
+/// be cheap and must never block (no sockets, bounded reads). It answers
+/// [`Lookup::NotYet`] only when a runtime is making the zone and a later
+/// call may find its state; it never panics on hostile input.
 pub trait NameResolver {
-    /// Names the zone described by `facts`, or `None` to let the next source try.
-    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName>;
-
-    /// Asked right after [`NameResolver::resolve`] found no name for the
-    /// zone `facts` describes: whether a later call may still find one (a
-    /// runtime is making the zone and has not written its state yet). The
-    /// tracker stops asking about a zone once this is `false`, which spares
-    /// every zone no runtime made a second lookup. `true` unless the
-    /// resolver knows better.
-    fn may_name_later(&mut self, _facts: &ZoneFacts<'_>) -> bool {
-        true
-    }
+    /// What is known now of the name of the zone `facts` describes.
+    fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup;
 }
 
 /// No runtime names: every zone is named by hostname or PID namespace.
@@ -131,23 +157,15 @@ pub trait NameResolver {
 pub struct NoRuntimeNames;
 
 impl NameResolver for NoRuntimeNames {
-    fn resolve(&mut self, _facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
-        None
-    }
-
-    fn may_name_later(&mut self, _facts: &ZoneFacts<'_>) -> bool {
-        false
+    fn lookup(&mut self, _facts: &ZoneFacts<'_>) -> Lookup {
+        Lookup::Never
     }
 }
 
-/// Tries each resolver in order; the first name found wins.
+/// Tries each resolver in order ([`Lookup::first_of`]).
 impl NameResolver for Vec<Box<dyn NameResolver>> {
-    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
-        self.iter_mut().find_map(|r| r.resolve(facts))
-    }
-
-    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
-        self.iter_mut().any(|r| r.may_name_later(facts))
+    fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
+        Lookup::first_of(self.iter_mut().map(|r| r.lookup(facts)))
     }
 }
 
@@ -184,17 +202,22 @@ pub fn own_hostname<'a>(
 mod tests {
     use super::*;
 
+    /// Names PID 7; of PID 8 says not yet; never of the others.
     struct Fixed(&'static str);
     impl NameResolver for Fixed {
-        fn resolve(&mut self, f: &ZoneFacts<'_>) -> Option<ResolvedName> {
-            (f.init_pid == 7).then(|| ResolvedName {
-                name: self.0.into(),
-                source: NameSource::Runtime("fixed"),
-                runtime: Some("test".into()),
-                container_id: None,
-                k8s: None,
-                meta: None,
-            })
+        fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
+            match f.init_pid {
+                7 => Lookup::Named(ResolvedName {
+                    name: self.0.into(),
+                    source: NameSource::Runtime("fixed"),
+                    runtime: Some("test".into()),
+                    container_id: None,
+                    k8s: None,
+                    meta: None,
+                }),
+                8 => Lookup::NotYet,
+                _ => Lookup::Never,
+            }
         }
     }
 
@@ -218,8 +241,15 @@ mod tests {
             Box::new(Fixed("a")),
             Box::new(Fixed("b")),
         ];
-        assert_eq!(chain.resolve(&facts(7)).unwrap().name, "a");
-        assert!(chain.resolve(&facts(8)).is_none());
+        assert_eq!(chain.lookup(&facts(7)).named().unwrap().name, "a");
+        assert_eq!(
+            chain.lookup(&facts(8)),
+            Lookup::NotYet,
+            "one may name it later"
+        );
+        assert_eq!(chain.lookup(&facts(9)), Lookup::Never);
+        let mut empty: Vec<Box<dyn NameResolver>> = Vec::new();
+        assert_eq!(empty.lookup(&facts(7)), Lookup::Never);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
-use crate::naming::{fallback_name, NameResolver, ZoneFacts};
+use crate::naming::{fallback_name, Lookup, NameResolver, ZoneFacts};
 use crate::observation::{Observation, ObservationKind};
 
 use reboots::RebootMemory;
@@ -460,10 +460,11 @@ impl<R: NameResolver> Tracker<R> {
                 more_cgroups: zone.more_cgroups.as_deref(),
                 comm: &zone.comm,
             };
-            let found = self.resolver.resolve(&facts);
-            let unclaimed = found.is_none() && !self.resolver.may_name_later(&facts);
-            zone.runtime_name = found.map(Box::new);
-            zone.unclaimed = unclaimed;
+            match self.resolver.lookup(&facts) {
+                Lookup::Named(name) => zone.runtime_name = Some(Box::new(name)),
+                Lookup::NotYet => {}
+                Lookup::Never => zone.unclaimed = true,
+            }
         }
         if kind != EventKind::Ready {
             // The other hierarchies' paths serve the lookups only, the last of which is at

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use zonemon_core::{NameResolver, ResolvedName, ZoneFacts};
+use zonemon_core::{Lookup, NameResolver, ZoneFacts};
 
 /// Longest duration told apart, in nanoseconds (longer ones count as this): a minute.
 const MAX_NS: u64 = 60_000_000_000;
@@ -116,17 +116,18 @@ impl<R> TimedResolver<R> {
 }
 
 impl<R: NameResolver> NameResolver for TimedResolver<R> {
-    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+    fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
         let start = Instant::now();
-        let found = self.inner.resolve(facts);
+        let answer = self.inner.lookup(facts);
+        let found = match &answer {
+            Lookup::Named(name) => Some(name),
+            Lookup::NotYet | Lookup::Never => None,
+        };
         let ns = start.elapsed().as_nanos() as u64;
         let mut stats = self.stats.borrow_mut();
         stats.naming.push(ns);
         stats.named += u64::from(found.is_some());
-        let runtime = found
-            .as_ref()
-            .and_then(|f| f.runtime.as_deref())
-            .unwrap_or("none");
+        let runtime = found.and_then(|f| f.runtime.as_deref()).unwrap_or("none");
         match stats.naming_by_runtime.get_mut(runtime) {
             Some(samples) => samples.push(ns),
             // A new key only for a runtime not seen yet: the resolvers know a handful.
@@ -136,11 +137,7 @@ impl<R: NameResolver> NameResolver for TimedResolver<R> {
                 stats.naming_by_runtime.insert(runtime.to_string(), samples);
             }
         }
-        found
-    }
-
-    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
-        self.inner.may_name_later(facts)
+        answer
     }
 }
 

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
-use super::{
-    annotations, cgroup, jsonpick, procfs, resolved, resolved_k8s, valid_id, Ancestor, Probe,
-    RuntimeResolver, SPEC_KEYS,
-};
+use super::jsonpick::{annotations, SPEC_KEYS};
+use super::probe::{Ancestor, Probe};
+use super::resolver::{resolved, resolved_k8s, valid_id, RuntimeResolver};
+use super::{cgroup, jsonpick, procfs};
 use crate::escape::{bound, MAX_NAME_LEN};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
@@ -249,7 +249,7 @@ impl RuntimeResolver for Containerd {
     }
 }
 
-super::standalone_resolver!(Containerd);
+super::resolver::standalone_resolver!(Containerd);
 
 #[cfg(test)]
 mod tests {
@@ -341,7 +341,8 @@ mod tests {
         task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), None);
         let mut c = Containerd::new(t.root());
         let r = c
-            .resolve(&facts(300, 260, Some("/default/zmrt-aap")))
+            .lookup(&facts(300, 260, Some("/default/zmrt-aap")))
+            .named()
             .expect("at fork");
         assert_eq!(r.name, "zmrt-aap");
         assert_eq!(r.source, NameSource::Runtime("containerd-bundle"));
@@ -349,13 +350,13 @@ mod tests {
         assert_eq!(r.container_id.as_deref(), Some("zmrt-aap"));
         task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(300));
         assert_eq!(
-            c.resolve(&facts(300, 0, None)).unwrap().name,
+            c.lookup(&facts(300, 0, None)).named().unwrap().name,
             "zmrt-aap",
             "by shim"
         );
         // init.pid says another process: not this zone.
         task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(301));
-        assert!(c.resolve(&facts(300, 0, None)).is_none());
+        assert!(c.lookup(&facts(300, 0, None)).named().is_none());
     }
 
     #[test]
@@ -369,7 +370,8 @@ mod tests {
         task(&t, K8S_NAMESPACE, SANDBOX, &cri_sandbox_spec(), Some(4100));
         task(&t, K8S_NAMESPACE, CTR, &cri_container_spec(), Some(300));
         let r = Containerd::new(t.root())
-            .resolve(&facts(300, 0, None))
+            .lookup(&facts(300, 0, None))
+            .named()
             .expect("named");
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
         assert_eq!(r.source, NameSource::Runtime("cri-annotations"));
@@ -386,11 +388,12 @@ mod tests {
         assert_eq!(meta.labels["io.kubernetes.cri.container-name"], "coredns");
         // The sandbox itself.
         let r = Containerd::new(t.root())
-            .resolve(&facts(
+            .lookup(&facts(
                 4100,
                 0,
                 Some(&format!("/kubepods/burstable/pod{POD_UID}/{SANDBOX}")),
             ))
+            .named()
             .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/POD");
         assert!(r.meta.unwrap().sandbox, "the pod's sandbox is marked");
@@ -416,14 +419,15 @@ mod tests {
         }
         // Not under /run/containerd: unknown until the shim's working directory tells.
         let mut c = Containerd::new(t.root());
-        assert!(c.resolve(&facts(300, 0, None)).is_none());
+        assert!(c.lookup(&facts(300, 0, None)).named().is_none());
         std::os::unix::fs::symlink(
             format!("/{k3s}/{K8S_NAMESPACE}/{SANDBOX}"),
             t.path("proc/200/cwd"),
         )
         .unwrap();
         let r = Containerd::new(t.root())
-            .resolve(&facts(300, 0, None))
+            .lookup(&facts(300, 0, None))
+            .named()
             .expect("named from the shim's bundle");
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
         assert_eq!(r.container_id.as_deref(), Some(CTR));
@@ -442,7 +446,8 @@ mod tests {
         )
         .unwrap();
         assert!(Containerd::new(t2.root())
-            .resolve(&facts(300, 0, None))
+            .lookup(&facts(300, 0, None))
+            .named()
             .is_none());
     }
 
@@ -452,7 +457,8 @@ mod tests {
         task(&t, K8S_NAMESPACE, CTR, &cri_container_spec(), None);
         let cg = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod01b4b887_7635_4346_9c20_58a294bbb034.slice/cri-containerd-{CTR}.scope");
         let r = Containerd::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
     }
@@ -461,15 +467,27 @@ mod tests {
     fn refuses_what_is_not_a_task() {
         let t = TempTree::new("containerd-refuse");
         let mut c = Containerd::new(t.root());
-        assert!(c.resolve(&facts(300, 0, Some("/default/aap"))).is_none());
+        assert!(c
+            .lookup(&facts(300, 0, Some("/default/aap")))
+            .named()
+            .is_none());
         t.write(&format!("{TASK_DIR}/default/aap/config.json"), "{broken");
-        assert!(c.resolve(&facts(300, 0, Some("/default/aap"))).is_none());
-        assert!(c.resolve(&facts(300, 0, Some("/../../etc"))).is_none());
+        assert!(c
+            .lookup(&facts(300, 0, Some("/default/aap")))
+            .named()
+            .is_none());
+        assert!(c
+            .lookup(&facts(300, 0, Some("/../../etc")))
+            .named()
+            .is_none());
         // Symlinked namespace directory.
         t.write("elsewhere/aap/config.json", ctr_spec("aap"));
         std::os::unix::fs::symlink(t.path("elsewhere"), t.path(&format!("{TASK_DIR}/evil")))
             .unwrap();
-        assert!(c.resolve(&facts(300, 0, Some("/evil/aap"))).is_none());
+        assert!(c
+            .lookup(&facts(300, 0, Some("/evil/aap")))
+            .named()
+            .is_none());
     }
 
     proptest! {

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{FileCache, MAX_STATE_FILE};
+use super::jsonpick::{annotations, SPEC_KEYS};
 use super::podman::is_podman_conmon;
-use super::{
-    annotations, cgroup, is_hex64, jsonpick, procfs, resolved_k8s, Probe, RuntimeResolver,
-    SPEC_KEYS,
-};
+use super::probe::Probe;
+use super::resolver::{is_hex64, resolved_k8s, RuntimeResolver};
+use super::{cgroup, jsonpick, procfs};
 use crate::escape::{bound, MAX_NAME_LEN};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
@@ -162,7 +162,7 @@ impl RuntimeResolver for CriO {
     }
 }
 
-super::standalone_resolver!(CriO);
+super::resolver::standalone_resolver!(CriO);
 
 #[cfg(test)]
 mod tests {
@@ -287,7 +287,8 @@ mod tests {
             container_config(ID),
         );
         let r = CriO::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .expect("named");
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-4mtdm/coredns");
         assert_eq!(r.source, NameSource::Runtime("crio-config"));
@@ -310,7 +311,8 @@ mod tests {
             sandbox_config(),
         );
         let r = CriO::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-4mtdm/POD");
     }
@@ -319,7 +321,10 @@ mod tests {
     fn falls_back_to_conmons_kubelet_name() {
         let t = TempTree::new("crio-conmon");
         host(&t, ID, "0::/\n");
-        let r = CriO::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        let r = CriO::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap();
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-4mtdm/coredns");
         assert_eq!(r.source, NameSource::Runtime("crio-conmon"));
     }
@@ -334,7 +339,8 @@ mod tests {
         );
         assert!(
             CriO::new(t.root())
-                .resolve(&facts(300, 0, Some(&cg)))
+                .lookup(&facts(300, 0, Some(&cg)))
+                .named()
                 .is_none(),
             "another id"
         );
@@ -348,13 +354,15 @@ mod tests {
         );
         assert!(
             CriO::new(t.root())
-                .resolve(&facts(300, 0, Some(&cg)))
+                .lookup(&facts(300, 0, Some(&cg)))
+                .named()
                 .is_none(),
             "Podman's"
         );
         let conmon_cg = format!("/kubepods/pod{UID}/crio-conmon-{ID}.scope");
         assert!(CriO::new(t.root())
-            .resolve(&facts(300, 0, Some(&conmon_cg)))
+            .lookup(&facts(300, 0, Some(&conmon_cg)))
+            .named()
             .is_none());
     }
 

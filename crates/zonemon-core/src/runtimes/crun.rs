@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::jsonpick::{self, Keep};
 use super::oci::{OciResolver, OciRuntime, OciState};
-use super::{Probe, RuntimeResolver};
+use super::probe::Probe;
+use super::resolver::RuntimeResolver;
 use crate::naming::ResolvedName;
 
 /// crun's default state directory, below the root.
@@ -63,7 +64,7 @@ impl RuntimeResolver for Crun {
     }
 }
 
-super::standalone_resolver!(Crun);
+super::resolver::standalone_resolver!(Crun);
 
 #[cfg(test)]
 mod tests {
@@ -96,7 +97,8 @@ mod tests {
         );
         t.write(&format!("{STATE_DIR}/zmrt-crun1/config.json"), "{}");
         let r = Crun::new(t.root())
-            .resolve(&facts(300, 0, Some("/zmrt-crun1")))
+            .lookup(&facts(300, 0, Some("/zmrt-crun1")))
+            .named()
             .expect("named");
         assert_eq!(r.name, "zmrt-crun1");
         assert_eq!(r.source, NameSource::Runtime("crun-status"));
@@ -126,12 +128,12 @@ mod tests {
         );
         let mut c = Crun::new(t.root());
         assert_eq!(
-            c.resolve(&facts(300, 250, None)).unwrap().source,
+            c.lookup(&facts(300, 250, None)).named().unwrap().source,
             NameSource::Runtime("crun-argv")
         );
         t.write("var/run/mine/zmrt-c/status", status(300, 72114, "zmrt-c"));
         assert_eq!(
-            c.resolve(&facts(300, 250, None)).unwrap().source,
+            c.lookup(&facts(300, 250, None)).named().unwrap().source,
             NameSource::Runtime("crun-status")
         );
     }
@@ -148,7 +150,10 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(t.path("elsewhere"), t.path(&format!("{STATE_DIR}/y"))).unwrap();
-        assert!(Crun::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+        assert!(Crun::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .is_none());
     }
 
     proptest! {

@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{FileCache, MAX_STATE_FILE};
+use super::jsonpick::json_str;
 use super::jsonpick::{self, Keep};
-use super::{cgroup, is_hex64, json_str, procfs, resolved, resolved_k8s, Probe, RuntimeResolver};
+use super::probe::Probe;
+use super::resolver::{is_hex64, resolved, resolved_k8s, RuntimeResolver};
+use super::{cgroup, procfs};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
@@ -177,7 +180,7 @@ impl RuntimeResolver for Docker {
     }
 }
 
-super::standalone_resolver!(Docker);
+super::resolver::standalone_resolver!(Docker);
 
 #[cfg(test)]
 mod tests {
@@ -250,7 +253,10 @@ mod tests {
         );
         let mut d = Docker::new(t.root());
         let cg = format!("/docker/{ID}");
-        let r = d.resolve(&facts(300, 260, Some(&cg))).expect("named");
+        let r = d
+            .lookup(&facts(300, 260, Some(&cg)))
+            .named()
+            .expect("named");
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("docker-config"));
         assert_eq!(r.runtime.as_deref(), Some("docker"));
@@ -272,11 +278,11 @@ mod tests {
         let mut d = Docker::new(t.root());
         let scope = format!("/system.slice/docker-{ID}.scope");
         assert_eq!(
-            d.resolve(&facts(300, 0, Some(&scope))).unwrap().name,
+            d.lookup(&facts(300, 0, Some(&scope))).named().unwrap().name,
             "noot"
         );
         // No cgroup known at all: the shim above runc says which container.
-        assert_eq!(d.resolve(&facts(300, 0, None)).unwrap().name, "noot");
+        assert_eq!(d.lookup(&facts(300, 0, None)).named().unwrap().name, "noot");
     }
 
     #[test]
@@ -286,7 +292,7 @@ mod tests {
         let cg = format!("/docker/{ID}");
         let mut d = Docker::new(t.root());
         assert!(
-            d.resolve(&facts(300, 0, Some(&cg))).is_none(),
+            d.lookup(&facts(300, 0, Some(&cg))).named().is_none(),
             "no config.v2.json"
         );
         // The container runs with another init: this zone is something else in its cgroup.
@@ -294,20 +300,23 @@ mod tests {
             &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
             config(ID, "/aap", true, 999),
         );
-        assert!(d.resolve(&facts(300, 0, Some(&cg))).is_none());
+        assert!(d.lookup(&facts(300, 0, Some(&cg))).named().is_none());
         // A file whose ID is another container's.
         let other = "f".repeat(64);
         t.write(
             &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
             config(&other, "/aap", false, 0),
         );
-        assert!(d.resolve(&facts(300, 0, Some(&cg))).is_none());
+        assert!(d.lookup(&facts(300, 0, Some(&cg))).named().is_none());
         // Not a Docker id.
         t.write(
             &format!("{CONTAINERS_DIR}/aap/config.v2.json"),
             config("aap", "/aap", false, 0),
         );
-        assert!(d.resolve(&facts(300, 0, Some("/docker/aap"))).is_none());
+        assert!(d
+            .lookup(&facts(300, 0, Some("/docker/aap")))
+            .named()
+            .is_none());
         // A nested zone in the container's cgroup.
         t.write(
             &format!("{CONTAINERS_DIR}/{ID}/config.v2.json"),
@@ -326,7 +335,8 @@ mod tests {
             ..facts(400, 300, Some(&cg))
         };
         assert!(crate::runtimes::RuntimeNames::new(t.root())
-            .resolve(&nested)
+            .lookup(&nested)
+            .named()
             .is_none());
     }
 
@@ -343,7 +353,8 @@ mod tests {
         .unwrap();
         let cg = format!("/docker/{ID}");
         assert!(Docker::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .is_none());
     }
 
@@ -358,7 +369,8 @@ mod tests {
         t.write(&format!("{CONTAINERS_DIR}/{ID}/config.v2.json"), cfg);
         let cg = format!("/kubepods/besteffort/pod6f1c/docker-{ID}.scope");
         let r = Docker::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .unwrap();
         assert_eq!(r.name, "default/web-0/nginx");
         assert_eq!(r.runtime.as_deref(), Some("kubernetes"));

@@ -126,6 +126,22 @@ impl<'de> Visitor<'de> for KeyMatch {
     }
 }
 
+/// The string at `key` of a JSON object, if it is one.
+pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
+    v.get(key)?.as_str()
+}
+
+/// The part of an OCI runtime spec (`config.json`) read: its annotations (the
+/// rest, the whole process, mounts and Linux config, is skipped).
+pub(crate) const SPEC_KEYS: Keep = Keep::Keys(&[("annotations", Keep::All)]);
+
+/// The OCI annotations of a runtime spec (`config.json`), if any.
+pub(crate) fn annotations(
+    spec: &serde_json::Value,
+) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    spec.get("annotations")?.as_object()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

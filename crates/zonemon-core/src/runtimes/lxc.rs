@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{cgroup, fsread, resolved, Probe, RuntimeResolver};
+use super::probe::Probe;
+use super::resolver::{resolved, RuntimeResolver};
+use super::{cgroup, fsread};
 use crate::naming::ResolvedName;
 
 /// The title prefix of LXC's monitor process.
@@ -86,7 +88,7 @@ impl RuntimeResolver for Lxc {
     }
 }
 
-super::standalone_resolver!(Lxc);
+super::resolver::standalone_resolver!(Lxc);
 
 #[cfg(test)]
 mod tests {
@@ -116,7 +118,8 @@ mod tests {
         let t = TempTree::new("lxc");
         host(&t, "[lxc monitor] /var/lib/lxc aap");
         let r = Lxc::new(t.root())
-            .resolve(&facts(300, 200, None))
+            .lookup(&facts(300, 200, None))
+            .named()
             .expect("named");
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("lxc-monitor"));
@@ -129,7 +132,10 @@ mod tests {
         let t = TempTree::new("lxc-fake");
         host(&t, "[lxc monitor] /var/lib/lxc noot");
         // No /var/lib/lxc/noot/config: the title is not believed; the cgroup is.
-        let r = Lxc::new(t.root()).resolve(&facts(300, 200, None)).unwrap();
+        let r = Lxc::new(t.root())
+            .lookup(&facts(300, 200, None))
+            .named()
+            .unwrap();
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("lxc-cgroup"));
     }
@@ -139,20 +145,31 @@ mod tests {
         let t = TempTree::new("lxc-cgroup");
         let mut l = Lxc::new(t.root());
         assert_eq!(
-            l.resolve(&facts(1, 0, Some("/lxc.payload.mies")))
+            l.lookup(&facts(1, 0, Some("/lxc.payload.mies")))
+                .named()
                 .unwrap()
                 .name,
             "mies"
         );
         assert_eq!(
-            l.resolve(&facts(1, 0, Some("/lxc/old"))).unwrap().name,
+            l.lookup(&facts(1, 0, Some("/lxc/old")))
+                .named()
+                .unwrap()
+                .name,
             "old"
         );
         assert!(l
-            .resolve(&facts(1, 0, Some("/lxc.payload.mies/inner")))
+            .lookup(&facts(1, 0, Some("/lxc.payload.mies/inner")))
+            .named()
             .is_none());
-        assert!(l.resolve(&facts(1, 0, Some("/lxc.monitor.mies"))).is_none());
-        assert!(l.resolve(&facts(1, 0, Some("/lxc.payload."))).is_none());
+        assert!(l
+            .lookup(&facts(1, 0, Some("/lxc.monitor.mies")))
+            .named()
+            .is_none());
+        assert!(l
+            .lookup(&facts(1, 0, Some("/lxc.payload.")))
+            .named()
+            .is_none());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{cgroup, resolved, Probe, RuntimeResolver};
+use super::cgroup;
+use super::probe::Probe;
+use super::resolver::{resolved, RuntimeResolver};
 use crate::naming::ResolvedName;
 
 /// nspawn's short options that take a value.
@@ -191,7 +193,7 @@ impl RuntimeResolver for Nspawn {
     }
 }
 
-super::standalone_resolver!(Nspawn);
+super::resolver::standalone_resolver!(Nspawn);
 
 #[cfg(test)]
 mod tests {
@@ -238,7 +240,8 @@ mod tests {
             "0::/machine/aap/supervisor\n",
         );
         let r = Nspawn::new(t.root())
-            .resolve(&facts(300, 250, None))
+            .lookup(&facts(300, 250, None))
+            .named()
             .expect("named");
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("nspawn-argv"));
@@ -304,22 +307,26 @@ mod tests {
         let t = TempTree::new("nspawn-scope");
         let mut n = Nspawn::new(t.root());
         let r = n
-            .resolve(&facts(
+            .lookup(&facts(
                 1,
                 0,
                 Some("/machine.slice/machine-my\\x2dbox.scope"),
             ))
+            .named()
             .unwrap();
         assert_eq!(r.name, "my-box");
         assert_eq!(r.source, NameSource::Runtime("nspawn-scope"));
         assert!(n
-            .resolve(&facts(1, 0, Some("/machine.slice/machine-x.scope/payload")))
+            .lookup(&facts(1, 0, Some("/machine.slice/machine-x.scope/payload")))
+            .named()
             .is_none());
         assert!(n
-            .resolve(&facts(1, 0, Some("/user.slice/machine-x.scope")))
+            .lookup(&facts(1, 0, Some("/user.slice/machine-x.scope")))
+            .named()
             .is_none());
         assert!(n
-            .resolve(&facts(1, 0, Some("/machine.slice/machine-bad\\x.scope")))
+            .lookup(&facts(1, 0, Some("/machine.slice/machine-bad\\x.scope")))
+            .named()
             .is_none());
     }
 

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
-use super::{procfs, resolved, valid_id, Ancestor, Probe};
+use super::probe::{Ancestor, Probe};
+use super::procfs;
+use super::resolver::{resolved, valid_id};
 use crate::naming::ResolvedName;
 
 /// Most state directory entries scanned for the init's PID.

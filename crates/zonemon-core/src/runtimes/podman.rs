@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use super::fsread::FileCache;
 use super::jsonpick::{self, Keep};
-use super::{cgroup, is_hex64, procfs, resolved, Ancestor, Probe, RuntimeResolver};
+use super::probe::{Ancestor, Probe};
+use super::resolver::{is_hex64, resolved, RuntimeResolver};
+use super::{cgroup, procfs};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
@@ -151,7 +153,7 @@ impl RuntimeResolver for Podman {
     }
 }
 
-super::standalone_resolver!(Podman);
+super::resolver::standalone_resolver!(Podman);
 
 #[cfg(test)]
 mod tests {
@@ -250,7 +252,7 @@ mod tests {
             containers_json(&[(OTHER, "noot"), (ID, "aap")]),
         );
         let mut p = Podman::new(t.root());
-        let r = p.resolve(&facts(300, 260, None)).expect("named");
+        let r = p.lookup(&facts(300, 260, None)).named().expect("named");
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("podman-storage"));
         assert_eq!(r.runtime.as_deref(), Some("podman"));
@@ -261,13 +263,13 @@ mod tests {
             "metadata's image-name"
         );
         // From the cached map, and after a rename (a new file version).
-        assert_eq!(p.resolve(&facts(300, 0, None)).unwrap().name, "aap");
+        assert_eq!(p.lookup(&facts(300, 0, None)).named().unwrap().name, "aap");
         t.write(
             &format!("{}/containers.json", STORAGE_DIRS[0]),
             containers_json(&[(ID, "mies-renamed")]),
         );
         assert_eq!(
-            p.resolve(&facts(300, 0, None)).unwrap().name,
+            p.lookup(&facts(300, 0, None)).named().unwrap().name,
             "mies-renamed"
         );
     }
@@ -277,7 +279,10 @@ mod tests {
         let t = TempTree::new("podman-conmon");
         host(&t, ID, "aap");
         t.write(&format!("{}/containers.json", STORAGE_DIRS[0]), "[not json");
-        let r = Podman::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        let r = Podman::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap();
         assert_eq!(r.name, "aap");
         assert_eq!(r.source, NameSource::Runtime("podman-conmon"));
     }
@@ -291,13 +296,15 @@ mod tests {
         );
         let cg = format!("/machine.slice/libpod-{ID}.scope");
         let r = Podman::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .unwrap();
         assert_eq!(r.name, "vfsbox");
         // conmon's own cgroup is not the container's.
         let cg = format!("/machine.slice/libpod-conmon-{ID}.scope");
         assert!(Podman::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .is_none());
     }
 
@@ -312,7 +319,8 @@ mod tests {
         // The cgroup says one container, conmon another.
         let cg = format!("/libpod_parent/libpod-{OTHER}");
         assert!(Podman::new(t.root())
-            .resolve(&facts(300, 0, Some(&cg)))
+            .lookup(&facts(300, 0, Some(&cg)))
+            .named()
             .is_none());
         // CRI-O's conmon has no podman exit command.
         let a = Ancestor {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::jsonpick::{self, Keep};
 use super::oci::{OciResolver, OciRuntime, OciState};
-use super::{Probe, RuntimeResolver};
+use super::probe::Probe;
+use super::resolver::RuntimeResolver;
 use crate::naming::ResolvedName;
 
 /// runc's default state directory, below the root.
@@ -66,7 +67,7 @@ impl RuntimeResolver for Runc {
     }
 }
 
-super::standalone_resolver!(Runc);
+super::resolver::standalone_resolver!(Runc);
 
 #[cfg(test)]
 mod tests {
@@ -104,7 +105,8 @@ mod tests {
         );
         let mut r = Runc::new(t.root());
         let at_fork = r
-            .resolve(&facts(300, 260, Some("/zmrt-aap")))
+            .lookup(&facts(300, 260, Some("/zmrt-aap")))
+            .named()
             .expect("by argv");
         assert_eq!(at_fork.name, "zmrt-aap");
         assert_eq!(at_fork.source, NameSource::Runtime("runc-argv"));
@@ -114,11 +116,17 @@ mod tests {
             &format!("{STATE_DIR}/zmrt-aap/state.json"),
             state("zmrt-aap", 300, 71762),
         );
-        let booted = r.resolve(&facts(300, 260, Some("/zmrt-aap"))).unwrap();
+        let booted = r
+            .lookup(&facts(300, 260, Some("/zmrt-aap")))
+            .named()
+            .unwrap();
         assert_eq!(booted.source, NameSource::Runtime("runc-state"));
         // runc has exited (create, then start): the cgroup and the state still say it.
         t.proc(300, 1, 71762, &[300, 1], &["sleep"], "0::/zmrt-aap\n");
-        assert_eq!(r.resolve(&facts(300, 0, None)).unwrap().name, "zmrt-aap");
+        assert_eq!(
+            r.lookup(&facts(300, 0, None)).named().unwrap().name,
+            "zmrt-aap"
+        );
     }
 
     #[test]
@@ -137,7 +145,10 @@ mod tests {
             &format!("{STATE_DIR}/zmrt-web/state.json"),
             state("zmrt-web", 300, 71762),
         );
-        let r = Runc::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        let r = Runc::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap();
         assert_eq!(r.name, "zmrt-web");
     }
 
@@ -150,22 +161,25 @@ mod tests {
             state("other", 999, 5),
         );
         let mut r = Runc::new(t.root());
-        assert!(r.resolve(&facts(300, 0, None)).is_none());
+        assert!(r.lookup(&facts(300, 0, None)).named().is_none());
         // A new container: the directory changed.
         t.write(
             &format!("{STATE_DIR}/first/state.json"),
             state("first", 300, 71762),
         );
-        assert_eq!(r.resolve(&facts(300, 0, None)).unwrap().name, "first");
+        assert_eq!(
+            r.lookup(&facts(300, 0, None)).named().unwrap().name,
+            "first"
+        );
         // A container whose state is written after the scan saw its directory.
         t.proc(301, 1, 80000, &[301, 1], &["sleep"], "0::/custom2\n");
         t.mkdir(&format!("{STATE_DIR}/late"));
-        assert!(r.resolve(&facts(301, 0, None)).is_none());
+        assert!(r.lookup(&facts(301, 0, None)).named().is_none());
         t.write(
             &format!("{STATE_DIR}/late/state.json"),
             state("late", 301, 80000),
         );
-        assert_eq!(r.resolve(&facts(301, 0, None)).unwrap().name, "late");
+        assert_eq!(r.lookup(&facts(301, 0, None)).named().unwrap().name, "late");
     }
 
     #[test]
@@ -183,7 +197,10 @@ mod tests {
             &format!("{STATE_DIR}/live/state.json"),
             state("live", 300, 71762),
         );
-        let r = Runc::new(t.root()).resolve(&facts(300, 0, None)).unwrap();
+        let r = Runc::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap();
         assert_eq!(r.name, "live");
     }
 
@@ -197,7 +214,7 @@ mod tests {
         );
         let mut r = Runc::new(t.root());
         let f = facts(300, 0, Some("/user.slice"));
-        let probe = crate::runtimes::Probe::new(t.root(), f);
+        let probe = crate::runtimes::probe::Probe::new(t.root(), f);
         assert!(r.resolve_probe(&probe).is_none());
         assert!(
             !r.could_claim_later(&probe),
@@ -205,7 +222,7 @@ mod tests {
         );
         // A container being created (its state not written yet) keeps zones under suspicion.
         t.mkdir(&format!("{STATE_DIR}/creating"));
-        let probe = crate::runtimes::Probe::new(t.root(), f);
+        let probe = crate::runtimes::probe::Probe::new(t.root(), f);
         assert!(r.resolve_probe(&probe).is_none());
         assert!(r.could_claim_later(&probe));
     }
@@ -223,7 +240,8 @@ mod tests {
             .set_modified(minute_ago)
             .unwrap();
         let mut r = Runc::new(t.root());
-        let probe = crate::runtimes::Probe::new(t.root(), facts(300, 0, Some("/user.slice")));
+        let probe =
+            crate::runtimes::probe::Probe::new(t.root(), facts(300, 0, Some("/user.slice")));
         assert!(r.resolve_probe(&probe).is_none());
         assert!(
             !r.could_claim_later(&probe),
@@ -240,7 +258,10 @@ mod tests {
             &format!("{STATE_DIR}/aap/state.json"),
             state("aap", 300, 1234),
         );
-        assert!(Runc::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+        assert!(Runc::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .is_none());
         // runc run by a containerd shim: containerd's resolver names it, not this one.
         t.write(
             &format!("{STATE_DIR}/aap/state.json"),
@@ -262,7 +283,10 @@ mod tests {
             ],
             "0::/\n",
         );
-        assert!(Runc::new(t.root()).resolve(&facts(300, 0, None)).is_none());
+        assert!(Runc::new(t.root())
+            .lookup(&facts(300, 0, None))
+            .named()
+            .is_none());
     }
 
     proptest! {

@@ -440,12 +440,13 @@ struct Counting {
 }
 
 impl NameResolver for Counting {
-    fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+    fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
         self.calls.set(self.calls.get() + 1);
-        None
-    }
-    fn may_name_later(&mut self, f: &ZoneFacts<'_>) -> bool {
-        self.ruled_out != Some(f.init_pid)
+        if self.ruled_out == Some(f.init_pid) {
+            Lookup::Never
+        } else {
+            Lookup::NotYet
+        }
     }
 }
 
@@ -500,16 +501,17 @@ fn a_zone_no_runtime_can_name_is_looked_up_once() {
 fn runtime_names_stick_for_the_zone_life() {
     struct Once(bool);
     impl NameResolver for Once {
-        fn resolve(&mut self, _: &ZoneFacts<'_>) -> Option<ResolvedName> {
+        fn lookup(&mut self, _: &ZoneFacts<'_>) -> Lookup {
             // Answers only the first time, as a runtime whose state is deleted at shutdown.
-            std::mem::take(&mut self.0).then(|| ResolvedName {
+            let found = std::mem::take(&mut self.0).then(|| ResolvedName {
                 name: "web".into(),
                 source: NameSource::Runtime("test-state"),
                 runtime: Some("test".into()),
                 container_id: Some("abc".into()),
                 k8s: None,
                 meta: None,
-            })
+            });
+            found.map_or(Lookup::NotYet, Lookup::Named)
         }
     }
     let mut t = Tracker::new(

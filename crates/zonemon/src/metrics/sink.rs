@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use zonemon_core::clock::boot_time_ns;
 use zonemon_core::output::Sink;
-use zonemon_core::{EventKind, NameResolver, ResolvedName, ZoneEvent, ZoneFacts};
+use zonemon_core::{EventKind, Lookup, NameResolver, ZoneEvent, ZoneFacts};
 
 use super::{runtime_label, Metrics};
 
@@ -127,17 +127,13 @@ impl<R> MeteredResolver<R> {
 }
 
 impl<R: NameResolver> NameResolver for MeteredResolver<R> {
-    fn resolve(&mut self, facts: &ZoneFacts<'_>) -> Option<ResolvedName> {
+    fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
         let start = Instant::now();
-        let found = self.inner.resolve(facts);
+        let answer = self.inner.lookup(facts);
         self.metrics
             .naming_seconds
             .observe(start.elapsed().as_secs_f64());
-        found
-    }
-
-    fn may_name_later(&mut self, facts: &ZoneFacts<'_>) -> bool {
-        self.inner.may_name_later(facts)
+        answer
     }
 }
 

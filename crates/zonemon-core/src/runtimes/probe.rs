@@ -1,0 +1,266 @@
+//! What a runtime resolver looks at for one event: the [`Probe`] of a zone.
+//!
+//! Each part (the init's `/proc` entry, its cgroup paths, the processes
+//! above it) is read at most once per event and only when a resolver asks.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use super::{fsread, procfs};
+use crate::naming::ZoneFacts;
+
+/// How many generations of the init's ancestors are looked at (parent,
+/// grandparent, great-grandparent): enough to see a shim or conmon above
+/// the `runc create` that forks the init.
+pub const MAX_ANCESTOR_DEPTH: usize = 3;
+
+/// A process above the zone's init: its host PID and command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    /// Host PID.
+    pub pid: u32,
+    /// Its arguments (lossy UTF-8, bounded).
+    pub args: Vec<String>,
+}
+
+/// What the resolvers look at for one event, each part read at most once and only when asked.
+///
+/// `/proc/<init>` is used only while it still is the zone's init: while
+/// `/proc/<init>/ns/pid` is the zone's PID namespace. After the init is
+/// gone its PID may belong to anyone, but never to a process of that
+/// namespace (when a namespace's init dies, no process can enter it).
+pub struct Probe<'a> {
+    root: &'a Path,
+    facts: ZoneFacts<'a>,
+    /// (init still there, parent PID, start ticks).
+    init: OnceCell<InitInfo>,
+    cgroups: OnceCell<Vec<String>>,
+    ancestors: OnceCell<Vec<Ancestor>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct InitInfo {
+    alive: bool,
+    ppid: Option<u32>,
+    start_ticks: Option<u64>,
+}
+
+impl<'a> Probe<'a> {
+    /// A probe of the zone `facts` describes, reading below `root`.
+    pub fn new(root: &'a Path, facts: ZoneFacts<'a>) -> Self {
+        Probe {
+            root,
+            facts,
+            init: OnceCell::new(),
+            cgroups: OnceCell::new(),
+            ancestors: OnceCell::new(),
+        }
+    }
+
+    /// The facts the tracker gave.
+    pub fn facts(&self) -> &ZoneFacts<'a> {
+        &self.facts
+    }
+
+    /// `rel` (e.g. `run/runc`) below the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The root every path is read below.
+    pub fn root(&self) -> &Path {
+        self.root
+    }
+
+    /// Reads at most `max` bytes of `/proc/<pid>/<file>`.
+    pub fn read_proc(&self, pid: u32, file: &str, max: usize) -> Option<Vec<u8>> {
+        if pid == 0 {
+            return None;
+        }
+        let mut f = fsread::open_proc(&self.path(&format!("proc/{pid}/{file}")))?;
+        fsread::read_prefix(&mut f, max)
+    }
+
+    fn init(&self) -> InitInfo {
+        *self.init.get_or_init(|| {
+            let pid = self.facts.init_pid;
+            if pid == 0 || self.facts.pidns == 0 {
+                return InitInfo::default();
+            }
+            let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
+            let same_ns =
+                link.is_ok_and(|l| l.to_string_lossy() == format!("pid:[{}]", self.facts.pidns));
+            if !same_ns {
+                return InitInfo::default();
+            }
+            let stat = self.read_proc(pid, "stat", procfs::MAX_STAT);
+            let stat = stat
+                .as_deref()
+                .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(s)));
+            InitInfo {
+                alive: stat.is_some(),
+                ppid: stat.map(|s| s.0),
+                start_ticks: stat.map(|s| s.1),
+            }
+        })
+    }
+
+    /// Whether `/proc/<init_pid>` still is the zone's init.
+    pub fn init_alive(&self) -> bool {
+        self.init().alive
+    }
+
+    /// Whether the zone is nested in another zone (its PID namespace is
+    /// more than one level below the host's).
+    pub fn nested(&self) -> bool {
+        self.facts.level > 1
+    }
+
+    /// The init's start time in clock ticks since boot (as runc and crun record it), when known.
+    pub fn init_start_ticks(&self) -> Option<u64> {
+        self.init().start_ticks
+    }
+
+    /// The init's cgroup paths: the tracker's first, then each hierarchy's,
+    /// as read for this event or else from `/proc/<init>/cgroup`.
+    pub fn cgroups(&self) -> &[String] {
+        self.cgroups.get_or_init(|| {
+            let mut out: Vec<String> = Vec::new();
+            let mut add = |p: &str| {
+                if p.len() <= procfs::MAX_CGROUP_PATH && !out.iter().any(|o| o == p) {
+                    out.push(p.to_string());
+                }
+            };
+            if let Some(c) = self.facts.cgroup {
+                add(c);
+            }
+            if let Some(more) = self.facts.more_cgroups {
+                more.iter().for_each(|p| add(p));
+            } else if self.init_alive() {
+                let content = self.read_proc(self.facts.init_pid, "cgroup", 64 * 1024);
+                if let Some(c) = content {
+                    for p in procfs::parse_cgroup_paths(&String::from_utf8_lossy(&c)) {
+                        add(&p);
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// The processes above the init: its creator, then its parent and up
+    /// to [`MAX_ANCESTOR_DEPTH`] generations (host PID 1 excluded), each once.
+    /// Empty when the init is gone.
+    pub fn ancestors(&self) -> &[Ancestor] {
+        self.ancestors.get_or_init(|| {
+            let mut out: Vec<Ancestor> = Vec::new();
+            let info = self.init();
+            if !info.alive {
+                return out;
+            }
+            let push = |pid: u32, out: &mut Vec<Ancestor>| {
+                if pid > 1 && pid != self.facts.init_pid && !out.iter().any(|a| a.pid == pid) {
+                    if let Some(b) = self.read_proc(pid, "cmdline", procfs::MAX_CMDLINE) {
+                        out.push(Ancestor {
+                            pid,
+                            args: procfs::parse_cmdline(&b),
+                        });
+                    }
+                }
+            };
+            push(self.facts.creator_pid, &mut out);
+            let mut pid = info.ppid.unwrap_or(0);
+            for depth in 0..MAX_ANCESTOR_DEPTH {
+                if pid <= 1 {
+                    break;
+                }
+                push(pid, &mut out);
+                if depth + 1 == MAX_ANCESTOR_DEPTH {
+                    break;
+                }
+                pid = self
+                    .read_proc(pid, "stat", procfs::MAX_STAT)
+                    .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(&s)))
+                    .map_or(0, |s| s.0);
+            }
+            out
+        })
+    }
+
+    /// Whether some ancestor is one of `progs` (argv\[0\]'s basename; an
+    /// entry ending in `*` matches a prefix) or some cgroup path contains one
+    /// of `cgroup_words`: the cheap signs of a runtime, for
+    /// [`RuntimeResolver::could_claim_later`].
+    pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
+        let prog_matches = |p: &str| {
+            progs.iter().any(|want| match want.strip_suffix('*') {
+                Some(prefix) => p.starts_with(prefix),
+                None => p == *want,
+            })
+        };
+        self.ancestors()
+            .iter()
+            .any(|a| prog_matches(procfs::program(&a.args)))
+            || self
+                .cgroups()
+                .iter()
+                .any(|c| cgroup_words.iter().any(|w| c.contains(w)))
+    }
+
+    /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
+    pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
+        self.ancestors()
+            .iter()
+            .find(|a| procfs::program(&a.args) == prog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::testutil::{facts, TempTree};
+
+    #[test]
+    fn probe_reads_proc_once_and_checks_the_init() {
+        let t = TempTree::new("probe");
+        t.proc(
+            100,
+            50,
+            777,
+            &[100, 1],
+            &["sleep", "1000"],
+            "0::/aap\n4:memory:/m/aap\n",
+        );
+        t.proc(50, 40, 1, &[50], &["runc", "run", "-d", "aap"], "0::/\n");
+        t.proc(40, 1, 1, &[40], &["bash"], "0::/\n");
+        t.proc(60, 50, 1, &[60], &["runc", "init"], "0::/\n");
+        let f = facts(100, 60, Some("/aap"));
+        let p = Probe::new(t.root(), f);
+        assert!(p.init_alive());
+        assert!(!p.nested());
+        assert_eq!(p.init_start_ticks(), Some(777));
+        assert_eq!(p.cgroups(), ["/aap", "/m/aap"]);
+        let pids: Vec<u32> = p.ancestors().iter().map(|a| a.pid).collect();
+        assert_eq!(pids, [60, 50, 40]);
+        assert_eq!(p.ancestor_named("runc").unwrap().pid, 60);
+
+        // The event read the cgroup file already: the probe does not read it again.
+        let given = ["/given".to_string()];
+        let p = Probe::new(
+            t.root(),
+            ZoneFacts {
+                more_cgroups: Some(&given),
+                ..f
+            },
+        );
+        assert_eq!(p.cgroups(), ["/aap", "/given"]);
+
+        // Another namespace now owns PID 100: /proc/100 is not the zone's init any more.
+        let mut other = f;
+        other.pidns = 4026532999;
+        let p = Probe::new(t.root(), other);
+        assert!(!p.init_alive());
+        assert_eq!(p.cgroups(), ["/aap"], "only what the tracker saw");
+        assert!(p.ancestors().is_empty());
+    }
+}
