@@ -1,11 +1,11 @@
 //! Compiles the BPF program and generates its typed skeleton (including the
-//! Rust type of `struct zm_event` from `src/bpf/zonemon.h`) into `OUT_DIR`.
+//! Rust type of `struct zm_event` from `src/sources/ebpf/zonemon.h`) into `OUT_DIR`.
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SRC: &str = "src/bpf/zonemon.bpf.c";
+const SRC: &str = "src/sources/ebpf/zonemon.bpf.c";
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"))
@@ -13,10 +13,14 @@ fn main() {
     let multiarch = format!("-I/usr/include/{}-linux-gnu", env::consts::ARCH);
     SkeletonBuilder::new()
         .source(SRC)
-        .clang_args(["-O2", "-g", "-Wall", "-Isrc/bpf", &multiarch])
+        .clang_args(["-O2", "-g", "-Wall", "-Isrc/sources/ebpf", &multiarch])
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building {SRC} failed (is clang installed?): {e:#}"));
-    for f in [SRC, "src/bpf/zonemon.h", "src/bpf/kernel.h"] {
+    for f in [
+        SRC,
+        "src/sources/ebpf/zonemon.h",
+        "src/sources/ebpf/kernel.h",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
 }

@@ -5,7 +5,6 @@
 //! descriptor, then lets the source drain what is pending into the pipeline.
 
 mod ebpf;
-pub mod ebpf_load;
 mod poll;
 mod proc_connector;
 
@@ -80,7 +79,7 @@ pub fn open(kind: SourceKind, ring_bytes: u32, interval: Duration) -> Result<Box
             let ebpf_err = match EbpfSource::open(ring_bytes) {
                 Ok(s) => return Ok(Box::new(s)),
                 // Without privileges no source can watch the host's zones: say so, do not limp on.
-                Err(e) if e.is::<ebpf_load::NotPrivileged>() => return Err(e),
+                Err(e) if e.is::<ebpf::load::NotPrivileged>() => return Err(e),
                 Err(e) => e,
             };
             eprintln!(

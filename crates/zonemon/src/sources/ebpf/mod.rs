@@ -1,4 +1,13 @@
 //! The eBPF source: records from the kernel side's ring buffer.
+//!
+//! Everything of it is in this folder: the BPF programs (`zonemon.bpf.c`),
+//! the record layout they share with user space (`zonemon.h`, the one
+//! definition the Rust types are generated from), the generated skeleton
+//! ([`skel`]), loading and attaching ([`load`]), and decoding ([`decode`]).
+
+mod decode;
+pub mod load;
+mod skel;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -11,14 +20,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
-use super::{ebpf_load, Source, DISABLE_EBPF_ENV};
+use super::{Source, DISABLE_EBPF_ENV};
 use zonemon_core::procscan::{self, ProcZone};
 use zonemon_core::Observation;
 
-use crate::decode::{decode, DecodeError};
 use crate::pipeline::{boot_time_ns, Pipeline};
-use crate::skel::types::zm_host_init;
-use crate::skel::ZonemonSkel;
+use decode::{decode, DecodeError};
+use skel::types::zm_host_init;
+use skel::ZonemonSkel;
 
 /// Records taken from the ring buffer at a time: bounds the queue below.
 const BATCH: usize = 64;
@@ -45,7 +54,7 @@ impl EbpfSource {
         // The object's storage must outlive the skeleton, which lives as long as the watch: one small leak per process.
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
-        let skel = ebpf_load::load(storage, ring_bytes)?;
+        let skel = load::load(storage, ring_bytes)?;
         let queue = Queue::new(RefCell::new(VecDeque::with_capacity(BATCH)));
         let mut builder = RingBufferBuilder::new();
         let sink = Rc::clone(&queue);

@@ -1,7 +1,7 @@
 //! Decoding the kernel's `struct zm_event` records into [`Observation`]s.
 //!
 //! This is the one place raw bytes from the ring buffer are interpreted; the
-//! record type itself is generated from `bpf/zonemon.h` by build.rs.
+//! record type itself is generated from `zonemon.h` (beside this file) by build.rs.
 
 use std::fmt;
 use std::mem::size_of;
@@ -9,7 +9,7 @@ use std::mem::size_of;
 use zonemon_core::escape::bounded_lossy;
 use zonemon_core::{Observation, ObservationKind};
 
-use crate::skel::types::{zm_event, zm_kind};
+use super::skel::types::{zm_event, zm_kind};
 
 /// Why a ring-buffer record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 use zonemon_core::procscan::HostMounts;
 
-use crate::skel::{ZonemonSkel, ZonemonSkelBuilder};
+use super::skel::{ZonemonSkel, ZonemonSkelBuilder};
 
 /// Everything libbpf said while loading, kept to write out if the load fails.
 static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
