@@ -171,8 +171,8 @@ impl Pipeline {
         scan: impl FnOnce() -> Vec<ProcZone>,
     ) -> io::Result<Vec<ProcZone>> {
         let what = count.map_or("some".to_string(), |n| n.to_string());
-        eprintln!(
-            "zonemon: warning: {what} observation(s) were lost (the kernel could not deliver them); \
+        tracing::warn!(
+            "{what} observation(s) were lost (the kernel could not deliver them); \
              resynchronising from /proc (for eBPF, a larger --ring-size helps)"
         );
         self.sink.write_lost(count, now_ns)?;

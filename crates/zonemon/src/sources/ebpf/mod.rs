@@ -169,7 +169,7 @@ impl EbpfSource {
             for_each_queued(&self.queue, |rec| {
                 match rec {
                     Ok(obs) => pipeline.handle(obs)?,
-                    Err(e) => eprintln!("zonemon: warning: {e}"),
+                    Err(e) => tracing::warn!("{e}"),
                 }
                 Ok(())
             })?;
