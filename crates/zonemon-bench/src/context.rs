@@ -152,12 +152,24 @@ impl Ctx {
 
     /// Starts the eBPF monitor; `slow` delays the reader after each line.
     pub fn ebpf(&self, slow: Option<Duration>) -> Result<Monitor> {
-        let args = if self.ebpf_default {
+        Monitor::start(&self.zonemon, &self.ebpf_args(), &self.prefix, slow)
+            .map_err(|e| anyhow!("eBPF source: {e}"))
+    }
+
+    /// The arguments that pick the eBPF source (none when it is zonemon's default).
+    fn ebpf_args(&self) -> Vec<String> {
+        if self.ebpf_default {
             Vec::new()
         } else {
             Source::Ebpf.args()
-        };
-        Monitor::start(&self.zonemon, &args, &self.prefix, slow)
+        }
+    }
+
+    /// Starts an eBPF monitor with `extra` arguments (e.g. `--priority high`).
+    pub fn ebpf_with(&self, extra: &[&str]) -> Result<Monitor> {
+        let mut args = self.ebpf_args();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Monitor::start(&self.zonemon, &args, &self.prefix, None)
             .map_err(|e| anyhow!("eBPF source: {e}"))
     }
 

@@ -25,6 +25,48 @@ pub const WAKEUP: &str = "zonemon's ring buffer uses the kernel's default adapti
     zonemon sleeps in epoll_wait with no timeout, decodes, and writes each line with a flush; \
     the benchmark reads the pipe in a thread blocked in read(2) and stamps each chunk with CLOCK_REALTIME";
 
+/// One way of running zonemon and the reader, measured in interleaved blocks.
+struct Arm {
+    /// zonemon's arguments besides the source.
+    args: &'static [&'static str],
+    /// The benchmark's reader thread under SCHED_FIFO 1 too.
+    reader_fifo: bool,
+    /// The row's measure.
+    row: &'static str,
+    /// The row's comparison (the first arm's is the other sources').
+    comparison: &'static str,
+    /// In notes and the figure's legend.
+    short: &'static str,
+}
+
+/// zonemon at its default (`--priority realtime`: SCHED_FIFO 1 under a CPU
+/// budget) with an ordinary reader, the judged figure; at `--priority high`
+/// (nice -10, the default before), the trade-off; and with the reader under
+/// SCHED_FIFO 1 too, the floor.
+const ARMS: [Arm; 3] = [
+    Arm {
+        args: &[],
+        reader_fifo: false,
+        row: "Detection latency: kernel timestamp → line read by the benchmark, zonemon at its default `--priority realtime`, the reader at the scheduler's default",
+        comparison: "",
+        short: "default (realtime)",
+    },
+    Arm {
+        args: &["--priority", "high"],
+        reader_fifo: false,
+        row: "Detection latency with zonemon at `--priority high` (nice -10)",
+        comparison: "default `--priority realtime`: the first row (blocks of zones interleaved with it)",
+        short: "--priority high",
+    },
+    Arm {
+        args: &[],
+        reader_fifo: true,
+        row: "Detection latency with the reader under SCHED_FIFO 1 as well (`chrt -f 1`)",
+        comparison: "the reader at the scheduler's default: the first row (blocks of zones interleaved with it)",
+        short: "reader SCHED_FIFO 1 too",
+    },
+];
+
 /// Booted and shutdown latencies (ns, kernel timestamp to line read) of the zones `seen` reported.
 pub fn latencies(seen: &Seen) -> Vec<f64> {
     seen.recs
@@ -37,22 +79,21 @@ pub fn latencies(seen: &Seen) -> Vec<f64> {
 /// Measures and adds the latency row.
 pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let n = ctx.plan.latency_zones;
-    // Interleaved blocks: zonemon at its default scheduling, then zonemon (and the reader)
-    // under SCHED_FIFO 1, and so on, so a drifting machine hurts both alike.
+    // Interleaved blocks, one arm after the other, so a drifting machine hurts all alike.
     let block = (n / 5).clamp(10, 60);
-    let mut runs: [Vec<Seen>; 2] = [Vec::new(), Vec::new()];
-    let mut made = [0usize; 2];
+    let mut runs: [Vec<Seen>; ARMS.len()] = Default::default();
+    let mut made = [0usize; ARMS.len()];
     let mut b = 0;
-    while made[0] < n || made[1] < n {
-        let rt = b % 2;
+    while made.iter().any(|&m| m < n) {
+        let arm = b % ARMS.len();
         b += 1;
-        let count = block.min(n - made[rt]);
+        let count = block.min(n - made[arm]);
         if count == 0 {
             continue;
         }
-        let prefix = ctx.tag(&format!("lat{rt}b{b}"));
-        let m = ctx.ebpf(None)?;
-        if rt == 1 {
+        let prefix = ctx.tag(&format!("lat{arm}b{b}"));
+        let m = ctx.ebpf_with(ARMS[arm].args)?;
+        if ARMS[arm].reader_fifo {
             m.set_realtime(1)?;
         }
         for i in 0..count {
@@ -64,8 +105,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         m.wait_until(Duration::from_secs(10), |s| {
             s.count(Kind::Shutdown) >= count
         });
-        runs[rt].push(m.stop()?);
-        made[rt] += count;
+        runs[arm].push(m.stop()?);
+        made[arm] += count;
     }
     let floor = wakeup_floor(2 * n)?;
     let comparison = format!(
@@ -81,7 +122,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             .collect()
     };
     let mut curves = Vec::new();
-    for (rt, seen) in runs.iter().enumerate() {
+    for (i, seen) in runs.iter().enumerate() {
         let lat: Vec<f64> = seen.iter().flat_map(latencies).collect();
         let missed = (2 * n).saturating_sub(lat.len());
         let p99 = percentile(&lat, 99.0).unwrap_or(f64::INFINITY);
@@ -94,30 +135,21 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
                 String::new()
             }
         );
-        if rt == 0 {
-            rep.row(
-                &format!("Detection latency: kernel timestamp → line read by the benchmark ({} boots+shutdowns, one zone at a time)", lat.len()),
-                &zonemon,
-                &comparison,
-                "p99 ≤ 1 ms",
-                Verdict::of(p99 <= 1e6 && missed == 0),
-            );
-        } else {
-            rep.row(
-                &format!("Detection latency with zonemon and the reader under SCHED_FIFO 1 (`chrt -f 1`; {} boots+shutdowns)", lat.len()),
-                &zonemon,
-                "default scheduling: the row above (blocks of zones interleaved with it)",
-                "p99 ≤ 1 ms",
-                Verdict::of(p99 <= 1e6 && missed == 0),
-            );
-        }
+        let arm = &ARMS[i];
+        rep.row(
+            &format!(
+                "{} ({} boots+shutdowns, one zone at a time)",
+                arm.row,
+                lat.len()
+            ),
+            &zonemon,
+            if i == 0 { &comparison } else { arm.comparison },
+            "p99 ≤ 1 ms",
+            Verdict::of(p99 <= 1e6 && missed == 0),
+        );
         rep.note(format!(
             "Latency by transition, {} (ready and down are not part of the judged figure): {}.",
-            if rt == 0 {
-                "default scheduling"
-            } else {
-                "SCHED_FIFO 1"
-            },
+            ARMS[i].short,
             [
                 (Kind::Ready, "ready"),
                 (Kind::Booted, "booted"),
@@ -129,10 +161,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             .collect::<Vec<_>>()
             .join("; ")
         ));
-        let label = if rt == 0 {
-            Source::Ebpf.label()
-        } else {
-            format!("{}, SCHED_FIFO", Source::Ebpf.label())
+        let label = match i {
+            0 => Source::Ebpf.label(),
+            _ => format!("{}, {}", Source::Ebpf.label(), ARMS[i].short),
         };
         curves.push(Curve { label, ns: lat });
     }

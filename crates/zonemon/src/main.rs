@@ -14,6 +14,7 @@ mod list;
 mod logging;
 mod metrics;
 mod pipeline;
+mod priority;
 mod sources;
 mod stats;
 mod store;

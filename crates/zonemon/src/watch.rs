@@ -16,6 +16,7 @@ use zonemon_core::{procscan, Tracker};
 use crate::down_timer::DownTimer;
 use crate::metrics::{self, MeteredResolver, MeteredSink, Metrics, RunningZones};
 use crate::pipeline::{boot_time_ns, Pipeline, Resolvers};
+pub use crate::priority::Priority;
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
 use crate::wallclock::ClockFollower;
@@ -45,48 +46,6 @@ pub struct WatchOptions {
     pub metrics: Option<SocketAddr>,
     /// Which records to show (and count in the metrics).
     pub filter: Filter,
-}
-
-/// How zonemon competes for a CPU when a zone event wakes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// The scheduler's default.
-    Normal,
-    /// nice -10: on a busy host a woken zonemon preempts ordinary work.
-    High,
-    /// SCHED_FIFO priority 1, as `chrt -f 1`.
-    Realtime,
-}
-
-impl Priority {
-    /// Applies the priority to the calling thread and the threads it starts
-    /// from now on; says on stderr if it cannot (the watch goes on).
-    pub fn apply(self) {
-        if let Err(e) = self.try_apply() {
-            eprintln!(
-                "zonemon: warning: cannot set --priority {self:?}: {e} (going on with the default)"
-            );
-        }
-    }
-
-    /// Applies the priority as [`Priority::apply`] does, or says why it cannot
-    /// (raising one's priority takes root or `CAP_SYS_NICE`).
-    pub fn try_apply(self) -> io::Result<()> {
-        let failed = match self {
-            Priority::Normal => return Ok(()),
-            // SAFETY: plain syscalls on this process.
-            Priority::High => (unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) }) != 0,
-            Priority::Realtime => {
-                let param = libc::sched_param { sched_priority: 1 };
-                // SAFETY: valid sched_param for this process.
-                (unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }) != 0
-            }
-        };
-        match failed {
-            true => Err(io::Error::last_os_error()),
-            false => Ok(()),
-        }
-    }
 }
 
 /// What a monitor built on watch's event loop plugs into it besides its

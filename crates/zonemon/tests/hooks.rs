@@ -235,7 +235,18 @@ fn under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_ord
     );
     burst(&p, 1000);
     wait_until(
-        || format!("the journal's 4,000 records of {p}"),
+        || {
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            for r in d.records() {
+                let name = r["name"].as_str().unwrap_or("");
+                let key = match name.starts_with(&p) {
+                    true => r["event"].as_str().unwrap_or("?").to_string(),
+                    false => format!("others' {}", r["event"].as_str().unwrap_or("?")),
+                };
+                *kinds.entry(key).or_default() += 1;
+            }
+            format!("the journal's 4,000 records of {p}; it has {kinds:?}")
+        },
         || d.journal_of(&p).len() >= 4000,
     );
     let journal = d.journal_of(&p);

@@ -456,15 +456,22 @@ fn priority_option_sets_the_scheduling() {
         return;
     }
     for (args, want) in [
-        (vec!["--json"], (0, -10)),
+        (vec!["--json"], (libc::SCHED_FIFO as u64, 0)),
+        (vec!["--json", "--priority", "high"], (0, -10)),
         (vec!["--json", "--priority", "normal"], (0, 0)),
-        (
-            vec!["--json", "--priority", "realtime"],
-            (libc::SCHED_FIFO as u64, 0),
-        ),
     ] {
         let mon = Monitor::start(&args);
         assert_eq!(sched_of(mon.pid()), want, "{args:?}");
+        if want.0 == libc::SCHED_FIFO as u64 {
+            // Realtime under a budget: RLIMIT_RTTIME (µs) 200 ms soft, 2 s hard.
+            let limits = std::fs::read_to_string(format!("/proc/{}/limits", mon.pid())).unwrap();
+            let rttime: Vec<&str> = limits
+                .lines()
+                .find(|l| l.starts_with("Max realtime timeout"))
+                .map(|l| l.split_whitespace().skip(3).take(2).collect())
+                .unwrap_or_default();
+            assert_eq!(rttime, ["200000", "2000000"], "{limits}");
+        }
         mon.stop();
     }
 }

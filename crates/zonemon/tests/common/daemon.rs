@@ -92,8 +92,8 @@ impl TestDaemon {
         }
     }
 
-    /// Every journaled record of zones whose name starts with `prefix`, in `seq` order.
-    pub fn journal_of(&self, prefix: &str) -> Vec<Value> {
+    /// Every record of the journal, as JSON, in `seq` order.
+    pub fn records(&self) -> Vec<Value> {
         let out = Command::new(ZONEMON)
             .args(["events", "--since", "1d", "--json", "--journal"])
             .arg(self.dir.join("journal.db"))
@@ -108,6 +108,13 @@ impl TestDaemon {
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect()
+    }
+
+    /// Every journaled record of zones whose name starts with `prefix`, in `seq` order.
+    pub fn journal_of(&self, prefix: &str) -> Vec<Value> {
+        self.records()
+            .into_iter()
             .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
             .collect()
     }

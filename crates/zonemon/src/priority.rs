@@ -1,0 +1,175 @@
+//! `--priority`: how zonemon competes for a CPU when a zone event wakes it.
+//!
+//! `realtime`, the default, is SCHED_FIFO 1 under a CPU budget: a thread
+//! that runs [`RT_BUDGET`] without sleeping (zonemon sleeps between every
+//! burst of records, so only a runaway one would) gets `SIGXCPU` from the
+//! kernel (`RLIMIT_RTTIME`), whose handler moves that thread to `high`
+//! (SCHED_OTHER, nice -10) and says so on stderr: a realtime zonemon can
+//! never keep the host from its CPUs. Should the handler fail, the hard
+//! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL.
+
+use std::io;
+use std::sync::Once;
+use std::time::Duration;
+
+/// How zonemon competes for a CPU when a zone event wakes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The scheduler's default.
+    Normal,
+    /// nice -10: on a busy host a woken zonemon preempts ordinary work.
+    High,
+    /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`].
+    Realtime,
+}
+
+/// How long a realtime thread may run without sleeping before it is moved to [`Priority::High`].
+pub const RT_BUDGET: Duration = Duration::from_millis(200);
+
+/// `RLIMIT_RTTIME`'s hard limit: the kernel kills a realtime zonemon that ran this long without sleeping.
+pub const RT_HARD_LIMIT: Duration = Duration::from_secs(2);
+
+/// What the `SIGXCPU` handler writes (a fixed string: a handler may only `write`).
+const DEMOTED: &[u8] =
+    b"zonemon: warning: a thread ran 200 ms without sleeping under --priority realtime; \
+it now runs at --priority high\n";
+
+impl Priority {
+    /// Applies the priority to the calling thread and the threads it starts
+    /// from now on; says on stderr if it cannot (the watch goes on).
+    pub fn apply(self) {
+        if let Err(e) = self.try_apply() {
+            eprintln!(
+                "zonemon: warning: cannot set --priority {self:?}: {e} (going on with the default)"
+            );
+        }
+    }
+
+    /// Applies the priority as [`Priority::apply`] does, or says why it cannot
+    /// (raising one's priority takes root or `CAP_SYS_NICE`).
+    pub fn try_apply(self) -> io::Result<()> {
+        match self {
+            Priority::Normal => Ok(()),
+            Priority::High => be_high(),
+            Priority::Realtime => {
+                budget()?;
+                let param = libc::sched_param { sched_priority: 1 };
+                // SAFETY: valid sched_param for the calling thread.
+                check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
+            }
+        }
+    }
+}
+
+/// The calling thread at nice -10.
+fn be_high() -> io::Result<()> {
+    // SAFETY: a plain syscall on the calling thread (Linux: PRIO_PROCESS 0 is the thread).
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) })
+}
+
+/// `Err` with errno when a syscall returned non-zero.
+fn check(ret: libc::c_int) -> io::Result<()> {
+    match ret {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Sets `RLIMIT_RTTIME` (never above a lower limit already set) and, once per
+/// process, the `SIGXCPU` handler that moves the thread over budget to `high`.
+fn budget() -> io::Result<()> {
+    static HANDLER: Once = Once::new();
+    let mut result = Ok(());
+    HANDLER.call_once(|| {
+        // SAFETY: a zeroed sigaction with a handler that makes only async-signal-safe syscalls.
+        let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+        act.sa_sigaction = over_budget as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        act.sa_flags = libc::SA_RESTART;
+        // SAFETY: installing a handler for SIGXCPU, whose default would end the process.
+        result = check(unsafe { libc::sigaction(libc::SIGXCPU, &act, std::ptr::null_mut()) });
+    });
+    result?;
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reading this process's limit into a valid struct.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &mut old) })?;
+    let us = |d: Duration| d.as_micros() as libc::rlim_t;
+    let new = libc::rlimit {
+        rlim_cur: old.rlim_cur.min(us(RT_BUDGET)),
+        rlim_max: old.rlim_max.min(us(RT_HARD_LIMIT)),
+    };
+    // SAFETY: setting this process's limit from a valid struct (lowering needs no privilege).
+    check(unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &new) })
+}
+
+/// `SIGXCPU`: the kernel sends it to the realtime thread that ran over
+/// [`RT_BUDGET`] without sleeping; that thread goes on at nice -10.
+extern "C" fn over_budget(_sig: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on the calling thread and a write of a static buffer, all
+    // async-signal-safe; their results are ignored (nothing else could be done here).
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::setpriority(libc::PRIO_PROCESS, 0, -10);
+        libc::write(2, DEMOTED.as_ptr().cast(), DEMOTED.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// The calling thread's policy and nice value.
+    fn sched() -> (libc::c_int, libc::c_int) {
+        // SAFETY: plain syscalls on the calling thread.
+        unsafe {
+            (
+                libc::sched_getscheduler(0),
+                libc::getpriority(libc::PRIO_PROCESS, 0),
+            )
+        }
+    }
+
+    #[test]
+    fn the_handlers_message_states_the_budget() {
+        let msg = String::from_utf8_lossy(DEMOTED);
+        assert!(msg.contains(&format!(" {} ms ", RT_BUDGET.as_millis())), "{msg}");
+        assert!(msg.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_realtime_thread_that_never_sleeps_is_moved_to_high_not_killed() {
+        if !zonemon_testkit::require_root_for(
+            "a_realtime_thread_that_never_sleeps_is_moved_to_high_not_killed",
+            "it sets SCHED_FIFO",
+        ) {
+            return;
+        }
+        let spun = std::thread::spawn(|| {
+            Priority::Realtime.try_apply().expect("SCHED_FIFO as root");
+            assert_eq!(sched().0, libc::SCHED_FIFO);
+            let start = Instant::now();
+            // Spins without a syscall that sleeps: the budget's SIGXCPU must end it.
+            while sched().0 == libc::SCHED_FIFO {
+                assert!(
+                    start.elapsed() < RT_HARD_LIMIT,
+                    "still realtime after {:?}",
+                    start.elapsed()
+                );
+                std::hint::spin_loop();
+            }
+            (sched(), start.elapsed())
+        })
+        .join()
+        .expect("the spinning thread");
+        assert_eq!(spun.0, (libc::SCHED_OTHER, -10), "moved to high");
+        assert!(
+            spun.1 >= RT_BUDGET / 2,
+            "not before its budget: {:?}",
+            spun.1
+        );
+    }
+}
