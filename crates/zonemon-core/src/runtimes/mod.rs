@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::escape::{bound, MAX_NAME_LEN};
 use crate::naming::{K8sNames, NameResolver, NameSource, ResolvedName, ZoneFacts};
 
+pub mod boltdb;
 pub mod cgroup;
 pub mod containerd;
 pub mod crio;
@@ -31,6 +32,7 @@ pub mod crun;
 pub mod docker;
 pub mod fsread;
 pub mod jsonpick;
+pub mod libpod;
 pub mod lxc;
 pub mod nspawn;
 pub mod oci;

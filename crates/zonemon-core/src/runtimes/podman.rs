@@ -11,6 +11,9 @@
 //!
 //! `containers.json` holds every container of the host: it is parsed once
 //! per change (keyed by inode, size and mtime) into an id → name map.
+//!
+//! The image is `containers.json`'s `image-name`; the labels are only in
+//! libpod's BoltDB state ([`libpod`](super::libpod)).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,6 +21,7 @@ use std::sync::Arc;
 
 use super::fsread::FileCache;
 use super::jsonpick::{self, Keep};
+use super::libpod::{self, LabelCache};
 use super::{cgroup, is_hex64, procfs, resolved, Ancestor, Probe, RuntimeResolver};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
@@ -88,10 +92,12 @@ pub fn is_podman_conmon(a: &Ancestor) -> bool {
             .is_some_and(|c| c.rsplit('/').next() == Some("podman"))
 }
 
-/// Names Podman's containers from `containers.json`, else from conmon's `-n`.
+/// Names Podman's containers from `containers.json`, else from conmon's `-n`;
+/// their labels from libpod's state.
 pub struct Podman {
     root: Arc<Path>,
     cache: FileCache<Arc<HashMap<String, Stored>>>,
+    labels: LabelCache,
 }
 
 impl Podman {
@@ -100,6 +106,7 @@ impl Podman {
         Podman {
             root: Arc::from(root),
             cache: FileCache::new(STORAGE_DIRS.len()),
+            labels: LabelCache::new(),
         }
     }
 
@@ -116,6 +123,16 @@ impl Podman {
             }
         }
         None
+    }
+
+    /// The zone's image (from `containers.json`, if known) and labels.
+    fn meta(&mut self, probe: &Probe<'_>, id: &str, image: Option<&str>) -> ZoneMeta {
+        let labels = self.labels.get(&probe.path(libpod::STATE_DIR), id);
+        ZoneMeta::default().with_image(image).with_label_pairs(
+            labels
+                .iter()
+                .flat_map(|l| l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
     }
 }
 
@@ -138,12 +155,12 @@ impl RuntimeResolver for Podman {
             (None, None) => return None,
         };
         if let Some(c) = self.stored(probe, &id) {
-            let meta = ZoneMeta::default().with_image(c.image.as_deref());
-            return resolved(&c.name, "podman-storage", "podman", Some(&id))
-                .map(|r| r.with_meta(meta));
+            let r = resolved(&c.name, "podman-storage", "podman", Some(&id))?;
+            return Some(r.with_meta(self.meta(probe, &id, c.image.as_deref())));
         }
         let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
-        resolved(name, "podman-conmon", "podman", Some(&id))
+        let r = resolved(name, "podman-conmon", "podman", Some(&id))?;
+        Some(r.with_meta(self.meta(probe, &id, None)))
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
