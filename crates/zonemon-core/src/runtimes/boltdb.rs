@@ -115,15 +115,21 @@ struct Meta {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// FNV-1a, 64 bits: bbolt's meta checksum.
@@ -344,5 +350,463 @@ fn bucket_root(value: &[u8]) -> Option<Root> {
     match u64_at(value, 0)? {
         0 => Some(Root::Inline(value.get(BUCKET_HEADER..)?.to_vec())),
         id => Some(Root::Page(id)),
+    }
+}
+
+/// Writing BoltDB files for tests: the layout bbolt writes, with trees split
+/// into as many branch levels as asked, inline buckets, overflow pages.
+#[cfg(test)]
+pub(crate) mod build {
+    use super::*;
+
+    /// What a key holds: a value or a nested bucket.
+    #[derive(Debug, Clone)]
+    pub enum Item {
+        /// A plain value.
+        Value(Vec<u8>),
+        /// A nested bucket, its entries in any order.
+        Bucket(Vec<(Vec<u8>, Item)>),
+    }
+
+    /// A BoltDB file being written.
+    pub struct Writer {
+        ps: usize,
+        /// Most entries in one leaf or branch page (small: many levels).
+        fanout: usize,
+        /// Whether small buckets of plain values are written inline.
+        inline: bool,
+        pages: Vec<u8>,
+    }
+
+    impl Writer {
+        /// A writer of `ps`-byte pages, `fanout` entries a page.
+        pub fn new(ps: usize, fanout: usize, inline: bool) -> Self {
+            // Pages 0 and 1 (metas) are written last; page 2 is an empty freelist.
+            let mut pages = vec![0u8; 3 * ps];
+            pages[2 * ps..2 * ps + 8].copy_from_slice(&2u64.to_le_bytes());
+            pages[2 * ps + 8..2 * ps + 10].copy_from_slice(&0x10u16.to_le_bytes());
+            Writer {
+                ps,
+                fanout: fanout.max(2),
+                inline,
+                pages,
+            }
+        }
+
+        /// Appends a page (header and body, padded to whole pages); returns its id.
+        fn push(&mut self, mut page: Vec<u8>) -> u64 {
+            let id = (self.pages.len() / self.ps) as u64;
+            let n = page.len().div_ceil(self.ps).max(1);
+            page.resize(n * self.ps, 0);
+            page[0..8].copy_from_slice(&id.to_le_bytes());
+            page[12..16].copy_from_slice(&((n - 1) as u32).to_le_bytes());
+            self.pages.extend_from_slice(&page);
+            id
+        }
+
+        /// A page of `flags` with `elements` (16-byte headers whose first
+        /// field is the data's position, to be filled in) and their data.
+        fn page(flags: u16, elements: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+            let mut p = vec![0u8; HEADER + elements.len() * ELEMENT];
+            p[8..10].copy_from_slice(&flags.to_le_bytes());
+            p[10..12].copy_from_slice(&(elements.len() as u16).to_le_bytes());
+            for (i, (head, data)) in elements.iter().enumerate() {
+                let at = HEADER + i * ELEMENT;
+                let pos = (p.len() - at) as u32;
+                p[at..at + ELEMENT].copy_from_slice(head);
+                // The position is the first field of a branch element, the second of a leaf's.
+                let field = if flags == BRANCH_PAGE { at } else { at + 4 };
+                p[field..field + 4].copy_from_slice(&pos.to_le_bytes());
+                p.extend_from_slice(data);
+            }
+            p
+        }
+
+        /// A leaf page of `entries` (flags, key, value).
+        fn leaf(entries: &[(u32, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+            let elements: Vec<(Vec<u8>, Vec<u8>)> = entries
+                .iter()
+                .map(|(flags, k, v)| {
+                    let mut head = flags.to_le_bytes().to_vec();
+                    head.extend_from_slice(&[0; 4]);
+                    head.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    head.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    (head, [k.as_slice(), v.as_slice()].concat())
+                })
+                .collect();
+            Self::page(LEAF_PAGE, &elements)
+        }
+
+        /// Writes a bucket's entries; returns its value in its parent
+        /// (header, and the inline page when inline).
+        pub fn bucket(&mut self, entries: &[(Vec<u8>, Item)]) -> Vec<u8> {
+            let mut sorted: Vec<&(Vec<u8>, Item)> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut leaf: Vec<(u32, Vec<u8>, Vec<u8>)> = Vec::new();
+            for (k, item) in sorted {
+                match item {
+                    Item::Value(v) => leaf.push((0, k.clone(), v.clone())),
+                    Item::Bucket(e) => leaf.push((BUCKET_LEAF, k.clone(), self.bucket(e))),
+                }
+            }
+            let inline_page = Self::leaf(&leaf);
+            if self.inline && leaf.iter().all(|e| e.0 == 0) && inline_page.len() <= self.ps / 4 {
+                return [vec![0u8; BUCKET_HEADER], inline_page].concat();
+            }
+            // Leaves of `fanout` entries, then branch levels until one page is left.
+            let mut level: Vec<(Vec<u8>, u64)> = leaf
+                .chunks(self.fanout)
+                .map(|c| (c[0].1.clone(), self.push(Self::leaf(c))))
+                .collect();
+            if level.is_empty() {
+                level.push((Vec::new(), self.push(Self::leaf(&[]))));
+            }
+            while level.len() > 1 {
+                level = level
+                    .chunks(self.fanout)
+                    .map(|c| {
+                        let elements: Vec<(Vec<u8>, Vec<u8>)> = c
+                            .iter()
+                            .map(|(k, id)| {
+                                let mut head = vec![0u8; 4];
+                                head.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                                head.extend_from_slice(&id.to_le_bytes());
+                                (head, k.clone())
+                            })
+                            .collect();
+                        (
+                            c[0].0.clone(),
+                            self.push(Self::page(BRANCH_PAGE, &elements)),
+                        )
+                    })
+                    .collect();
+            }
+            let mut value = level[0].1.to_le_bytes().to_vec();
+            value.extend_from_slice(&[0; 8]);
+            value
+        }
+
+        /// The file, with the root bucket `entries` and both metas (the first
+        /// with transaction id `txid`, the second `txid - 1`, both pointing at this root).
+        pub fn finish(mut self, entries: &[(Vec<u8>, Item)], txid: u64) -> Vec<u8> {
+            let inline = std::mem::replace(&mut self.inline, false);
+            let root = u64_at(&self.bucket(entries), 0).expect("a root page");
+            self.inline = inline;
+            let high = (self.pages.len() / self.ps) as u64;
+            for (i, tx) in [(0usize, txid), (1, txid.saturating_sub(1))] {
+                let at = i * self.ps;
+                let mut meta = Vec::with_capacity(META);
+                meta.extend_from_slice(&MAGIC.to_le_bytes());
+                meta.extend_from_slice(&VERSION.to_le_bytes());
+                meta.extend_from_slice(&(self.ps as u32).to_le_bytes());
+                meta.extend_from_slice(&0u32.to_le_bytes());
+                meta.extend_from_slice(&root.to_le_bytes());
+                meta.extend_from_slice(&0u64.to_le_bytes());
+                meta.extend_from_slice(&2u64.to_le_bytes());
+                meta.extend_from_slice(&high.to_le_bytes());
+                meta.extend_from_slice(&tx.to_le_bytes());
+                let sum = fnv1a64(&meta);
+                meta.extend_from_slice(&sum.to_le_bytes());
+                self.pages[at..at + 8].copy_from_slice(&(i as u64).to_le_bytes());
+                self.pages[at + 8..at + 10].copy_from_slice(&META_PAGE.to_le_bytes());
+                self.pages[at + HEADER..at + HEADER + META].copy_from_slice(&meta);
+            }
+            self.pages
+        }
+    }
+
+    /// Recomputes both metas' checksums of a file of `ps`-byte pages (so that
+    /// a mutated meta is still taken as valid).
+    pub fn fix_checksums(file: &mut [u8], ps: usize) {
+        for at in [HEADER, ps + HEADER] {
+            if let Some(m) = file.get_mut(at..at + META) {
+                let sum = fnv1a64(&m[..META_SUMMED]);
+                m[META_SUMMED..].copy_from_slice(&sum.to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::{fix_checksums, Item, Writer};
+    use super::*;
+    use crate::runtimes::libpod::fixture::{LABELLED, MANY, PLAIN, PODMAN};
+    use crate::runtimes::testutil::{mutated, Bytes, CASES};
+    use proptest::prelude::*;
+
+    fn config<R: ReadAt + ?Sized>(db: &mut Bolt<'_, R>, id: &str) -> Option<serde_json::Value> {
+        let v = db.get(&[b"ctr", id.as_bytes()], b"config", 1 << 20)?;
+        Some(serde_json::from_slice(&v).expect("JSON"))
+    }
+
+    #[test]
+    fn reads_podmans_file() {
+        let mut db = Bolt::open(PODMAN, PODMAN.len() as u64).expect("valid");
+        assert_eq!(db.txid(), 17, "the newer meta");
+        // Configs of ~11 KiB: on pages with overflow pages, in nested buckets.
+        for (id, name) in [
+            (LABELLED, "zmt-labelled"),
+            (PLAIN, "zmt-plain"),
+            (MANY, "zmt-many"),
+        ] {
+            let c = config(&mut db, id).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(c["name"], name);
+            assert_eq!(c["id"], id);
+        }
+        let c = config(&mut db, LABELLED).unwrap();
+        assert_eq!(c["labels"]["zmt.evil"], "$(touch /tmp/x)\n\u{1b}[31m");
+        assert_eq!(
+            config(&mut db, MANY).unwrap()["labels"]
+                .as_object()
+                .unwrap()
+                .len(),
+            70
+        );
+        // An inline bucket, and its key that is a bucket.
+        assert_eq!(
+            db.get(&[b"runtime-config"], b"graph-root", 100).as_deref(),
+            Some(&b"/tmp/zmpl/st"[..])
+        );
+        assert_eq!(
+            db.get(&[b"name-registry"], b"zmt-plain", 100).as_deref(),
+            Some(PLAIN.as_bytes())
+        );
+        assert!(
+            db.get(&[b"ctr", LABELLED.as_bytes()], b"dependencies", 100)
+                .is_none(),
+            "a bucket"
+        );
+        assert!(db
+            .get(&[b"ctr", LABELLED.as_bytes(), b"dependencies"], b"x", 100)
+            .is_none());
+        assert!(
+            db.get(&[b"ctr"], LABELLED.as_bytes(), 100).is_none(),
+            "a bucket"
+        );
+        assert!(
+            db.get(&[b"ctr", LABELLED.as_bytes()], b"config", 100)
+                .is_none(),
+            "too long"
+        );
+        assert!(db.get(&[b"ctr", &[b'f'; 64]], b"config", 1 << 20).is_none());
+        assert!(db.get(&[b"nope"], b"config", 1 << 20).is_none());
+        assert!(
+            db.get(&[b"runtime-config", b"os"], b"x", 1 << 20).is_none(),
+            "a value, not a bucket"
+        );
+        // The same through positioned reads of the file.
+        let t = crate::runtimes::testutil::TempTree::new("boltdb");
+        t.write("bolt.db", PODMAN);
+        let f = File::open(t.path("bolt.db")).unwrap();
+        let mut db = Bolt::open(&f, PODMAN.len() as u64).unwrap();
+        assert_eq!(config(&mut db, MANY).unwrap()["name"], "zmt-many");
+    }
+
+    #[test]
+    fn a_broken_meta_falls_back_to_the_other() {
+        // The newer meta (page 1) broken: the older one, from before zmt-many.
+        let mut f = PODMAN.to_vec();
+        f[4096 + HEADER + 50] ^= 1;
+        let mut db = Bolt::open(&f[..], f.len() as u64).expect("meta 0");
+        assert_eq!(db.txid(), 16);
+        assert!(config(&mut db, LABELLED).is_some());
+        assert!(config(&mut db, MANY).is_none(), "not in the older tree");
+        // The first broken (so its page size is unknown): the second is found at 4096.
+        let mut f = PODMAN.to_vec();
+        f[HEADER] ^= 1;
+        let mut db = Bolt::open(&f[..], f.len() as u64).expect("meta 1");
+        assert_eq!(db.txid(), 17);
+        assert!(config(&mut db, MANY).is_some());
+        // Both broken, or a wrong version, magic or page size even with the right checksum.
+        f[4096 + HEADER + 50] ^= 1;
+        assert!(Bolt::open(&f[..], f.len() as u64).is_none());
+        for (at, value) in [(0usize, 0u32), (4, 1), (8, 3000), (8, 1 << 20)] {
+            let mut f = PODMAN.to_vec();
+            for page in [0, 4096] {
+                f[page + HEADER + at..page + HEADER + at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+            fix_checksums(&mut f, 4096);
+            assert!(
+                Bolt::open(&f[..], f.len() as u64).is_none(),
+                "field {at} = {value}"
+            );
+        }
+        assert!(Bolt::open(&b""[..], 0).is_none());
+        // Only the first meta there: no page behind it.
+        let mut db = Bolt::open(&PODMAN[..100], 100).expect("meta 0");
+        assert!(config(&mut db, LABELLED).is_none());
+    }
+
+    /// `n` keys `k00000`… with values `v<i>`, some of them nested buckets.
+    fn entries(n: usize) -> Vec<(Vec<u8>, Item)> {
+        (0..n)
+            .map(|i| {
+                let k = format!("k{i:05}").into_bytes();
+                let v = format!("v{i}").into_bytes();
+                let item = if i % 10 == 3 {
+                    Item::Bucket(vec![(b"inner".to_vec(), Item::Value(v))])
+                } else {
+                    Item::Value(v)
+                };
+                (k, item)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn follows_branch_pages_and_overflow() {
+        let big = vec![7u8; 3 * 1024 + 5];
+        for (fanout, inline) in [(2, false), (3, true), (7, true), (500, false)] {
+            let mut root = vec![(b"b".to_vec(), Item::Bucket(entries(300)))];
+            root.push((b"big".to_vec(), Item::Value(big.clone())));
+            let f = Writer::new(1024, fanout, inline).finish(&root, 9);
+            let mut db = Bolt::open(&f[..], f.len() as u64).expect("valid");
+            assert_eq!(db.txid(), 9);
+            for i in 0..300 {
+                let k = format!("k{i:05}");
+                let got = if i % 10 == 3 {
+                    db.get(&[b"b", k.as_bytes()], b"inner", 100)
+                } else {
+                    db.get(&[b"b"], k.as_bytes(), 100)
+                };
+                assert_eq!(
+                    got,
+                    Some(format!("v{i}").into_bytes()),
+                    "{k}, fanout {fanout}"
+                );
+            }
+            for missing in ["a", "k", "k00002x", "k00299x", "z"] {
+                assert!(
+                    db.get(&[b"b"], missing.as_bytes(), 100).is_none(),
+                    "{missing}"
+                );
+            }
+            assert_eq!(
+                db.get(&[], b"big", 1 << 20),
+                Some(big.clone()),
+                "over overflow pages"
+            );
+        }
+        // An empty database has an empty root leaf.
+        let f = Writer::new(4096, 10, true).finish(&[], 1);
+        assert!(Bolt::open(&f[..], f.len() as u64)
+            .unwrap()
+            .get(&[], b"x", 9)
+            .is_none());
+    }
+
+    #[test]
+    fn refuses_loops_and_pages_out_of_bounds() {
+        let f =
+            Writer::new(1024, 2, false).finish(&[(b"b".to_vec(), Item::Bucket(entries(64)))], 3);
+        let mut db = Bolt::open(&f[..], f.len() as u64).unwrap();
+        assert!(db.get(&[b"b"], b"k00062", 9).is_some());
+        // Every branch element of every page points at the page itself: cut off at MAX_DEPTH.
+        let mut looped = f.clone();
+        let pages = f.len() / 1024;
+        for id in 3..pages {
+            let p = &mut looped[id * 1024..(id + 1) * 1024];
+            if u16_at(p, 8) == Some(BRANCH_PAGE) {
+                for i in 0..usize::from(u16_at(p, 10).unwrap()) {
+                    let at = HEADER + i * ELEMENT + 8;
+                    p[at..at + 8].copy_from_slice(&(id as u64).to_le_bytes());
+                }
+            }
+        }
+        let mut db = Bolt::open(&looped[..], looped.len() as u64).unwrap();
+        assert!(db.get(&[b"b"], b"k00062", 9).is_none());
+        // The file cut short (its last page is the root bucket's root), or the
+        // high-water mark below the pages used.
+        let cut = &f[..f.len() - 1024];
+        let mut db = Bolt::open(cut, cut.len() as u64).unwrap();
+        assert!(db.get(&[b"b"], b"k00062", 9).is_none());
+        let mut low = f.clone();
+        for page in [0, 1024] {
+            low[page + HEADER + 40..page + HEADER + 48]
+                .copy_from_slice(&((pages - 1) as u64).to_le_bytes());
+        }
+        fix_checksums(&mut low, 1024);
+        assert!(
+            Bolt::open(&low[..], low.len() as u64).is_none(),
+            "the root (written last) at the high-water mark"
+        );
+    }
+
+    /// Podman's file with bytes of its metas changed and their checksums
+    /// made right again, so that page ids, sizes and the root are anything.
+    fn checksummed(mut f: Bytes) -> Bytes {
+        fix_checksums(&mut f.0, 4096);
+        f
+    }
+
+    /// Looks up every container of the fixture and a few other keys; returns the bytes found.
+    fn look_everywhere(f: &[u8]) -> usize {
+        let Some(mut db) = Bolt::open(f, f.len() as u64) else {
+            return 0;
+        };
+        let mut found = 0;
+        for id in [LABELLED, PLAIN, MANY] {
+            found += db
+                .get(&[b"ctr", id.as_bytes()], b"config", 1 << 20)
+                .map_or(0, |v| v.len());
+            found += db
+                .get(&[b"ctr", id.as_bytes()], b"state", 1 << 20)
+                .map_or(0, |v| v.len());
+        }
+        found += db
+            .get(&[b"runtime-config"], b"graph-root", 1 << 20)
+            .map_or(0, |v| v.len());
+        found
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES / 4))]
+        #[test]
+        fn mutated_files_never_panic(f in mutated(PODMAN)) {
+            prop_assert!(look_everywhere(&f) <= f.len());
+        }
+
+        #[test]
+        fn mutated_metas_never_panic(f in mutated(&PODMAN[..8192]).prop_map(|mut m| {
+            m.0.extend_from_slice(PODMAN.get(8192..).unwrap_or_default());
+            checksummed(m)
+        })) {
+            prop_assert!(look_everywhere(&f) <= f.len());
+        }
+
+        #[test]
+        fn arbitrary_pages_never_panic(
+            ps_log in 10u32..=12,
+            root in 0u64..40,
+            high in 0u64..40,
+            pages in prop::collection::vec(any::<u8>(), 0..40 * 1024),
+            ids in prop::collection::vec(0u64..40, 0..16),
+        ) {
+            // Random pages behind valid metas; page headers and child ids
+            // sprinkled with small page ids, so that some chains go deep.
+            let ps = 1usize << ps_log;
+            let mut f = Writer::new(ps, 4, true).finish(&[], 2);
+            f.truncate(2 * ps);
+            f.extend_from_slice(&pages);
+            for (i, id) in ids.iter().enumerate() {
+                let at = (i * 97) % f.len().max(1);
+                if let Some(s) = f.get_mut(at..at + 8) {
+                    s.copy_from_slice(&id.to_le_bytes());
+                }
+            }
+            for meta in [0, ps] {
+                f[meta + HEADER + 16..meta + HEADER + 24].copy_from_slice(&root.to_le_bytes());
+                f[meta + HEADER + 40..meta + HEADER + 48].copy_from_slice(&high.to_le_bytes());
+            }
+            fix_checksums(&mut f, ps);
+            if let Some(mut db) = Bolt::open(&f[..], f.len() as u64) {
+                for path in [&[][..], &[&b"ctr"[..]], &[&b"a"[..], &b"b"[..]]] {
+                    if let Some(v) = db.get(path, b"config", 1 << 20) {
+                        prop_assert!(v.len() <= f.len());
+                    }
+                }
+            }
+        }
     }
 }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use super::boltdb::{Bolt, ReadAt};
 use super::fsread::{open_beneath, FileKey, MAX_STATE_FILE};
-use super::jsonpick::{self, Keep};
 use super::json_str;
+use super::jsonpick::{self, Keep};
 use crate::meta::ZoneMeta;
 
 /// libpod's state directory (its "static dir"), below the root.
@@ -137,5 +137,117 @@ impl LabelCache {
     /// How many lookups read the file.
     pub fn reads(&self) -> u64 {
         self.reads
+    }
+}
+
+/// A `bolt_state.db` that Podman 4.3 wrote, and its containers' ids.
+#[cfg(test)]
+pub(crate) mod fixture {
+    /// The file (see testdata/README.md): three containers made by
+    /// `podman create`; its older meta (txid 16) is from before the third.
+    pub const PODMAN: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/podman-4.3-bolt_state.db"
+    ));
+    /// `zmt-labelled`: labels `zmt.role=web`, `zmt.evil=$(touch /tmp/x)\n\e[31m`, `io.example/empty=`.
+    pub const LABELLED: &str = "ca926905cc75f7479a4364356a0b5d916e5d2429d530bdaa0f92210e73440ddd";
+    /// `zmt-plain`: no labels.
+    pub const PLAIN: &str = "19d6819cd1ff18f705a1c0a8d3f2dac26868b61d829e5bc365a9c4e77a58a899";
+    /// `zmt-many`: 70 labels `zmt.many.NN=vNN`.
+    pub const MANY: &str = "2cd87dfe83de1c0920df28362ab00927e42a3aae7daf402393c316c812ae3b51";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{LABELLED, MANY, PLAIN, PODMAN};
+    use super::*;
+    use crate::meta::MAX_LABELS;
+    use crate::runtimes::testutil::{mutated, TempTree, CASES};
+    use proptest::prelude::*;
+
+    fn labelled() -> Labels {
+        [
+            ("io.example/empty", ""),
+            ("zmt.evil", "$(touch /tmp/x)\n\u{1b}[31m"),
+            ("zmt.role", "web"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn labels_from_podmans_file() {
+        let size = PODMAN.len() as u64;
+        assert_eq!(read_labels(PODMAN, size, LABELLED), Some(labelled()));
+        assert_eq!(read_labels(PODMAN, size, PLAIN), Some(Labels::new()));
+        let many = read_labels(PODMAN, size, MANY).unwrap();
+        assert_eq!(many.len(), MAX_LABELS, "bounded");
+        assert_eq!(
+            many.first_key_value().unwrap(),
+            (&"zmt.many.00".to_string(), &"v00".to_string())
+        );
+        assert!(read_labels(PODMAN, size, &"f".repeat(64)).is_none());
+    }
+
+    #[test]
+    fn config_must_name_the_container() {
+        let c = br#"{"spec":{"annotations":{"x":"y"}},"id":"abc","labels":{"a":"b","n":1}}"#;
+        let want: Labels = [("a".to_string(), "b".to_string())].into();
+        assert_eq!(parse_config_labels(c, "abc"), Some(want));
+        assert!(parse_config_labels(c, "abd").is_none());
+        assert!(parse_config_labels(br#"{"labels":{"a":"b"}}"#, "abc").is_none());
+        assert_eq!(
+            parse_config_labels(br#"{"id":"abc","labels":null}"#, "abc"),
+            Some(Labels::new())
+        );
+        assert!(parse_config_labels(b"[", "abc").is_none());
+    }
+
+    #[test]
+    fn cache_reads_once_per_container_and_file_version() {
+        let t = TempTree::new("libpod-cache");
+        let path = format!("{STATE_DIR}/{STATE_FILE}");
+        let dir = t.path(STATE_DIR);
+        let mut c = LabelCache::new();
+        assert!(c.get(&dir, LABELLED).is_none(), "no file");
+        t.write(&path, PODMAN);
+        assert_eq!(c.get(&dir, LABELLED).as_deref(), Some(&labelled()));
+        assert_eq!(c.get(&dir, LABELLED).as_deref(), Some(&labelled()));
+        assert_eq!(c.reads(), 1, "found: kept");
+        let gone = "e".repeat(64);
+        assert!(c.get(&dir, &gone).is_none());
+        assert!(c.get(&dir, &gone).is_none());
+        assert_eq!(
+            c.reads(),
+            2,
+            "not found: not looked up again in the same file"
+        );
+        // A new version of the file (Podman wrote it): looked up again.
+        let mut changed = PODMAN.to_vec();
+        changed.extend_from_slice(&[0; 4096]);
+        t.write(&path, &changed);
+        assert!(c.get(&dir, &gone).is_none());
+        assert_eq!(c.reads(), 3);
+        // Not a regular file beneath the state directory: not read.
+        let mut c = LabelCache::new();
+        std::fs::remove_file(t.path(&path)).unwrap();
+        t.write("elsewhere.db", PODMAN);
+        std::os::unix::fs::symlink(t.path("elsewhere.db"), t.path(&path)).unwrap();
+        assert!(c.get(&dir, LABELLED).is_none());
+        assert_eq!(c.reads(), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn config_parser_survives_mutations(input in mutated(
+            br#"{"spec":{"process":{"args":["sh"]},"annotations":{"a":"b"}},"id":"abc","name":"x","labels":{"zmt.role":"web","k":"v"},"stopSignal":15}"#
+        )) {
+            if let Some(l) = parse_config_labels(&input, "abc") {
+                prop_assert!(l.len() <= MAX_LABELS);
+                prop_assert!(l.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= crate::meta::MAX_META_BYTES);
+            }
+        }
     }
 }

@@ -290,6 +290,39 @@ mod tests {
     }
 
     #[test]
+    fn labels_from_libpod_state() {
+        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
+        let t = TempTree::new("podman-labels");
+        let id = fixture::LABELLED;
+        host(&t, id, "zmt-labelled");
+        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN);
+        let mut p = Podman::new(t.root());
+        // Named by conmon (no containers.json): the labels all the same.
+        let meta = p.resolve(&facts(300, 0, None)).unwrap().meta.unwrap();
+        assert_eq!(meta.labels["zmt.role"], "web");
+        assert_eq!(meta.labels["zmt.evil"], "$(touch /tmp/x)\n\u{1b}[31m");
+        assert_eq!(meta.labels["io.example/empty"], "");
+        assert_eq!(meta.image, None);
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(id, "zmt-labelled")]),
+        );
+        let r = p.resolve(&facts(300, 0, None)).unwrap();
+        assert_eq!(r.source, NameSource::Runtime("podman-storage"));
+        let meta = r.meta.unwrap();
+        assert_eq!(meta.image.as_deref(), Some("localhost/zmrt-busybox:local"));
+        assert_eq!(meta.labels.len(), 3);
+        // A container libpod's state does not have: named, without labels.
+        host(&t, ID, "aap");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(ID, "aap")]),
+        );
+        let meta = p.resolve(&facts(300, 0, None)).unwrap().meta.unwrap();
+        assert!(meta.labels.is_empty());
+    }
+
+    #[test]
     fn falls_back_to_conmon_name() {
         let t = TempTree::new("podman-conmon");
         host(&t, ID, "aap");
