@@ -603,6 +603,31 @@ mod tests {
         assert_eq!(config(&mut db, MANY).unwrap()["name"], "zmt-many");
     }
 
+    /// Bytes in memory that count what is read of them.
+    struct Counted<'a>(&'a [u8], std::cell::Cell<usize>);
+
+    impl ReadAt for Counted<'_> {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> bool {
+            self.1.set(self.1.get() + buf.len());
+            self.0.read_exact_at(buf, offset)
+        }
+    }
+
+    #[test]
+    fn reads_only_the_pages_on_the_way() {
+        let src = Counted(PODMAN, Default::default());
+        let mut db = Bolt::open(&src, PODMAN.len() as u64).unwrap();
+        assert_eq!(src.1.get(), 2 * (HEADER + META), "the two metas");
+        assert!(config(&mut db, LABELLED).is_some());
+        // The root bucket's page, `ctr`'s, and the container's (with its two overflow pages).
+        assert_eq!(
+            src.1.get(),
+            2 * (HEADER + META) + 5 * 4096,
+            "of {}",
+            PODMAN.len()
+        );
+    }
+
     #[test]
     fn a_broken_meta_falls_back_to_the_other() {
         // The newer meta (page 1) broken: the older one, from before zmt-many.
