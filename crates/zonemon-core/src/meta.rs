@@ -45,18 +45,31 @@ impl ZoneMeta {
     /// Keeps the string-valued entries of `labels`, in key order, while they
     /// fit: at most [`MAX_LABELS`], their bytes with the image's at most
     /// [`MAX_META_BYTES`] (an entry that does not fit is left out).
-    pub fn with_labels(mut self, labels: Option<&Map<String, Value>>) -> Self {
+    pub fn with_labels(self, labels: Option<&Map<String, Value>>) -> Self {
+        self.with_label_pairs(
+            labels
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
+        )
+    }
+
+    /// Keeps the labels `labels`, in their order, while they fit, as
+    /// [`ZoneMeta::with_labels`] does.
+    pub fn with_label_pairs<'a>(
+        mut self,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
         let mut used = self.image.as_ref().map_or(0, String::len);
-        for (k, v) in labels.into_iter().flatten() {
+        for (k, v) in labels {
             if self.labels.len() >= MAX_LABELS {
                 break;
             }
-            let Some(v) = v.as_str() else { continue };
             if used + k.len() + v.len() > MAX_META_BYTES {
                 continue;
             }
             used += k.len() + v.len();
-            self.labels.insert(k.clone(), v.to_string());
+            self.labels.insert(k.to_string(), v.to_string());
         }
         self
     }

@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn the_handlers_message_states_the_budget() {
         let msg = String::from_utf8_lossy(DEMOTED);
-        assert!(msg.contains(&format!(" {} ms ", RT_BUDGET.as_millis())), "{msg}");
+        assert!(
+            msg.contains(&format!(" {} ms ", RT_BUDGET.as_millis())),
+            "{msg}"
+        );
         assert!(msg.ends_with('\n'));
     }
 

@@ -607,14 +607,27 @@ fn podman_container_is_named() {
     run(podman().arg("import").arg(&tar).arg(&image));
     let mut id = String::new();
     let evs = watch(&name, 1, || {
-        id = podman_boot_and_stop(&conf, &image, &name);
+        id = podman_boot_and_stop(&conf, &image, &name, &PODMAN_LABELS);
     });
     assert_eq!(id.len(), 64, "podman run printed {id}");
     assert_named(&evs, 1, &name, "podman", &id, "podman-");
+    // Its image (containers.json) and labels (libpod's BoltDB state), hostile ones as data.
     for e in evs.iter().filter(|e| e["event"] != "ready") {
         assert_eq!(e["image"], image.as_str(), "{e}");
+        assert_eq!(e["labels"]["zmt.role"], "web", "{e}");
+        assert_eq!(
+            e["labels"]["zmt.evil"], "$(touch /tmp/zmt-label)\n\u{1b}[31m",
+            "{e}"
+        );
+        assert_eq!(e["labels"].as_object().map(|l| l.len()), Some(2), "{e}");
     }
 }
+
+/// The labels `podman_container_is_named` gives its container: one hostile.
+const PODMAN_LABELS: [&str; 2] = [
+    "zmt.role=web",
+    "zmt.evil=$(touch /tmp/zmt-label)\n\u{1b}[31m",
+];
 
 /// `podman` with the `containers.conf` at `conf`.
 fn podman(conf: &Path) -> Command {
@@ -623,10 +636,10 @@ fn podman(conf: &Path) -> Command {
     c
 }
 
-/// Runs a detached Podman container `name` (hostname `name`) from `image`
-/// and stops it; returns the id `podman run` printed.
-fn podman_boot_and_stop(conf: &Path, image: &str, name: &str) -> String {
-    let id = run(podman(conf).args(container_run_args(name, image, &[], "sleep 1000")));
+/// Runs a detached Podman container `name` (hostname `name`, `labels`) from
+/// `image` and stops it; returns the id `podman run` printed.
+fn podman_boot_and_stop(conf: &Path, image: &str, name: &str, labels: &[&str]) -> String {
+    let id = run(podman(conf).args(container_run_args(name, image, labels, "sleep 1000")));
     thread::sleep(Duration::from_millis(300));
     run(podman(conf).args(["stop", "--time", "0", name]));
     id.lines().last().unwrap_or("").to_string()
@@ -1292,7 +1305,7 @@ fn naming_benchmark() {
             names
                 .then("podman", &["rm", "--force", name])
                 .env("CONTAINERS_CONF", &conf);
-            podman_boot_and_stop(&conf, &image, name)
+            podman_boot_and_stop(&conf, &image, name, &[])
         });
     } else {
         missing.push("podman");

@@ -25,6 +25,7 @@ use crate::naming::{Lookup, NameResolver, ZoneFacts};
 use probe::Probe;
 use resolver::RuntimeResolver;
 
+pub mod boltdb;
 pub mod cgroup;
 pub mod containerd;
 pub mod crio;
@@ -32,6 +33,7 @@ pub mod crun;
 pub mod docker;
 pub mod fsread;
 pub mod jsonpick;
+pub mod libpod;
 pub mod lxc;
 pub mod nspawn;
 pub mod oci;

@@ -11,6 +11,9 @@
 //!
 //! `containers.json` holds every container of the host: it is parsed once
 //! per change (keyed by inode, size and mtime) into an id → name map.
+//!
+//! The image is `containers.json`'s `image-name`; the labels are only in
+//! libpod's BoltDB state ([`libpod`](super::libpod)).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,6 +21,7 @@ use std::sync::Arc;
 
 use super::fsread::FileCache;
 use super::jsonpick::{self, Keep};
+use super::libpod::{self, LabelCache};
 use super::probe::{Ancestor, Probe};
 use super::resolver::{is_hex64, resolved, RuntimeResolver};
 use super::{cgroup, procfs};
@@ -90,10 +94,12 @@ pub fn is_podman_conmon(a: &Ancestor) -> bool {
             .is_some_and(|c| c.rsplit('/').next() == Some("podman"))
 }
 
-/// Names Podman's containers from `containers.json`, else from conmon's `-n`.
+/// Names Podman's containers from `containers.json`, else from conmon's `-n`;
+/// their labels from libpod's state.
 pub struct Podman {
     root: Arc<Path>,
     cache: FileCache<Arc<HashMap<String, Stored>>>,
+    labels: LabelCache,
 }
 
 impl Podman {
@@ -102,6 +108,7 @@ impl Podman {
         Podman {
             root: Arc::from(root),
             cache: FileCache::new(STORAGE_DIRS.len()),
+            labels: LabelCache::new(),
         }
     }
 
@@ -118,6 +125,16 @@ impl Podman {
             }
         }
         None
+    }
+
+    /// The zone's image (from `containers.json`, if known) and labels.
+    fn meta(&mut self, probe: &Probe<'_>, id: &str, image: Option<&str>) -> ZoneMeta {
+        let labels = self.labels.get(&probe.path(libpod::STATE_DIR), id);
+        ZoneMeta::default().with_image(image).with_label_pairs(
+            labels
+                .iter()
+                .flat_map(|l| l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
     }
 }
 
@@ -140,12 +157,12 @@ impl RuntimeResolver for Podman {
             (None, None) => return None,
         };
         if let Some(c) = self.stored(probe, &id) {
-            let meta = ZoneMeta::default().with_image(c.image.as_deref());
-            return resolved(&c.name, "podman-storage", "podman", Some(&id))
-                .map(|r| r.with_meta(meta));
+            let r = resolved(&c.name, "podman-storage", "podman", Some(&id))?;
+            return Some(r.with_meta(self.meta(probe, &id, c.image.as_deref())));
         }
         let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
-        resolved(name, "podman-conmon", "podman", Some(&id))
+        let r = resolved(name, "podman-conmon", "podman", Some(&id))?;
+        Some(r.with_meta(self.meta(probe, &id, None)))
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
@@ -272,6 +289,49 @@ mod tests {
             p.lookup(&facts(300, 0, None)).named().unwrap().name,
             "mies-renamed"
         );
+    }
+
+    #[test]
+    fn labels_from_libpod_state() {
+        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
+        let t = TempTree::new("podman-labels");
+        let id = fixture::LABELLED;
+        host(&t, id, "zmt-labelled");
+        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN);
+        let mut p = Podman::new(t.root());
+        // Named by conmon (no containers.json): the labels all the same.
+        let meta = p
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap()
+            .meta
+            .unwrap();
+        assert_eq!(meta.labels["zmt.role"], "web");
+        assert_eq!(meta.labels["zmt.evil"], "$(touch /tmp/x)\n\u{1b}[31m");
+        assert_eq!(meta.labels["io.example/empty"], "");
+        assert_eq!(meta.image, None);
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(id, "zmt-labelled")]),
+        );
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.source, NameSource::Runtime("podman-storage"));
+        let meta = r.meta.unwrap();
+        assert_eq!(meta.image.as_deref(), Some("localhost/zmrt-busybox:local"));
+        assert_eq!(meta.labels.len(), 3);
+        // A container libpod's state does not have: named, without labels.
+        host(&t, ID, "aap");
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(&[(ID, "aap")]),
+        );
+        let meta = p
+            .lookup(&facts(300, 0, None))
+            .named()
+            .unwrap()
+            .meta
+            .unwrap();
+        assert!(meta.labels.is_empty());
     }
 
     #[test]
