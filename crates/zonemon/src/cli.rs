@@ -130,7 +130,8 @@ struct DaemonArgs {
     /// Delete records older than this (e.g. 30d, 12h).
     #[arg(long, value_name = "SPAN", default_value = "30d", value_parser = units::parse_span)]
     retain: Duration,
-    /// Delete the oldest records while the journal holds more than this (e.g. 1GiB, 500MiB).
+    /// Delete the oldest records while the history holds more than this (e.g. 1GiB, 500MiB; the
+    /// running zones' newest records come on top).
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = units::parse_size)]
     retain_size: u64,
     #[command(flatten)]

@@ -6,9 +6,13 @@
 //! kernel (`RLIMIT_RTTIME`), whose handler moves that thread to `high`
 //! (SCHED_OTHER, nice -10) and says so on stderr: a realtime zonemon can
 //! never keep the host from its CPUs. Should the handler fail, the hard
-//! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL.
+//! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL. An event loop that
+//! was moved (a long `/proc` scan at start-up on a host with thousands of
+//! zones) takes realtime back when it next goes to sleep ([`Budget::renew`]):
+//! one that never sleeps again stays at `high`.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -29,10 +33,13 @@ pub const RT_BUDGET: Duration = Duration::from_millis(200);
 /// `RLIMIT_RTTIME`'s hard limit: the kernel kills a realtime zonemon that ran this long without sleeping.
 pub const RT_HARD_LIMIT: Duration = Duration::from_secs(2);
 
+/// How many times the `SIGXCPU` handler moved a thread to `high`.
+static DEMOTIONS: AtomicU64 = AtomicU64::new(0);
+
 /// What the `SIGXCPU` handler writes (a fixed string: a handler may only `write`).
 const DEMOTED: &[u8] =
     b"zonemon: warning: a thread ran 200 ms without sleeping under --priority realtime; \
-it now runs at --priority high\n";
+it is moved to --priority high (an event loop takes realtime back when it next waits)\n";
 
 impl Priority {
     /// Applies the priority to the calling thread and the threads it starts
@@ -56,6 +63,44 @@ impl Priority {
                 let param = libc::sched_param { sched_priority: 1 };
                 // SAFETY: valid sched_param for the calling thread.
                 check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
+            }
+        }
+    }
+}
+
+/// An event loop's realtime, taken back after the budget moved it to `high`.
+#[derive(Debug)]
+pub struct Budget {
+    /// Whether the thread was realtime when the loop began.
+    realtime: bool,
+    /// [`DEMOTIONS`] when last looked at.
+    seen: u64,
+}
+
+impl Budget {
+    /// The calling thread's priority now (it is the one [`Budget::renew`] restores).
+    pub fn of_this_thread() -> Budget {
+        Budget {
+            // SAFETY: a plain syscall on the calling thread.
+            realtime: unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO,
+            seen: DEMOTIONS.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Called by the loop before it sleeps: a realtime thread the budget
+    /// moved to `high` is realtime again (its run without sleeping ends
+    /// here). One atomic load unless some thread was moved.
+    pub fn renew(&mut self) {
+        let now = DEMOTIONS.load(Ordering::Relaxed);
+        if !self.realtime || now == self.seen {
+            return;
+        }
+        self.seen = now;
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: plain syscalls on the calling thread with a valid sched_param.
+        unsafe {
+            if libc::sched_getscheduler(0) != libc::SCHED_FIFO {
+                libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
             }
         }
     }
@@ -108,6 +153,7 @@ fn budget() -> io::Result<()> {
 /// [`RT_BUDGET`] without sleeping; that thread goes on at nice -10.
 extern "C" fn over_budget(_sig: libc::c_int) {
     let param = libc::sched_param { sched_priority: 0 };
+    DEMOTIONS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: plain syscalls on the calling thread and a write of a static buffer, all
     // async-signal-safe; their results are ignored (nothing else could be done here).
     unsafe {

@@ -17,6 +17,7 @@ use crate::down_timer::DownTimer;
 use crate::metrics::{self, MeteredResolver, MeteredSink, Metrics, RunningZones};
 use crate::pipeline::{boot_time_ns, Pipeline, Resolvers};
 pub use crate::priority::Priority;
+use crate::priority::Budget;
 use crate::sources::{self, SourceKind};
 use crate::stats::{SharedStats, TimedResolver};
 use crate::wallclock::ClockFollower;
@@ -209,7 +210,9 @@ pub fn run_with(
         down_timer
             .set(pipeline.next_down_check())
             .context("setting the down timer")?;
+        let mut budget = Budget::of_this_thread();
         loop {
+            budget.renew();
             match waiter.wait() {
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
                     if matches!(wake, Wake::DownTimer) {

@@ -3,8 +3,10 @@
 //! that no step holds the writer for long.
 //!
 //! Zones still running keep their newest record in the `live` table, which
-//! retention never touches; the high-water marks in `meta` survive too, so
-//! sequence numbers and zone ids are never reused.
+//! retention never touches and `--retain-size` does not count: the limit
+//! bounds the history, so a host running more zones than the limit holds
+//! records of still keeps its newest history. The high-water marks in `meta`
+//! survive too, so sequence numbers and zone ids are never reused.
 
 use std::time::Duration;
 
@@ -18,8 +20,9 @@ const STEP_ROWS: i64 = 1000;
 pub struct Retention {
     /// Records older than this (by their time) are deleted.
     pub max_age: Option<Duration>,
-    /// The oldest records are deleted while the database's pages in use
-    /// exceed this many bytes (the WAL file comes on top, a few MiB at most).
+    /// The oldest records are deleted while the history's share of the
+    /// database's pages in use exceeds this many bytes (the running zones'
+    /// newest records and the WAL file, a few MiB at most, come on top).
     pub max_bytes: Option<u64>,
 }
 
@@ -49,16 +52,14 @@ impl Retention {
         let Some(max_bytes) = self.max_bytes else {
             return Ok(false);
         };
-        let used = used_bytes(conn)?;
-        if used <= max_bytes {
+        let Some((history, rows)) = history_bytes(conn)? else {
+            return Ok(false); // what is left is the running zones and the marks: kept
+        };
+        if history <= max_bytes {
             return Ok(false);
         }
-        let rows: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-        if rows == 0 {
-            return Ok(false); // what is left is the running zones and the marks: kept
-        }
-        let per_row = (used / rows as u64).max(1);
-        let excess_rows = ((used - max_bytes) / per_row + 1) as i64;
+        let per_row = (history / rows).max(1);
+        let excess_rows = ((history - max_bytes) / per_row + 1) as i64;
         conn.execute(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
             [excess_rows.clamp(1, STEP_ROWS)],
@@ -68,8 +69,26 @@ impl Retention {
         let mut vacuum = conn.prepare_cached("PRAGMA incremental_vacuum")?;
         let mut steps = vacuum.query([])?;
         while steps.next()?.is_some() {}
-        Ok(used_bytes(conn)? > max_bytes)
+        Ok(history_bytes(conn)?.is_some_and(|(bytes, _)| bytes > max_bytes))
     }
+}
+
+/// The history's share of the pages in use (the records' share of all rows,
+/// `events` and `live`) and its record count; `None` without records.
+fn history_bytes(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
+    let count = |sql: &str| -> rusqlite::Result<u64> {
+        conn.prepare_cached(sql)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|v| v.max(0) as u64)
+    };
+    let rows = count("SELECT count(*) FROM events")?;
+    if rows == 0 {
+        return Ok(None);
+    }
+    let live = count("SELECT count(*) FROM live")?;
+    let used = used_bytes(conn)? as u128;
+    let history = used * rows as u128 / (rows + live) as u128;
+    Ok(Some((history as u64, rows)))
 }
 
 /// Bytes of the database's pages in use (the file minus its free pages).

@@ -243,6 +243,41 @@ fn retention_by_size_keeps_the_newest_within_the_limit() {
 }
 
 #[test]
+fn retention_by_size_keeps_the_newest_history_when_running_zones_alone_exceed_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let limit = 16 * 1024;
+    let (mut w, store) = writer(&path, KEEP_ALL);
+    // 400 zones of others that keep running: their newest records alone exceed the limit.
+    for id in 1..=400 {
+        w.commit(life(id, id * 10)[..2].to_vec());
+    }
+    for id in 401..=700 {
+        w.commit(life(id, id * 10));
+    }
+    let conn = schema::open_writer(&path).unwrap();
+    let live: i64 = conn
+        .query_row("SELECT coalesce(sum(length(json)), 0) FROM live", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(live as u64 > limit, "the running zones take {live} bytes");
+    let retention = Retention {
+        max_age: None,
+        max_bytes: Some(limit),
+    };
+    let mut steps = 0;
+    while retention.step(&conn, 0).unwrap() {
+        steps += 1;
+        assert!(steps < 100, "retention does not converge");
+    }
+    let kept = store.read_after(0, 10_000).unwrap();
+    assert!(!kept.is_empty(), "the newest history is kept");
+    assert_eq!(kept.last().unwrap().seq, 800 + 1200, "the newest record is kept");
+    assert!(kept.len() < 1200, "the oldest went: {} kept", kept.len());
+}
+
+#[test]
 fn retention_catches_up_on_a_quiet_journal_without_a_further_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.db");

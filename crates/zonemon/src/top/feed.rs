@@ -34,6 +34,9 @@ pub enum Msg {
     Record(Map<String, Value>),
     /// A line for the event log (the feed's stderr, a state change).
     Say(Kind, String),
+    /// The standalone feed is live, watching from this source: shown in the
+    /// header for as long as it runs (and said in the log).
+    Live(String),
     /// A key, a resize: from the terminal.
     Input(Event),
     /// SIGINT, SIGTERM or SIGHUP: leave.
@@ -183,10 +186,7 @@ struct TopLife {
 impl Lifecycle for TopLife {
     fn live(&mut self, pipeline: &mut Pipeline, source: &str) -> Result<()> {
         pipeline.write_initial()?;
-        send(
-            &self.tx,
-            Msg::Say(Kind::Notice, format!("watching ({source})")),
-        )
+        send(&self.tx, Msg::Live(source.to_string()))
     }
 
     fn stops_with_stdout(&self) -> bool {

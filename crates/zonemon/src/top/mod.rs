@@ -111,6 +111,11 @@ fn run_loop(screen: &mut Screen, rx: &Receiver<Msg>, state: &mut ViewState) -> R
             match msg {
                 Msg::Record(rec) => model.take(rec, secs),
                 Msg::Say(kind, text) => model.say(kind, &text),
+                Msg::Live(source) => {
+                    let watching = format!("watching ({source})");
+                    model.say(Kind::Notice, &watching);
+                    state.source = format!("{}, {watching}", state.source);
+                }
                 Msg::Input(Event::Key(key)) => {
                     if state.key(key) == Action::Quit {
                         return Ok(());
