@@ -24,6 +24,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
+/// Flushes start at most this often: under churn, one flush covers the commits
+/// of the last few milliseconds instead of each commit paying for its own
+/// (a commit after a quiet spell is flushed at once).
+const SYNC_EVERY: Duration = Duration::from_millis(10);
+
 /// The log is folded into the file after a sync at most this often.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -90,6 +95,7 @@ fn run(shared: &(Mutex<State>, Condvar), journal: &Path) {
     let mut synced = 0;
     let mut sync_failing = Episode::default();
     let mut checkpoints = Checkpoints::new(journal);
+    let mut last_sync: Option<Instant> = None;
     loop {
         let wanted = {
             let mut s = state.lock().expect("the writer never panics holding it");
@@ -99,8 +105,18 @@ fn run(shared: &(Mutex<State>, Condvar), journal: &Path) {
             if s.requested == synced {
                 return; // closing, nothing pending
             }
+            // Too soon after the last flush: let the commits of the next
+            // moments join this one (unless the writer is done).
+            let wait = last_sync.map_or(Duration::ZERO, |t| SYNC_EVERY.saturating_sub(t.elapsed()));
+            if !wait.is_zero() && !s.closing {
+                s = wake
+                    .wait_timeout_while(s, wait, |s| !s.closing)
+                    .expect("the writer never panics holding it")
+                    .0;
+            }
             s.requested
         };
+        last_sync = Some(Instant::now());
         sync_failing.report(sync(&wal), "flush the journal's log to the disk");
         synced = wanted;
         checkpoints.maybe();

@@ -306,7 +306,40 @@ fn objects_of_the_daemon_are_kept_as_given() {
     let mut expect = Map::new();
     expect.insert("seq".into(), 1.into());
     expect.extend(start);
-    assert_eq!(rec.object, expect);
+    assert_eq!(*rec.object, expect);
     let conn = schema::open_reader(&path).unwrap();
     assert_eq!(opened(&conn).unwrap().boot_id.as_deref(), Some("b00t"));
+}
+
+/// CPU per record of the writer alone, by batch size (not a pass/fail test:
+/// `cargo test --release -p zonemon --lib journal::tests::writer_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn writer_cost() {
+    fn thread_cpu_ns() -> u64 {
+        zonemon_core::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64
+    }
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let sizes: Vec<usize> = std::env::var("BATCHES")
+        .map(|v| v.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or_else(|_| vec![1, 2, 4, 8, 16, 64]);
+    for (k, per_batch) in sizes.into_iter().enumerate() {
+        let path = dir.path().join(format!("j{k}.db"));
+        let (mut w, _store) = writer(&path, KEEP_ALL);
+        let zones = 4000;
+        let entries: Vec<Entry> = (0..zones as u64)
+            .flat_map(|z| life(z + 1, z * 10))
+            .collect();
+        let n = entries.len();
+        let mut entries = entries.into_iter().peekable();
+        let start = thread_cpu_ns();
+        while entries.peek().is_some() {
+            w.commit(entries.by_ref().take(per_batch).collect());
+        }
+        let ns = thread_cpu_ns() - start;
+        println!(
+            "batch {per_batch}: {:.1} µs CPU per record",
+            ns as f64 / n as f64 / 1000.0
+        );
+    }
 }
