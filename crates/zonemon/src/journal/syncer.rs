@@ -25,9 +25,13 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
 /// Flushes start at most this often: under churn, one flush covers the commits
-/// of the last few milliseconds instead of each commit paying for its own
-/// (a commit after a quiet spell is flushed at once).
+/// of the last few milliseconds instead of each commit paying for its own.
 const SYNC_EVERY: Duration = Duration::from_millis(10);
+
+/// A flush starts this long after the first commit it covers: the disk's
+/// work (the filesystem's journal, the device's interrupts) then does not
+/// compete for a CPU with the readers being handed that commit.
+const SYNC_DELAY: Duration = Duration::from_millis(2);
 
 /// The log is folded into the file after a sync at most this often.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -42,6 +46,8 @@ pub struct Syncer {
 struct State {
     /// Commits asked to be synced so far.
     requested: u64,
+    /// When the first commit not yet being synced asked.
+    pending_since: Option<Instant>,
     /// The writer is done: sync what is pending and end.
     closing: bool,
 }
@@ -64,11 +70,13 @@ impl Syncer {
     /// Asks for everything committed so far to reach the disk; returns at once.
     pub fn request(&self) {
         let (state, wake) = &*self.shared;
-        state
-            .lock()
-            .expect("the syncer never panics holding it")
-            .requested += 1;
-        wake.notify_one();
+        let mut s = state.lock().expect("the syncer never panics holding it");
+        s.requested += 1;
+        // Only the first request wakes the syncer; later ones join its flush.
+        if s.pending_since.is_none() {
+            s.pending_since = Some(Instant::now());
+            wake.notify_one();
+        }
     }
 }
 
@@ -105,15 +113,19 @@ fn run(shared: &(Mutex<State>, Condvar), journal: &Path) {
             if s.requested == synced {
                 return; // closing, nothing pending
             }
-            // Too soon after the last flush: let the commits of the next
-            // moments join this one (unless the writer is done).
-            let wait = last_sync.map_or(Duration::ZERO, |t| SYNC_EVERY.saturating_sub(t.elapsed()));
+            // Let the commits of the next moments join this flush (unless the writer is done).
+            let since = s.pending_since.unwrap_or_else(Instant::now);
+            let due = last_sync
+                .map_or(since, |t| t + SYNC_EVERY)
+                .max(since + SYNC_DELAY);
+            let wait = due.saturating_duration_since(Instant::now());
             if !wait.is_zero() && !s.closing {
                 s = wake
                     .wait_timeout_while(s, wait, |s| !s.closing)
                     .expect("the writer never panics holding it")
                     .0;
             }
+            s.pending_since = None;
             s.requested
         };
         last_sync = Some(Instant::now());
