@@ -5,9 +5,10 @@
 //! The writer's connection runs with `synchronous=NORMAL`: a commit is
 //! written to the WAL (so it survives the daemon being killed, and every
 //! reader sees it) without waiting for the disk. Readers are told at once;
-//! then the syncer flushes the WAL to the disk, so a power loss or kernel
-//! crash can take at most the commits of the last few milliseconds. Requests
-//! that arrive while it syncs are served by one more sync (group commit); the
+//! then the syncer flushes the WAL to the disk, [`SYNC_DELAY`] after the first
+//! commit a flush covers and at most every [`SYNC_EVERY`], so a power loss or
+//! kernel crash can take at most the commits of the last 10–20 milliseconds.
+//! Requests that arrive meanwhile or while it syncs join the next flush; the
 //! writer never waits for it, and it sleeps while nothing is committed.
 //!
 //! Checkpoints (copying the log's pages into the file, with two more flushes)
