@@ -311,6 +311,41 @@ fn objects_of_the_daemon_are_kept_as_given() {
     assert_eq!(opened(&conn).unwrap().boot_id.as_deref(), Some("b00t"));
 }
 
+#[test]
+fn live_rows_follow_each_zone_across_and_within_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let (mut w, _store) = writer(&path, KEEP_ALL);
+    let live = |path: &Path| -> Vec<(u64, String)> {
+        let conn = schema::open_reader(path).unwrap();
+        opened(&conn)
+            .unwrap()
+            .live
+            .iter()
+            .map(|r| (r.seq, r.object["event"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    // Zone 1 lives and ends within one batch: no row; zone 2 keeps its newest; zone 3 is ready.
+    let mut batch = life(1, 100);
+    batch.extend(life(2, 200).into_iter().take(2));
+    batch.extend(life(3, 300).into_iter().take(1));
+    w.commit(batch);
+    assert_eq!(
+        live(&path),
+        [(6, "booted".to_string()), (7, "ready".to_string())]
+    );
+    // Zone 2 goes down in the next batch; zone 3 shuts down.
+    let mut batch: Vec<Entry> = life(2, 200).into_iter().skip(2).collect();
+    batch.push(event(EventKind::Shutdown, 3, 302));
+    w.commit(batch);
+    assert_eq!(live(&path), [(10, "shutdown".to_string())]);
+    // A writer opened afresh knows zone 3 has a row and deletes it when it goes down.
+    drop(w);
+    let (mut w, _store) = writer(&path, KEEP_ALL);
+    w.commit(vec![event(EventKind::Down, 3, 303)]);
+    assert!(live(&path).is_empty());
+}
+
 /// CPU per record of the writer alone, by batch size (not a pass/fail test:
 /// `cargo test --release -p zonemon --lib journal::tests::writer_cost -- --ignored --nocapture`).
 #[test]

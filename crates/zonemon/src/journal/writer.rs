@@ -448,3 +448,28 @@ impl Writer {
             .unwrap();
     }
 }
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn churn_is_busy_one_zone_at_a_time_is_not() {
+        let t0 = Instant::now();
+        let mut load = Load::new(t0);
+        // One zone (four records) every 20 ms.
+        for k in 0..50u64 {
+            load.add(4, t0 + Duration::from_millis(20 * k));
+            assert!(!load.busy());
+        }
+        // 2,000 records a second: busy within the first window.
+        let t1 = t0 + Duration::from_secs(2);
+        for k in 0..200u64 {
+            load.add(1, t1 + Duration::from_micros(500 * k));
+        }
+        assert!(load.busy());
+        // Quiet for two windows: not busy any more.
+        load.add(1, t1 + Duration::from_millis(300));
+        assert!(!load.busy());
+    }
+}
