@@ -46,7 +46,7 @@ pub fn run(opts: &EventsOptions, out: &mut dyn Write) -> Result<()> {
         match &mut printer {
             Printer::Text(sink) => sink.write_object(&rec.object)?,
             Printer::Json(out) => {
-                serde_json::to_writer(&mut **out, &rec.object)?;
+                serde_json::to_writer(&mut **out, &*rec.object)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -5,6 +5,8 @@
 //! `wait`, `list` through the daemon) only read through it. One record is one
 //! line of `zonemon watch --json` plus its host-wide sequence number.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use serde_json::{Map, Value};
 
@@ -15,8 +17,9 @@ pub struct StoredRecord {
     pub seq: u64,
     /// The record's time (the kernel's timestamp of the transition), nanoseconds since the Unix epoch.
     pub unix_ns: i128,
-    /// The whole JSON object, as `zonemon watch --json` writes it, with `"seq"` added.
-    pub object: Map<String, Value>,
+    /// The whole JSON object, as `zonemon watch --json` writes it, with `"seq"`
+    /// added; shared, so that the copies readers and the zone table keep cost nothing.
+    pub object: Arc<Map<String, Value>>,
 }
 
 /// Read access to the journal, shared by the API server's tasks.

@@ -100,7 +100,7 @@ impl Follower {
             if let Some(id) = r.object.get("zone_id").and_then(Value::as_u64) {
                 self.listed.insert(id, r.seq);
             }
-            let mut obj = r.object;
+            let mut obj = Arc::unwrap_or_clone(r.object);
             obj.insert("event".into(), "running".into());
             obj.insert("initial".into(), true.into());
             if self.q.filter.matches(&obj) {

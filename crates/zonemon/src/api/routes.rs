@@ -78,7 +78,10 @@ async fn route(
         ["v1", "wait"] => {
             let q = WaitQuery::parse(query, now)?;
             match wait::first_match(Arc::clone(&ctx.store), &q).await {
-                Ok(Some(r)) => Ok(json_response(StatusCode::OK, &Value::Object(r.object))),
+                Ok(Some(r)) => Ok(json_response(
+                    StatusCode::OK,
+                    &Value::Object(Arc::unwrap_or_clone(r.object)),
+                )),
                 Ok(None) => Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     format!("timeout: no {} of that zone within the timeout", q.event),

@@ -49,7 +49,7 @@ impl MemStore {
         records.push(StoredRecord {
             seq,
             unix_ns,
-            object,
+            object: object.into(),
         });
         drop(records);
         self.commits.send_replace(seq);

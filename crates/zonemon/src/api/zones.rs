@@ -18,7 +18,7 @@ pub fn running(store: &dyn EventStore) -> Vec<Map<String, Value>> {
         .running()
         .into_iter()
         .map(|r| {
-            let mut obj = r.object;
+            let mut obj = std::sync::Arc::unwrap_or_clone(r.object);
             let root = zone_root(&obj);
             obj.insert("root".into(), root.map_or(Value::Null, Value::from));
             obj

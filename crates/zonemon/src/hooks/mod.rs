@@ -270,7 +270,7 @@ impl HookRunner {
             for hook in set.0.iter().filter(|h| h.spec.filter.selects(&rec.object)) {
                 let (line, env) = shared
                     .get_or_insert_with(|| {
-                        let line = serde_json::to_string(&rec.object).expect("a JSON map");
+                        let line = serde_json::to_string(&*rec.object).expect("a JSON map");
                         (line.into(), Arc::new(env::vars(&rec.object)))
                     })
                     .clone();
@@ -443,7 +443,7 @@ mod tests {
         let record = StoredRecord {
             seq: 9,
             unix_ns: 0,
-            object: object.as_object().unwrap().clone(),
+            object: object.as_object().unwrap().clone().into(),
         };
         runner.offer(&[record]);
         let argc = got.with_extension("argc");

@@ -78,7 +78,7 @@ mod tests {
         StoredRecord {
             seq,
             unix_ns: seq as i128,
-            object: Map::new(),
+            object: Map::new().into(),
         }
     }
 

@@ -82,7 +82,7 @@ fn record(seq: i64, unix_ns: Option<i64>, json: &str) -> Result<StoredRecord> {
     Ok(StoredRecord {
         seq: seq as u64,
         unix_ns,
-        object,
+        object: object.into(),
     })
 }
 

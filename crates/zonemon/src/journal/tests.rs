@@ -341,7 +341,75 @@ fn objects_of_the_daemon_are_kept_as_given() {
     let mut expect = Map::new();
     expect.insert("seq".into(), 1.into());
     expect.extend(start);
-    assert_eq!(rec.object, expect);
+    assert_eq!(*rec.object, expect);
     let conn = schema::open_reader(&path).unwrap();
     assert_eq!(opened(&conn).unwrap().boot_id.as_deref(), Some("b00t"));
+}
+
+#[test]
+fn live_rows_follow_each_zone_across_and_within_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let (mut w, _store) = writer(&path, KEEP_ALL);
+    let live = |path: &Path| -> Vec<(u64, String)> {
+        let conn = schema::open_reader(path).unwrap();
+        opened(&conn)
+            .unwrap()
+            .live
+            .iter()
+            .map(|r| (r.seq, r.object["event"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    // Zone 1 lives and ends within one batch: no row; zone 2 keeps its newest; zone 3 is ready.
+    let mut batch = life(1, 100);
+    batch.extend(life(2, 200).into_iter().take(2));
+    batch.extend(life(3, 300).into_iter().take(1));
+    w.commit(batch);
+    assert_eq!(
+        live(&path),
+        [(6, "booted".to_string()), (7, "ready".to_string())]
+    );
+    // Zone 2 goes down in the next batch; zone 3 shuts down.
+    let mut batch: Vec<Entry> = life(2, 200).into_iter().skip(2).collect();
+    batch.push(event(EventKind::Shutdown, 3, 302));
+    w.commit(batch);
+    assert_eq!(live(&path), [(10, "shutdown".to_string())]);
+    // A writer opened afresh knows zone 3 has a row and deletes it when it goes down.
+    drop(w);
+    let (mut w, _store) = writer(&path, KEEP_ALL);
+    w.commit(vec![event(EventKind::Down, 3, 303)]);
+    assert!(live(&path).is_empty());
+}
+
+/// CPU per record of the writer alone, by batch size (not a pass/fail test:
+/// `cargo test --release -p zonemon --lib journal::tests::writer_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn writer_cost() {
+    fn thread_cpu_ns() -> u64 {
+        zonemon_core::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64
+    }
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let sizes: Vec<usize> = std::env::var("BATCHES")
+        .map(|v| v.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or_else(|_| vec![1, 2, 4, 8, 16, 64]);
+    for (k, per_batch) in sizes.into_iter().enumerate() {
+        let path = dir.path().join(format!("j{k}.db"));
+        let (mut w, _store) = writer(&path, KEEP_ALL);
+        let zones = 4000;
+        let entries: Vec<Entry> = (0..zones as u64)
+            .flat_map(|z| life(z + 1, z * 10))
+            .collect();
+        let n = entries.len();
+        let mut entries = entries.into_iter().peekable();
+        let start = thread_cpu_ns();
+        while entries.peek().is_some() {
+            w.commit(entries.by_ref().take(per_batch).collect());
+        }
+        let ns = thread_cpu_ns() - start;
+        println!(
+            "batch {per_batch}: {:.1} µs CPU per record",
+            ns as f64 / n as f64 / 1000.0
+        );
+    }
 }

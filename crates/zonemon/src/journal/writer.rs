@@ -10,6 +10,7 @@
 //! episode, and — when writing works again — recorded as a `lost` record with
 //! `"reason":"journal"` and the count, ahead of the records that follow.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
@@ -49,6 +50,13 @@ pub enum Entry {
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
+/// Under sustained churn (see [`Load`]) a batch gathers what arrives for this
+/// long after its first record before it is committed: a commit has a fixed
+/// cost (the pages it rewrites, the readers told, a flush asked for) that one
+/// record at a time paid again and again. Idle or one zone at a time, a record
+/// is committed as soon as it arrives.
+const GATHER: Duration = Duration::from_millis(5);
+
 /// Retention is checked after a commit at most this often: a check is a
 /// read of the index and the page counts, kept off the path of the next batch.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -84,6 +92,58 @@ pub struct Writer {
     retention_checked: Instant,
     /// Told every committed batch, before readers (each must return at once: hooks, metrics).
     subscribers: Vec<Subscriber>,
+    /// How busy the queue has been lately: whether batches wait to gather.
+    load: Load,
+    /// The zones the `live` table has a row of (as committed).
+    in_live: HashSet<u64>,
+    /// Transactions committed and the records in them, said at exit.
+    commits: u64,
+    records: u64,
+}
+
+/// The records that arrived in the current and the previous window of
+/// [`Load::WINDOW`]: the writer is under sustained churn (and batches wait
+/// [`GATHER`] to grow) when either holds [`Load::BUSY`] records or more.
+/// One zone at a time (four records per zone, zones tens of milliseconds
+/// apart) never is.
+#[derive(Debug)]
+struct Load {
+    start: Instant,
+    current: usize,
+    previous: usize,
+}
+
+impl Load {
+    const WINDOW: Duration = Duration::from_millis(50);
+    /// 64 records in 50 ms: 1,280 records (320 zones) a second.
+    const BUSY: usize = 64;
+
+    fn new(now: Instant) -> Self {
+        Load {
+            start: now,
+            current: 0,
+            previous: 0,
+        }
+    }
+
+    /// Counts `n` records arrived at `now`.
+    fn add(&mut self, n: usize, now: Instant) {
+        let since = now.saturating_duration_since(self.start);
+        if since >= Self::WINDOW {
+            self.previous = if since < 2 * Self::WINDOW {
+                self.current
+            } else {
+                0
+            };
+            self.current = 0;
+            self.start = now;
+        }
+        self.current += n;
+    }
+
+    fn busy(&self) -> bool {
+        self.current.max(self.previous) >= Self::BUSY
+    }
 }
 
 /// Something told of every committed batch, in `seq` order.
@@ -100,7 +160,15 @@ impl Writer {
         retention: Retention,
         shared: Arc<Shared>,
     ) -> anyhow::Result<Self> {
+        let in_live = conn
+            .prepare("SELECT zone_id FROM live")?
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|z| z.map(|z| z as u64))
+            .collect::<rusqlite::Result<HashSet<u64>>>()?;
         Ok(Writer {
+            in_live,
+            commits: 0,
+            records: 0,
             conn,
             syncer: Syncer::start(path.clone())?,
             path,
@@ -113,6 +181,7 @@ impl Writer {
             retention_pending: false,
             retention_checked: Instant::now(),
             subscribers: Vec::new(),
+            load: Load::new(Instant::now()),
         })
     }
 
@@ -152,12 +221,17 @@ impl Writer {
                     Err(_) => break,
                 }
             };
+            let arrived = Instant::now();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(_) => break,
-                }
+            take_queued(&queue, &mut batch);
+            self.load.add(batch.len(), arrived);
+            if self.load.busy() && batch.len() < MAX_BATCH {
+                // Sleeping, not waiting on the queue: the records that arrive
+                // meanwhile wake no one.
+                std::thread::sleep(GATHER.saturating_sub(arrived.elapsed()));
+                let before = batch.len();
+                take_queued(&queue, &mut batch);
+                self.load.add(batch.len() - before, Instant::now());
             }
             self.commit(batch);
         }
@@ -165,6 +239,11 @@ impl Writer {
         while self.retention_due {
             self.retention_due = self.retention_step();
         }
+        tracing::info!(
+            records = self.records,
+            transactions = self.commits,
+            "the journal writer is done"
+        );
         if self.unjournaled > 0 {
             eprintln!(
                 "zonemon: error: {} record(s) could not be written to the journal {} before exit",
@@ -191,6 +270,8 @@ impl Writer {
                     self.unjournaled = 0;
                 }
                 self.retention_pending = true;
+                self.commits += 1;
+                self.records += committed.len() as u64;
                 for tell in &mut self.subscribers {
                     tell(&committed);
                 }
@@ -234,6 +315,11 @@ impl Writer {
     ) -> rusqlite::Result<Vec<StoredRecord>> {
         let mut marks = self.marks;
         let mut committed = Vec::with_capacity(records.len() + 1);
+        // Each zone's `live` row after this batch, by zone: its newest record
+        // (seq, text) or none (down). A zone's earlier records in the batch
+        // never reach `live`, and a zone that boots and goes down within the
+        // batch never touches it.
+        let mut newest: BTreeMap<u64, Option<(u64, String)>> = BTreeMap::new();
         let tx = self.conn.transaction()?;
         let mut last_unix_ns = None;
         let mut boot_id = None;
@@ -242,17 +328,11 @@ impl Writer {
                 "INSERT INTO events (seq, unix_ns, event, zone_id, name, json) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            let mut live = tx.prepare_cached(
-                "INSERT OR REPLACE INTO live (zone_id, seq, json) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut gone = tx.prepare_cached("DELETE FROM live WHERE zone_id = ?1")?;
             let lost = (self.unjournaled > 0).then(|| journal_lost(self.unjournaled, &self.clock));
-            for (object, unix_ns) in lost.into_iter().chain(records) {
+            for (mut full, unix_ns) in lost.into_iter().chain(records) {
                 let seq = marks.next_seq;
                 marks.next_seq += 1;
-                let mut full = Map::with_capacity(object.len() + 1);
-                full.insert("seq".into(), seq.into());
-                full.extend(object);
+                full.shift_insert(0, "seq".into(), seq.into());
                 let text = serde_json::to_string(&full).expect("a JSON map always serializes");
                 let event = full.get("event").and_then(Value::as_str).unwrap_or("");
                 let zone_id = full.get("zone_id").and_then(Value::as_u64);
@@ -268,11 +348,7 @@ impl Writer {
                 ])?;
                 if let Some(zone) = zone_id {
                     marks.max_zone_id = marks.max_zone_id.max(zone);
-                    if event == "down" {
-                        gone.execute([zone as i64])?;
-                    } else {
-                        live.execute(params![zone as i64, seq as i64, text])?;
-                    }
+                    newest.insert(zone, (event != "down").then_some((seq, text)));
                 }
                 if event == "monitor-start" {
                     boot_id = full
@@ -284,13 +360,30 @@ impl Writer {
                 committed.push(StoredRecord {
                     seq,
                     unix_ns,
-                    object: full,
+                    object: Arc::new(full),
                 });
+            }
+            let mut live = tx.prepare_cached(
+                "INSERT OR REPLACE INTO live (zone_id, seq, json) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut gone = tx.prepare_cached("DELETE FROM live WHERE zone_id = ?1")?;
+            for (zone, row) in &newest {
+                match row {
+                    Some((seq, text)) => {
+                        live.execute(params![*zone as i64, *seq as i64, text])?;
+                    }
+                    None if self.in_live.contains(zone) => {
+                        gone.execute([*zone as i64])?;
+                    }
+                    None => {}
+                }
             }
             let mut meta =
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?;
             meta.execute(params!["next_seq", marks.next_seq as i64])?;
-            meta.execute(params!["max_zone_id", marks.max_zone_id as i64])?;
+            if marks.max_zone_id != self.marks.max_zone_id {
+                meta.execute(params!["max_zone_id", marks.max_zone_id as i64])?;
+            }
             if let Some(t) = last_unix_ns {
                 meta.execute(params!["last_unix_ns", t])?;
             }
@@ -300,6 +393,13 @@ impl Writer {
         }
         tx.commit()?;
         self.marks = marks;
+        for (zone, row) in newest {
+            if row.is_some() {
+                self.in_live.insert(zone);
+            } else {
+                self.in_live.remove(&zone);
+            }
+        }
         Ok(committed)
     }
 
@@ -320,6 +420,16 @@ impl Writer {
     }
 }
 
+/// Moves what is queued into `batch`, up to [`MAX_BATCH`] records; never waits.
+fn take_queued(queue: &Receiver<Entry>, batch: &mut Vec<Entry>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(entry) => batch.push(entry),
+            Err(_) => break,
+        }
+    }
+}
+
 /// The record saying `count` records did not reach the journal, dated now.
 fn journal_lost(count: u64, clock: &WallClock) -> (Map<String, Value>, i128) {
     let now = zonemon_core::clock::boot_time_ns();
@@ -336,5 +446,30 @@ impl Writer {
         self.conn
             .pragma_update(None, "max_page_count", pages)
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn churn_is_busy_one_zone_at_a_time_is_not() {
+        let t0 = Instant::now();
+        let mut load = Load::new(t0);
+        // One zone (four records) every 20 ms.
+        for k in 0..50u64 {
+            load.add(4, t0 + Duration::from_millis(20 * k));
+            assert!(!load.busy());
+        }
+        // 2,000 records a second: busy within the first window.
+        let t1 = t0 + Duration::from_secs(2);
+        for k in 0..200u64 {
+            load.add(1, t1 + Duration::from_micros(500 * k));
+        }
+        assert!(load.busy());
+        // Quiet for two windows: not busy any more.
+        load.add(1, t1 + Duration::from_millis(300));
+        assert!(!load.busy());
     }
 }
