@@ -250,7 +250,7 @@ fn retention_by_size_keeps_the_newest_history_when_running_zones_alone_exceed_th
     let (mut w, store) = writer(&path, KEEP_ALL);
     // 400 zones of others that keep running: their newest records alone exceed the limit.
     for id in 1..=400 {
-        w.commit(life(id, id * 10)[..2].to_vec());
+        w.commit(life(id, id * 10).into_iter().take(2).collect());
     }
     for id in 401..=700 {
         w.commit(life(id, id * 10));
@@ -273,7 +273,11 @@ fn retention_by_size_keeps_the_newest_history_when_running_zones_alone_exceed_th
     }
     let kept = store.read_after(0, 10_000).unwrap();
     assert!(!kept.is_empty(), "the newest history is kept");
-    assert_eq!(kept.last().unwrap().seq, 800 + 1200, "the newest record is kept");
+    assert_eq!(
+        kept.last().unwrap().seq,
+        800 + 1200,
+        "the newest record is kept"
+    );
     assert!(kept.len() < 1200, "the oldest went: {} kept", kept.len());
 }
 
