@@ -97,9 +97,12 @@ fn smoke_mode_runs_and_its_table_parses() {
         "zonemon-bench --smoke failed ({}):\n{stderr}",
         run.status
     );
+    // Not a timing target (that is the benchmark's job): a guard against a hang. On a
+    // quiet machine the smoke run takes under 3 minutes; on one loaded by thousands of
+    // other zones it took 6.
     assert!(
-        took < Duration::from_secs(180),
-        "smoke mode took {took:?} (limit: 3 minutes)"
+        took < Duration::from_secs(15 * 60),
+        "smoke mode took {took:?} (a hang guard: 15 minutes)"
     );
 
     let md = std::fs::read_to_string(&out).expect("reading the report");
