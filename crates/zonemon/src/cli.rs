@@ -216,10 +216,10 @@ struct WatchArgs {
 /// `daemon` share.
 #[derive(Debug, Args)]
 struct AttachArgs {
-    /// How zonemon competes for a CPU when a zone event wakes it: `realtime` (SCHED_FIFO 1, as
-    /// `chrt -f 1`: the lowest latency; a thread that runs 200 ms without sleeping is moved to
-    /// `high`); `high` (nice -10: on a busy host it gets a CPU at once); `normal`.
-    #[arg(long, value_enum, default_value_t = PriorityArg::Realtime)]
+    /// How zonemon competes for a CPU when a zone event wakes it: `high` (nice -10: on a busy
+    /// host it gets a CPU at once); `realtime` (SCHED_FIFO 1, as `chrt -f 1`; a thread that runs
+    /// 200 ms without sleeping is moved to `high`); `normal`.
+    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
     priority: PriorityArg,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
@@ -659,15 +659,15 @@ mod tests {
     }
 
     #[test]
-    fn priority_defaults_to_realtime() {
+    fn priority_defaults_to_high() {
         let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
-        assert_eq!(w.priority, Priority::Realtime);
-        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "high"]) else {
+        assert_eq!(w.priority, Priority::High);
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
             panic!()
         };
-        assert_eq!(w.priority, Priority::High);
+        assert_eq!(w.priority, Priority::Realtime);
         let Action::Watch(w, _) = action(&["zonemon", "--priority", "normal"]) else {
             panic!()
         };
@@ -758,7 +758,7 @@ mod tests {
         assert_eq!(d.retention.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(d.watch.ring_bytes, 16384, "the flag's, over the file's");
         assert_eq!(d.watch.metrics, None, "the file's off");
-        assert_eq!(d.watch.priority, Priority::Realtime, "the default");
+        assert_eq!(d.watch.priority, Priority::High, "the default");
         assert_eq!(d.socket, PathBuf::from(crate::api::DEFAULT_SOCKET));
         assert_eq!((d.hooks.len(), d.reload.hooks_from_flags), (1, false));
         let d = daemon(&[

@@ -1,6 +1,6 @@
 //! `--priority`: how zonemon competes for a CPU when a zone event wakes it.
 //!
-//! `realtime`, the default, is SCHED_FIFO 1 under a CPU budget: a thread
+//! `high`, the default, is nice -10. `realtime` is SCHED_FIFO 1 under a CPU budget: a thread
 //! that runs [`RT_BUDGET`] without sleeping (zonemon sleeps between every
 //! burst of records, so only a runaway one would) gets `SIGXCPU` from the
 //! kernel (`RLIMIT_RTTIME`), whose handler moves that thread to `high`
@@ -21,7 +21,7 @@ use std::time::Duration;
 pub enum Priority {
     /// The scheduler's default.
     Normal,
-    /// nice -10: on a busy host a woken zonemon preempts ordinary work.
+    /// nice -10: on a busy host a woken zonemon preempts ordinary work (the default).
     High,
     /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`].
     Realtime,

@@ -319,7 +319,10 @@ fn restarts_while_zones_boot_report_each_transition_once() {
         let deadline = watching + Duration::from_secs(30);
         let inside = || {
             let zones = zones.lock().unwrap();
-            zones.iter().filter(|(_, start, _)| *start > watching).count()
+            zones
+                .iter()
+                .filter(|(_, start, _)| *start > watching)
+                .count()
         };
         while inside() < 2 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
