@@ -96,6 +96,9 @@ impl Budget {
             return;
         }
         self.seen = now;
+        // The kernel raised the soft limit by a second with its signal: without this, the
+        // hard limit's SIGKILL would come before the next signal.
+        let _ = budget();
         let param = libc::sched_param { sched_priority: 1 };
         // SAFETY: plain syscalls on the calling thread with a valid sched_param.
         unsafe {
@@ -219,6 +222,48 @@ mod tests {
             spun.1 >= RT_BUDGET / 2,
             "not before its budget: {:?}",
             spun.1
+        );
+    }
+
+    #[test]
+    fn an_event_loop_moved_by_its_budget_is_realtime_again_when_it_sleeps() {
+        if !zonemon_testkit::require_root_for(
+            "an_event_loop_moved_by_its_budget_is_realtime_again_when_it_sleeps",
+            "it sets SCHED_FIFO",
+        ) {
+            return;
+        }
+        let (policies, soft_limit) = std::thread::spawn(|| {
+            Priority::Realtime.try_apply().expect("SCHED_FIFO as root");
+            let mut budget = Budget::of_this_thread();
+            let start = Instant::now();
+            while sched().0 == libc::SCHED_FIFO && start.elapsed() < RT_HARD_LIMIT {
+                std::hint::spin_loop(); // a long scan
+            }
+            let moved = sched().0;
+            budget.renew(); // the loop goes to sleep
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: reading this process's limit into a valid struct.
+            unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &mut limit) };
+            ((moved, sched().0), limit.rlim_cur as u128)
+        })
+        .join()
+        .expect("the spinning thread");
+        assert_eq!(policies, (libc::SCHED_OTHER, libc::SCHED_FIFO));
+        assert_eq!(
+            soft_limit,
+            RT_BUDGET.as_micros(),
+            "the budget is renewed too (the kernel raised it with its signal)"
+        );
+        let mut normal = Budget::of_this_thread();
+        normal.renew();
+        assert_ne!(
+            sched().0,
+            libc::SCHED_FIFO,
+            "a thread not realtime at first stays as it was"
         );
     }
 }
