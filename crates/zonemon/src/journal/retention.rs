@@ -52,52 +52,52 @@ impl Retention {
         let Some(max_bytes) = self.max_bytes else {
             return Ok(false);
         };
-        let Some((history, rows)) = history_bytes(conn)? else {
+        // The whole file within the limit: the history, a share of it, is too (no count).
+        let used = used_bytes(conn)?;
+        if used <= max_bytes {
+            return Ok(false);
+        }
+        let rows = scalar(conn, "SELECT count(*) FROM events")?;
+        if rows == 0 {
             return Ok(false); // what is left is the running zones and the marks: kept
-        };
+        }
+        let live = scalar(conn, "SELECT count(*) FROM live")?;
+        let history = history_share(used, rows, live);
         if history <= max_bytes {
             return Ok(false);
         }
         let per_row = (history / rows).max(1);
         let excess_rows = ((history - max_bytes) / per_row + 1) as i64;
-        conn.execute(
+        let gone = conn.execute(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
             [excess_rows.clamp(1, STEP_ROWS)],
-        )?;
+        )? as u64;
         // Give the freed pages back to the filesystem (the database was made with
         // auto_vacuum=INCREMENTAL); the pragma frees one page per step.
         let mut vacuum = conn.prepare_cached("PRAGMA incremental_vacuum")?;
         let mut steps = vacuum.query([])?;
         while steps.next()?.is_some() {}
-        Ok(history_bytes(conn)?.is_some_and(|(bytes, _)| bytes > max_bytes))
+        let left = rows.saturating_sub(gone);
+        Ok(left > 0 && history_share(used_bytes(conn)?, left, live) > max_bytes)
     }
 }
 
-/// The history's share of the pages in use (the records' share of all rows,
-/// `events` and `live`) and its record count; `None` without records.
-fn history_bytes(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
-    let count = |sql: &str| -> rusqlite::Result<u64> {
-        conn.prepare_cached(sql)?
-            .query_row([], |r| r.get::<_, i64>(0))
-            .map(|v| v.max(0) as u64)
-    };
-    let rows = count("SELECT count(*) FROM events")?;
-    if rows == 0 {
-        return Ok(None);
-    }
-    let live = count("SELECT count(*) FROM live")?;
-    let used = used_bytes(conn)? as u128;
-    let history = used * rows as u128 / (rows + live) as u128;
-    Ok(Some((history as u64, rows)))
+/// The history's share of `used` bytes: its `rows` records' share of all
+/// rows, theirs and the `live` table's.
+fn history_share(used: u64, rows: u64, live: u64) -> u64 {
+    (used as u128 * rows as u128 / (rows + live).max(1) as u128) as u64
+}
+
+/// The one integer `sql` returns (a count, a pragma), negative as 0.
+fn scalar(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached(sql)?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|v| v.max(0) as u64)
 }
 
 /// Bytes of the database's pages in use (the file minus its free pages).
 pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let pragma = |sql: &str| -> rusqlite::Result<u64> {
-        conn.prepare_cached(sql)?
-            .query_row([], |r| r.get::<_, i64>(0))
-            .map(|v| v.max(0) as u64)
-    };
+    let pragma = |sql: &str| scalar(conn, sql);
     Ok(
         (pragma("PRAGMA page_count")? - pragma("PRAGMA freelist_count")?)
             * pragma("PRAGMA page_size")?,

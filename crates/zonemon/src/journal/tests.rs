@@ -204,6 +204,19 @@ fn a_full_database_counts_what_it_could_not_keep_then_says_so() {
     assert!(recs[1..].iter().all(|r| r.object["zone_id"] == 99));
 }
 
+/// Runs size retention to `limit` bytes until it says it is done (in fewer than 100 steps).
+fn trim_to(conn: &rusqlite::Connection, limit: u64) {
+    let retention = Retention {
+        max_age: None,
+        max_bytes: Some(limit),
+    };
+    let mut steps = 0;
+    while retention.step(conn, 0).unwrap() {
+        steps += 1;
+        assert!(steps < 100, "retention does not converge");
+    }
+}
+
 #[test]
 fn retention_by_size_keeps_the_newest_within_the_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,15 +234,7 @@ fn retention_by_size_keeps_the_newest_within_the_limit() {
     }
     let conn = schema::open_writer(&path).unwrap();
     assert!(used_bytes(&conn).unwrap() > limit);
-    let retention = Retention {
-        max_age: None,
-        max_bytes: Some(limit),
-    };
-    let mut steps = 0;
-    while retention.step(&conn, 0).unwrap() {
-        steps += 1;
-        assert!(steps < 100, "retention does not converge");
-    }
+    trim_to(&conn, limit);
     assert!(used_bytes(&conn).unwrap() <= limit);
     let kept = store.read_after(0, 10_000).unwrap();
     assert!(!kept.is_empty() && kept.len() < 2000);
@@ -262,15 +267,7 @@ fn retention_by_size_keeps_the_newest_history_when_running_zones_alone_exceed_th
         })
         .unwrap();
     assert!(live as u64 > limit, "the running zones take {live} bytes");
-    let retention = Retention {
-        max_age: None,
-        max_bytes: Some(limit),
-    };
-    let mut steps = 0;
-    while retention.step(&conn, 0).unwrap() {
-        steps += 1;
-        assert!(steps < 100, "retention does not converge");
-    }
+    trim_to(&conn, limit);
     let kept = store.read_after(0, 10_000).unwrap();
     assert!(!kept.is_empty(), "the newest history is kept");
     assert_eq!(
