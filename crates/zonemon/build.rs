@@ -13,7 +13,14 @@ fn main() {
     let multiarch = format!("-I/usr/include/{}-linux-gnu", env::consts::ARCH);
     SkeletonBuilder::new()
         .source(SRC)
-        .clang_args(["-O2", "-g", "-Wall", "-Isrc/sources/ebpf", &multiarch])
+        .clang_args([
+            "-O2",
+            "-g",
+            "-Wall",
+            "-mcpu=v3",
+            "-Isrc/sources/ebpf",
+            &multiarch,
+        ])
         .build_and_generate(&out)
         .unwrap_or_else(|e| panic!("building {SRC} failed (is clang installed?): {e:#}"));
     for f in [

@@ -324,6 +324,46 @@ pub fn process_exiting(proc_root: &Path, pid: u32, start_ns: u64) -> Option<bool
     Some(zombie || no_exe)
 }
 
+/// The processes of the `/proc` mounted at `proc_root` whose mount namespace
+/// is one of `mntns`: (host PID, mount namespace inode), in no order. Reads
+/// one link per process; processes it cannot read are left out.
+pub fn processes_in_mount_namespaces(
+    proc_root: &Path,
+    mntns: &std::collections::HashSet<u32>,
+) -> Vec<(u32, u32)> {
+    let Ok(dir) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let entry = entry.ok()?;
+        let pid = parse_decimal::<u32>(entry.file_name().to_str()?)?;
+        let ns = read_ns(&entry.path().join("ns/mnt")).ok()?;
+        mntns.contains(&ns).then_some((pid, ns))
+    })
+    .collect()
+}
+
+/// The kernel's flag on a task that has begun to exit (`PF_EXITING`, set before
+/// the exit tracepoints fire), in `/proc/PID/stat`'s 9th field.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether host PID `pid` has exited or begun to (gone from `/proc`, a zombie,
+/// or flagged `PF_EXITING`): once this says no, the kernel's exit tracepoint has
+/// not fired for it yet.
+pub fn process_has_exited(proc_root: &Path, pid: u32) -> bool {
+    let Ok(stat) = read_lossy(&proc_root.join(pid.to_string()).join("stat")) else {
+        return true;
+    };
+    matches!(parse_state(&stat), Some('Z' | 'X') | None)
+        || parse_flags(&stat).is_none_or(|f| f & PF_EXITING != 0)
+}
+
+/// The kernel's task flags (`PF_*`) from `/proc/PID/stat` (its 9th field).
+pub fn parse_flags(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    parse_decimal(rest.split_whitespace().nth(6)?)
+}
+
 /// The state letter (`R`, `S`, `Z` …) from `/proc/PID/stat` (its 3rd field).
 pub fn parse_state(stat: &str) -> Option<char> {
     let (_, rest) = stat.rsplit_once(')')?;
@@ -647,6 +687,31 @@ mod tests {
         assert_eq!(parse_ns_link("pid:[5] "), None);
         assert_eq!(parse_ns_link("/some/path"), None);
         assert_eq!(parse_ns_link(""), None);
+    }
+
+    #[test]
+    fn flags() {
+        let stat = "12 (a) b) S 1 12 12 0 -1 4194564 5 0 0 0";
+        assert_eq!(parse_flags(stat), Some(4194564));
+        assert_eq!(parse_flags("12 (a) S 1 12"), None);
+        assert_eq!(parse_flags("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_has_not_exited_and_a_missing_one_has() {
+        let proc_root = Path::new("/proc");
+        assert!(!process_has_exited(proc_root, std::process::id()));
+        assert!(process_has_exited(proc_root, u32::MAX));
+    }
+
+    #[test]
+    fn processes_are_found_by_mount_namespace() {
+        let proc_root = Path::new("/proc");
+        let own = read_ns(Path::new("/proc/self/ns/mnt")).expect("own mount namespace");
+        let found = processes_in_mount_namespaces(proc_root, &[own].into_iter().collect());
+        assert!(found.contains(&(std::process::id(), own)), "{found:?}");
+        assert!(found.iter().all(|&(_, ns)| ns == own));
+        assert!(processes_in_mount_namespaces(proc_root, &Default::default()).is_empty());
     }
 
     #[test]

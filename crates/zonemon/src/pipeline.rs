@@ -115,16 +115,19 @@ impl Pipeline {
     /// Reports down the zones whose `down` is overdue (shut down more than
     /// two seconds ago, see [`zonemon_core::tracker::DOWN_GRACE_NS`]) and
     /// whose init /proc no longer has: a free the kernel side did not see
-    /// must not leave a zone shut down forever. An init still there is
-    /// checked again later. Zones found in /proc are checked once, a second
+    /// must not leave a zone shut down forever. An init still there, or one
+    /// whose zone the source says it still `holds` (a host-PID zone's other
+    /// processes run on), is checked again later. Zones found in /proc are checked once, a second
     /// after (see [`zonemon_core::tracker::SEED_CHECK_NS`]): an init that was
     /// already exiting when the kernel side attached is reported shut down
     /// and down once it is gone. Cheap when nothing is due (one look at the
     /// first deadline); the event loop calls it after each batch and when
     /// the timer set to [`Pipeline::next_down_check`] fires.
-    pub fn sweep_overdue(&mut self, now_ns: u64) -> io::Result<()> {
+    pub fn sweep_overdue(&mut self, now_ns: u64, holds: impl Fn(u32) -> bool) -> io::Result<()> {
         for (pid, start_ns) in self.tracker.overdue(now_ns) {
-            match procscan::process_exiting(Path::new("/proc"), pid, start_ns) {
+            let exiting = procscan::process_exiting(Path::new("/proc"), pid, start_ns)
+                .or_else(|| holds(pid).then_some(true));
+            match exiting {
                 Some(exiting) => {
                     self.tracker
                         .confirm_still_there(pid, start_ns, now_ns, exiting);

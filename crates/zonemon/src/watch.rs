@@ -224,7 +224,7 @@ pub fn run_with(
                     // Also when the timer woke us: a free waiting in the source is the
                     // zone's true `down`, to be taken before the sweep infers one.
                     source.drain(&mut pipeline)?;
-                    pipeline.sweep_overdue(boot_time_ns())?;
+                    pipeline.sweep_overdue(boot_time_ns(), |pid| source.holds(pid))?;
                     pipeline.idle();
                     down_timer
                         .set(pipeline.next_down_check())

@@ -59,6 +59,13 @@ pub trait Source {
         false
     }
 
+    /// Whether the zone whose init is `init_pid` still has processes the
+    /// source follows although its init is gone (a host-PID zone's other
+    /// processes): then its `down` is not overdue.
+    fn holds(&self, _init_pid: u32) -> bool {
+        false
+    }
+
     /// Bytes of records waiting in the kernel for `drain`, where the source can tell.
     fn backlog_bytes(&self) -> Option<u64> {
         None

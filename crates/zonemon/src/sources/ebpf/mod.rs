@@ -10,12 +10,11 @@ pub mod load;
 mod skel;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
@@ -26,7 +25,7 @@ use zonemon_core::Observation;
 
 use crate::pipeline::{boot_time_ns, Pipeline};
 use decode::{decode, DecodeError};
-use skel::types::zm_host_init;
+use skel::types::{zm_host_zone, zm_seed, zm_seed_op};
 use skel::ZonemonSkel;
 
 /// Records taken from the ring buffer at a time: bounds the queue below.
@@ -103,44 +102,86 @@ impl EbpfSource {
             .sum::<u64>()
     }
 
-    /// Tells the kernel side of the host-PID zones among `zones` (a /proc scan), so that their
-    /// inits' exits are seen; the ones it knows already (it saw their exec) are left as they are.
-    fn follow_host_pid(&mut self, zones: &[ProcZone]) {
-        let Some(bss) = self.skel.maps.bss_data.as_deref_mut() else {
+    /// Tells the kernel side of the host-PID zones among `zones` (a /proc
+    /// scan) and of their processes, so that it sees their inits' exits and
+    /// counts what is left of each (the zone is down when its last process
+    /// is freed). The ones it knows already (it saw their exec) are left as
+    /// they are. A process that exited before it was counted is taken out again.
+    fn follow_host_pid(&self, zones: &[ProcZone]) {
+        let inits: HashMap<u32, &ProcZone> = zones
+            .iter()
+            .filter(|z| z.level == 0 && z.mntns != 0)
+            .map(|z| (z.init_pid, z))
+            .collect();
+        if inits.is_empty() {
             return;
-        };
-        // SAFETY: the counter lives in the object's mmap'd .bss for as long as the skeleton,
-        // is aligned, and the kernel side updates it only atomically too.
-        let count = unsafe { AtomicI64::from_ptr(&mut bss.host_init_count) };
-        for z in zones.iter().filter(|z| z.level == 0 && z.mntns != 0) {
-            let pid = z.init_pid.to_ne_bytes();
-            let init = zm_host_init {
-                start_ns: 0, // /proc's precision only: the kernel side takes the PID's exit
-                mntns_inum: z.mntns,
-                _pad: 0,
-            };
-            // SAFETY: zm_host_init is repr(C) plain old data without padding holes.
-            let value = unsafe {
-                std::slice::from_raw_parts(
-                    (&init as *const zm_host_init).cast::<u8>(),
-                    std::mem::size_of::<zm_host_init>(),
-                )
-            };
-            // Counted first, as the kernel side does: an exit never misses a listed init.
-            count.fetch_add(1, Ordering::SeqCst);
-            let maps = &self.skel.maps;
-            if maps
-                .host_inits
-                .update(&pid, value, MapFlags::NO_EXIST)
-                .is_err()
-            {
-                count.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            let _ = maps
-                .host_zones
-                .update(&z.mntns.to_ne_bytes(), &pid, MapFlags::NO_EXIST);
         }
+        let proc_root = Path::new("/proc");
+        let seed = |op: zm_seed_op, tgid: u32, mntns: u32, start_ns: u64| {
+            self.seed(zm_seed {
+                op: op.0,
+                tgid,
+                mntns_inum: mntns,
+                _pad: 0,
+                start_ns,
+            })
+        };
+        for z in inits.values() {
+            if seed(zm_seed_op::ZM_SEED_INIT, z.init_pid, z.mntns, z.start_ns)
+                && procscan::process_has_exited(proc_root, z.init_pid)
+            {
+                seed(zm_seed_op::ZM_SEED_GONE, z.init_pid, z.mntns, 0);
+            }
+        }
+        let mntns: HashSet<u32> = inits.values().map(|z| z.mntns).collect();
+        for (pid, ns) in procscan::processes_in_mount_namespaces(proc_root, &mntns) {
+            if !inits.contains_key(&pid)
+                && seed(zm_seed_op::ZM_SEED_MEMBER, pid, ns, 0)
+                && procscan::process_has_exited(proc_root, pid)
+            {
+                seed(zm_seed_op::ZM_SEED_GONE, pid, ns, 0);
+            }
+        }
+    }
+
+    /// Runs the kernel side's `zm_seed` program on `seed`: whether it changed anything.
+    fn seed(&self, mut seed: zm_seed) -> bool {
+        // SAFETY: zm_seed is repr(C) plain old data without padding holes.
+        let ctx = unsafe {
+            std::slice::from_raw_parts_mut(
+                (&mut seed as *mut zm_seed).cast::<u8>(),
+                std::mem::size_of::<zm_seed>(),
+            )
+        };
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(ctx),
+            ..Default::default()
+        };
+        match self.skel.progs.zm_seed.test_run(input) {
+            Ok(out) => out.return_value == 1,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot tell the kernel side of a process of a host-PID container \
+                     ({e}): that container's down may come early"
+                );
+                false
+            }
+        }
+    }
+
+    /// Whether the host-PID zone whose init is `init_pid` still has processes
+    /// (its init may have exited and been reaped before the others).
+    fn host_zone_held(&self, init_pid: u32) -> bool {
+        let map = &self.skel.maps.host_zones;
+        map.keys().any(|key| {
+            map.lookup(&key, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .filter(|v| v.len() == std::mem::size_of::<zm_host_zone>())
+                // SAFETY: a value of the map, of the size of its type (plain old data).
+                .map(|v| unsafe { std::ptr::read_unaligned(v.as_ptr().cast::<zm_host_zone>()) })
+                .is_some_and(|zone| zone.init_tgid == init_pid)
+        })
     }
 
     /// Bytes of records in the ring buffer not consumed yet (its only ring is number 0).
@@ -235,6 +276,10 @@ impl Source for EbpfSource {
 
     fn sees_oom_kills(&self) -> bool {
         true
+    }
+
+    fn holds(&self, init_pid: u32) -> bool {
+        self.host_zone_held(init_pid)
     }
 
     fn drain(&mut self, pipeline: &mut Pipeline) -> Result<()> {

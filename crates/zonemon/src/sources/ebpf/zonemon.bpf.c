@@ -46,7 +46,10 @@ struct {
  * namespace: a host-PID zone is a process that execs in a mount namespace
  * other than the host's, with a root directory other than the host's (the
  * runtime pivoted into the container's filesystem), the first to do so in
- * that mount namespace. Its exit is the zone's shutdown, its free the down.
+ * that mount namespace. Its exit is the zone's shutdown. The zone's
+ * processes are counted (its init, what they fork, what execs in its mount
+ * namespace, as `docker exec` does), and the zone is down when the last of
+ * them is freed.
  *
  * The host's mount namespace and root directory, as PID 1 has them, are set
  * by userspace before load; host_mntns == 0 watches no such zone.
@@ -56,28 +59,47 @@ const volatile __u32 host_mntns = 0;
 const volatile __u32 host_root_dev = 0;
 const volatile __u64 host_root_ino = 0;
 
-/* Live host-PID zone inits, by host PID. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct zm_host_init);
-} host_inits SEC(".maps");
+/* A live host-PID zone. */
+struct zm_host_zone {
+	/* Its init's start (CLOCK_BOOTTIME ns; /proc's precision when found there): with `init_tgid`, who the zone is. */
+	__u64 init_start_ns;
+	/* Its init's host PID. */
+	__u32 init_tgid;
+	/* Its processes that have not exited yet (the init included, until it exits). */
+	__u32 members;
+};
 
-/* Mount namespaces (inode numbers) holding a live host-PID zone, and its init's host PID. */
+/* Live host-PID zones, by the inode number of their mount namespace. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct zm_host_zone);
 } host_zones SEC(".maps");
 
+/* A process counted in a host-PID zone's `members`. */
+struct zm_host_member {
+	/* When it was created (CLOCK_BOOTTIME ns); 0 when found in /proc (then its PID alone says who it is). */
+	__u64 start_ns;
+	/* The zone's key in `host_zones`. */
+	__u32 mntns_inum;
+	__u32 _pad;
+};
+
+/* The processes of live host-PID zones, by host PID. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct zm_host_member);
+} host_members SEC(".maps");
+
 /*
- * Entries in `host_inits` (never below the true count), so that the exit of
- * a host process costs one load while no host-PID zone lives.
+ * Entries in `host_zones` (never below the true count), so that the fork
+ * and exit of a host process cost one load while no host-PID zone lives.
  */
-__s64 host_init_count = 0;
-/* Host-PID zones that did not fit in the maps (not reported: counted as loss). */
+__s64 host_zone_count = 0;
+/* Host-PID zones or processes that did not fit in the maps (counted as loss). */
 __u64 host_overflow = 0;
 
 /* Records the kernel side could not deliver (ring buffer full). */
@@ -92,9 +114,11 @@ __u64 dying_overflow = 0;
  */
 __s64 dying_count = 0;
 
-/* Never written: here so that libbpf-cargo generates the Rust types of the record and its kinds. */
+/* Never written: here so that libbpf-cargo generates the Rust types of the records and their kinds. */
 struct zm_event _zm_event_type = {};
 enum zm_kind _zm_kind_type = 0;
+struct zm_seed _zm_seed_type = {};
+enum zm_seed_op _zm_seed_op_type = 0;
 
 /*
  * The depth of the task's PID namespace: 0 for every process of the host,
@@ -210,74 +234,211 @@ static __always_inline void emit_gone(const struct zm_dying *who)
 }
 
 /*
+ * Lists the zone init `who` as dying, keyed by `key` (the address of the
+ * task whose free is the zone's down).
+ */
+static __always_inline void add_dying(__u64 key, const struct zm_dying *who)
+{
+	struct zm_dying gone, *stale;
+
+	/*
+	 * Another zone's init still listed at this task's address was freed
+	 * without its free being seen here (it happens, rarely, under heavy
+	 * churn): the address being in use again proves that zone gone. Say so
+	 * now, before its entry is overwritten.
+	 */
+	stale = bpf_map_lookup_elem(&dying, &key);
+	if (stale) {
+		if (stale->tgid != who->tgid || stale->start_ns != who->start_ns) {
+			gone = *stale;
+			emit_gone(&gone);
+		}
+		/* Replaces the entry: the count stays. */
+		if (bpf_map_update_elem(&dying, &key, who, BPF_EXIST))
+			__sync_fetch_and_add(&dying_overflow, 1);
+		return;
+	}
+	/* Counted first, so that a concurrent free never sees an entry the count misses. */
+	__sync_fetch_and_add(&dying_count, 1);
+	if (bpf_map_update_elem(&dying, &key, who, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&dying_count, -1);
+		__sync_fetch_and_add(&dying_overflow, 1);
+	}
+}
+
+/*
+ * Counts process `tgid` (started at `start_ns`, 0 if unknown) in `zone`
+ * (at `mntns`); 1 if it was added, 0 if it was counted already or does not fit.
+ */
+static __always_inline int host_join(struct zm_host_zone *zone, __u32 mntns, __u32 tgid,
+				     __u64 start_ns)
+{
+	struct zm_host_member m = { .start_ns = start_ns, .mntns_inum = mntns };
+	long err;
+
+	/* Counted first: whoever takes the entry out finds it counted. */
+	__sync_fetch_and_add(&zone->members, 1);
+	err = bpf_map_update_elem(&host_members, &tgid, &m, BPF_NOEXIST);
+	if (err) {
+		__sync_fetch_and_add(&zone->members, -1);
+		if (err != -17 /* EEXIST: counted already */)
+			__sync_fetch_and_add(&host_overflow, 1);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * A process of the zone at `mntns` has left it (its entry in `host_members`
+ * is already taken out, by whoever took it): when it was the last, the zone
+ * is forgotten and goes down when the task at `task_key` is freed, or at
+ * once when there is no such task (0).
+ */
+static __always_inline void host_leave(__u32 mntns, __u64 task_key)
+{
+	struct zm_host_zone *zone;
+	struct zm_dying who = {};
+
+	zone = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (!zone || __sync_fetch_and_add(&zone->members, -1) != 1)
+		return;
+	who.tgid = zone->init_tgid;
+	who.start_ns = zone->init_start_ns;
+	if (bpf_map_delete_elem(&host_zones, &mntns) == 0)
+		__sync_fetch_and_add(&host_zone_count, -1);
+	if (task_key)
+		add_dying(task_key, &who);
+	else
+		emit_gone(&who);
+}
+
+/*
+ * Takes the process `tgid` out of its zone if `m` (its entry) is still
+ * there to take: 1 if this call did, so that a process leaves once.
+ */
+static __always_inline int host_take(__u32 tgid, const struct zm_host_member *m, __u64 task_key)
+{
+	__u32 mntns = m->mntns_inum;
+
+	if (bpf_map_delete_elem(&host_members, &tgid))
+		return 0;
+	host_leave(mntns, task_key);
+	return 1;
+}
+
+/*
+ * The entry of host PID `tgid`, if it is the process that started at
+ * `start_ns`. An entry of an earlier process under the same PID (its exit
+ * was not seen) is taken out on the way: that process has left.
+ */
+static __always_inline struct zm_host_member *host_member(__u32 tgid, __u64 start_ns)
+{
+	struct zm_host_member *m, stale;
+
+	m = bpf_map_lookup_elem(&host_members, &tgid);
+	if (!m || m->start_ns == 0 || m->start_ns == start_ns)
+		return m;
+	stale = *m;
+	host_take(tgid, &stale, 0);
+	return NULL;
+}
+
+/*
+ * Creates the host-PID zone at `mntns` whose init is `tgid` (started at
+ * `init_start_ns`), with the init as its first process; if the zone exists
+ * already (it was created meanwhile), the process joins it. 1 if the zone
+ * was created.
+ */
+static __always_inline int host_create(__u32 mntns, __u32 tgid, __u64 init_start_ns,
+				       __u64 member_start_ns)
+{
+	struct zm_host_zone zone = { .init_start_ns = init_start_ns, .init_tgid = tgid, .members = 0 };
+	struct zm_host_zone *known;
+	long err;
+
+	/* Counted first: a fork or exit never misses a listed zone. */
+	__sync_fetch_and_add(&host_zone_count, 1);
+	err = bpf_map_update_elem(&host_zones, &mntns, &zone, BPF_NOEXIST);
+	if (err) {
+		__sync_fetch_and_add(&host_zone_count, -1);
+		known = err == -17 /* EEXIST */ ? bpf_map_lookup_elem(&host_zones, &mntns) : NULL;
+		if (known)
+			host_join(known, mntns, tgid, member_start_ns);
+		else
+			__sync_fetch_and_add(&host_overflow, 1);
+		return 0;
+	}
+	known = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (known && host_join(known, mntns, tgid, member_start_ns))
+		return 1;
+	/* The init does not fit: no zone, rather than one whose down never comes. */
+	if (bpf_map_delete_elem(&host_zones, &mntns) == 0)
+		__sync_fetch_and_add(&host_zone_count, -1);
+	__sync_fetch_and_add(&host_overflow, 1);
+	return 0;
+}
+
+/*
  * A process of the host's PID namespace exec'd: if it is the first to do so
- * in a container's mount namespace, it is a host-PID zone's init, now booted.
+ * in a container's mount namespace, it is a host-PID zone's init, now
+ * booted; in a known zone's namespace, it joins that zone (`docker exec`).
  * A process of the host costs three reads (its mount namespace is the host's).
  */
 static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 {
-	struct zm_host_init init = {};
+	struct zm_host_zone *zone;
 	struct dentry *root;
 	__u32 mntns, tgid;
-	long err;
+	__u64 start;
 
 	if (!host_mntns)
 		return;
 	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	if (mntns == host_mntns || mntns == 0)
 		return;
+	tgid = BPF_CORE_READ(task, tgid);
+	/* After exec the task leads its thread group: its start time is the group's. */
+	start = BPF_CORE_READ(task, start_boottime);
+	if (host_zone_count > 0) {
+		/* A zone's process, wherever it is now, is not a zone of its own. */
+		if (host_member(tgid, start))
+			return;
+		zone = bpf_map_lookup_elem(&host_zones, &mntns);
+		if (zone) {
+			host_join(zone, mntns, tgid, start);
+			return;
+		}
+	}
 	root = BPF_CORE_READ(task, fs, root.dentry);
 	if (BPF_CORE_READ(root, d_inode, i_ino) == host_root_ino &&
 	    BPF_CORE_READ(root, d_sb, s_dev) == host_root_dev)
 		return; /* a private mount namespace on the host's root: a sandboxed service */
-	tgid = BPF_CORE_READ(task, tgid);
-	err = bpf_map_update_elem(&host_zones, &mntns, &tgid, BPF_NOEXIST);
-	if (err == -17 /* EEXIST: that namespace's zone is known */)
-		return;
-	if (err) {
-		__sync_fetch_and_add(&host_overflow, 1);
-		return;
-	}
-	/* After exec the task leads its thread group: its start time is the group's. */
-	init.start_ns = BPF_CORE_READ(task, start_boottime);
-	init.mntns_inum = mntns;
-	__sync_fetch_and_add(&host_init_count, 1);
-	if (bpf_map_update_elem(&host_inits, &tgid, &init, BPF_ANY)) {
-		__sync_fetch_and_add(&host_init_count, -1);
-		__sync_fetch_and_add(&host_overflow, 1);
-		bpf_map_delete_elem(&host_zones, &mntns);
-		return;
-	}
-	emit(ZM_KIND_INIT_EXEC, task, BPF_CORE_READ(pid, numbers[0].ns), 0, 0, 0, 0);
+	if (host_create(mntns, tgid, start, start))
+		emit(ZM_KIND_INIT_EXEC, task, BPF_CORE_READ(pid, numbers[0].ns), 0, 0, 0, 0);
 }
 
-/*
- * Whether (1) or not (0) the exiting thread group led by `leader` is a host-PID zone's init;
- * if so, forgets it (its mount namespace may hold a new zone from now on).
- */
-static __always_inline int host_init_exits(struct task_struct *leader)
+/* A process of the host's PID namespace forked `child`: a child of a host-PID zone's process is one too. */
+static __always_inline void host_fork(struct task_struct *parent, struct task_struct *child)
 {
-	struct zm_host_init *found;
-	__u32 tgid, mntns, *owner;
-	__u64 start;
-	int ours;
+	struct zm_host_member *m;
+	struct zm_host_zone *zone;
+	struct task_struct *leader;
+	__u32 tgid, mntns;
 
-	if (host_init_count <= 0)
-		return 0;
-	tgid = BPF_CORE_READ(leader, tgid);
-	found = bpf_map_lookup_elem(&host_inits, &tgid);
-	if (!found)
-		return 0;
-	start = BPF_CORE_READ(leader, start_boottime);
-	/* Another process under a reused PID (the init's own exit was missed): not a zone. */
-	ours = found->start_ns == 0 || found->start_ns == start;
-	mntns = found->mntns_inum;
-	if (bpf_map_delete_elem(&host_inits, &tgid) == 0)
-		__sync_fetch_and_add(&host_init_count, -1);
-	owner = bpf_map_lookup_elem(&host_zones, &mntns);
-	if (owner && *owner == tgid)
-		bpf_map_delete_elem(&host_zones, &mntns);
-	return ours;
+	tgid = BPF_CORE_READ(child, tgid);
+	if (BPF_CORE_READ(child, pid) != tgid)
+		return; /* a new thread */
+	leader = BPF_CORE_READ(parent, group_leader);
+	m = host_member(BPF_CORE_READ(parent, tgid), BPF_CORE_READ(leader, start_boottime));
+	if (!m)
+		return;
+	mntns = m->mntns_inum;
+	zone = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (!zone)
+		return;
+	/* A stale entry under the child's PID (an exit not seen) goes first. */
+	host_member(tgid, BPF_CORE_READ(child, start_boottime));
+	host_join(zone, mntns, tgid, BPF_CORE_READ(child, start_boottime));
 }
 
 /* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
@@ -291,8 +452,12 @@ int zm_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct pid *pid;
 
 	level = task_level(child, &pid);
-	if (level == 0)
+	if (level == 0) {
+		/* A host process: one load while no host-PID zone lives. */
+		if (host_zone_count > 0)
+			host_fork(parent, child);
 		return 0;
+	}
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
@@ -322,51 +487,52 @@ int zm_exec(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
- * The last thread of the zone init led by `leader` exited (`task`, of the
- * group whose signal_struct is `sig`; PID namespace `ns` at depth `level`):
- * reports the shutdown and lists the init as dying, so that its free is the
- * zone's down.
+ * Reports that the last thread of the zone init led by `leader` exited
+ * (`task`, of the group whose signal_struct is `sig`; PID namespace `ns` at
+ * depth `level`), with the status wait() will see: the group's when the
+ * group was killed or exit_group'd, else the leader's.
  */
-static __always_inline void init_exited(struct task_struct *task, struct task_struct *leader,
-					struct signal_struct *sig, struct pid_namespace *ns,
-					unsigned int level)
+static __always_inline void emit_exit(struct task_struct *task, struct task_struct *leader,
+				      struct signal_struct *sig, struct pid_namespace *ns,
+				      unsigned int level)
 {
-	struct zm_dying who = {}, gone, *stale;
 	__s32 status;
-	__u64 key;
 
-	/* The status wait() will see: the group's when the group was killed or exit_group'd, else the leader's. */
 	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
 		status = BPF_CORE_READ(sig, group_exit_code);
 	else
 		status = BPF_CORE_READ(leader, exit_code);
 	emit(ZM_KIND_INIT_EXIT, task, ns, level, 0, status, 0);
-	key = (__u64)leader;
-	who.tgid = BPF_CORE_READ(leader, tgid);
-	who.start_ns = BPF_CORE_READ(leader, start_boottime);
-	/*
-	 * Another zone's init still listed at this task's address was freed
-	 * without its free being seen here (it happens, rarely, under heavy
-	 * churn): the address being in use again proves that zone gone. Say so
-	 * now, before its entry is overwritten.
-	 */
-	stale = bpf_map_lookup_elem(&dying, &key);
-	if (stale) {
-		if (stale->tgid != who.tgid || stale->start_ns != who.start_ns) {
-			gone = *stale;
-			emit_gone(&gone);
-		}
-		/* Replaces the entry: the count stays. */
-		if (bpf_map_update_elem(&dying, &key, &who, BPF_EXIST))
-			__sync_fetch_and_add(&dying_overflow, 1);
+}
+
+/*
+ * The last thread of the host process led by `leader` exited (`task`, of
+ * the group whose signal_struct is `sig`, in PID namespace `ns`): if it was
+ * a host-PID zone's process, it leaves the zone, and if it was the zone's
+ * init, the zone shut down.
+ */
+static __always_inline void host_exit(struct task_struct *task, struct task_struct *leader,
+				      struct signal_struct *sig, struct pid_namespace *ns)
+{
+	struct zm_host_member *found, m;
+	struct zm_host_zone *zone;
+	__u32 tgid;
+
+	tgid = BPF_CORE_READ(leader, tgid);
+	found = host_member(tgid, BPF_CORE_READ(leader, start_boottime));
+	if (!found)
 		return;
+	m = *found;
+	zone = bpf_map_lookup_elem(&host_zones, &m.mntns_inum);
+	if (zone && zone->init_tgid == tgid) {
+		emit_exit(task, leader, sig, ns, 0);
+		/*
+		 * The zone's down names the init as its shutdown did: with its exact
+		 * start, also when it was found in /proc (to a clock tick).
+		 */
+		zone->init_start_ns = BPF_CORE_READ(leader, start_boottime);
 	}
-	/* Counted first, so that a concurrent free never sees an entry the count misses. */
-	__sync_fetch_and_add(&dying_count, 1);
-	if (bpf_map_update_elem(&dying, &key, &who, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&dying_count, -1);
-		__sync_fetch_and_add(&dying_overflow, 1);
-	}
+	host_take(tgid, &m, (__u64)leader);
 }
 
 /*
@@ -381,6 +547,7 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *leader;
 	struct signal_struct *sig;
 	struct pid_namespace *ns;
+	struct zm_dying who = {};
 	unsigned int level;
 	struct pid *pid;
 
@@ -388,14 +555,12 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	level = task_level(task, &pid);
 	if (level == 0) {
 		/* A host process: one load while no host-PID zone lives. */
-		if (host_init_count <= 0)
+		if (host_zone_count <= 0)
 			return 0;
 		sig = BPF_CORE_READ(task, signal);
 		if (BPF_CORE_READ(sig, live.counter) != 0)
 			return 0;
-		leader = BPF_CORE_READ(task, group_leader);
-		if (host_init_exits(leader))
-			init_exited(task, leader, sig, BPF_CORE_READ(pid, numbers[0].ns), 0);
+		host_exit(task, BPF_CORE_READ(task, group_leader), sig, BPF_CORE_READ(pid, numbers[0].ns));
 		return 0;
 	}
 	sig = BPF_CORE_READ(task, signal);
@@ -410,7 +575,11 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
-	init_exited(task, leader, sig, ns, level);
+	emit_exit(task, leader, sig, ns, level);
+	/* The zone is down when its init's task is freed. */
+	who.tgid = BPF_CORE_READ(leader, tgid);
+	who.start_ns = BPF_CORE_READ(leader, start_boottime);
+	add_dying((__u64)leader, &who);
 	return 0;
 }
 
@@ -437,24 +606,28 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
 
 /*
  * The OOM killer chose `task`, a process of the host's PID namespace: if it
- * is in a host-PID zone's mount namespace, it is reported against that zone.
+ * is a host-PID zone's process, it is reported against that zone.
  */
 static __always_inline void host_oom(struct task_struct *task, struct pid *pid)
 {
-	struct zm_host_init *init;
-	__u32 mntns, *owner;
+	struct task_struct *leader;
+	struct zm_host_member *m;
+	struct zm_host_zone *zone;
+	__u32 tgid, mntns;
 
-	if (host_init_count <= 0)
+	if (host_zone_count <= 0)
 		return;
-	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	owner = bpf_map_lookup_elem(&host_zones, &mntns);
-	if (!owner)
+	tgid = BPF_CORE_READ(task, tgid);
+	leader = BPF_CORE_READ(task, group_leader);
+	m = host_member(tgid, BPF_CORE_READ(leader, start_boottime));
+	if (!m)
 		return;
-	init = bpf_map_lookup_elem(&host_inits, owner);
-	if (!init)
+	mntns = m->mntns_inum;
+	zone = bpf_map_lookup_elem(&host_zones, &mntns);
+	if (!zone)
 		return;
-	emit_known(ZM_KIND_OOM_VICTIM, *owner, init->start_ns,
-		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), BPF_CORE_READ(task, tgid));
+	emit_known(ZM_KIND_OOM_VICTIM, zone->init_tgid, zone->init_start_ns,
+		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), tgid);
 }
 
 /*
@@ -483,5 +656,36 @@ int zm_oom(struct bpf_raw_tracepoint_args *ctx)
 	if (!init)
 		return 0;
 	emit(ZM_KIND_OOM_VICTIM, init, ns, level, 0, 0, BPF_CORE_READ(task, tgid));
+	return 0;
+}
+
+/*
+ * Run by userspace (BPF_PROG_RUN) for each host-PID zone and process it
+ * found in /proc, so that they are counted exactly as the ones the kernel
+ * side sees itself (see `enum zm_seed_op`). Returns 1 if it changed anything.
+ */
+SEC("syscall")
+int zm_seed(struct zm_seed *seed)
+{
+	struct zm_host_member *m, taken;
+	struct zm_host_zone *zone;
+	__u32 tgid = seed->tgid, mntns = seed->mntns_inum;
+
+	switch (seed->op) {
+	case ZM_SEED_INIT:
+		zone = bpf_map_lookup_elem(&host_zones, &mntns);
+		if (zone)
+			return host_join(zone, mntns, tgid, 0);
+		return host_create(mntns, tgid, seed->start_ns, 0);
+	case ZM_SEED_MEMBER:
+		zone = bpf_map_lookup_elem(&host_zones, &mntns);
+		return zone ? host_join(zone, mntns, tgid, 0) : 0;
+	case ZM_SEED_GONE:
+		m = bpf_map_lookup_elem(&host_members, &tgid);
+		if (!m || m->start_ns != 0 || m->mntns_inum != mntns)
+			return 0;
+		taken = *m;
+		return host_take(tgid, &taken, 0);
+	}
 	return 0;
 }

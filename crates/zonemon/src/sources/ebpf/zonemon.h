@@ -31,19 +31,42 @@ enum zm_kind {
 	ZM_KIND_OOM_VICTIM = 5,
 };
 
+/* What userspace asks of the `zm_seed` program (see `struct zm_seed`). */
+enum zm_seed_op {
+	/*
+	 * `tgid` is the init of the host-PID zone in mount namespace
+	 * `mntns_inum` (found in /proc at start-up): adds the zone, unless the
+	 * kernel side knows it already, and the init as its first process.
+	 */
+	ZM_SEED_INIT = 1,
+	/* `tgid` is a process of that zone: adds it, unless it is counted already. */
+	ZM_SEED_MEMBER = 2,
+	/*
+	 * `tgid`, added by one of the above, had exited by then (its exit came
+	 * before the kernel side knew it): takes it out again, which may be the
+	 * zone's down.
+	 */
+	ZM_SEED_GONE = 3,
+};
+
 /*
- * A zone that shares the host's PID namespace (`docker run --pid=host`):
- * its init, in the `host_inits` map keyed by the init's host PID. Written by
- * the kernel side at the zone's first exec, and by userspace for such zones
- * found running at start-up.
+ * The context of the `zm_seed` program, which userspace runs (BPF_PROG_RUN)
+ * to tell the kernel side of the host-PID zones (`docker run --pid=host`)
+ * and their processes that were running before it attached: the kernel
+ * side's own bookkeeping, done by the kernel side, so that it stays atomic
+ * with the forks and exits it sees meanwhile.
  */
-struct zm_host_init {
-	/* CLOCK_BOOTTIME ns when the init was created; 0 when only known to /proc's precision. */
-	__u64 start_ns;
+struct zm_seed {
+	/* One of enum zm_seed_op. */
+	__u32 op;
+	/* Host PID of the process. */
+	__u32 tgid;
 	/* Inode number of the zone's mount namespace. */
 	__u32 mntns_inum;
 	/* Padding, always 0. */
 	__u32 _pad;
+	/* ZM_SEED_INIT: when the init was created (CLOCK_BOOTTIME ns, /proc's precision). */
+	__u64 start_ns;
 };
 
 /* One observation of a zone's init, made by the kernel at `ts_ns`. */
