@@ -417,23 +417,32 @@ static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 		emit(ZM_KIND_INIT_EXEC, task, BPF_CORE_READ(pid, numbers[0].ns), 0, 0, 0, 0);
 }
 
+/*
+ * The host-PID zone the process of `task` is counted in, if any, and the
+ * zone's key (its mount namespace) in `*mntns`.
+ */
+static __always_inline struct zm_host_zone *host_zone_of(struct task_struct *task, __u32 *mntns)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	struct zm_host_member *m;
+
+	m = host_member(BPF_CORE_READ(task, tgid), BPF_CORE_READ(leader, start_boottime));
+	if (!m)
+		return NULL;
+	*mntns = m->mntns_inum;
+	return bpf_map_lookup_elem(&host_zones, mntns);
+}
+
 /* A process of the host's PID namespace forked `child`: a child of a host-PID zone's process is one too. */
 static __always_inline void host_fork(struct task_struct *parent, struct task_struct *child)
 {
-	struct zm_host_member *m;
 	struct zm_host_zone *zone;
-	struct task_struct *leader;
-	__u32 tgid, mntns;
+	__u32 tgid, mntns = 0;
 
 	tgid = BPF_CORE_READ(child, tgid);
 	if (BPF_CORE_READ(child, pid) != tgid)
 		return; /* a new thread */
-	leader = BPF_CORE_READ(parent, group_leader);
-	m = host_member(BPF_CORE_READ(parent, tgid), BPF_CORE_READ(leader, start_boottime));
-	if (!m)
-		return;
-	mntns = m->mntns_inum;
-	zone = bpf_map_lookup_elem(&host_zones, &mntns);
+	zone = host_zone_of(parent, &mntns);
 	if (!zone)
 		return;
 	/* A stale entry under the child's PID (an exit not seen) goes first. */
@@ -610,24 +619,16 @@ int zm_free(struct bpf_raw_tracepoint_args *ctx)
  */
 static __always_inline void host_oom(struct task_struct *task, struct pid *pid)
 {
-	struct task_struct *leader;
-	struct zm_host_member *m;
 	struct zm_host_zone *zone;
-	__u32 tgid, mntns;
+	__u32 mntns = 0;
 
 	if (host_zone_count <= 0)
 		return;
-	tgid = BPF_CORE_READ(task, tgid);
-	leader = BPF_CORE_READ(task, group_leader);
-	m = host_member(tgid, BPF_CORE_READ(leader, start_boottime));
-	if (!m)
-		return;
-	mntns = m->mntns_inum;
-	zone = bpf_map_lookup_elem(&host_zones, &mntns);
+	zone = host_zone_of(task, &mntns);
 	if (!zone)
 		return;
 	emit_known(ZM_KIND_OOM_VICTIM, zone->init_tgid, zone->init_start_ns,
-		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), tgid);
+		   BPF_CORE_READ(pid, numbers[0].ns, ns.inum), BPF_CORE_READ(task, tgid));
 }
 
 /*
