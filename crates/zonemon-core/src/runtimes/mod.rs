@@ -34,6 +34,7 @@ pub mod docker;
 pub mod fsread;
 pub mod jsonpick;
 pub mod libpod;
+pub mod libpod_sqlite;
 pub mod lxc;
 pub mod nspawn;
 pub mod oci;

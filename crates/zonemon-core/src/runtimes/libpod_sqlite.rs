@@ -1,0 +1,237 @@
+//! One container's config from libpod's SQLite state, `db.sql`.
+//!
+//! Podman 5 keeps its state in SQLite unless a BoltDB state exists (see
+//! [`libpod`](super::libpod) for which one is read first). The file is
+//! `db.sql` in containers/storage's graph root (rootful:
+//! `/var/lib/containers/storage/db.sql`), and the container's config is the
+//! `JSON` column of table `ContainerConfig(ID, Name, PodID, JSON)` (libpod's
+//! `sqlite_state_internal.go`, `createSQLiteTables`; the same
+//! `ContainerConfig` struct as the BoltDB state's `config`, written by Go as
+//! a BLOB, though the column says TEXT).
+//!
+//! Podman's database, never zonemon's: it is opened read-only, so nothing is
+//! written to it and no file is created beside it, and with a busy timeout
+//! of [`BUSY_TIMEOUT`], so a Podman holding it locked (every Podman write is
+//! an exclusive transaction) delays a lookup by at most that, and the
+//! lookup is [`Lookup::Busy`] rather than a miss. Podman ≥ 4.6 uses the
+//! rollback journal (its commit 1fb3cdf8a8 "sqlite: disable WAL mode"),
+//! whose read-only readers take SQLite's shared lock and create nothing. A
+//! database an older Podman left in WAL mode is read only without creating
+//! anything too: with its `-wal` and `-shm` present (a Podman has it open),
+//! through them and read-only (`readonly_shm=1`); with neither (every Podman
+//! has closed it, so the main file holds everything), as an immutable file,
+//! trusted only if neither the file nor its `-wal` changed meanwhile.
+//!
+//! The file is hostile input like any runtime state: it must be a regular
+//! file below the storage directory (no symlink anywhere: `O_NOFOLLOW`),
+//! `ContainerConfig` must be a table (a view could run any query), the
+//! schema is not trusted (`trusted_schema` off, defensive mode on), a config
+//! larger than [`MAX_CONFIG`](super::libpod::MAX_CONFIG) is not read, and a
+//! corrupt file is a miss, never a panic.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use super::fsread::{open_beneath, FileKey};
+
+/// libpod's SQLite state, in the graph root.
+pub const DB_FILE: &str = "db.sql";
+
+/// Longest a lookup waits for a Podman that holds the database locked.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5);
+
+/// One version of the database: the main file and its write-ahead log, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    db: FileKey,
+    wal: Option<FileKey>,
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The container's config JSON.
+    Found(Vec<u8>),
+    /// Not in this version of the database (or it is not a libpod database, or corrupt).
+    Missing(Version),
+    /// No database, or it could not be read now (locked, or changed during the read): try again later.
+    Busy,
+}
+
+/// How the database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Rollback journal: SQLite's shared lock.
+    Journal,
+    /// WAL, with its `-wal` and `-shm` present: through them, read-only.
+    LiveWal,
+    /// WAL, without them: the main file alone, unlocked.
+    ClosedWal,
+}
+
+/// The database in `dir` (opened beneath it: a regular file, no symlink),
+/// its version, and how to read it; `None` if it is missing, or in WAL mode
+/// with only one of `-wal` and `-shm`.
+fn inspect(dir: &Path) -> Option<(Version, Mode)> {
+    let (mut f, db) = open_beneath(dir, Path::new(DB_FILE))?;
+    let side = |suffix: &str| open_beneath(dir, Path::new(&format!("{DB_FILE}{suffix}")));
+    let wal = side("-wal").map(|(_, k)| k);
+    let version = Version { db, wal };
+    if !is_wal(&mut f) {
+        return Some((version, Mode::Journal));
+    }
+    match (wal.is_some(), side("-shm").is_some()) {
+        (true, true) => Some((version, Mode::LiveWal)),
+        (false, false) => Some((version, Mode::ClosedWal)),
+        _ => None, // a Podman is opening or closing it
+    }
+}
+
+/// Whether the database's header says WAL mode (its read and write versions are 2).
+fn is_wal(f: &mut File) -> bool {
+    let mut header = [0u8; 20];
+    f.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2
+}
+
+/// The current version of the database in `dir`, `None` if it has none.
+pub fn version(dir: &Path) -> Option<Version> {
+    inspect(dir).map(|(v, _)| v)
+}
+
+/// The config JSON of container `id` from the database [`DB_FILE`] in `dir`, at most `max` bytes.
+pub fn lookup(dir: &Path, id: &str, max: usize) -> Lookup {
+    let Some((before, mode)) = inspect(dir) else {
+        return Lookup::Busy;
+    };
+    let result = open(&dir.join(DB_FILE), mode).and_then(|c| read_config(&c, id, max));
+    if mode == Mode::ClosedWal && version(dir) != Some(before) {
+        return Lookup::Busy; // unlocked, and a Podman wrote meanwhile
+    }
+    match result {
+        Ok(Some(json)) => Lookup::Found(json),
+        Ok(None) => Lookup::Missing(before),
+        Err(e) if is_busy(&e) => Lookup::Busy,
+        Err(_) => Lookup::Missing(before),
+    }
+}
+
+/// Whether `e` says another connection holds the database.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Opens `path` read-only as `mode` says, not trusting its schema.
+fn open(path: &Path, mode: Mode) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_URI;
+    let query = match mode {
+        Mode::Journal => "mode=ro",
+        Mode::LiveWal => "mode=ro&readonly_shm=1",
+        Mode::ClosedWal => "mode=ro&immutable=1",
+    };
+    let c = Connection::open_with_flags(format!("file:{}?{query}", uri_path(path)), flags)?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    c.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    Ok(c)
+}
+
+/// `path` for a `file:` URI: every byte but letters, digits and `/._-` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The `JSON` of container `id` in `ContainerConfig`, if it is a table and the JSON is at most `max` bytes.
+fn read_config(c: &Connection, id: &str, max: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    let is_table = c
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'ContainerConfig'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?;
+    if is_table.is_none() {
+        return Ok(None);
+    }
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    c.query_row(
+        "SELECT JSON FROM ContainerConfig WHERE ID = ?1 AND octet_length(JSON) <= ?2",
+        (id, max),
+        |row| {
+            Ok(match row.get_ref(0)? {
+                ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+                _ => None,
+            })
+        },
+    )
+    .optional()
+    .map(Option::flatten)
+}
+
+/// Podman 5's SQLite schema, and a `db.sql` built with it for tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    /// Podman's own `CREATE TABLE` statements (see the file's header).
+    pub const SCHEMA: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/podman-5.4-sqlite-schema.sql"
+    ));
+
+    /// Writes `path` as Podman 5 would lay it out: its schema, its
+    /// `DBConfig` row, and for each container (id, name, config JSON) the
+    /// rows `addContainer` inserts, the JSON as a BLOB as Go binds it.
+    ///
+    /// Schema-faithful, not written by a real Podman 5: Debian bookworm's
+    /// Podman 4.3 has no SQLite backend, so the configs are the ones
+    /// Podman 4.3 wrote into the BoltDB fixture (the same Go struct).
+    pub fn write_db(path: &Path, containers: &[(&str, &str, &[u8])]) {
+        let mut c = Connection::open(path).unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        let tx = c.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO DBconfig VALUES (1, 1, 'linux', '/var/lib/containers/storage/libpod', \
+             '/run/libpod', '/var/lib/containers/storage', '/run/containers/storage', \
+             'overlay', '/var/lib/containers/storage/volumes')",
+            [],
+        )
+        .unwrap();
+        for (id, name, json) in containers {
+            tx.execute("INSERT INTO IDNamespace VALUES (?1)", [id])
+                .unwrap();
+            tx.execute(
+                "INSERT INTO ContainerConfig VALUES (?1, ?2, NULL, ?3)",
+                (id, name, json),
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO ContainerState VALUES (?1, 1, 0, ?2)",
+                (id, br#"{"state":1,"exitCode":0}"#.as_slice()),
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
