@@ -309,47 +309,58 @@ mod tests {
         );
     }
 
-    #[test]
-    fn labels_from_libpod_state() {
-        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
-        let t = TempTree::new("podman-labels");
+    /// Names, images and labels from libpod's state, which `write_state` writes.
+    fn names_and_labels_from_libpod(tag: &str, write_state: fn(&TempTree)) {
+        use crate::runtimes::libpod::fixture;
+        let t = TempTree::new(tag);
         let id = fixture::LABELLED;
-        host(&t, id, "zmt-labelled");
-        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN);
+        host(&t, id, "conmon-says");
+        write_state(&t);
         let mut p = Podman::new(t.root());
-        // Named by conmon (no containers.json): the labels all the same.
-        let meta = p
-            .lookup(&facts(300, 0, None))
-            .named()
-            .unwrap()
-            .meta
-            .unwrap();
+        // No containers.json: named from libpod's config, before conmon.
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.name, "zmt-labelled");
+        assert_eq!(r.source, NameSource::Runtime("podman-libpod"));
+        let meta = r.meta.unwrap();
         assert_eq!(meta.labels["zmt.role"], "web");
         assert_eq!(meta.labels["zmt.evil"], "$(touch /tmp/x)\n\u{1b}[31m");
         assert_eq!(meta.labels["io.example/empty"], "");
-        assert_eq!(meta.image, None);
+        assert_eq!(
+            meta.image.as_deref(),
+            Some("localhost/zmt-busybox:local"),
+            "rootfsImageName"
+        );
+        // containers.json comes first for the name and image.
         t.write(
             &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(id, "zmt-labelled")]),
+            containers_json(&[(id, "zmt-renamed")]),
         );
         let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.name, "zmt-renamed");
         assert_eq!(r.source, NameSource::Runtime("podman-storage"));
         let meta = r.meta.unwrap();
         assert_eq!(meta.image.as_deref(), Some("localhost/zmrt-busybox:local"));
         assert_eq!(meta.labels.len(), 3);
         // A container libpod's state does not have: named, without labels.
         host(&t, ID, "aap");
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(ID, "aap")]),
-        );
-        let meta = p
-            .lookup(&facts(300, 0, None))
-            .named()
-            .unwrap()
-            .meta
-            .unwrap();
-        assert!(meta.labels.is_empty());
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!((r.name.as_str(), r.source), ("aap", NameSource::Runtime("podman-conmon")));
+        assert!(r.meta.is_none_or(|m| m.labels.is_empty()));
+    }
+
+    #[test]
+    fn names_and_labels_from_podman4_bolt_state() {
+        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
+        names_and_labels_from_libpod("podman-bolt", |t| {
+            t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN)
+        });
+    }
+
+    /// Podman 5's SQLite state (`db.sql`, schema-faithful: see
+    /// `libpod_sqlite::fixture::write_db`), no BoltDB state.
+    #[test]
+    fn names_and_labels_from_podman5_sqlite_state() {
+        names_and_labels_from_libpod("podman-sqlite", crate::runtimes::libpod::fixture::write_sqlite);
     }
 
     #[test]
