@@ -2,8 +2,9 @@
 -- createSQLiteTables in libpod/sqlite_state_internal.go, copied verbatim
 -- (github.com/containers/podman, tag v5.4.0, commit
 -- f9f7d48b24b1ca4403f189caaeab1cb8ff4a9aa2; the same in v5.0.0). Podman runs
--- them one by one in Go's map order; their foreign keys are deferred or off
--- (SQLite's default), so this file's order does not matter.
+-- them one by one in Go's map order (a table may name one not made yet:
+-- SQLite checks references only when rows are written), so this file's order
+-- does not matter.
 
         CREATE TABLE IF NOT EXISTS DBConfig(
                 ID            INTEGER PRIMARY KEY NOT NULL,

@@ -88,7 +88,11 @@ pub fn parse_config(bytes: &[u8], id: &str) -> Option<Config> {
     if json_str(&v, "id")? != id {
         return None;
     }
-    let text = |k: &str| json_str(&v, k).filter(|s| !s.is_empty()).map(str::to_string);
+    let text = |k: &str| {
+        json_str(&v, k)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let labels = v.get("labels").and_then(|l| l.as_object());
     Some(Config {
         name: text("name"),
@@ -220,9 +224,8 @@ impl ConfigCache {
             Lookup::Found(json) => match parse_config(&json, id) {
                 Some(c) => Answer::Found(c),
                 // Unreadable config: looked up again once the file changes.
-                None => sqlite::version(dir).map_or(Answer::Unknown, |v| {
-                    Answer::Missing(Missed::Sqlite(v))
-                }),
+                None => sqlite::version(dir)
+                    .map_or(Answer::Unknown, |v| Answer::Missing(Missed::Sqlite(v))),
             },
             Lookup::Missing(v) => Answer::Missing(Missed::Sqlite(v)),
             Lookup::Busy => Answer::Unknown,
@@ -356,8 +359,14 @@ mod tests {
         let mut c = ConfigCache::new();
         assert!(c.get(&dir, &graph, LABELLED).is_none(), "no file");
         t.write(&path, PODMAN);
-        assert_eq!(c.get(&dir, &graph, LABELLED).as_deref(), Some(&labelled_config()));
-        assert_eq!(c.get(&dir, &graph, LABELLED).as_deref(), Some(&labelled_config()));
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
         assert_eq!(c.reads(), 1, "found: kept");
         let gone = "e".repeat(64);
         assert!(c.get(&dir, &graph, &gone).is_none());
@@ -388,8 +397,14 @@ mod tests {
         write_sqlite(&t);
         let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
         let mut c = ConfigCache::new();
-        assert_eq!(c.get(&dir, &graph, LABELLED).as_deref(), Some(&labelled_config()));
-        assert_eq!(c.get(&dir, &graph, LABELLED).as_deref(), Some(&labelled_config()));
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
         assert_eq!(c.reads(), 1, "found: kept");
         let many = c.get(&dir, &graph, MANY).unwrap();
         assert_eq!(many.labels.len(), MAX_LABELS, "bounded");
@@ -397,7 +412,11 @@ mod tests {
         let gone = "e".repeat(64);
         assert!(c.get(&dir, &graph, &gone).is_none());
         assert!(c.get(&dir, &graph, &gone).is_none());
-        assert_eq!(c.reads(), 3, "not found: not looked up again in the same file");
+        assert_eq!(
+            c.reads(),
+            3,
+            "not found: not looked up again in the same file"
+        );
     }
 
     #[test]
@@ -427,7 +446,10 @@ mod tests {
         let s = c.get(&dir, &graph, &bolt_only).unwrap();
         assert_eq!(s.name.as_deref(), Some("zmt-plain-in-sqlite"));
         // Only in BoltDB.
-        assert_eq!(c.get(&dir, &graph, LABELLED).as_deref(), Some(&labelled_config()));
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
         // Neither: each file read once, not again while neither changes.
         let before = c.reads();
         assert!(c.get(&dir, &graph, &"e".repeat(64)).is_none());

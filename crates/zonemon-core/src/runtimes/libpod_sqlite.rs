@@ -219,19 +219,282 @@ pub(crate) mod fixture {
         )
         .unwrap();
         for (id, name, json) in containers {
-            tx.execute("INSERT INTO IDNamespace VALUES (?1)", [id])
-                .unwrap();
-            tx.execute(
-                "INSERT INTO ContainerConfig VALUES (?1, ?2, NULL, ?3)",
-                (id, name, json),
-            )
-            .unwrap();
-            tx.execute(
-                "INSERT INTO ContainerState VALUES (?1, 1, 0, ?2)",
-                (id, br#"{"state":1,"exitCode":0}"#.as_slice()),
-            )
-            .unwrap();
+            add_container(&tx, id, name, json);
         }
         tx.commit().unwrap();
+    }
+
+    /// Adds a container's rows in `tx` as Podman's `addContainer` does (no pod, created state).
+    pub fn add_container(tx: &rusqlite::Transaction<'_>, id: &str, name: &str, json: &[u8]) {
+        tx.execute("INSERT INTO IDNamespace VALUES (?1)", [id])
+            .unwrap();
+        tx.execute(
+            "INSERT INTO ContainerConfig VALUES (?1, ?2, NULL, ?3)",
+            (id, name, json),
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO ContainerState VALUES (?1, 1, 0, ?2)",
+            (id, br#"{"state":1,"exitCode":0}"#.as_slice()),
+        )
+        .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::write_db;
+    use super::*;
+    use crate::runtimes::libpod::fixture::{config_json, LABELLED, PLAIN};
+    use crate::runtimes::libpod::MAX_CONFIG;
+    use crate::runtimes::testutil::TempTree;
+    use proptest::prelude::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    const DIR: &str = "storage";
+
+    /// A graph root with a `db.sql` holding the labelled and the plain container.
+    fn tree(tag: &str) -> (TempTree, std::path::PathBuf) {
+        let t = TempTree::new(tag);
+        t.mkdir(DIR);
+        let (l, p) = (config_json(LABELLED), config_json(PLAIN));
+        write_db(
+            &t.path(DIR).join(DB_FILE),
+            &[(LABELLED, "zmt-labelled", &l), (PLAIN, "zmt-plain", &p)],
+        );
+        let dir = t.path(DIR);
+        (t, dir)
+    }
+
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn found(l: Lookup) -> Vec<u8> {
+        match l {
+            Lookup::Found(j) => j,
+            other => panic!("not found: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_configs_from_podman5_schema() {
+        let (_t, dir) = tree("sqlite-read");
+        assert_eq!(
+            found(lookup(&dir, LABELLED, MAX_CONFIG)),
+            config_json(LABELLED)
+        );
+        assert_eq!(found(lookup(&dir, PLAIN, MAX_CONFIG)), config_json(PLAIN));
+        let v = version(&dir).unwrap();
+        assert_eq!(
+            lookup(&dir, &"e".repeat(64), MAX_CONFIG),
+            Lookup::Missing(v)
+        );
+        // Larger than the bound: not read.
+        let small = config_json(PLAIN).len() - 1;
+        assert_eq!(lookup(&dir, PLAIN, small), Lookup::Missing(v));
+        // The JSON as TEXT (another writer than Go's) reads the same.
+        let c = Connection::open(dir.join(DB_FILE)).unwrap();
+        c.execute("UPDATE ContainerConfig SET JSON = CAST(JSON AS TEXT)", [])
+            .unwrap();
+        drop(c);
+        assert_eq!(found(lookup(&dir, PLAIN, MAX_CONFIG)), config_json(PLAIN));
+        // No database: nothing to remember.
+        assert_eq!(
+            lookup(&dir.join("nowhere"), PLAIN, MAX_CONFIG),
+            Lookup::Busy
+        );
+        assert_eq!(version(&dir.join("nowhere")), None);
+    }
+
+    #[test]
+    fn reading_leaves_the_database_as_it_was() {
+        let (_t, dir) = tree("sqlite-untouched");
+        let path = dir.join(DB_FILE);
+        let (bytes, v) = (std::fs::read(&path).unwrap(), version(&dir));
+        for id in [LABELLED, PLAIN, "x"] {
+            lookup(&dir, id, MAX_CONFIG);
+        }
+        assert_eq!(listing(&dir), [DB_FILE], "no journal, -wal or -shm created");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(version(&dir), v, "not even its modification time");
+    }
+
+    #[test]
+    fn wal_database_read_without_creating_files() {
+        let (_t, dir) = tree("sqlite-wal");
+        let path = dir.join(DB_FILE);
+        let c = Connection::open(&path).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        // Closed by every writer: the main file alone, nothing created.
+        assert_eq!(listing(&dir), [DB_FILE]);
+        assert_eq!(
+            found(lookup(&dir, LABELLED, MAX_CONFIG)),
+            config_json(LABELLED)
+        );
+        assert_eq!(listing(&dir), [DB_FILE]);
+        // A writer has it open, with a container only in the -wal.
+        let mut w = Connection::open(&path).unwrap();
+        w.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let id = "a".repeat(64);
+        let json = String::from_utf8(config_json(PLAIN))
+            .unwrap()
+            .replace(PLAIN, &id);
+        let tx = w.transaction().unwrap();
+        super::fixture::add_container(&tx, &id, "in-wal", json.as_bytes());
+        tx.commit().unwrap();
+        let live = listing(&dir);
+        assert_eq!(live.len(), 3, "{live:?}");
+        assert_eq!(found(lookup(&dir, &id, MAX_CONFIG)), json.as_bytes());
+        assert_eq!(listing(&dir), live);
+        drop(w);
+        // Half there (a writer opening or closing it): tried again later.
+        std::fs::write(dir.join(format!("{DB_FILE}-wal")), b"").unwrap();
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+        assert_eq!(
+            listing(&dir),
+            [DB_FILE.to_string(), format!("{DB_FILE}-wal")]
+        );
+    }
+
+    /// Another process, the `sqlite3` shell, holds the database as Podman's
+    /// transactions do (`BEGIN EXCLUSIVE`): the lookup says busy (it
+    /// waited at most `BUSY_TIMEOUT`), not missing; once it commits, found.
+    #[test]
+    fn locked_by_another_writer_is_busy_not_missing() {
+        let (_t, dir) = tree("sqlite-locked");
+        let mut sh = Command::new("sqlite3")
+            .arg(dir.join(DB_FILE))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the sqlite3 shell (./dev installs it)");
+        let mut stdin = sh.stdin.take().unwrap();
+        writeln!(
+            stdin,
+            "BEGIN EXCLUSIVE; UPDATE ContainerState SET State = 2;"
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        // The shell takes the lock when it gets there: wait for it (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match lookup(&dir, LABELLED, MAX_CONFIG) {
+                Lookup::Busy => break,
+                Lookup::Found(_) => {
+                    assert!(std::time::Instant::now() < deadline, "never locked");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Lookup::Missing(v) => panic!("a locked database read as missing: {v:?}"),
+            }
+        }
+        let mut cache = crate::runtimes::libpod::ConfigCache::new();
+        let nowhere = dir.join("no-bolt");
+        assert!(cache.get(&nowhere, &dir, LABELLED).is_none());
+        writeln!(stdin, "COMMIT;").unwrap();
+        drop(stdin);
+        assert!(sh.wait().unwrap().success());
+        assert_eq!(
+            found(lookup(&dir, LABELLED, MAX_CONFIG)),
+            config_json(LABELLED)
+        );
+        let c = cache
+            .get(&nowhere, &dir, LABELLED)
+            .expect("busy was not remembered as missing");
+        assert_eq!(c.name.as_deref(), Some("zmt-labelled"));
+    }
+
+    #[test]
+    fn hostile_files_are_misses_not_panics() {
+        let (t, dir) = tree("sqlite-hostile");
+        let path = dir.join(DB_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let missing = |what: &str| match lookup(&dir, LABELLED, MAX_CONFIG) {
+            Lookup::Missing(_) => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        std::fs::write(&path, b"").unwrap();
+        missing("empty");
+        std::fs::write(&path, b"not a database at all, just text").unwrap();
+        missing("text");
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+        missing("truncated");
+        let mut bad = good.clone();
+        for b in bad[100..].iter_mut().step_by(7) {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, &bad).unwrap();
+        missing("scrambled");
+        // A view could run any query: not read.
+        std::fs::remove_file(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE VIEW ContainerConfig(ID, Name, PodID, JSON) AS \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                 SELECT '{LABELLED}', 'x', NULL, '{{}}' FROM n"
+            ))
+            .unwrap();
+        missing("view");
+        // A JSON column of another type.
+        std::fs::remove_file(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE ContainerConfig(ID, Name, PodID, JSON); \
+                 INSERT INTO ContainerConfig VALUES ('{LABELLED}', 'x', NULL, 42)"
+            ))
+            .unwrap();
+        missing("integer JSON");
+        // Not a regular file, or behind a symlink: not opened.
+        std::fs::remove_file(&path).unwrap();
+        t.write("elsewhere.sql", &good);
+        std::os::unix::fs::symlink(t.path("elsewhere.sql"), &path).unwrap();
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+        std::fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+    }
+
+    #[test]
+    fn uri_path_escapes_all_but_plain_bytes() {
+        assert_eq!(uri_path(Path::new("/var/lib/a_b-c.d")), "/var/lib/a_b-c.d");
+        assert_eq!(
+            uri_path(Path::new("/t/x?mode=rw#%")),
+            "/t/x%3Fmode%3Drw%23%25"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Bytes of Podman's database overwritten anywhere: never a panic,
+        /// never another container's config.
+        #[test]
+        fn survives_corrupted_databases(spots in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..24)) {
+            let (_t, dir) = tree("sqlite-corrupt");
+            let path = dir.join(DB_FILE);
+            let mut bytes = std::fs::read(&path).unwrap();
+            for (i, b) in spots {
+                let i = i.index(bytes.len());
+                bytes[i] = b;
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if let Lookup::Found(json) = lookup(&dir, LABELLED, MAX_CONFIG) {
+                prop_assert!(json.len() <= MAX_CONFIG);
+            }
+        }
     }
 }

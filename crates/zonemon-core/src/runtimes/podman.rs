@@ -344,7 +344,10 @@ mod tests {
         // A container libpod's state does not have: named, without labels.
         host(&t, ID, "aap");
         let r = p.lookup(&facts(300, 0, None)).named().unwrap();
-        assert_eq!((r.name.as_str(), r.source), ("aap", NameSource::Runtime("podman-conmon")));
+        assert_eq!(
+            (r.name.as_str(), r.source),
+            ("aap", NameSource::Runtime("podman-conmon"))
+        );
         assert!(r.meta.is_none_or(|m| m.labels.is_empty()));
     }
 
@@ -360,7 +363,10 @@ mod tests {
     /// `libpod_sqlite::fixture::write_db`), no BoltDB state.
     #[test]
     fn names_and_labels_from_podman5_sqlite_state() {
-        names_and_labels_from_libpod("podman-sqlite", crate::runtimes::libpod::fixture::write_sqlite);
+        names_and_labels_from_libpod(
+            "podman-sqlite",
+            crate::runtimes::libpod::fixture::write_sqlite,
+        );
     }
 
     #[test]
