@@ -163,8 +163,8 @@ impl ConfigCache {
         let known = self.missed.get(id).cloned().unwrap_or_default();
         let mut missed = Vec::new();
         for answer in [
-            self.from_bolt(state_dir, id, &known),
-            self.from_sqlite(graph_root, id, &known),
+            self.look_in_bolt(state_dir, id, &known),
+            self.look_in_sqlite(graph_root, id, &known),
         ] {
             match answer {
                 Answer::Found(c) => {
@@ -189,7 +189,7 @@ impl ConfigCache {
         None
     }
 
-    fn from_bolt(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
+    fn look_in_bolt(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
         for _ in 0..ATTEMPTS {
             let Some((f, key)) = open_beneath(dir, Path::new(STATE_FILE)) else {
                 return Answer::Unknown;
@@ -211,7 +211,7 @@ impl ConfigCache {
         Answer::Unknown
     }
 
-    fn from_sqlite(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
+    fn look_in_sqlite(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
         match sqlite::version(dir) {
             None => return Answer::Unknown,
             Some(v) if known.contains(&Missed::Sqlite(v)) => {
@@ -351,6 +351,26 @@ mod tests {
         assert!(parse_config(b"[", "abc").is_none());
     }
 
+    /// A fresh cache `c` over one state file: the labelled container read
+    /// once and kept, a container not in the file not read again; returns
+    /// that container's id.
+    fn reads_once_per_container(c: &mut ConfigCache, dir: &Path, graph: &Path) -> String {
+        for _ in 0..2 {
+            let got = c.get(dir, graph, LABELLED);
+            assert_eq!(got.as_deref(), Some(&labelled_config()));
+        }
+        assert_eq!(c.reads(), 1, "found: kept");
+        let gone = "e".repeat(64);
+        assert!(c.get(dir, graph, &gone).is_none());
+        assert!(c.get(dir, graph, &gone).is_none());
+        assert_eq!(
+            c.reads(),
+            2,
+            "not found: not looked up again in the same file"
+        );
+        gone
+    }
+
     #[test]
     fn cache_reads_once_per_container_and_file_version() {
         let t = TempTree::new("libpod-cache");
@@ -359,23 +379,7 @@ mod tests {
         let mut c = ConfigCache::new();
         assert!(c.get(&dir, &graph, LABELLED).is_none(), "no file");
         t.write(&path, PODMAN);
-        assert_eq!(
-            c.get(&dir, &graph, LABELLED).as_deref(),
-            Some(&labelled_config())
-        );
-        assert_eq!(
-            c.get(&dir, &graph, LABELLED).as_deref(),
-            Some(&labelled_config())
-        );
-        assert_eq!(c.reads(), 1, "found: kept");
-        let gone = "e".repeat(64);
-        assert!(c.get(&dir, &graph, &gone).is_none());
-        assert!(c.get(&dir, &graph, &gone).is_none());
-        assert_eq!(
-            c.reads(),
-            2,
-            "not found: not looked up again in the same file"
-        );
+        let gone = reads_once_per_container(&mut c, &dir, &graph);
         // A new version of the file (Podman wrote it): looked up again.
         let mut changed = PODMAN.to_vec();
         changed.extend_from_slice(&[0; 4096]);
@@ -397,43 +401,34 @@ mod tests {
         write_sqlite(&t);
         let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
         let mut c = ConfigCache::new();
-        assert_eq!(
-            c.get(&dir, &graph, LABELLED).as_deref(),
-            Some(&labelled_config())
-        );
-        assert_eq!(
-            c.get(&dir, &graph, LABELLED).as_deref(),
-            Some(&labelled_config())
-        );
-        assert_eq!(c.reads(), 1, "found: kept");
+        reads_once_per_container(&mut c, &dir, &graph);
         let many = c.get(&dir, &graph, MANY).unwrap();
         assert_eq!(many.labels.len(), MAX_LABELS, "bounded");
         assert_eq!(many.name.as_deref(), Some("zmt-many"));
-        let gone = "e".repeat(64);
-        assert!(c.get(&dir, &graph, &gone).is_none());
-        assert!(c.get(&dir, &graph, &gone).is_none());
-        assert_eq!(
-            c.reads(),
-            3,
-            "not found: not looked up again in the same file"
-        );
     }
 
     #[test]
     fn bolt_first_then_sqlite_when_both_exist() {
         let t = TempTree::new("libpod-both");
-        // The SQLite state has only the plain container, under another name.
+        // The SQLite state has the plain container under another name, and
+        // one container of its own.
         t.mkdir(GRAPH_ROOT);
-        let plain = String::from_utf8(fixture::config_json(PLAIN))
-            .unwrap()
-            .replace("\"name\":\"zmt-plain\"", "\"name\":\"zmt-plain-in-sqlite\"");
-        let bolt_only = "d".repeat(64);
-        let sqlite_only = plain.replace(PLAIN, &bolt_only);
+        let renamed = |id: &str, name: &str| {
+            String::from_utf8(fixture::config_json(PLAIN))
+                .unwrap()
+                .replace(PLAIN, id)
+                .replace("\"name\":\"zmt-plain\"", &format!("\"name\":\"{name}\""))
+        };
+        let sqlite_id = "d".repeat(64);
+        let (plain, own) = (
+            renamed(PLAIN, "plain-in-sqlite"),
+            renamed(&sqlite_id, "only-in-sqlite"),
+        );
         sqlite::fixture::write_db(
             &t.path(GRAPH_ROOT).join(sqlite::DB_FILE),
             &[
-                (PLAIN, "zmt-plain-in-sqlite", plain.as_bytes()),
-                (&bolt_only, "only-in-sqlite", sqlite_only.as_bytes()),
+                (PLAIN, "plain-in-sqlite", plain.as_bytes()),
+                (&sqlite_id, "only-in-sqlite", own.as_bytes()),
             ],
         );
         t.write(&format!("{STATE_DIR}/{STATE_FILE}"), PODMAN);
@@ -443,8 +438,8 @@ mod tests {
         let p = c.get(&dir, &graph, PLAIN).unwrap();
         assert_eq!(p.name.as_deref(), Some("zmt-plain"));
         // Only in the SQLite state (database_backend = "sqlite"): found there.
-        let s = c.get(&dir, &graph, &bolt_only).unwrap();
-        assert_eq!(s.name.as_deref(), Some("zmt-plain-in-sqlite"));
+        let s = c.get(&dir, &graph, &sqlite_id).unwrap();
+        assert_eq!(s.name.as_deref(), Some("only-in-sqlite"));
         // Only in BoltDB.
         assert_eq!(
             c.get(&dir, &graph, LABELLED).as_deref(),
