@@ -228,7 +228,7 @@ impl ConfigCache {
                     .map_or(Answer::Unknown, |v| Answer::Missing(Missed::Sqlite(v))),
             },
             Lookup::Missing(v) => Answer::Missing(Missed::Sqlite(v)),
-            Lookup::Busy => Answer::Unknown,
+            Lookup::Unknown => Answer::Unknown,
         }
     }
 

@@ -13,7 +13,7 @@
 //! written to it and no file is created beside it, and with a busy timeout
 //! of [`BUSY_TIMEOUT`], so a Podman holding it locked (every Podman write is
 //! an exclusive transaction) delays a lookup by at most that, and the
-//! lookup is [`Lookup::Busy`] rather than a miss. Podman ≥ 4.6 uses the
+//! lookup is [`Lookup::Unknown`] rather than a miss. Podman ≥ 4.6 uses the
 //! rollback journal (its commit 1fb3cdf8a8 "sqlite: disable WAL mode"),
 //! whose read-only readers take SQLite's shared lock and create nothing. A
 //! database an older Podman left in WAL mode is read only without creating
@@ -29,7 +29,6 @@
 //! larger than [`MAX_CONFIG`](super::libpod::MAX_CONFIG) is not read, and a
 //! corrupt file is a miss, never a panic.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -60,8 +59,9 @@ pub enum Lookup {
     Found(Vec<u8>),
     /// Not in this version of the database (or it is not a libpod database, or corrupt).
     Missing(Version),
-    /// No database, or it could not be read now (locked, or changed during the read): try again later.
-    Busy,
+    /// No database, or it could not be read now (locked, or changed during
+    /// the read): nothing to remember, try again later.
+    Unknown,
 }
 
 /// How the database is opened.
@@ -75,28 +75,32 @@ enum Mode {
     ClosedWal,
 }
 
+/// The start of every SQLite database file.
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
 /// The database in `dir` (opened beneath it: a regular file, no symlink),
-/// its version, and how to read it; `None` if it is missing, or in WAL mode
-/// with only one of `-wal` and `-shm`.
-fn inspect(dir: &Path) -> Option<(Version, Mode)> {
+/// its version, and how to read it (`None`: not an SQLite database); `None`
+/// if it is missing, or in WAL mode with only one of `-wal` and `-shm`.
+fn inspect(dir: &Path) -> Option<(Version, Option<Mode>)> {
     let (mut f, db) = open_beneath(dir, Path::new(DB_FILE))?;
     let side = |suffix: &str| open_beneath(dir, Path::new(&format!("{DB_FILE}{suffix}")));
     let wal = side("-wal").map(|(_, k)| k);
     let version = Version { db, wal };
-    if !is_wal(&mut f) {
-        return Some((version, Mode::Journal));
+    // A file without a whole header is never given to SQLite: it would take
+    // it for an empty database and delete a `-wal` beside it.
+    let mut header = [0u8; 100];
+    if f.read_exact(&mut header).is_err() || !header.starts_with(MAGIC) {
+        return Some((version, None));
+    }
+    // WAL mode: the file format's read and write versions are 2.
+    if header[18] != 2 || header[19] != 2 {
+        return Some((version, Some(Mode::Journal)));
     }
     match (wal.is_some(), side("-shm").is_some()) {
-        (true, true) => Some((version, Mode::LiveWal)),
-        (false, false) => Some((version, Mode::ClosedWal)),
+        (true, true) => Some((version, Some(Mode::LiveWal))),
+        (false, false) => Some((version, Some(Mode::ClosedWal))),
         _ => None, // a Podman is opening or closing it
     }
-}
-
-/// Whether the database's header says WAL mode (its read and write versions are 2).
-fn is_wal(f: &mut File) -> bool {
-    let mut header = [0u8; 20];
-    f.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2
 }
 
 /// The current version of the database in `dir`, `None` if it has none.
@@ -107,16 +111,19 @@ pub fn version(dir: &Path) -> Option<Version> {
 /// The config JSON of container `id` from the database [`DB_FILE`] in `dir`, at most `max` bytes.
 pub fn lookup(dir: &Path, id: &str, max: usize) -> Lookup {
     let Some((before, mode)) = inspect(dir) else {
-        return Lookup::Busy;
+        return Lookup::Unknown;
+    };
+    let Some(mode) = mode else {
+        return Lookup::Missing(before);
     };
     let result = open(&dir.join(DB_FILE), mode).and_then(|c| read_config(&c, id, max));
     if mode == Mode::ClosedWal && version(dir) != Some(before) {
-        return Lookup::Busy; // unlocked, and a Podman wrote meanwhile
+        return Lookup::Unknown; // unlocked, and a Podman wrote meanwhile
     }
     match result {
         Ok(Some(json)) => Lookup::Found(json),
         Ok(None) => Lookup::Missing(before),
-        Err(e) if is_busy(&e) => Lookup::Busy,
+        Err(e) if is_busy(&e) => Lookup::Unknown,
         Err(_) => Lookup::Missing(before),
     }
 }
@@ -309,7 +316,7 @@ mod tests {
         // No database: nothing to remember.
         assert_eq!(
             lookup(&dir.join("nowhere"), PLAIN, MAX_CONFIG),
-            Lookup::Busy
+            Lookup::Unknown
         );
         assert_eq!(version(&dir.join("nowhere")), None);
     }
@@ -361,7 +368,7 @@ mod tests {
         drop(w);
         // Half there (a writer opening or closing it): tried again later.
         std::fs::write(dir.join(format!("{DB_FILE}-wal")), b"").unwrap();
-        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Unknown);
         assert_eq!(
             listing(&dir),
             [DB_FILE.to_string(), format!("{DB_FILE}-wal")]
@@ -391,7 +398,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             match lookup(&dir, LABELLED, MAX_CONFIG) {
-                Lookup::Busy => break,
+                Lookup::Unknown => break,
                 Lookup::Found(_) => {
                     assert!(std::time::Instant::now() < deadline, "never locked");
                     std::thread::sleep(Duration::from_millis(10));
@@ -426,6 +433,11 @@ mod tests {
         };
         std::fs::write(&path, b"").unwrap();
         missing("empty");
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        std::fs::write(&wal, b"a write-ahead log").unwrap();
+        missing("empty, a -wal beside");
+        assert!(wal.exists(), "the -wal left alone");
+        std::fs::remove_file(&wal).unwrap();
         std::fs::write(&path, b"not a database at all, just text").unwrap();
         missing("text");
         std::fs::write(&path, &good[..good.len() / 2]).unwrap();
@@ -461,12 +473,12 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         t.write("elsewhere.sql", &good);
         std::os::unix::fs::symlink(t.path("elsewhere.sql"), &path).unwrap();
-        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Unknown);
         std::fs::remove_file(&path).unwrap();
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Busy);
+        assert_eq!(lookup(&dir, LABELLED, MAX_CONFIG), Lookup::Unknown);
     }
 
     #[test]
