@@ -23,7 +23,9 @@
 //! trusted only if neither the file nor its `-wal` changed meanwhile.
 //!
 //! The file is hostile input like any runtime state: it must be a regular
-//! file below the storage directory (no symlink anywhere: `O_NOFOLLOW`),
+//! file below the storage directory (no symlink anywhere: `O_NOFOLLOW`)
+//! that starts with an SQLite header (SQLite takes a shorter file for an
+//! empty database, and deletes the `-wal` beside one, even read-only),
 //! `ContainerConfig` must be a table (a view could run any query), the
 //! schema is not trusted (`trusted_schema` off, defensive mode on), a config
 //! larger than [`MAX_CONFIG`](super::libpod::MAX_CONFIG) is not read, and a
