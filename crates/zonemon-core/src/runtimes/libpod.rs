@@ -1,20 +1,35 @@
-//! Podman's labels, from libpod's own state.
+//! Podman's container configs (name, image, labels), from libpod's own state.
 //!
-//! Podman 4 (with its default BoltDB backend) keeps a container's labels
-//! only in `/var/lib/containers/storage/libpod/bolt_state.db`: bucket `ctr`
-//! → the container's id → key `config`, libpod's container config as JSON,
-//! whose `labels` object holds them. Neither the OCI spec (`config.json`)
-//! nor containers/storage's `containers.json` has them.
+//! Neither the OCI spec (`config.json`) nor containers/storage's
+//! `containers.json` has a container's labels: only libpod's state does, in
+//! its container config (JSON: `name`, `rootfsImageName`, `labels`, …), in
+//! one of two databases:
 //!
-//! The database changes on every Podman command, so it is not cached whole:
-//! a lookup reads only the pages on the way to the one container's config
-//! ([`boltdb`](super::boltdb)), without a lock (Podman is never made to
-//! wait). `podman create` writes the config once and the labels never change
-//! after, so the labels found for a container are kept for as long as the
-//! cache holds it; a container not found is looked up again only once the
-//! file has changed (its inode, size or modification time). A lookup during
-//! which the file changed is not trusted: it is done again, up to
-//! [`ATTEMPTS`] times. The config found must name the container looked for.
+//! - BoltDB, Podman 4's default: `/var/lib/containers/storage/libpod/bolt_state.db`,
+//!   bucket `ctr` → the container's id → key `config` ([`boltdb`](super::boltdb));
+//! - SQLite, Podman 5's default: `/var/lib/containers/storage/db.sql`, table
+//!   `ContainerConfig` ([`libpod_sqlite`](super::libpod_sqlite)).
+//!
+//! Which one Podman uses: Podman 5 with the default `database_backend`
+//! keeps using BoltDB when `bolt_state.db` exists, and uses SQLite only when
+//! it does not (`getDBState` in libpod/runtime.go); `database_backend =
+//! "sqlite"` makes it use SQLite all the same; Podman 6 uses only SQLite.
+//! zonemon does not read containers.conf: it looks in the BoltDB state first
+//! (what Podman 5 uses when both exist) and in the SQLite state when the
+//! BoltDB state lacks the container. Container ids are unique, so the
+//! container is found in whichever state Podman keeps it.
+//!
+//! The databases change on every Podman command, so they are not cached
+//! whole: a lookup reads the one container's config, without making Podman
+//! wait (BoltDB: no lock at all; SQLite: read-only, with a busy timeout of a
+//! few milliseconds). `podman create` writes the config; its image and labels
+//! never change after (its name can, with `podman rename`: the name from
+//! `containers.json` comes first), so the config found for a container is
+//! kept for as long as the cache holds it; a container not found in a file
+//! is looked up in it again only once that file has changed (its inode, size
+//! or modification time). A BoltDB lookup during which the file changed is
+//! not trusted: it is done again, up to [`ATTEMPTS`] times. The config found
+//! must name the container looked for.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -25,8 +40,11 @@ use std::sync::Arc;
 use super::boltdb::{Bolt, ReadAt};
 use super::fsread::{open_beneath, FileKey, MAX_STATE_FILE};
 use super::jsonpick::{self, json_str, Keep};
+use super::libpod_sqlite::{self as sqlite, Lookup};
 use crate::meta::ZoneMeta;
 
+/// containers/storage's graph root, below the root: where Podman 5 keeps `db.sql`.
+pub const GRAPH_ROOT: &str = "var/lib/containers/storage";
 /// libpod's state directory (its "static dir"), below the root.
 pub const STATE_DIR: &str = "var/lib/containers/storage/libpod";
 /// libpod's BoltDB state, in [`STATE_DIR`].
@@ -44,25 +62,50 @@ const CAP: usize = 1024;
 /// A container's labels, bounded as [`ZoneMeta::with_labels`] bounds them.
 pub type Labels = BTreeMap<String, String>;
 
-/// The labels of container `id` in libpod's container config `bytes`
-/// (bounded; none is an empty map); `None` unless it is a JSON object whose
-/// `id` is `id`.
-pub fn parse_config_labels(bytes: &[u8], id: &str) -> Option<Labels> {
-    // Of the config only its id and labels: the OCI spec in it is skipped.
-    const KEYS: Keep = Keep::Keys(&[("id", Keep::All), ("labels", Keep::All)]);
+/// What zonemon takes from a container's libpod config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Its name (`name`).
+    pub name: Option<String>,
+    /// The name of the image it was made from (`rootfsImageName`).
+    pub image: Option<String>,
+    /// Its labels (`labels`), bounded.
+    pub labels: Labels,
+}
+
+/// The config of container `id` in libpod's container config JSON `bytes`
+/// (labels bounded; none is an empty map); `None` unless it is a JSON
+/// object whose `id` is `id`.
+pub fn parse_config(bytes: &[u8], id: &str) -> Option<Config> {
+    // Of the config only these: the OCI spec in it is skipped.
+    const KEYS: Keep = Keep::Keys(&[
+        ("id", Keep::All),
+        ("name", Keep::All),
+        ("rootfsImageName", Keep::All),
+        ("labels", Keep::All),
+    ]);
     let v = jsonpick::parse(bytes, KEYS)?;
     if json_str(&v, "id")? != id {
         return None;
     }
+    let text = |k: &str| {
+        json_str(&v, k)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let labels = v.get("labels").and_then(|l| l.as_object());
-    Some(ZoneMeta::default().with_labels(labels).labels)
+    Some(Config {
+        name: text("name"),
+        image: text("rootfsImageName"),
+        labels: ZoneMeta::default().with_labels(labels).labels,
+    })
 }
 
-/// The labels of container `id` in the libpod BoltDB `src` of `size` bytes.
-pub fn read_labels<R: ReadAt + ?Sized>(src: &R, size: u64, id: &str) -> Option<Labels> {
+/// The config of container `id` in the libpod BoltDB `src` of `size` bytes.
+pub fn read_bolt_config<R: ReadAt + ?Sized>(src: &R, size: u64, id: &str) -> Option<Config> {
     let mut db = Bolt::open(src, size)?;
     let config = db.get(&[b"ctr", id.as_bytes()], b"config", MAX_CONFIG)?;
-    parse_config_labels(&config, id)
+    parse_config(&config, id)
 }
 
 /// What changes when the file is written: inode, size, modification and change times.
@@ -78,70 +121,129 @@ fn stamp(f: &File) -> Option<(u64, u64, i64, i64, i64, i64)> {
     ))
 }
 
-/// Containers' labels from libpod's state, looked up once per container (see the module's doc).
+/// The version of a state file a container was not found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missed {
+    Bolt(FileKey),
+    Sqlite(sqlite::Version),
+}
+
+/// What one state file said of a container.
+enum Answer {
+    Found(Config),
+    /// Not in this version of the file.
+    Missing(Missed),
+    /// No file, or not readable now: nothing to remember.
+    Unknown,
+}
+
+/// Containers' configs from libpod's state, looked up once per container (see the module's doc).
 #[derive(Debug, Default)]
-pub struct LabelCache {
-    found: HashMap<String, Arc<Labels>>,
-    /// Containers not found, with the version of the file they were not in.
-    missed: HashMap<String, FileKey>,
-    /// Lookups that read the file (for tests).
+pub struct ConfigCache {
+    found: HashMap<String, Arc<Config>>,
+    /// Containers not found, with the versions of the files they were not in.
+    missed: HashMap<String, Vec<Missed>>,
+    /// Lookups that read a file (for tests).
     reads: u64,
 }
 
-impl LabelCache {
+impl ConfigCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The labels of container `id` from [`STATE_FILE`] in `dir`; `None` when
-    /// the file or the container is missing or cannot be read consistently.
-    pub fn get(&mut self, dir: &Path, id: &str) -> Option<Arc<Labels>> {
-        if let Some(l) = self.found.get(id) {
-            return Some(Arc::clone(l));
+    /// The config of container `id` from libpod's BoltDB state in
+    /// `state_dir`, else from its SQLite state in `graph_root`; `None` when
+    /// neither has it (or can be read consistently now).
+    pub fn get(&mut self, state_dir: &Path, graph_root: &Path, id: &str) -> Option<Arc<Config>> {
+        if let Some(c) = self.found.get(id) {
+            return Some(Arc::clone(c));
         }
-        for _ in 0..ATTEMPTS {
-            let (f, key) = open_beneath(dir, Path::new(STATE_FILE))?;
-            if self.missed.get(id) == Some(&key) {
-                return None;
-            }
-            let before = stamp(&f)?;
-            self.reads += 1;
-            let labels = read_labels(&f, key.size(), id);
-            if stamp(&f)? != before {
-                continue; // written meanwhile: what was read may mix two versions
-            }
-            return match labels {
-                Some(l) => {
-                    let l = Arc::new(l);
+        let known = self.missed.get(id).cloned().unwrap_or_default();
+        let mut missed = Vec::new();
+        for answer in [
+            self.look_in_bolt(state_dir, id, &known),
+            self.look_in_sqlite(graph_root, id, &known),
+        ] {
+            match answer {
+                Answer::Found(c) => {
+                    let c = Arc::new(c);
                     if self.found.len() >= CAP {
                         self.found.clear();
                     }
-                    self.found.insert(id.to_string(), Arc::clone(&l));
+                    self.found.insert(id.to_string(), Arc::clone(&c));
                     self.missed.remove(id);
-                    Some(l)
+                    return Some(c);
                 }
-                None => {
-                    if self.missed.len() >= CAP {
-                        self.missed.clear();
-                    }
-                    self.missed.insert(id.to_string(), key);
-                    None
-                }
-            };
+                Answer::Missing(m) => missed.push(m),
+                Answer::Unknown => {}
+            }
+        }
+        if !missed.is_empty() {
+            if self.missed.len() >= CAP {
+                self.missed.clear();
+            }
+            self.missed.insert(id.to_string(), missed);
         }
         None
     }
 
-    /// How many lookups read the file.
+    fn look_in_bolt(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
+        for _ in 0..ATTEMPTS {
+            let Some((f, key)) = open_beneath(dir, Path::new(STATE_FILE)) else {
+                return Answer::Unknown;
+            };
+            let missed = Missed::Bolt(key);
+            if known.contains(&missed) {
+                return Answer::Missing(missed);
+            }
+            let Some(before) = stamp(&f) else {
+                return Answer::Unknown;
+            };
+            self.reads += 1;
+            let config = read_bolt_config(&f, key.size(), id);
+            if stamp(&f) != Some(before) {
+                continue; // written meanwhile: what was read may mix two versions
+            }
+            return config.map_or(Answer::Missing(missed), Answer::Found);
+        }
+        Answer::Unknown
+    }
+
+    fn look_in_sqlite(&mut self, dir: &Path, id: &str, known: &[Missed]) -> Answer {
+        match sqlite::version(dir) {
+            None => return Answer::Unknown,
+            Some(v) if known.contains(&Missed::Sqlite(v)) => {
+                return Answer::Missing(Missed::Sqlite(v))
+            }
+            Some(_) => {}
+        }
+        self.reads += 1;
+        match sqlite::lookup(dir, id, MAX_CONFIG) {
+            Lookup::Found(json) => match parse_config(&json, id) {
+                Some(c) => Answer::Found(c),
+                // Unreadable config: looked up again once the file changes.
+                None => sqlite::version(dir)
+                    .map_or(Answer::Unknown, |v| Answer::Missing(Missed::Sqlite(v))),
+            },
+            Lookup::Missing(v) => Answer::Missing(Missed::Sqlite(v)),
+            Lookup::Unknown => Answer::Unknown,
+        }
+    }
+
+    /// How many lookups read a file.
     pub fn reads(&self) -> u64 {
         self.reads
     }
 }
 
-/// A `bolt_state.db` that Podman 4.3 wrote, and its containers' ids.
+/// A `bolt_state.db` that Podman 4.3 wrote, its containers' ids, and a `db.sql` with the same containers.
 #[cfg(test)]
 pub(crate) mod fixture {
+    use super::*;
+    use crate::runtimes::testutil::TempTree;
+
     /// The file (see testdata/README.md): three containers made by
     /// `podman create`; its older meta (txid 16) is from before the third.
     pub const PODMAN: &[u8] = include_bytes!(concat!(
@@ -154,11 +256,40 @@ pub(crate) mod fixture {
     pub const PLAIN: &str = "19d6819cd1ff18f705a1c0a8d3f2dac26868b61d829e5bc365a9c4e77a58a899";
     /// `zmt-many`: 70 labels `zmt.many.NN=vNN`.
     pub const MANY: &str = "2cd87dfe83de1c0920df28362ab00927e42a3aae7daf402393c316c812ae3b51";
+    /// The three containers, with their names.
+    pub const CONTAINERS: [(&str, &str); 3] = [
+        (LABELLED, "zmt-labelled"),
+        (PLAIN, "zmt-plain"),
+        (MANY, "zmt-many"),
+    ];
+
+    /// The config JSON Podman 4.3 wrote for container `id`.
+    pub fn config_json(id: &str) -> Vec<u8> {
+        let mut db = Bolt::open(PODMAN, PODMAN.len() as u64).unwrap();
+        db.get(&[b"ctr", id.as_bytes()], b"config", MAX_CONFIG)
+            .unwrap()
+    }
+
+    /// Writes `db.sql` in `t`'s graph root with [`CONTAINERS`] (see
+    /// [`libpod_sqlite::fixture::write_db`](super::sqlite::fixture::write_db):
+    /// a schema-faithful file, not one a real Podman 5 wrote).
+    pub fn write_sqlite(t: &TempTree) {
+        t.mkdir(GRAPH_ROOT);
+        let configs: Vec<(&str, &str, Vec<u8>)> = CONTAINERS
+            .iter()
+            .map(|&(id, name)| (id, name, config_json(id)))
+            .collect();
+        let rows: Vec<(&str, &str, &[u8])> = configs
+            .iter()
+            .map(|(id, name, json)| (*id, *name, json.as_slice()))
+            .collect();
+        sqlite::fixture::write_db(&t.path(GRAPH_ROOT).join(sqlite::DB_FILE), &rows);
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fixture::{LABELLED, MANY, PLAIN, PODMAN};
+    use super::fixture::{write_sqlite, LABELLED, MANY, PLAIN, PODMAN};
     use super::*;
     use crate::meta::MAX_LABELS;
     use crate::runtimes::testutil::{mutated, TempTree, CASES};
@@ -175,75 +306,160 @@ mod tests {
         .collect()
     }
 
+    fn labelled_config() -> Config {
+        Config {
+            name: Some("zmt-labelled".into()),
+            image: Some("localhost/zmt-busybox:local".into()),
+            labels: labelled(),
+        }
+    }
+
     #[test]
-    fn labels_from_podmans_file() {
+    fn configs_from_podmans_bolt_file() {
         let size = PODMAN.len() as u64;
-        assert_eq!(read_labels(PODMAN, size, LABELLED), Some(labelled()));
-        assert_eq!(read_labels(PODMAN, size, PLAIN), Some(Labels::new()));
-        let many = read_labels(PODMAN, size, MANY).unwrap();
+        assert_eq!(
+            read_bolt_config(PODMAN, size, LABELLED),
+            Some(labelled_config())
+        );
+        let plain = read_bolt_config(PODMAN, size, PLAIN).unwrap();
+        assert_eq!(plain.name.as_deref(), Some("zmt-plain"));
+        assert_eq!(plain.labels, Labels::new());
+        let many = read_bolt_config(PODMAN, size, MANY).unwrap().labels;
         assert_eq!(many.len(), MAX_LABELS, "bounded");
         assert_eq!(
             many.first_key_value().unwrap(),
             (&"zmt.many.00".to_string(), &"v00".to_string())
         );
-        assert!(read_labels(PODMAN, size, &"f".repeat(64)).is_none());
+        assert!(read_bolt_config(PODMAN, size, &"f".repeat(64)).is_none());
     }
 
     #[test]
     fn config_must_name_the_container() {
-        let c = br#"{"spec":{"annotations":{"x":"y"}},"id":"abc","labels":{"a":"b","n":1}}"#;
-        let want: Labels = [("a".to_string(), "b".to_string())].into();
-        assert_eq!(parse_config_labels(c, "abc"), Some(want));
-        assert!(parse_config_labels(c, "abd").is_none());
-        assert!(parse_config_labels(br#"{"labels":{"a":"b"}}"#, "abc").is_none());
+        let c = br#"{"spec":{"annotations":{"x":"y"}},"id":"abc","name":"n","rootfsImageName":"","labels":{"a":"b","n":1}}"#;
+        let want = Config {
+            name: Some("n".into()),
+            image: None,
+            labels: [("a".to_string(), "b".to_string())].into(),
+        };
+        assert_eq!(parse_config(c, "abc"), Some(want));
+        assert!(parse_config(c, "abd").is_none());
+        assert!(parse_config(br#"{"labels":{"a":"b"}}"#, "abc").is_none());
         assert_eq!(
-            parse_config_labels(br#"{"id":"abc","labels":null}"#, "abc"),
-            Some(Labels::new())
+            parse_config(br#"{"id":"abc","labels":null,"name":7}"#, "abc"),
+            Some(Config::default())
         );
-        assert!(parse_config_labels(b"[", "abc").is_none());
+        assert!(parse_config(b"[", "abc").is_none());
+    }
+
+    /// A fresh cache `c` over one state file: the labelled container read
+    /// once and kept, a container not in the file not read again; returns
+    /// that container's id.
+    fn reads_once_per_container(c: &mut ConfigCache, dir: &Path, graph: &Path) -> String {
+        for _ in 0..2 {
+            let got = c.get(dir, graph, LABELLED);
+            assert_eq!(got.as_deref(), Some(&labelled_config()));
+        }
+        assert_eq!(c.reads(), 1, "found: kept");
+        let gone = "e".repeat(64);
+        assert!(c.get(dir, graph, &gone).is_none());
+        assert!(c.get(dir, graph, &gone).is_none());
+        assert_eq!(
+            c.reads(),
+            2,
+            "not found: not looked up again in the same file"
+        );
+        gone
     }
 
     #[test]
     fn cache_reads_once_per_container_and_file_version() {
         let t = TempTree::new("libpod-cache");
         let path = format!("{STATE_DIR}/{STATE_FILE}");
-        let dir = t.path(STATE_DIR);
-        let mut c = LabelCache::new();
-        assert!(c.get(&dir, LABELLED).is_none(), "no file");
+        let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
+        let mut c = ConfigCache::new();
+        assert!(c.get(&dir, &graph, LABELLED).is_none(), "no file");
         t.write(&path, PODMAN);
-        assert_eq!(c.get(&dir, LABELLED).as_deref(), Some(&labelled()));
-        assert_eq!(c.get(&dir, LABELLED).as_deref(), Some(&labelled()));
-        assert_eq!(c.reads(), 1, "found: kept");
-        let gone = "e".repeat(64);
-        assert!(c.get(&dir, &gone).is_none());
-        assert!(c.get(&dir, &gone).is_none());
-        assert_eq!(
-            c.reads(),
-            2,
-            "not found: not looked up again in the same file"
-        );
+        let gone = reads_once_per_container(&mut c, &dir, &graph);
         // A new version of the file (Podman wrote it): looked up again.
         let mut changed = PODMAN.to_vec();
         changed.extend_from_slice(&[0; 4096]);
         t.write(&path, &changed);
-        assert!(c.get(&dir, &gone).is_none());
+        assert!(c.get(&dir, &graph, &gone).is_none());
         assert_eq!(c.reads(), 3);
         // Not a regular file beneath the state directory: not read.
-        let mut c = LabelCache::new();
+        let mut c = ConfigCache::new();
         std::fs::remove_file(t.path(&path)).unwrap();
         t.write("elsewhere.db", PODMAN);
         std::os::unix::fs::symlink(t.path("elsewhere.db"), t.path(&path)).unwrap();
-        assert!(c.get(&dir, LABELLED).is_none());
+        assert!(c.get(&dir, &graph, LABELLED).is_none());
         assert_eq!(c.reads(), 0);
+    }
+
+    #[test]
+    fn sqlite_state_when_no_bolt_file() {
+        let t = TempTree::new("libpod-sqlite");
+        write_sqlite(&t);
+        let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
+        let mut c = ConfigCache::new();
+        reads_once_per_container(&mut c, &dir, &graph);
+        let many = c.get(&dir, &graph, MANY).unwrap();
+        assert_eq!(many.labels.len(), MAX_LABELS, "bounded");
+        assert_eq!(many.name.as_deref(), Some("zmt-many"));
+    }
+
+    #[test]
+    fn bolt_first_then_sqlite_when_both_exist() {
+        let t = TempTree::new("libpod-both");
+        // The SQLite state has the plain container under another name, and
+        // one container of its own.
+        t.mkdir(GRAPH_ROOT);
+        let renamed = |id: &str, name: &str| {
+            String::from_utf8(fixture::config_json(PLAIN))
+                .unwrap()
+                .replace(PLAIN, id)
+                .replace("\"name\":\"zmt-plain\"", &format!("\"name\":\"{name}\""))
+        };
+        let sqlite_id = "d".repeat(64);
+        let (plain, own) = (
+            renamed(PLAIN, "plain-in-sqlite"),
+            renamed(&sqlite_id, "only-in-sqlite"),
+        );
+        sqlite::fixture::write_db(
+            &t.path(GRAPH_ROOT).join(sqlite::DB_FILE),
+            &[
+                (PLAIN, "plain-in-sqlite", plain.as_bytes()),
+                (&sqlite_id, "only-in-sqlite", own.as_bytes()),
+            ],
+        );
+        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), PODMAN);
+        let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
+        let mut c = ConfigCache::new();
+        // In both: BoltDB's, as Podman 5 with both files uses BoltDB.
+        let p = c.get(&dir, &graph, PLAIN).unwrap();
+        assert_eq!(p.name.as_deref(), Some("zmt-plain"));
+        // Only in the SQLite state (database_backend = "sqlite"): found there.
+        let s = c.get(&dir, &graph, &sqlite_id).unwrap();
+        assert_eq!(s.name.as_deref(), Some("only-in-sqlite"));
+        // Only in BoltDB.
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
+        // Neither: each file read once, not again while neither changes.
+        let before = c.reads();
+        assert!(c.get(&dir, &graph, &"e".repeat(64)).is_none());
+        assert!(c.get(&dir, &graph, &"e".repeat(64)).is_none());
+        assert_eq!(c.reads(), before + 2);
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
         #[test]
         fn config_parser_survives_mutations(input in mutated(
-            br#"{"spec":{"process":{"args":["sh"]},"annotations":{"a":"b"}},"id":"abc","name":"x","labels":{"zmt.role":"web","k":"v"},"stopSignal":15}"#
+            br#"{"spec":{"process":{"args":["sh"]},"annotations":{"a":"b"}},"id":"abc","name":"x","rootfsImageName":"i","labels":{"zmt.role":"web","k":"v"},"stopSignal":15}"#
         )) {
-            if let Some(l) = parse_config_labels(&input, "abc") {
+            if let Some(c) = parse_config(&input, "abc") {
+                let l = c.labels;
                 prop_assert!(l.len() <= MAX_LABELS);
                 prop_assert!(l.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= crate::meta::MAX_META_BYTES);
             }

@@ -6,8 +6,10 @@
 //! the host at the moment of the event: the init's cgroup paths, the
 //! command lines of the processes that made it (shim, conmon,
 //! `[lxc monitor]`, nspawn, runc/crun), and the runtime's own state files.
-//! No sockets, no waiting, bounded reads ([`fsread`]), and every path read
-//! is below `root` (`/` in production, a fixture tree in tests).
+//! No sockets, no waiting (but for at most [`libpod_sqlite::BUSY_TIMEOUT`]
+//! on a Podman holding its SQLite state locked), bounded reads ([`fsread`]),
+//! and every path read is below `root` (`/` in production, a fixture tree in
+//! tests).
 //!
 //! The order of [`default_chain`] goes from the most specific evidence to
 //! the least: Docker, Podman and CRI-O (whose containers also leave plain
@@ -34,6 +36,7 @@ pub mod docker;
 pub mod fsread;
 pub mod jsonpick;
 pub mod libpod;
+pub mod libpod_sqlite;
 pub mod lxc;
 pub mod nspawn;
 pub mod oci;

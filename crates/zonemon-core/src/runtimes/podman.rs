@@ -7,13 +7,15 @@
 //! container's `names` in containers/storage's `containers.json`
 //! (`/var/lib/containers/storage/overlay-containers/containers.json`),
 //! written at `podman create`; Podman does not put it in the OCI
-//! annotations. When that file lacks the id, conmon's `-n` is the name.
+//! annotations. When that file lacks the id, the name in libpod's own
+//! state is the name ([`libpod`](super::libpod): its BoltDB or SQLite
+//! state), and else conmon's `-n`.
 //!
 //! `containers.json` holds every container of the host: it is parsed once
 //! per change (keyed by inode, size and mtime) into an id → name map.
 //!
-//! The image is `containers.json`'s `image-name`; the labels are only in
-//! libpod's BoltDB state ([`libpod`](super::libpod)).
+//! The image is `containers.json`'s `image-name`, else libpod's
+//! `rootfsImageName`; the labels are only in libpod's state.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 use super::fsread::FileCache;
 use super::jsonpick::{self, Keep};
-use super::libpod::{self, LabelCache};
+use super::libpod::{self, Config, ConfigCache};
 use super::probe::{Ancestor, Probe};
 use super::resolver::{is_hex64, resolved, RuntimeResolver};
 use super::{cgroup, procfs};
@@ -94,12 +96,12 @@ pub fn is_podman_conmon(a: &Ancestor) -> bool {
             .is_some_and(|c| c.rsplit('/').next() == Some("podman"))
 }
 
-/// Names Podman's containers from `containers.json`, else from conmon's `-n`;
-/// their labels from libpod's state.
+/// Names Podman's containers from `containers.json`, else from libpod's
+/// state, else from conmon's `-n`; their labels from libpod's state.
 pub struct Podman {
     root: Arc<Path>,
     cache: FileCache<Arc<HashMap<String, Stored>>>,
-    labels: LabelCache,
+    configs: ConfigCache,
 }
 
 impl Podman {
@@ -108,7 +110,7 @@ impl Podman {
         Podman {
             root: Arc::from(root),
             cache: FileCache::new(STORAGE_DIRS.len()),
-            labels: LabelCache::new(),
+            configs: ConfigCache::new(),
         }
     }
 
@@ -127,15 +129,24 @@ impl Podman {
         None
     }
 
-    /// The zone's image (from `containers.json`, if known) and labels.
-    fn meta(&mut self, probe: &Probe<'_>, id: &str, image: Option<&str>) -> ZoneMeta {
-        let labels = self.labels.get(&probe.path(libpod::STATE_DIR), id);
-        ZoneMeta::default().with_image(image).with_label_pairs(
-            labels
-                .iter()
-                .flat_map(|l| l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    /// The container's config in libpod's state.
+    fn config(&mut self, probe: &Probe<'_>, id: &str) -> Option<Arc<Config>> {
+        self.configs.get(
+            &probe.path(libpod::STATE_DIR),
+            &probe.path(libpod::GRAPH_ROOT),
+            id,
         )
     }
+}
+
+/// The zone's image (from `containers.json` if it has one, else from libpod's config) and labels.
+fn meta(image: Option<&str>, config: Option<&Config>) -> ZoneMeta {
+    let image = image.or(config.and_then(|c| c.image.as_deref()));
+    ZoneMeta::default().with_image(image).with_label_pairs(
+        config
+            .iter()
+            .flat_map(|c| c.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    )
 }
 
 impl RuntimeResolver for Podman {
@@ -156,13 +167,20 @@ impl RuntimeResolver for Podman {
             (None, Some(m)) => m.to_string(),
             (None, None) => return None,
         };
+        let config = self.config(probe, &id);
+        let config = config.as_deref();
         if let Some(c) = self.stored(probe, &id) {
             let r = resolved(&c.name, "podman-storage", "podman", Some(&id))?;
-            return Some(r.with_meta(self.meta(probe, &id, c.image.as_deref())));
+            return Some(r.with_meta(meta(c.image.as_deref(), config)));
         }
-        let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
-        let r = resolved(name, "podman-conmon", "podman", Some(&id))?;
-        Some(r.with_meta(self.meta(probe, &id, None)))
+        let r = match config.and_then(|c| c.name.as_deref()) {
+            Some(name) => resolved(name, "podman-libpod", "podman", Some(&id))?,
+            None => {
+                let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
+                resolved(name, "podman-conmon", "podman", Some(&id))?
+            }
+        };
+        Some(r.with_meta(meta(None, config)))
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
@@ -291,47 +309,64 @@ mod tests {
         );
     }
 
-    #[test]
-    fn labels_from_libpod_state() {
-        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
-        let t = TempTree::new("podman-labels");
+    /// Names, images and labels from libpod's state, which `write_state` writes.
+    fn names_and_labels_from_libpod(tag: &str, write_state: fn(&TempTree)) {
+        use crate::runtimes::libpod::fixture;
+        let t = TempTree::new(tag);
         let id = fixture::LABELLED;
-        host(&t, id, "zmt-labelled");
-        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN);
+        host(&t, id, "conmon-says");
+        write_state(&t);
         let mut p = Podman::new(t.root());
-        // Named by conmon (no containers.json): the labels all the same.
-        let meta = p
-            .lookup(&facts(300, 0, None))
-            .named()
-            .unwrap()
-            .meta
-            .unwrap();
+        // No containers.json: named from libpod's config, before conmon.
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.name, "zmt-labelled");
+        assert_eq!(r.source, NameSource::Runtime("podman-libpod"));
+        let meta = r.meta.unwrap();
         assert_eq!(meta.labels["zmt.role"], "web");
         assert_eq!(meta.labels["zmt.evil"], "$(touch /tmp/x)\n\u{1b}[31m");
         assert_eq!(meta.labels["io.example/empty"], "");
-        assert_eq!(meta.image, None);
+        assert_eq!(
+            meta.image.as_deref(),
+            Some("localhost/zmt-busybox:local"),
+            "rootfsImageName"
+        );
+        // containers.json comes first for the name and image.
         t.write(
             &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(id, "zmt-labelled")]),
+            containers_json(&[(id, "zmt-renamed")]),
         );
         let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.name, "zmt-renamed");
         assert_eq!(r.source, NameSource::Runtime("podman-storage"));
         let meta = r.meta.unwrap();
         assert_eq!(meta.image.as_deref(), Some("localhost/zmrt-busybox:local"));
         assert_eq!(meta.labels.len(), 3);
         // A container libpod's state does not have: named, without labels.
         host(&t, ID, "aap");
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(ID, "aap")]),
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.source),
+            ("aap", NameSource::Runtime("podman-conmon"))
         );
-        let meta = p
-            .lookup(&facts(300, 0, None))
-            .named()
-            .unwrap()
-            .meta
-            .unwrap();
-        assert!(meta.labels.is_empty());
+        assert!(r.meta.is_none_or(|m| m.labels.is_empty()));
+    }
+
+    #[test]
+    fn names_and_labels_from_podman4_bolt_state() {
+        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
+        names_and_labels_from_libpod("podman-bolt", |t| {
+            t.write(&format!("{STATE_DIR}/{STATE_FILE}"), fixture::PODMAN)
+        });
+    }
+
+    /// Podman 5's SQLite state (`db.sql`, schema-faithful: see
+    /// `libpod_sqlite::fixture::write_db`), no BoltDB state.
+    #[test]
+    fn names_and_labels_from_podman5_sqlite_state() {
+        names_and_labels_from_libpod(
+            "podman-sqlite",
+            crate::runtimes::libpod::fixture::write_sqlite,
+        );
     }
 
     #[test]
