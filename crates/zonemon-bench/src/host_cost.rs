@@ -93,7 +93,9 @@ fn fdinfo_field(text: &str, key: &str) -> Option<String> {
     })
 }
 
-/// Each of `pid`'s BPF programs by the tracepoint its link is attached to.
+/// Each of `pid`'s BPF programs by the tracepoint its link is attached to;
+/// programs without a link (zonemon's `zm_seed`, run only at start-up and
+/// after a loss) are left out.
 fn prog_stats(pid: i32) -> Result<BTreeMap<String, ProgStats>> {
     let (mut progs, mut names) = (BTreeMap::new(), BTreeMap::new());
     let dir = format!("/proc/{pid}/fdinfo");
@@ -120,15 +122,7 @@ fn prog_stats(pid: i32) -> Result<BTreeMap<String, ProgStats>> {
     }
     Ok(progs
         .into_iter()
-        .map(|(id, s)| {
-            (
-                names
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("prog {id}")),
-                s,
-            )
-        })
+        .filter_map(|(id, s)| Some((names.get(&id)?.clone(), s)))
         .collect())
 }
 

@@ -87,8 +87,8 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
         }
     };
     skel.attach().context(
-        "attaching to the sched_process_{fork,exec,exit,free} and mark_victim raw tracepoints failed \
-         (does this kernel allow BPF raw tracepoints?)",
+        "attaching to the sched_process_{fork,exec,exit,free} and mark_victim tracepoints (tp_btf) failed \
+         (does this kernel allow BTF-typed BPF tracepoint programs, BPF_PROG_TYPE_TRACING?)",
     )?;
     Ok(skel)
 }

@@ -45,8 +45,8 @@ struct {
  * Containers that share the host's PID namespace have no init of their own
  * namespace: a host-PID zone is a process that execs in a mount namespace
  * other than the host's, with a root directory other than the host's (the
- * runtime pivoted into the container's filesystem), the first to do so in
- * that mount namespace. Its exit is the zone's shutdown. The zone's
+ * runtime pivoted into the container's filesystem), whose parent is not in
+ * that mount namespace, the first to do so there. Its exit is the zone's shutdown. The zone's
  * processes are counted (its init, what they fork, what execs in its mount
  * namespace, as `docker exec` does), and the zone is down when the last of
  * them is freed.
@@ -126,10 +126,10 @@ enum zm_seed_op _zm_seed_op_type = 0;
  */
 static __always_inline unsigned int task_level(struct task_struct *task, struct pid **pid)
 {
-	*pid = BPF_CORE_READ(task, thread_pid);
+	*pid = task->thread_pid;
 	if (!*pid)
 		return 0;
-	return BPF_CORE_READ(*pid, level);
+	return (*pid)->level;
 }
 
 /*
@@ -393,7 +393,7 @@ static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 
 	if (!host_mntns)
 		return;
-	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	mntns = task->nsproxy->mnt_ns->ns.inum;
 	if (mntns == host_mntns || mntns == 0)
 		return;
 	tgid = BPF_CORE_READ(task, tgid);
@@ -409,10 +409,17 @@ static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 			return;
 		}
 	}
-	root = BPF_CORE_READ(task, fs, root.dentry);
-	if (BPF_CORE_READ(root, d_inode, i_ino) == host_root_ino &&
-	    BPF_CORE_READ(root, d_sb, s_dev) == host_root_dev)
+	root = task->fs->root.dentry;
+	if (root->d_inode->i_ino == host_root_ino && root->d_sb->s_dev == host_root_dev)
 		return; /* a private mount namespace on the host's root: a sandboxed service */
+	/*
+	 * The runtime's process that entered the container (its parent is
+	 * outside), as /proc scans tell it: not a child the container's init
+	 * forked while the zone was not known yet (zonemon starting up), which
+	 * is counted from /proc then.
+	 */
+	if (BPF_CORE_READ(task, real_parent, nsproxy, mnt_ns, ns.inum) == mntns)
+		return;
 	if (host_create(mntns, tgid, start, start))
 		emit(ZM_KIND_INIT_EXEC, task, BPF_CORE_READ(pid, numbers[0].ns), 0, 0, 0, 0);
 }
@@ -451,11 +458,9 @@ static __always_inline void host_fork(struct task_struct *parent, struct task_st
 }
 
 /* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
-SEC("raw_tracepoint/sched_process_fork")
-int zm_fork(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct task_struct *parent = (struct task_struct *)ctx->args[0];
-	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	struct pid_namespace *ns;
 	unsigned int level;
 	struct pid *pid;
@@ -475,10 +480,9 @@ int zm_fork(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* sched_process_exec(task, old_pid, bprm): a zone's init ran a new program. */
-SEC("raw_tracepoint/sched_process_exec")
-int zm_exec(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(zm_exec, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct pid_namespace *ns;
 	unsigned int level;
 	struct pid *pid;
@@ -549,10 +553,9 @@ static __always_inline void host_exit(struct task_struct *task, struct task_stru
  * exited. `signal->live` is already decremented here, so it is 0 exactly
  * for the last thread of the group, whichever thread that is.
  */
-SEC("raw_tracepoint/sched_process_exit")
-int zm_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(zm_exit, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct task_struct *leader;
 	struct signal_struct *sig;
 	struct pid_namespace *ns;
@@ -566,16 +569,16 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 		/* A host process: one load while no host-PID zone lives. */
 		if (host_zone_count <= 0)
 			return 0;
-		sig = BPF_CORE_READ(task, signal);
-		if (BPF_CORE_READ(sig, live.counter) != 0)
+		sig = task->signal;
+		if (sig->live.counter != 0)
 			return 0;
-		host_exit(task, BPF_CORE_READ(task, group_leader), sig, BPF_CORE_READ(pid, numbers[0].ns));
+		host_exit(task, task->group_leader, sig, BPF_CORE_READ(pid, numbers[0].ns));
 		return 0;
 	}
-	sig = BPF_CORE_READ(task, signal);
-	if (BPF_CORE_READ(sig, live.counter) != 0)
+	sig = task->signal;
+	if (sig->live.counter != 0)
 		return 0;
-	leader = BPF_CORE_READ(task, group_leader);
+	leader = task->group_leader;
 	if (leader != task) {
 		level = task_level(leader, &pid);
 		if (level == 0)
@@ -593,10 +596,9 @@ int zm_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* sched_process_free(task): a dying zone init's task is freed; the zone is gone. */
-SEC("raw_tracepoint/sched_process_free")
-int zm_free(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(zm_free, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct zm_dying *found, who;
 	__u64 key = (__u64)task;
 
@@ -638,10 +640,9 @@ static __always_inline void host_oom(struct task_struct *task, struct pid *pid)
  * namespace's child reaper; a host process costs one test (and one lookup
  * of its mount namespace while host-PID zones live).
  */
-SEC("raw_tracepoint/mark_victim")
-int zm_oom(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/mark_victim")
+int BPF_PROG(zm_oom, struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct task_struct *init;
 	struct pid_namespace *ns;
 	unsigned int level;
