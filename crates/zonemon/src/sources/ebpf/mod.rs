@@ -126,19 +126,23 @@ impl EbpfSource {
                 start_ns,
             })
         };
-        for z in inits.values() {
-            if seed(zm_seed_op::ZM_SEED_INIT, z.init_pid, z.mntns, z.start_ns)
-                && procscan::process_has_exited(proc_root, z.init_pid)
-            {
-                seed(zm_seed_op::ZM_SEED_GONE, z.init_pid, z.mntns, 0);
-            }
-        }
+        // Every process is added before any is taken out again, so that an
+        // init that already exited leaves its zone to the processes still there.
+        let mut added: Vec<(u32, u32)> = inits
+            .values()
+            .filter(|z| seed(zm_seed_op::ZM_SEED_INIT, z.init_pid, z.mntns, z.start_ns))
+            .map(|z| (z.init_pid, z.mntns))
+            .collect();
         let mntns: HashSet<u32> = inits.values().map(|z| z.mntns).collect();
-        for (pid, ns) in procscan::processes_in_mount_namespaces(proc_root, &mntns) {
-            if !inits.contains_key(&pid)
-                && seed(zm_seed_op::ZM_SEED_MEMBER, pid, ns, 0)
-                && procscan::process_has_exited(proc_root, pid)
-            {
+        added.extend(
+            procscan::processes_in_mount_namespaces(proc_root, &mntns)
+                .into_iter()
+                .filter(|&(pid, ns)| {
+                    !inits.contains_key(&pid) && seed(zm_seed_op::ZM_SEED_MEMBER, pid, ns, 0)
+                }),
+        );
+        for (pid, ns) in added {
+            if procscan::process_has_exited(proc_root, pid) {
                 seed(zm_seed_op::ZM_SEED_GONE, pid, ns, 0);
             }
         }

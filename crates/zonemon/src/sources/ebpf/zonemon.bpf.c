@@ -382,7 +382,7 @@ static __always_inline int host_create(__u32 mntns, __u32 tgid, __u64 init_start
  * A process of the host's PID namespace exec'd: if it is the first to do so
  * in a container's mount namespace, it is a host-PID zone's init, now
  * booted; in a known zone's namespace, it joins that zone (`docker exec`).
- * A process of the host costs three reads (its mount namespace is the host's).
+ * A process of the host costs three loads (its mount namespace is the host's).
  */
 static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 {
