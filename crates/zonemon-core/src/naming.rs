@@ -41,6 +41,9 @@ impl NameSource {
 pub struct ZoneFacts<'a> {
     /// Host PID of the zone's init.
     pub init_pid: u32,
+    /// When the init started (CLOCK_BOOTTIME ns; 0 when unknown): with the
+    /// PID, it tells the init from a later process given the same PID.
+    pub start_ns: u64,
     /// Host PID of the process that created the init (0 when unknown).
     pub creator_pid: u32,
     /// Inode number of the zone's PID namespace.
@@ -224,6 +227,7 @@ mod tests {
     fn facts(init_pid: u32) -> ZoneFacts<'static> {
         ZoneFacts {
             init_pid,
+            start_ns: 0,
             creator_pid: 0,
             pidns: 1,
             level: 1,

@@ -500,7 +500,7 @@ fn is_host_pid_init(dir: &Path, status: &str, mntns: u32, host: &HostMounts) -> 
 }
 
 /// Nanoseconds per clock tick (`sysconf(_SC_CLK_TCK)`, the unit of `/proc` start times).
-fn ns_per_clock_tick() -> u64 {
+pub(crate) fn ns_per_clock_tick() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     match u64::try_from(hz) {

@@ -452,6 +452,7 @@ impl<R: NameResolver> Tracker<R> {
         if zone.runtime_name.is_none() && !zone.unclaimed && init_alive {
             let facts = ZoneFacts {
                 init_pid: zone.init_pid,
+                start_ns: key.start_ns,
                 creator_pid: zone.creator_pid,
                 pidns: zone.pidns(),
                 level: zone.level,
