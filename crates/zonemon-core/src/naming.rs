@@ -46,6 +46,9 @@ pub struct ZoneFacts<'a> {
     pub start_ns: u64,
     /// Host PID of the process that created the init (0 when unknown).
     pub creator_pid: u32,
+    /// Host PID of the init's parent, read for this lookup's observation
+    /// with the init's start time checked (0: a resolver reads it itself).
+    pub init_ppid: u32,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
     /// Depth of the zone's PID namespace: 1 directly below the host's, more when nested.
@@ -229,6 +232,7 @@ mod tests {
             init_pid,
             start_ns: 0,
             creator_pid: 0,
+            init_ppid: 0,
             pidns: 1,
             level: 1,
             hostname: None,

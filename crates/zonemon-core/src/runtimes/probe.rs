@@ -105,6 +105,14 @@ impl<'a> Probe<'a> {
             // With the init's start time known, its stat says whether the PID still is the
             // init's (as `pipeline::enrich` checks it); else its PID namespace does.
             let start_ns = self.facts.start_ns;
+            if start_ns != 0 && self.facts.init_ppid != 0 {
+                // Read for this event, with the start time checked: not read again.
+                return InitInfo {
+                    alive: true,
+                    ppid: Some(self.facts.init_ppid),
+                    start_ticks: Some(start_ns / crate::procscan::ns_per_clock_tick()),
+                };
+            }
             if start_ns == 0 {
                 let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
                 let same_ns = link
@@ -333,5 +341,13 @@ mod tests {
             3,
             "the init's stat, runc's cmdline and stat: each opened once"
         );
+        // The init's parent read for this event (with its start time checked): its stat is not read.
+        let told = ZoneFacts { init_ppid: 50, ..f };
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), told, &files);
+        assert!(p.init_alive());
+        assert_eq!(p.init_start_ticks(), Some(3000));
+        assert_eq!(p.ancestor_named("runc").unwrap().pid, 50);
+        assert_eq!(files.borrow().opens(), 2, "runc's cmdline and stat only");
     }
 }
