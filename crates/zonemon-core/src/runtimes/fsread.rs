@@ -206,10 +206,18 @@ pub fn read_capped(f: &mut File, size: u64, max: u64) -> Option<Vec<u8>> {
 /// the end (no second read to see end-of-file), so a small file costs one
 /// `read`.
 pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
+    read_prefix_with(max, |buf, _| f.read(buf))
+}
+
+/// [`read_prefix`] through `read(buf, offset)`, which fills `buf` from `offset`.
+pub fn read_prefix_with(
+    max: usize,
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; max.min(4096)];
     let mut len = 0;
     while len < buf.len() {
-        match f.read(&mut buf[len..]) {
+        match read(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(n) => {
                 len += n;

@@ -95,26 +95,7 @@ impl ProcFiles {
 /// At most `max` bytes from the start of `f`, read with `pread` (see
 /// [`fsread::read_prefix`]: a short read is the end). `None` on error.
 fn pread_prefix(f: &File, max: usize) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; max.min(4096)];
-    let mut len = 0;
-    while len < buf.len() {
-        match f.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if len < buf.len() {
-                    break;
-                }
-                if len < max {
-                    buf.resize(buf.len().saturating_mul(2).min(max), 0);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    buf.truncate(len);
-    Some(buf)
+    fsread::read_prefix_with(max, |buf, offset| f.read_at(buf, offset))
 }
 
 #[cfg(test)]
