@@ -41,8 +41,14 @@ impl NameSource {
 pub struct ZoneFacts<'a> {
     /// Host PID of the zone's init.
     pub init_pid: u32,
+    /// When the init started (CLOCK_BOOTTIME ns; 0 when unknown): with the
+    /// PID, it tells the init from a later process given the same PID.
+    pub start_ns: u64,
     /// Host PID of the process that created the init (0 when unknown).
     pub creator_pid: u32,
+    /// Host PID of the init's parent, read for this lookup's observation
+    /// with the init's start time checked (0: a resolver reads it itself).
+    pub init_ppid: u32,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
     /// Depth of the zone's PID namespace: 1 directly below the host's, more when nested.
@@ -224,7 +230,9 @@ mod tests {
     fn facts(init_pid: u32) -> ZoneFacts<'static> {
         ZoneFacts {
             init_pid,
+            start_ns: 0,
             creator_pid: 0,
+            init_ppid: 0,
             pidns: 1,
             level: 1,
             hostname: None,

@@ -57,6 +57,10 @@ pub struct Observation {
     /// cgroup v1), when the source read them with `cgroup`: `Some` spares
     /// the name resolvers reading `/proc/<init>/cgroup` again.
     pub more_cgroups: Option<Vec<String>>,
+    /// Host PID of the init's parent, when it was read from `/proc` with
+    /// `cgroup` for this observation (0 otherwise): spares the name resolvers
+    /// reading the init's `stat` again.
+    pub init_ppid: u32,
 }
 
 impl Observation {
@@ -78,6 +82,7 @@ impl Observation {
             exit_status: 0,
             victim_pid: 0,
             cgroup: None,
+            init_ppid: 0,
             more_cgroups: None,
         }
     }

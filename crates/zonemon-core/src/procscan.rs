@@ -377,18 +377,31 @@ pub fn parse_state(stat: &str) -> Option<char> {
 /// handle on `/proc/PID`, which stays bound to the process it was opened for
 /// (reads through it fail once that process is gone), so the start time and
 /// the cgroup are of the same process.
-pub fn cgroups_if_started_at(
-    proc_root: &Path,
-    pid: u32,
-    start_ns: u64,
-) -> Option<(Option<String>, Vec<String>)> {
+pub fn cgroups_if_started_at(proc_root: &Path, pid: u32, start_ns: u64) -> Option<StartedInit> {
     let dir = File::open(proc_root.join(pid.to_string())).ok()?;
     let stat = read_lossy_at(&dir, c"stat")?;
-    let started = parse_starttime_ticks(&stat)?.saturating_mul(ns_per_clock_tick());
+    let (ppid, ticks) = crate::runtimes::procfs::parse_stat(&stat)?;
+    let started = ticks.saturating_mul(ns_per_clock_tick());
     if started.abs_diff(start_ns) > crate::tracker::SEED_START_TOLERANCE_NS {
         return None;
     }
-    Some(parse_cgroups(&read_lossy_at(&dir, c"cgroup")?))
+    let (cgroup, more_cgroups) = parse_cgroups(&read_lossy_at(&dir, c"cgroup")?);
+    Some(StartedInit {
+        ppid,
+        cgroup,
+        more_cgroups,
+    })
+}
+
+/// What [`cgroups_if_started_at`] read of an init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedInit {
+    /// Its parent's PID.
+    pub ppid: u32,
+    /// The cgroup path that best identifies it.
+    pub cgroup: Option<String>,
+    /// Every other hierarchy's distinct path.
+    pub more_cgroups: Vec<String>,
 }
 
 /// At most [`MAX_FILE_LEN`] bytes of file `name` in the open directory `dir`, as text.
@@ -540,7 +553,7 @@ fn is_host_pid_init(dir: &Path, status: &str, mntns: u32, host: &HostMounts) -> 
 }
 
 /// Nanoseconds per clock tick (`sysconf(_SC_CLK_TCK)`, the unit of `/proc` start times).
-fn ns_per_clock_tick() -> u64 {
+pub(crate) fn ns_per_clock_tick() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     match u64::try_from(hz) {

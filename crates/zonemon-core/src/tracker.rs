@@ -58,6 +58,8 @@ pub struct Tracker<R: NameResolver> {
     reboots: RebootMemory,
     /// Whether the source reports OOM kills: then a shutdown says whether it was one.
     sees_oom: bool,
+    /// (init PID, its parent's PID) as read for the observation being handled, for its lookups.
+    fresh_ppid: Option<(u32, u32)>,
 }
 
 impl<R: NameResolver> Tracker<R> {
@@ -70,6 +72,7 @@ impl<R: NameResolver> Tracker<R> {
             zones: ZoneTable::new(),
             reboots: RebootMemory::new(),
             sees_oom: false,
+            fresh_ppid: None,
         }
     }
 
@@ -259,6 +262,14 @@ impl<R: NameResolver> Tracker<R> {
 
     /// Feeds one observation; returns the transitions it proves, in order.
     pub fn observe(&mut self, obs: &Observation) -> Vec<ZoneEvent> {
+        // What was read of the init for this observation serves this observation's lookups only.
+        self.fresh_ppid = (obs.init_ppid != 0).then_some((obs.init_pid, obs.init_ppid));
+        let out = self.observe_inner(obs);
+        self.fresh_ppid = None;
+        out
+    }
+
+    fn observe_inner(&mut self, obs: &Observation) -> Vec<ZoneEvent> {
         let mut out = Vec::new();
         let key = TaskKey {
             init_pid: obs.init_pid,
@@ -452,7 +463,12 @@ impl<R: NameResolver> Tracker<R> {
         if zone.runtime_name.is_none() && !zone.unclaimed && init_alive {
             let facts = ZoneFacts {
                 init_pid: zone.init_pid,
+                start_ns: key.start_ns,
                 creator_pid: zone.creator_pid,
+                init_ppid: match self.fresh_ppid {
+                    Some((pid, ppid)) if pid == zone.init_pid => ppid,
+                    _ => 0,
+                },
                 pidns: zone.pidns(),
                 level: zone.level,
                 hostname: zone.hostname(),

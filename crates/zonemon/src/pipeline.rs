@@ -189,8 +189,8 @@ impl Pipeline {
 }
 
 /// Adds what the observation lacks and userspace can still read below
-/// `proc_root`: the init's cgroup paths (read once, for the JSON `cgroup` and
-/// the name resolvers), only while its PID is still that init's.
+/// `proc_root`: the init's cgroup paths and parent (read once, for the JSON
+/// `cgroup` and the name resolvers), only while its PID is still that init's.
 fn enrich(proc_root: &Path, obs: &mut Observation) {
     if obs.cgroup.is_none()
         && matches!(
@@ -198,11 +198,10 @@ fn enrich(proc_root: &Path, obs: &mut Observation) {
             ObservationKind::InitFork | ObservationKind::InitExec
         )
     {
-        if let Some((best, more)) =
-            procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns)
-        {
-            obs.cgroup = best;
-            obs.more_cgroups = Some(more);
+        if let Some(init) = procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns) {
+            obs.cgroup = init.cgroup;
+            obs.more_cgroups = Some(init.more_cgroups);
+            obs.init_ppid = init.ppid;
         }
     }
 }
@@ -252,6 +251,7 @@ mod tests {
         let mut obs = exec_of_init_started_at(500 * tick + 3_000_000);
         enrich(&root, &mut obs);
         assert_eq!(obs.cgroup.as_deref(), Some("/other"));
+        assert_eq!(obs.init_ppid, 1, "its parent, for the name resolvers");
         std::fs::remove_dir_all(root).unwrap();
     }
 
@@ -264,6 +264,7 @@ mod tests {
         enrich(&root, &mut obs);
         assert_eq!(obs.cgroup, None);
         assert_eq!(obs.more_cgroups, None);
+        assert_eq!(obs.init_ppid, 0);
         std::fs::remove_dir_all(root).unwrap();
     }
 

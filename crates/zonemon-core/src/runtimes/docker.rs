@@ -104,8 +104,8 @@ pub fn parse_config(bytes: &[u8]) -> Option<DockerConfig> {
     })
 }
 
-/// Docker container ids the evidence points at, best first.
-pub fn candidate_ids(probe: &Probe<'_>) -> Vec<String> {
+/// The Docker container ids in the init's cgroup paths (`/docker/<id>`, `docker-<id>.scope`).
+pub fn cgroup_ids(probe: &Probe<'_>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for path in probe.cgroups() {
         let id = cgroup::prefixed_id(path, "docker-").or_else(|| {
@@ -119,6 +119,12 @@ pub fn candidate_ids(probe: &Probe<'_>) -> Vec<String> {
             }
         }
     }
+    ids
+}
+
+/// The container ids of the moby containerd shims above the init.
+pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
     for a in probe.ancestors() {
         if procfs::program(&a.args).starts_with("containerd-shim")
             && procfs::option(&a.args, &["-namespace", "--namespace"]) == Some(MOBY_NAMESPACE)
@@ -149,30 +155,38 @@ impl Docker {
     }
 }
 
-impl RuntimeResolver for Docker {
-    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+impl Docker {
+    /// The zone's name if container `id`'s `config.v2.json` is this zone's.
+    fn named(&mut self, probe: &Probe<'_>, id: &str) -> Option<ResolvedName> {
+        let rel = PathBuf::from(id).join("config.v2.json");
         let dir = probe.path(CONTAINERS_DIR);
-        for id in candidate_ids(probe) {
-            let rel = PathBuf::from(&id).join("config.v2.json");
-            let Some(cfg) = self.cache.get(&dir, &rel, MAX_STATE_FILE, parse_config) else {
-                continue;
-            };
-            let pid = probe.facts().init_pid;
-            if cfg.id != id || (cfg.running_pid != 0 && cfg.running_pid != pid) {
-                continue; // another container's file, or another process of this one
-            }
-            let named = match &cfg.k8s {
-                Some((ns, pod, c)) => {
-                    resolved_k8s(ns, pod, c, "docker-config", "kubernetes", Some(&id))
-                }
-                None => None,
-            }
-            .or_else(|| resolved(&cfg.name, "docker-config", "docker", Some(&id)));
-            if let Some(r) = named {
-                return Some(r.with_meta(cfg.meta.clone()));
-            }
+        let cfg = self.cache.get(&dir, &rel, MAX_STATE_FILE, parse_config)?;
+        let pid = probe.facts().init_pid;
+        if cfg.id != id || (cfg.running_pid != 0 && cfg.running_pid != pid) {
+            return None; // another container's file, or another process of this one
         }
-        None
+        match &cfg.k8s {
+            Some((ns, pod, c)) => resolved_k8s(ns, pod, c, "docker-config", "kubernetes", Some(id)),
+            None => None,
+        }
+        .or_else(|| resolved(&cfg.name, "docker-config", "docker", Some(id)))
+        .map(|r| r.with_meta(cfg.meta.clone()))
+    }
+}
+
+impl RuntimeResolver for Docker {
+    /// The ids the evidence points at, best first: the cgroup's, then the
+    /// moby shim's. When a cgroup's id names the zone, the processes above it
+    /// are not read.
+    fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        let from_cgroup = cgroup_ids(probe);
+        if let Some(r) = from_cgroup.iter().find_map(|id| self.named(probe, id)) {
+            return Some(r);
+        }
+        shim_ids(probe)
+            .iter()
+            .filter(|id| !from_cgroup.contains(id))
+            .find_map(|id| self.named(probe, id))
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {

@@ -91,16 +91,62 @@ fn walk_dirs(dir: &Path, comps: &[&OsStr]) -> Option<OwnedFd> {
 /// not a regular file. The open never blocks (`O_NONBLOCK`: a FIFO opens
 /// at once, and is then refused as not regular).
 pub fn open_beneath(dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
+    const FLAGS: libc::c_int =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let comps = plain_components(rel)?;
-    let (last, parents) = comps.split_last()?;
-    let parent = walk_dirs(dir, parents)?;
-    let fd = openat(
-        &parent,
-        last,
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
-    )?;
+    let fd = match openat2_beneath(&open_dir(dir)?, rel, FLAGS) {
+        Beneath::Opened(fd) => fd,
+        Beneath::Refused => return None,
+        Beneath::Unsupported => open_by_walk(dir, &comps, FLAGS)?,
+    };
     let st = fstat(&fd)?;
     is_reg(&st).then(|| (File::from(fd), FileKey::of(&st)))
+}
+
+/// Opens `comps` below `dir` one component at a time, refusing symlinks.
+fn open_by_walk(dir: &Path, comps: &[&OsStr], flags: libc::c_int) -> Option<OwnedFd> {
+    let (last, parents) = comps.split_last()?;
+    openat(&walk_dirs(dir, parents)?, last, flags)
+}
+
+/// What `openat2` answered.
+enum Beneath {
+    Opened(OwnedFd),
+    /// Missing, a symlink on the way, or not beneath.
+    Refused,
+    /// No `openat2` here (Linux before 5.6, or a seccomp filter): walk instead.
+    Unsupported,
+}
+
+/// Opens `rel` below the open directory `dir` in one call, refusing any
+/// symlink and anything not beneath it (`openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS`): what [`walk_dirs`] does one component at a time.
+fn openat2_beneath(dir: &OwnedFd, rel: &Path, flags: libc::c_int) -> Beneath {
+    let Ok(c) = CString::new(rel.as_os_str().as_bytes()) else {
+        return Beneath::Refused;
+    };
+    // SAFETY: all zeros is a valid `open_how` (no flags, mode 0, no resolve flags).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: `dir` is open, `c` a valid NUL-terminated path, `how` a valid open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a non-negative fd returned by openat2 is ours to own.
+        return Beneath::Opened(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL) => Beneath::Unsupported,
+        _ => Beneath::Refused,
+    }
 }
 
 /// Opens `path` for reading without following a symlink in its last
@@ -160,10 +206,18 @@ pub fn read_capped(f: &mut File, size: u64, max: u64) -> Option<Vec<u8>> {
 /// the end (no second read to see end-of-file), so a small file costs one
 /// `read`.
 pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
+    read_prefix_with(max, |buf, _| f.read(buf))
+}
+
+/// [`read_prefix`] through `read(buf, offset)`, which fills `buf` from `offset`.
+pub fn read_prefix_with(
+    max: usize,
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; max.min(4096)];
     let mut len = 0;
     while len < buf.len() {
-        match f.read(&mut buf[len..]) {
+        match read(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(n) => {
                 len += n;
@@ -356,6 +410,37 @@ mod tests {
         // The state dir itself may be reached through a link (the trusted prefix).
         symlink(t.path("state"), t.path("statelink")).unwrap();
         assert!(read_beneath(&t.path("statelink"), Path::new("real/f"), 100).is_some());
+    }
+
+    #[test]
+    fn openat2_and_the_walk_agree() {
+        let t = TempTree::new("fsread-agree");
+        t.write("outside/secret", "secret");
+        t.write("state/real/f", "ok");
+        t.mkdir("state/real/sub");
+        symlink(t.path("outside/secret"), t.path("state/real/link")).unwrap();
+        symlink(t.path("outside"), t.path("state/dirlink")).unwrap();
+        symlink("f", t.path("state/real/inside")).unwrap();
+        let dir = t.path("state");
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        for (rel, opens) in [
+            ("real/f", true),
+            ("real/sub", true),
+            ("real/link", false),
+            ("dirlink/secret", false),
+            ("real/inside", false),
+            ("real/missing", false),
+            ("real/f/x", false),
+        ] {
+            let comps = plain_components(Path::new(rel)).unwrap();
+            let walked = open_by_walk(&dir, &comps, flags).is_some();
+            let at2 = match openat2_beneath(&open_dir(&dir).unwrap(), Path::new(rel), flags) {
+                Beneath::Opened(_) => true,
+                Beneath::Refused => false,
+                Beneath::Unsupported => walked, // an old kernel: nothing to compare
+            };
+            assert_eq!((walked, at2), (opens, opens), "{rel}");
+        }
     }
 
     #[test]

@@ -20,11 +20,13 @@
 //! from host state: a zone nested inside a container shares its
 //! container's cgroup and ancestors, but the host's runtimes did not make it.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::naming::{Lookup, NameResolver, ZoneFacts};
 use probe::Probe;
+use procfiles::ProcFiles;
 use resolver::RuntimeResolver;
 
 pub mod boltdb;
@@ -42,6 +44,7 @@ pub mod nspawn;
 pub mod oci;
 pub mod podman;
 pub mod probe;
+pub mod procfiles;
 pub mod procfs;
 pub mod resolver;
 pub mod runc;
@@ -70,6 +73,8 @@ pub fn default_chain(root: &Path) -> Vec<Box<dyn NameResolver>> {
 pub struct RuntimeNames {
     root: Arc<Path>,
     resolvers: Vec<Box<dyn RuntimeResolver>>,
+    /// `/proc` files kept open between lookups (the processes that start zones mostly stay).
+    files: RefCell<ProcFiles>,
 }
 
 impl RuntimeNames {
@@ -95,6 +100,7 @@ impl RuntimeNames {
         RuntimeNames {
             root: Arc::from(root),
             resolvers,
+            files: RefCell::new(ProcFiles::new()),
         }
     }
 }
@@ -103,7 +109,7 @@ impl NameResolver for RuntimeNames {
     /// Every runtime is asked for a name first; only when none has one, the
     /// cheaper question whether any shows signs of making the zone.
     fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
-        let probe = Probe::new(&self.root, *facts);
+        let probe = Probe::with_files(&self.root, *facts, &self.files);
         if probe.nested() {
             return Lookup::Never; // the host's runtimes did not make it
         }

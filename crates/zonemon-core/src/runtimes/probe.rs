@@ -3,9 +3,10 @@
 //! Each part (the init's `/proc` entry, its cgroup paths, the processes
 //! above it) is read at most once per event and only when a resolver asks.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
+use super::procfiles::ProcFiles;
 use super::{fsread, procfs};
 use crate::naming::ZoneFacts;
 
@@ -32,6 +33,8 @@ pub struct Ancestor {
 pub struct Probe<'a> {
     root: &'a Path,
     facts: ZoneFacts<'a>,
+    /// Handles kept between lookups, when the caller keeps them.
+    files: Option<&'a RefCell<ProcFiles>>,
     /// (init still there, parent PID, start ticks).
     init: OnceCell<InitInfo>,
     cgroups: OnceCell<Vec<String>>,
@@ -51,9 +54,18 @@ impl<'a> Probe<'a> {
         Probe {
             root,
             facts,
+            files: None,
             init: OnceCell::new(),
             cgroups: OnceCell::new(),
             ancestors: OnceCell::new(),
+        }
+    }
+
+    /// A probe that reads `/proc` through `files`, whose handles are kept between lookups.
+    pub fn with_files(root: &'a Path, facts: ZoneFacts<'a>, files: &'a RefCell<ProcFiles>) -> Self {
+        Probe {
+            files: Some(files),
+            ..Self::new(root, facts)
         }
     }
 
@@ -77,6 +89,9 @@ impl<'a> Probe<'a> {
         if pid == 0 {
             return None;
         }
+        if let (Some(files), Some(file)) = (self.files, kept_file(file)) {
+            return files.borrow_mut().read(&self.path("proc"), pid, file, max);
+        }
         let mut f = fsread::open_proc(&self.path(&format!("proc/{pid}/{file}")))?;
         fsread::read_prefix(&mut f, max)
     }
@@ -87,16 +102,30 @@ impl<'a> Probe<'a> {
             if pid == 0 || self.facts.pidns == 0 {
                 return InitInfo::default();
             }
-            let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
-            let same_ns =
-                link.is_ok_and(|l| l.to_string_lossy() == format!("pid:[{}]", self.facts.pidns));
-            if !same_ns {
-                return InitInfo::default();
+            // With the init's start time known, its stat says whether the PID still is the
+            // init's (as `pipeline::enrich` checks it); else its PID namespace does.
+            let start_ns = self.facts.start_ns;
+            if start_ns != 0 && self.facts.init_ppid != 0 {
+                // Read for this event, with the start time checked: not read again.
+                return InitInfo {
+                    alive: true,
+                    ppid: Some(self.facts.init_ppid),
+                    start_ticks: Some(start_ns / crate::procscan::ns_per_clock_tick()),
+                };
+            }
+            if start_ns == 0 {
+                let link = std::fs::read_link(self.path("proc").join(format!("{pid}/ns/pid")));
+                let same_ns = link
+                    .is_ok_and(|l| l.to_string_lossy() == format!("pid:[{}]", self.facts.pidns));
+                if !same_ns {
+                    return InitInfo::default();
+                }
             }
             let stat = self.read_proc(pid, "stat", procfs::MAX_STAT);
             let stat = stat
                 .as_deref()
-                .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(s)));
+                .and_then(|s| procfs::parse_stat(&String::from_utf8_lossy(s)))
+                .filter(|&(_, ticks)| start_ns == 0 || started_at(ticks, start_ns));
             InitInfo {
                 alive: stat.is_some(),
                 ppid: stat.map(|s| s.0),
@@ -215,6 +244,25 @@ impl<'a> Probe<'a> {
     }
 }
 
+/// The `/proc/<pid>` files whose handles are worth keeping: the ones read of every ancestor.
+fn kept_file(file: &str) -> Option<&'static str> {
+    match file {
+        "stat" => Some("stat"),
+        "cmdline" => Some("cmdline"),
+        _ => None,
+    }
+}
+
+/// Whether a process that started `ticks` clock ticks after boot is the one
+/// that started at `start_ns` (CLOCK_BOOTTIME ns), within
+/// [`crate::tracker::SEED_START_TOLERANCE_NS`] (a PID is not reused that fast).
+fn started_at(ticks: u64, start_ns: u64) -> bool {
+    ticks
+        .saturating_mul(crate::procscan::ns_per_clock_tick())
+        .abs_diff(start_ns)
+        <= crate::tracker::SEED_START_TOLERANCE_NS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +310,44 @@ mod tests {
         assert!(!p.init_alive());
         assert_eq!(p.cgroups(), ["/aap"], "only what the tracker saw");
         assert!(p.ancestors().is_empty());
+    }
+
+    #[test]
+    fn with_a_start_time_the_init_is_told_by_it() {
+        let t = TempTree::new("probe-start");
+        t.proc(100, 50, 3000, &[100, 1], &["sleep", "1000"], "0::/aap\n");
+        t.proc(50, 1, 1, &[50], &["runc", "run", "aap"], "0::/\n");
+        let tick = crate::procscan::ns_per_clock_tick();
+        let f = ZoneFacts {
+            start_ns: 3000 * tick + 3_000_000,
+            ..facts(100, 50, Some("/aap"))
+        };
+        // No PID namespace link is read: the start time says it is the init.
+        std::fs::remove_file(t.path("proc/100/ns/pid")).unwrap();
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), f, &files);
+        assert!(p.init_alive());
+        assert_eq!(p.ancestor_named("runc").unwrap().pid, 50);
+        // A process that started 20 s later has PID 100 now: not the init.
+        let later = ZoneFacts {
+            start_ns: 3000 * tick - 20_000_000_000,
+            ..f
+        };
+        let p = Probe::with_files(t.root(), later, &files);
+        assert!(!p.init_alive());
+        assert!(p.ancestors().is_empty());
+        assert_eq!(
+            files.borrow().opens(),
+            3,
+            "the init's stat, runc's cmdline and stat: each opened once"
+        );
+        // The init's parent read for this event (with its start time checked): its stat is not read.
+        let told = ZoneFacts { init_ppid: 50, ..f };
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), told, &files);
+        assert!(p.init_alive());
+        assert_eq!(p.init_start_ticks(), Some(3000));
+        assert_eq!(p.ancestor_named("runc").unwrap().pid, 50);
+        assert_eq!(files.borrow().opens(), 2, "runc's cmdline and stat only");
     }
 }

@@ -113,6 +113,8 @@ pub const PIDNS: u32 = 4026532000;
 pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts<'_> {
     ZoneFacts {
         init_pid,
+        start_ns: 0,
+        init_ppid: 0,
         creator_pid,
         pidns: PIDNS,
         level: 1,

@@ -1012,3 +1012,27 @@ fn a_seeded_init_found_running_or_seen_by_the_kernel_is_not_checked_again() {
     let evs = feed(&mut t, &[AAP.exit(check + 5, 0), AAP.free(check + 6)]);
     assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
 }
+
+/// The init's parent read with an observation reaches that observation's lookup, and no later one.
+#[test]
+fn the_inits_parent_serves_only_its_own_observations_lookup() {
+    struct Parents(std::rc::Rc<std::cell::RefCell<Vec<(u32, u64)>>>);
+    impl NameResolver for Parents {
+        fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
+            self.0.borrow_mut().push((f.init_ppid, f.start_ns));
+            Lookup::NotYet
+        }
+    }
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let host = HostInfo {
+        utsns: HOST_UTS,
+        hostname: "host".into(),
+    };
+    let mut t = Tracker::new(host, Parents(seen.clone()));
+    let mut fork = AAP.fork(AAP.start);
+    fork.init_ppid = 42;
+    t.observe(&fork);
+    // The exec's record was not enriched (its cgroup came with it): the resolver reads the parent itself.
+    t.observe(&AAP.exec(AAP.start + 10));
+    assert_eq!(*seen.borrow(), [(42, AAP.start), (0, AAP.start)]);
+}
