@@ -15,6 +15,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
@@ -42,7 +43,13 @@ pub struct EbpfSource {
     skel: ZonemonSkel<'static>,
     /// Kernel-side losses already reported and recovered from.
     lost_seen: u64,
+    /// The programs' recursion misses when last asked, and when that was.
+    misses: (u64, Option<Instant>),
 }
+
+/// How often the programs' recursion misses are asked for at most: five
+/// system calls, 25–50 µs here, which every record would otherwise pay.
+const MISSES_EVERY: Duration = Duration::from_millis(100);
 
 impl EbpfSource {
     /// Loads and attaches the BPF programs with a ring buffer of `ring_bytes`.
@@ -69,6 +76,7 @@ impl EbpfSource {
             queue,
             skel,
             lost_seen: 0,
+            misses: (0, None),
         })
     }
 
@@ -76,8 +84,10 @@ impl EbpfSource {
     /// dying zones it could not track (their `down` would be missing), and
     /// runs of its programs the kernel skipped (recursion misses: a
     /// tracepoint hit while one of them already ran on that CPU, e.g. from an
-    /// NMI; the transition it would have seen is missing).
-    fn lost_total(&self) -> u64 {
+    /// NMI; the transition it would have seen is missing). The counters are
+    /// read each time; the recursion misses at most every [`MISSES_EVERY`],
+    /// so a miss is found at the first drain after that.
+    fn lost_total(&mut self) -> u64 {
         let counters = match self.skel.maps.bss_data.as_deref() {
             // SAFETY: the counters live in the object's mmap'd .bss, updated
             // atomically by the kernel; a volatile read sees a whole u64.
@@ -88,18 +98,28 @@ impl EbpfSource {
             },
             None => 0,
         };
+        counters + self.recursion_misses()
+    }
+
+    /// The recursion misses of all the programs, asked for again when the last answer is older than [`MISSES_EVERY`].
+    fn recursion_misses(&mut self) -> u64 {
+        let (known, asked) = self.misses;
+        if asked.is_some_and(|t| t.elapsed() < MISSES_EVERY) {
+            return known;
+        }
         let progs = &self.skel.progs;
-        counters
-            + [
-                progs.zm_fork.as_fd(),
-                progs.zm_exec.as_fd(),
-                progs.zm_exit.as_fd(),
-                progs.zm_free.as_fd(),
-                progs.zm_oom.as_fd(),
-            ]
-            .into_iter()
-            .map(recursion_misses)
-            .sum::<u64>()
+        let now = [
+            progs.zm_fork.as_fd(),
+            progs.zm_exec.as_fd(),
+            progs.zm_exit.as_fd(),
+            progs.zm_free.as_fd(),
+            progs.zm_oom.as_fd(),
+        ]
+        .into_iter()
+        .map(recursion_misses)
+        .sum::<u64>();
+        self.misses = (now, Some(Instant::now()));
+        now
     }
 
     /// Tells the kernel side of the host-PID zones among `zones` (a /proc
