@@ -62,9 +62,16 @@ pub fn parse_ns_link(link: &str) -> Option<u32> {
 /// The command name (field 2) is in parentheses and may itself contain
 /// spaces and `)`, so fields are counted from after the last `)`.
 pub fn parse_starttime_ticks(stat: &str) -> Option<u64> {
+    parse_decimal(stat_field(stat, 22)?)
+}
+
+/// Field `n` (numbered from 1, `n` ≥ 3) of a `/proc/PID/stat` line. The
+/// command name (field 2) may hold spaces and `)`, so fields are counted
+/// after the last `)`.
+pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let (_, rest) = stat.rsplit_once(')')?;
     // `rest` starts at field 3 (the state).
-    parse_decimal(rest.split_ascii_whitespace().nth(22 - 3)?)
+    rest.split_ascii_whitespace().nth(n.checked_sub(3)?)
 }
 
 /// A task's cgroup paths from `/proc/PID/cgroup`: the one that best
@@ -360,8 +367,7 @@ pub fn process_has_exited(proc_root: &Path, pid: u32) -> bool {
 
 /// The kernel's task flags (`PF_*`) from `/proc/PID/stat` (its 9th field).
 pub fn parse_flags(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    parse_decimal(rest.split_whitespace().nth(6)?)
+    parse_decimal(stat_field(stat, 9)?)
 }
 
 /// The state letter (`R`, `S`, `Z` …) from `/proc/PID/stat` (its 3rd field).
@@ -700,6 +706,21 @@ mod tests {
         assert_eq!(parse_ns_link("pid:[5] "), None);
         assert_eq!(parse_ns_link("/some/path"), None);
         assert_eq!(parse_ns_link(""), None);
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_last_parenthesis() {
+        let stat = "12 (a) b) S 1 12 12 0 -1 4194564";
+        assert_eq!(stat_field(stat, 3), Some("S"));
+        assert_eq!(stat_field(stat, 4), Some("1"));
+        assert_eq!(stat_field(stat, 9), Some("4194564"));
+        assert_eq!(stat_field(stat, 10), None);
+        assert_eq!(
+            stat_field(stat, 2),
+            None,
+            "the command name is not a field here"
+        );
+        assert_eq!(stat_field("12 a S", 3), None, "no parenthesis");
     }
 
     #[test]

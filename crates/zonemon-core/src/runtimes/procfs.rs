@@ -17,15 +17,11 @@ pub const MAX_CGROUP_PATH: usize = 4096;
 /// Longest `/proc/<pid>/stat` read.
 pub const MAX_STAT: usize = 8 * 1024;
 
-/// The parent PID (field 4) and start time in clock ticks (field 22) from `/proc/<pid>/stat`.
-///
-/// The command name (field 2) may hold spaces and `)`, so fields are
-/// counted after the last `)`.
+/// The parent PID (field 4) and start time in clock ticks (field 22) from
+/// `/proc/<pid>/stat`, fields counted as [`crate::procscan::stat_field`] does.
 pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_ascii_whitespace();
-    let ppid = fields.nth(1)?.parse().ok()?; // field 4 (field 3 is the state)
-    let start = fields.nth(22 - 5)?.parse().ok()?; // field 22
+    let ppid = crate::procscan::stat_field(stat, 4)?.parse().ok()?;
+    let start = crate::procscan::stat_field(stat, 22)?.parse().ok()?;
     Some((ppid, start))
 }
 
