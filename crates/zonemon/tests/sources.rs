@@ -129,7 +129,7 @@ fn polling_text_output_is_the_seeds() {
     let name = format!("{p}noot");
     let mon = Monitor::start(&["--source", "poll", "--interval", "50ms"]);
     let booted = format!("Zone {name} booted");
-    HeldZone::start(&name, 0).release_when(&mon, |l| l.iter().any(|l| *l == booted));
+    HeldZone::start(&name, 0).release_when(&mon, |l| l.contains(&booted));
     let want = [
         format!("Zone {name} booted"),
         format!("Zone {name} shutdown"),
