@@ -527,6 +527,7 @@ impl<R: NameResolver> Tracker<R> {
             container_id,
             k8s,
             pidns: zone.pidns().inode,
+            pidns_id: zone.pidns().id,
             init_pid: zone.init_pid,
             level: zone.level,
             parent_zone_id: zone.parent_zone_id,
