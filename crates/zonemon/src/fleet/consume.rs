@@ -549,15 +549,7 @@ pub fn running(from: &FromArgs) -> Result<Vec<(String, Map<String, Value>)>> {
             )
         })?;
         let mut rows = Vec::new();
-        let mut keys = bucket.keys().await.context("listing the bucket")?;
-        let mut names = Vec::new();
-        while let Some(k) = keys.next().await {
-            names.push(k.context("listing the bucket")?);
-        }
-        for key in names {
-            let Some(value) = bucket.get(&key).await.context("reading the bucket")? else {
-                continue; // deleted meanwhile
-            };
+        for (key, value) in bucket_snapshot(&js, &bucket).await? {
             let Some((host, _)) = key.split_once('.') else {
                 continue;
             };
@@ -568,6 +560,58 @@ pub fn running(from: &FromArgs) -> Result<Vec<(String, Map<String, Value>)>> {
         }
         Ok::<_, anyhow::Error>(rows)
     })
+}
+
+/// How long reading the bucket to its end may take.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bucket's keys with their newest values, as of this call: a watch from
+/// each key's newest value, read until it reaches the bucket's last sequence
+/// taken just after the watch began. (The bucket's own key listing ends only
+/// at a moment with nothing left to deliver, which a fleet under constant
+/// churn never has: `zonemon list --from` then never finished.)
+async fn bucket_snapshot(
+    js: &jetstream::Context,
+    bucket: &jetstream::kv::Store,
+) -> Result<BTreeMap<String, bytes::Bytes>> {
+    let mut watch = bucket
+        .watch_with_history(">")
+        .await
+        .context("reading the bucket")?;
+    let last = js
+        .get_stream(format!("KV_{BUCKET}"))
+        .await
+        .context("reading the bucket's stream")?
+        .info()
+        .await
+        .context("reading the bucket's stream")?
+        .state
+        .last_sequence;
+    let mut values = BTreeMap::new();
+    if last == 0 {
+        return Ok(values);
+    }
+    let read = async {
+        while let Some(entry) = watch.next().await {
+            let entry = entry.context("reading the bucket")?;
+            match entry.operation {
+                jetstream::kv::Operation::Put => {
+                    values.insert(entry.key, entry.value);
+                }
+                jetstream::kv::Operation::Delete | jetstream::kv::Operation::Purge => {
+                    values.remove(&entry.key);
+                }
+            }
+            if entry.revision >= last || entry.delta == 0 {
+                return Ok(());
+            }
+        }
+        bail!("the bucket's watch ended early")
+    };
+    tokio::time::timeout(SNAPSHOT_TIMEOUT, read)
+        .await
+        .map_err(|_| anyhow!("reading the bucket took over {SNAPSHOT_TIMEOUT:?}"))??;
+    Ok(values)
 }
 
 /// Writes the zones `rows` (host, record): the table with a HOST column first, or with
