@@ -192,6 +192,9 @@ fn push(v: &mut Vec<String>, s: &str) {
     }
 }
 
+/// containerd's processes that may be above its tasks' inits (the shim first).
+const PROCESSES: &[&str] = &["containerd-shim*", "containerd"];
+
 impl RuntimeResolver for Containerd {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let shim = probe
@@ -242,10 +245,11 @@ impl RuntimeResolver for Containerd {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(
-            &["containerd-shim*", "containerd"],
-            &["kubepods", "cri-containerd"],
-        )
+        probe.shows_signs_of(PROCESSES, &["kubepods", "cri-containerd"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

@@ -139,6 +139,9 @@ pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
     ids
 }
 
+/// Docker's processes that may be above its containers' inits (moby's shim first).
+const PROCESSES: &[&str] = &["containerd-shim*", "dockerd", "docker-init"];
+
 /// Names Docker's containers from `config.v2.json`.
 pub struct Docker {
     root: Arc<Path>,
@@ -190,7 +193,11 @@ impl RuntimeResolver for Docker {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["containerd-shim*", "dockerd", "docker-init"], &["docker"])
+        probe.shows_signs_of(PROCESSES, &["docker"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

@@ -59,6 +59,11 @@ impl Lxc {
     }
 }
 
+/// The command names of LXC's processes that may be above its containers'
+/// inits (`lxc-start`, and its monitor, whose title is rewritten but whose
+/// command name stays).
+const PROCESSES: &[&str] = &["lxc*"];
+
 impl RuntimeResolver for Lxc {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let monitor = probe.ancestors().iter().find_map(|a| {
@@ -76,6 +81,10 @@ impl RuntimeResolver for Lxc {
         }
         let name = probe.cgroups().iter().find_map(|p| cgroup_name(p))?;
         resolved(name, "lxc-cgroup", "lxc", Some(name))
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {

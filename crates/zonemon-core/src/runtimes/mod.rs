@@ -25,12 +25,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::naming::{Lookup, NameResolver, ZoneFacts};
+use comms::CommFilter;
 use probe::Probe;
 use procfiles::ProcFiles;
 use resolver::RuntimeResolver;
 
 pub mod boltdb;
 pub mod cgroup;
+pub mod comms;
 pub mod containerd;
 pub mod crio;
 pub mod crun;
@@ -75,6 +77,8 @@ pub struct RuntimeNames {
     resolvers: Vec<Box<dyn RuntimeResolver>>,
     /// `/proc` files kept open between lookups (the processes that start zones mostly stay).
     files: RefCell<ProcFiles>,
+    /// The command names of the processes whose command lines some resolver looks at.
+    comms: CommFilter,
 }
 
 impl RuntimeNames {
@@ -99,6 +103,7 @@ impl RuntimeNames {
     pub fn with_resolvers(root: &Path, resolvers: Vec<Box<dyn RuntimeResolver>>) -> Self {
         RuntimeNames {
             root: Arc::from(root),
+            comms: CommFilter::union(resolvers.iter().map(|r| r.ancestor_comms())),
             resolvers,
             files: RefCell::new(ProcFiles::new()),
         }
@@ -107,9 +112,11 @@ impl RuntimeNames {
 
 impl NameResolver for RuntimeNames {
     /// Every runtime is asked for a name first; only when none has one, the
-    /// cheaper question whether any shows signs of making the zone.
+    /// cheaper question whether any shows signs of making the zone. Of the
+    /// processes the kernel listed above the init, only those whose command
+    /// name some resolver looks for are read ([`comms`]).
     fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
-        let probe = Probe::with_files(&self.root, *facts, &self.files);
+        let probe = Probe::with_files(&self.root, *facts, &self.files).reading_only(&self.comms);
         if probe.nested() {
             return Lookup::Never; // the host's runtimes did not make it
         }

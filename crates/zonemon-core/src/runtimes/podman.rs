@@ -149,6 +149,9 @@ fn meta(image: Option<&str>, config: Option<&Config>) -> ZoneMeta {
     )
 }
 
+/// Podman's processes that may be above its containers' inits.
+const PROCESSES: &[&str] = &["conmon", "podman"];
+
 impl RuntimeResolver for Podman {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let from_cgroup = probe
@@ -184,7 +187,11 @@ impl RuntimeResolver for Podman {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["conmon", "podman"], &["libpod"])
+        probe.shows_signs_of(PROCESSES, &["libpod"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 
