@@ -52,13 +52,14 @@ impl Forebear {
 pub struct Lineage(pub [Forebear; LINEAGE_LEN]);
 
 impl Lineage {
-    /// The processes in order, each once, leaving out none (PID 0), host PID 1
-    /// (nobody's runtime) and `init_pid` itself: the processes a resolver may
-    /// look at, as `runtimes::probe::Probe::ancestors` lists them.
-    pub fn above(&self, init_pid: u32) -> impl Iterator<Item = &Forebear> {
-        self.0.iter().enumerate().filter_map(move |(i, f)| {
+    /// The processes in order with their index, each once, leaving out none
+    /// (PID 0), host PID 1 (nobody's runtime) and `init_pid` itself: the
+    /// processes a resolver may look at, as `runtimes::probe::Probe::ancestors`
+    /// lists them.
+    pub fn above(&self, init_pid: u32) -> impl Iterator<Item = (usize, &Forebear)> {
+        self.0.iter().enumerate().filter(move |&(i, f)| {
             let first = !self.0[..i].iter().any(|o| o.pid == f.pid);
-            (f.pid > 1 && f.pid != init_pid && first).then_some(f)
+            f.pid > 1 && f.pid != init_pid && first
         })
     }
 }
@@ -87,8 +88,8 @@ mod tests {
             Forebear::new(40, b"bash"),
             Forebear::new(1, b"init"),
         ]);
-        let pids: Vec<u32> = l.above(100).map(|f| f.pid).collect();
-        assert_eq!(pids, [50, 40]);
+        let pids: Vec<(usize, u32)> = l.above(100).map(|(i, f)| (i, f.pid)).collect();
+        assert_eq!(pids, [(0, 50), (2, 40)]);
         assert_eq!(l.above(40).count(), 1, "never the init itself");
         assert_eq!(Lineage::default().above(1).count(), 0);
     }

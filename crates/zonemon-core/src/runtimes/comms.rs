@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn exact_prefix_and_truncated_patterns() {
         assert!(comm_matches("runc", b"runc"));
-        assert!(!comm_matches("runc", b"runc:[1:CHILD]"), "runc's init stages");
+        assert!(
+            !comm_matches("runc", b"runc:[1:CHILD]"),
+            "runc's init stages"
+        );
         assert!(!comm_matches("runc", b"run"));
         assert!(!comm_matches("runc", b"runtimes-1234ab"));
         assert!(comm_matches("containerd-shim*", b"containerd-shim"));
@@ -103,7 +106,10 @@ mod tests {
         assert!(f.wants(b"conmon") && f.wants(b"runc") && f.wants(b"lxc-start"));
         assert!(!f.wants(b"bash") && !f.wants(b"unshare"));
         let all = CommFilter::union([Some(&["conmon"][..]), None]);
-        assert!(all.wants(b"bash"), "a resolver that did not say reads every process");
+        assert!(
+            all.wants(b"bash"),
+            "a resolver that did not say reads every process"
+        );
         assert!(CommFilter::all().wants(b""));
         assert!(!CommFilter::union([]).wants(b"runc"));
     }

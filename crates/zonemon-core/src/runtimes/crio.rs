@@ -126,8 +126,8 @@ impl RuntimeResolver for CriO {
             .find(|id| is_hex64(id))
             .map(str::to_string);
         let conmon = probe
-            .ancestors()
-            .iter()
+            .ancestors_like(&["conmon"])
+            .into_iter()
             .find(|a| procfs::program(&a.args) == "conmon" && !is_podman_conmon(a));
         let conmon_id = conmon
             .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))

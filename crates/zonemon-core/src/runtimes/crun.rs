@@ -35,7 +35,13 @@ pub const CRUN: OciRuntime = OciRuntime {
     state_file: "status",
     label_state: "crun-status",
     label_argv: "crun-argv",
-    comms: &["crun", "conmon", "containerd-shim*", "dockerd", "containerd"],
+    comms: &[
+        "crun",
+        "conmon",
+        "containerd-shim*",
+        "dockerd",
+        "containerd",
+    ],
     parse: parse_status,
 };
 

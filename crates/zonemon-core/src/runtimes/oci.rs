@@ -173,12 +173,12 @@ impl OciResolver {
 
     /// Names the zone, if this runtime made it.
     pub fn resolve(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        let ancestors = probe.ancestors();
-        if ancestors.iter().any(is_manager) {
+        if probe.ancestors_like(MANAGERS).into_iter().any(is_manager) {
             return None;
         }
-        let argv = ancestors
-            .iter()
+        let argv = probe
+            .ancestors_like(&[self.rt.program])
+            .into_iter()
             .filter(|a| procfs::program(&a.args) == self.rt.program)
             .find_map(|a| parse_runtime_argv(&a.args));
         let dir = match argv.and_then(|(_, _, root)| root) {

@@ -160,7 +160,10 @@ impl RuntimeResolver for Podman {
             .filter_map(|p| cgroup::prefixed_id(p, "libpod-"))
             .find(|id| is_hex64(id))
             .map(str::to_string);
-        let conmon = probe.ancestors().iter().find(|a| is_podman_conmon(a));
+        let conmon = probe
+            .ancestors_like(&["conmon"])
+            .into_iter()
+            .find(|a| is_podman_conmon(a));
         let conmon_id = conmon
             .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))
             .filter(|id| is_hex64(id));

@@ -6,9 +6,10 @@
 use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
-use super::comms::CommFilter;
+use super::comms::{comm_matches, CommFilter};
 use super::procfiles::ProcFiles;
 use super::{fsread, procfs};
+use crate::lineage::LINEAGE_LEN;
 use crate::naming::ZoneFacts;
 
 /// How many generations of the init's ancestors are looked at (parent,
@@ -17,7 +18,7 @@ use crate::naming::ZoneFacts;
 pub const MAX_ANCESTOR_DEPTH: usize = 3;
 
 // The kernel's lineage lists the same processes: the creator and these generations.
-const _: () = assert!(crate::lineage::LINEAGE_LEN == MAX_ANCESTOR_DEPTH + 1);
+const _: () = assert!(LINEAGE_LEN == MAX_ANCESTOR_DEPTH + 1);
 
 /// A process above the zone's init: its host PID and command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct Probe<'a> {
     init: OnceCell<InitInfo>,
     cgroups: OnceCell<Vec<String>>,
     ancestors: OnceCell<Vec<Ancestor>>,
+    /// The command line of each process of the kernel's lineage, read at most once, when asked.
+    forebears: [OnceCell<Option<Ancestor>>; LINEAGE_LEN],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,6 +68,7 @@ impl<'a> Probe<'a> {
             init: OnceCell::new(),
             cgroups: OnceCell::new(),
             ancestors: OnceCell::new(),
+            forebears: Default::default(),
         }
     }
 
@@ -210,8 +214,8 @@ impl<'a> Probe<'a> {
             if let Some(lineage) = &self.facts.lineage {
                 return lineage
                     .above(self.facts.init_pid)
-                    .filter(|f| self.comms.is_none_or(|c| c.wants(f.comm())))
-                    .filter_map(|f| self.ancestor(f.pid))
+                    .filter(|(_, f)| self.comms.is_none_or(|c| c.wants(f.comm())))
+                    .filter_map(|(i, f)| self.forebear(i, f.pid).cloned())
                     .collect();
             }
             let push = |pid: u32, out: &mut Vec<Ancestor>| {
@@ -238,6 +242,34 @@ impl<'a> Probe<'a> {
         })
     }
 
+    /// The ancestors that may be one of `progs` (argv\[0\]'s basename; an
+    /// entry ending in `*` matches a prefix), in [`Probe::ancestors`]' order:
+    /// when the kernel listed the processes above the init
+    /// ([`ZoneFacts::lineage`]), those whose command name is one of `progs`
+    /// (the others' command lines are not read: the evidence of one runtime
+    /// costs nothing to the others); else all of them. Callers still test
+    /// what the command line says.
+    pub fn ancestors_like(&self, progs: &[&str]) -> Vec<&Ancestor> {
+        let Some(lineage) = &self.facts.lineage else {
+            return self.ancestors().iter().collect();
+        };
+        if !self.init_alive() {
+            return Vec::new();
+        }
+        lineage
+            .above(self.facts.init_pid)
+            .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
+            .filter_map(|(i, f)| self.forebear(i, f.pid))
+            .collect()
+    }
+
+    /// Process `i` of the kernel's lineage, `pid`, with its command line (read once), unless it is gone.
+    fn forebear(&self, i: usize, pid: u32) -> Option<&Ancestor> {
+        self.forebears[i]
+            .get_or_init(|| self.ancestor(pid))
+            .as_ref()
+    }
+
     /// Process `pid` with its command line, unless it is gone.
     fn ancestor(&self, pid: u32) -> Option<Ancestor> {
         let b = self.read_proc(pid, "cmdline", procfs::MAX_CMDLINE)?;
@@ -252,7 +284,7 @@ impl<'a> Probe<'a> {
     /// of `cgroup_words`: the cheap signs of a runtime, for
     /// [`RuntimeResolver::could_claim_later`].
     pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
-        self.ancestors()
+        self.ancestors_like(progs)
             .iter()
             .any(|a| procfs::program_is_one_of(&a.args, progs))
             || self
@@ -263,8 +295,8 @@ impl<'a> Probe<'a> {
 
     /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
     pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
-        self.ancestors()
-            .iter()
+        self.ancestors_like(&[prog])
+            .into_iter()
             .find(|a| procfs::program(&a.args) == prog)
     }
 }

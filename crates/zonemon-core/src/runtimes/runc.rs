@@ -38,7 +38,13 @@ pub const RUNC: OciRuntime = OciRuntime {
     state_file: "state.json",
     label_state: "runc-state",
     label_argv: "runc-argv",
-    comms: &["runc", "conmon", "containerd-shim*", "dockerd", "containerd"],
+    comms: &[
+        "runc",
+        "conmon",
+        "containerd-shim*",
+        "dockerd",
+        "containerd",
+    ],
     parse: parse_state,
 };
 

@@ -108,8 +108,7 @@ mod tests {
     /// The bytes the kernel would write for `e`.
     fn bytes_of<T>(e: &T) -> Vec<u8> {
         // SAFETY: the record types are repr(C) plain old data.
-        unsafe { std::slice::from_raw_parts((e as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
+        unsafe { std::slice::from_raw_parts((e as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     fn chars<const N: usize>(s: &[u8]) -> [i8; N] {
