@@ -1017,7 +1017,9 @@ fn a_seeded_init_found_running_or_seen_by_the_kernel_is_not_checked_again() {
 /// record carried, reach that observation's lookup, and no later one.
 #[test]
 fn the_inits_parent_serves_only_its_own_observations_lookup() {
-    struct Parents(std::rc::Rc<std::cell::RefCell<Vec<(u32, u64, Option<u32>)>>>);
+    /// (init's parent, start time, the lineage's creator) of each lookup.
+    type Seen = Vec<(u32, u64, Option<u32>)>;
+    struct Parents(std::rc::Rc<std::cell::RefCell<Seen>>);
     impl NameResolver for Parents {
         fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
             let creator = f.lineage.map(|l| l.0[0].pid);
