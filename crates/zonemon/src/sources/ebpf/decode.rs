@@ -168,9 +168,13 @@ mod tests {
             (zm_kind::ZM_KIND_INIT_EXIT, ObservationKind::InitExit),
             (zm_kind::ZM_KIND_INIT_FREE, ObservationKind::InitFree),
         ] {
-            let e = zm_event {
-                kind: k.0,
-                ..exit_record()
+            // As long as a fork's record: the longest any kind has.
+            let e = zm_fork_event {
+                event: zm_event {
+                    kind: k.0,
+                    ..exit_record()
+                },
+                ..Default::default()
             };
             assert_eq!(decode(&bytes_of(&e)).unwrap().kind, want);
         }

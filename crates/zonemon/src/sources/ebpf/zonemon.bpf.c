@@ -151,6 +151,16 @@ static __always_inline __u64 ns_id_of(struct pid_namespace *ns)
 	return BPF_CORE_READ(ns, ns.ns_id);
 }
 
+/* Room for a record of `size` bytes in `events`, or NULL (counted in `dropped`) when it is full. */
+static __always_inline void *reserve(__u64 size)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!r)
+		__sync_fetch_and_add(&dropped, 1);
+	return r;
+}
+
 /*
  * Fills record `e` about `init` (a zone's init, or any thread of its group),
  * whose PID namespace is `ns` at depth `level`.
@@ -199,11 +209,9 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 {
 	struct zm_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&dropped, 1);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
 	fill(e, kind, init, ns, level, creator_pid, exit_status, victim_pid);
 	bpf_ringbuf_submit(e, 0);
 }
@@ -229,11 +237,9 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 	struct task_struct *up;
 	int i;
 
-	f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
-	if (!f) {
-		__sync_fetch_and_add(&dropped, 1);
+	f = reserve(sizeof(*f));
+	if (!f)
 		return;
-	}
 	fill(&f->event, ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0, 0);
 	forebear(&f->lineage[0], parent);
 	up = BPF_CORE_READ(child, real_parent);
@@ -255,11 +261,9 @@ static __always_inline void emit_known(__u32 kind, __u32 tgid, __u64 start_ns, _
 {
 	struct zm_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&dropped, 1);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = start_ns;
