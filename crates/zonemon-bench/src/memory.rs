@@ -29,9 +29,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for &target in &ctx.plan.memory_zones {
         while made < target {
             let chunk = (target - made).min(5000);
-            let b = ctx
-                .helpers
-                .zonefork(&prefix, made, chunk, 8, &["/bin/true"])?;
+            let b = ctx.helpers.zonefork(&prefix, made, chunk, 8)?;
             made += b.made;
             m.wait_for_zones(made, made);
             checkpoints.push((made, peak_rss_kib(m.pid())?));

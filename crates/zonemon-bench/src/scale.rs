@@ -61,8 +61,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
             m.with_seen(|s| (s.count(Kind::Shutdown), s.count(Kind::Down), s.recs.len()));
         let u0 = usage(m.pid())?;
         let n = k / CPU_BATCHES;
-        ctx.helpers
-            .zonefork(&cpu_prefix, b * n, n, 4, &["/bin/true"])?;
+        ctx.helpers.zonefork(&cpu_prefix, b * n, n, 4)?;
         m.wait_for_zones(sd0 + n, dn0 + n);
         let u = usage(m.pid())?.since(&u0);
         let t = m.with_seen(|s| s.recs[recs0..].len());

@@ -1,8 +1,8 @@
 //! Throughput: the highest zone rate zonemon follows with zero loss (no
 //! `lost` record, every zone's boot and shutdown seen), ramping how many
 //! zones are made at a time with the `zonefork` helper (the cheapest zone:
-//! clone into new PID+UTS namespaces, sethostname, exec /bin/true), and
-//! zonemon's CPU time per transition.
+//! clone into new PID+UTS namespaces, sethostname, exec a static program
+//! that exits at once), and zonemon's CPU time per transition.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             )
         });
         let u0 = usage(m.pid())?;
-        let b = ctx.helpers.zonefork(&prefix, 0, k, p, &["/bin/true"])?;
+        let b = ctx.helpers.zonefork(&prefix, 0, k, p)?;
         let waited = Instant::now();
         m.wait_for_zones(sd0 + k, dn0 + k);
         let u = usage(m.pid())?.since(&u0);
@@ -154,7 +154,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             .join(", ")
     ));
     rep.note(
-        "Throughput zones come from the zonefork helper (clone(CLONE_NEWPID|CLONE_NEWUTS), sethostname, exec /bin/true): \
+        "Throughput zones come from the zonefork helper (clone(CLONE_NEWPID|CLONE_NEWUTS), sethostname, exec zoneinit, a static program that exits 0): \
          the cheapest zone possible, so the ramp finds the machine's limit rather than the shell's; a transition is any of ready/booted/shutdown/down; \
          zonemon's CPU is its sum_exec_runtime over the step.",
     );

@@ -87,6 +87,8 @@ pub struct Helpers {
     pub zonefork: PathBuf,
     /// `zonehold --prefix P --live N --churn M --duration S` (also `./dev stress`).
     pub zonehold: PathBuf,
+    /// `zoneinit`: exits 0 at once; static, the cheapest program a zone's init can exec.
+    pub zoneinit: PathBuf,
 }
 
 /// Zones kept alive by `zonehold` until [`Hold::release`] (or drop).
@@ -115,6 +117,7 @@ impl Helpers {
             zonefork: compile(dir, "zonefork", include_str!("../c/zonefork.c"), false)?,
             // Static: each of thousands of held zones is this program, a few pages each.
             zonehold: compile(dir, "zonehold", include_str!("../c/zonehold.c"), true)?,
+            zoneinit: compile(dir, "zoneinit", include_str!("../c/zoneinit.c"), true)?,
         })
     }
 
@@ -160,21 +163,21 @@ impl Helpers {
         out.trim().parse().context("forkexec printed no time")
     }
 
-    /// Makes zones `prefix{first..first+count}` running `prog`, `parallel` at a time.
+    /// Makes zones `prefix{first..first+count}`, `parallel` at a time; each
+    /// zone's init execs `zoneinit` (the cheapest zone: a static program that exits 0).
     pub fn zonefork(
         &self,
         prefix: &str,
         first: usize,
         count: usize,
         parallel: usize,
-        prog: &[&str],
     ) -> Result<Batch> {
         let mut cmd = Command::new(&self.zonefork);
         cmd.arg(prefix)
             .arg(first.to_string())
             .arg(count.to_string())
             .arg(parallel.to_string())
-            .args(prog)
+            .arg(&self.zoneinit)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut p = Proc::spawn(&mut cmd, Spawn::default())?;

@@ -70,6 +70,9 @@ pub struct ZoneEvent {
     pub k8s: Option<K8sNames>,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
+    /// The kernel's never-reused id of the zone's PID namespace (Linux
+    /// 6.18+); 0 when unknown.
+    pub pidns_id: u64,
     /// Host PID of the zone's init.
     pub init_pid: u32,
     /// Depth of the zone's PID namespace (1 = directly under the host's).
@@ -117,6 +120,7 @@ impl ZoneEvent {
             container_id: None,
             k8s: None,
             pidns: 4026532000,
+            pidns_id: 0,
             init_pid: 1234,
             level: 1,
             parent_zone_id: None,

@@ -1,5 +1,7 @@
 //! What a source (eBPF, or a scan of `/proc`) saw of a zone's init.
 
+use crate::pidns::PidNs;
+
 /// Which moment of a zone init's life an [`Observation`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObservationKind {
@@ -33,6 +35,10 @@ pub struct Observation {
     pub pidns: u32,
     /// Inode number of the parent PID namespace.
     pub parent_pidns: u32,
+    /// The kernel's never-reused id of the zone's PID namespace (Linux 6.18+); 0 when unknown.
+    pub pidns_id: u64,
+    /// The kernel's never-reused id of the parent PID namespace; 0 when unknown or the host's.
+    pub parent_pidns_id: u64,
     /// Host PID of the parent namespace's init; 0 when the parent is the host.
     pub parent_init_pid: u32,
     /// Depth of the zone's PID namespace (1 = directly under the host's).
@@ -76,6 +82,8 @@ impl Observation {
             start_ns: 0,
             pidns: 0,
             parent_pidns: 0,
+            pidns_id: 0,
+            parent_pidns_id: 0,
             parent_init_pid: 0,
             level: 0,
             init_pid: 0,
@@ -89,6 +97,22 @@ impl Observation {
             init_ppid: 0,
             more_cgroups: None,
             lineage: None,
+        }
+    }
+
+    /// The zone's PID namespace.
+    pub fn pid_ns(&self) -> PidNs {
+        PidNs {
+            inode: self.pidns,
+            id: self.pidns_id,
+        }
+    }
+
+    /// The parent PID namespace.
+    pub fn parent_ns(&self) -> PidNs {
+        PidNs {
+            inode: self.parent_pidns,
+            id: self.parent_pidns_id,
         }
     }
 }

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use crate::escape::{bound, bounded_lossy};
 use crate::observation::{Observation, ObservationKind};
+use crate::pidns::{NsIndex, PidNs};
 use crate::tracker::HostInfo;
 
 /// Most entries an `NSpid:` line can have: the kernel nests PID namespaces at most 32 deep.
@@ -30,6 +31,10 @@ const MAX_PATH_LEN: usize = 4096;
 
 /// Most bytes read from one `/proc` file.
 const MAX_FILE_LEN: u64 = 1 << 20;
+
+/// ioctl on an nsfs file: the namespace's never-reused id (`ns_common.ns_id`),
+/// Linux 6.18+ (`include/uapi/linux/nsfs.h`: `_IOR(NSIO, 13, __u64)`).
+const NS_GET_ID: libc::Ioctl = libc::_IOR::<u64>(0xb7, 13);
 
 /// The PIDs of a task in each PID namespace from the `/proc` mount's down to
 /// its own, from the `NSpid:` line of `/proc/PID/status`.
@@ -164,6 +169,12 @@ pub struct ProcZone {
     pub level: u32,
     /// Inode number of the parent PID namespace; 0 when it could not be found.
     pub parent_pidns: u32,
+    /// The kernel's never-reused id of the zone's PID namespace (see
+    /// [`namespace_id`]); 0 when the kernel has none (before Linux 6.18) or it could not be read.
+    pub pidns_id: u64,
+    /// The kernel's never-reused id of the parent PID namespace; 0 as for `pidns_id`
+    /// or when `parent_pidns` is.
+    pub parent_pidns_id: u64,
     /// PID of the parent namespace's init, when that is a zone found by the
     /// same scan (level > 1); else 0.
     pub parent_init_pid: u32,
@@ -190,6 +201,22 @@ pub struct ProcZone {
 }
 
 impl ProcZone {
+    /// The zone's PID namespace.
+    pub fn pid_ns(&self) -> PidNs {
+        PidNs {
+            inode: self.pidns,
+            id: self.pidns_id,
+        }
+    }
+
+    /// The parent PID namespace.
+    pub fn parent_ns(&self) -> PidNs {
+        PidNs {
+            inode: self.parent_pidns,
+            id: self.parent_pidns_id,
+        }
+    }
+
     /// The zone as an observation for [`crate::Tracker::seed`] and
     /// [`crate::Tracker::resync`]: [`ObservationKind::InitExec`] when booted,
     /// else [`ObservationKind::InitFork`].
@@ -207,6 +234,8 @@ impl ProcZone {
         obs.start_ns = self.start_ns;
         obs.pidns = self.pidns;
         obs.parent_pidns = self.parent_pidns;
+        obs.pidns_id = self.pidns_id;
+        obs.parent_pidns_id = self.parent_pidns_id;
         obs.parent_init_pid = self.parent_init_pid;
         obs.level = self.level;
         obs.init_pid = self.init_pid;
@@ -443,12 +472,16 @@ pub fn zone_at(proc_root: &Path, pid: u32) -> Option<ProcZone> {
     )
 }
 
-/// Sets each nested zone's `parent_init_pid` from the zone whose PID namespace is its parent.
+/// Sets each nested zone's `parent_init_pid` from the zone whose PID namespace is its parent
+/// (by namespace id where both know theirs, see [`PidNs::same_as`]).
 fn link_parents(zones: &mut [ProcZone]) {
-    let init_of: HashMap<u32, u32> = zones.iter().map(|z| (z.pidns, z.init_pid)).collect();
+    let mut init_of = NsIndex::new();
+    for z in zones.iter() {
+        init_of.insert(z.pid_ns(), z.init_pid);
+    }
     for z in zones.iter_mut() {
         z.parent_init_pid = match z.level > 1 && z.parent_pidns != 0 {
-            true => init_of.get(&z.parent_pidns).copied().unwrap_or(0),
+            true => init_of.get(z.parent_ns()).unwrap_or(0),
             false => 0,
         };
     }
@@ -483,6 +516,8 @@ fn scan_one(
     };
     let ticks = parse_starttime_ticks(&read_lossy(&dir.join("stat")).ok()?)?;
     let pidns = read_ns(&dir.join("ns/pid")).ok()?;
+    let pidns_file = File::open(dir.join("ns/pid")).ok();
+    let pidns_id = pidns_file.as_ref().map_or(0, namespace_id);
     let comm_bytes = read_bounded(&dir.join("comm")).ok()?;
     let comm = bounded_lossy(comm_bytes.strip_suffix(b"\n").unwrap_or(&comm_bytes));
     let utsns = read_ns(&dir.join("ns/uts")).unwrap_or(0);
@@ -496,9 +531,9 @@ fn scan_one(
     let root = fs::read_link(dir.join("root"))
         .ok()
         .map(|p| bound(&p.to_string_lossy(), MAX_PATH_LEN));
-    let parent_pidns = match host_pid {
-        true => 0,
-        false => parent_ns_inode(&dir.join("ns/pid")).unwrap_or(0),
+    let parent = match (host_pid, &pidns_file) {
+        (false, Some(ns)) => parent_ns(ns).unwrap_or_default(),
+        _ => PidNs::UNKNOWN,
     };
     // A host-PID zone is known from its exec in the container's filesystem: booted.
     let booted = host_pid
@@ -520,7 +555,9 @@ fn scan_one(
         init_pid: pid,
         pidns,
         level: (nspid.len() - 1) as u32,
-        parent_pidns,
+        parent_pidns: parent.inode,
+        pidns_id,
+        parent_pidns_id: parent.id,
         parent_init_pid: 0,
         utsns,
         nodename,
@@ -589,9 +626,9 @@ fn read_ns(link: &Path) -> io::Result<u32> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a namespace link"))
 }
 
-/// The inode number of the parent of the PID namespace at `ns_path` (ioctl `NS_GET_PARENT`).
-fn parent_ns_inode(ns_path: &Path) -> io::Result<u32> {
-    let ns = File::open(ns_path)?;
+/// The parent of the PID namespace `ns`, an open `/proc/PID/ns/pid` (ioctl
+/// `NS_GET_PARENT`): its inode number and id (see [`namespace_id`]).
+fn parent_ns(ns: &File) -> io::Result<PidNs> {
     // SAFETY: NS_GET_PARENT takes no argument and returns a new fd or -1.
     let fd = unsafe { libc::ioctl(ns.as_raw_fd(), libc::NS_GET_PARENT) };
     if fd < 0 {
@@ -600,7 +637,27 @@ fn parent_ns_inode(ns_path: &Path) -> io::Result<u32> {
     // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
     let parent = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let ino = parent.metadata()?.ino();
-    u32::try_from(ino).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "inode too large"))
+    let inode = u32::try_from(ino)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "inode too large"))?;
+    Ok(PidNs {
+        inode,
+        id: namespace_id(&parent),
+    })
+}
+
+/// The kernel's never-reused id of the namespace `ns`, an open nsfs file
+/// such as `/proc/PID/ns/pid` (ioctl `NS_GET_ID`): the id the eBPF source
+/// reads from `ns_common.ns_id`. 0 when the kernel has none (before Linux
+/// 6.18 the ioctl fails with `ENOTTY`) or `ns` is no namespace.
+pub fn namespace_id(ns: &File) -> u64 {
+    let mut id: u64 = 0;
+    // SAFETY: NS_GET_ID writes one u64 through its argument, which points at `id`.
+    let rc = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_ID, &mut id as *mut u64) };
+    if rc < 0 {
+        0
+    } else {
+        id
+    }
 }
 
 /// The hostname inside the UTS namespace at `ns_path`, read from a short-lived
@@ -922,6 +979,8 @@ mod tests {
             pidns: 4026532001,
             level: 2,
             parent_pidns: 4026532000,
+            pidns_id: 5609220,
+            parent_pidns_id: 5609219,
             parent_init_pid: 4000,
             utsns: 4026532002,
             nodename: "aap".into(),
@@ -955,6 +1014,7 @@ mod tests {
             ),
             (4242, 4026532001, 2, 4026532000, 4000)
         );
+        assert_eq!((o.pidns_id, o.parent_pidns_id), (5609220, 5609219));
         assert_eq!(
             (o.utsns, o.nodename.as_str(), o.comm.as_str()),
             (4026532002, "aap", "sleep")
@@ -963,13 +1023,15 @@ mod tests {
         assert_eq!((o.start_ns, o.ts_ns), (513_470_000_000, 513_470_000_000));
     }
 
-    #[test]
-    fn parents_are_linked_by_pid_namespace() {
-        let zone = |init_pid, pidns, level, parent_pidns| ProcZone {
+    /// A zone of a scan: init `init_pid` in PID namespace `pidns` at `level`, under `parent_pidns`.
+    fn scanned(init_pid: u32, pidns: u32, level: u32, parent_pidns: u32) -> ProcZone {
+        ProcZone {
             init_pid,
             pidns,
             level,
             parent_pidns,
+            pidns_id: 0,
+            parent_pidns_id: 0,
             parent_init_pid: 99,
             utsns: 0,
             nodename: String::new(),
@@ -980,7 +1042,12 @@ mod tests {
             mntns: 0,
             start_ns: 0,
             booted: true,
-        };
+        }
+    }
+
+    #[test]
+    fn parents_are_linked_by_pid_namespace() {
+        let zone = scanned;
         let mut zones = vec![
             zone(300, 12, 3, 11),
             zone(100, 10, 1, 1),
@@ -991,6 +1058,62 @@ mod tests {
         link_parents(&mut zones);
         let parents: Vec<u32> = zones.iter().map(|z| z.parent_init_pid).collect();
         assert_eq!(parents, [200, 0, 100, 0, 0]);
+    }
+
+    #[test]
+    fn parents_are_linked_by_namespace_id_where_known() {
+        // Namespace 10/id 100 was freed during the scan and its inode reused by 10/id 200.
+        let with_ids = |mut z: ProcZone, id, parent_id| {
+            z.pidns_id = id;
+            z.parent_pidns_id = parent_id;
+            z
+        };
+        let mut zones = vec![
+            with_ids(scanned(100, 10, 1, 1), 100, 0),
+            with_ids(scanned(150, 10, 1, 1), 200, 0),
+            with_ids(scanned(200, 11, 2, 10), 101, 100),
+            with_ids(scanned(300, 12, 2, 10), 102, 300), // a third namespace of inode 10
+            with_ids(scanned(400, 13, 2, 10), 103, 0),   // its parent's id unknown
+        ];
+        link_parents(&mut zones);
+        let parents: Vec<u32> = zones.iter().map(|z| z.parent_init_pid).collect();
+        assert_eq!(parents, [0, 0, 100, 0, 150]);
+    }
+
+    /// Whether this kernel has namespace ids (Linux 6.18 or later), from its release string.
+    fn kernel_has_namespace_ids() -> bool {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(['.', '-']);
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        (next(), next()) >= (6, 18)
+    }
+
+    #[test]
+    fn namespace_ids_are_read_with_ns_get_id() {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        assert_eq!(NS_GET_ID, 0x8008_b70d, "_IOR(0xb7, 13, __u64)");
+        let own = File::open("/proc/self/ns/pid").unwrap();
+        let id = namespace_id(&own);
+        if kernel_has_namespace_ids() {
+            assert_ne!(id, 0, "Linux 6.18+ gives every namespace an id");
+        }
+        let again = File::open("/proc/thread-self/ns/pid").unwrap();
+        assert_eq!(namespace_id(&again), id, "the same namespace, the same id");
+        let uts = File::open("/proc/self/ns/uts").unwrap();
+        if id != 0 {
+            assert_ne!(
+                namespace_id(&uts),
+                id,
+                "ids are unique across namespace types"
+            );
+        }
+        let not_a_namespace = File::open("/proc/self/status").unwrap();
+        assert_eq!(namespace_id(&not_a_namespace), 0);
     }
 
     /// A fake `/proc` in a temporary directory, removed on drop.

@@ -9,7 +9,10 @@
 //! Zones are keyed by their init task, (host PID, creation time): PID
 //! namespace inode numbers and PIDs are both reused, the pair is not while
 //! the task exists. Every zone gets a `zone_id` of its own, unique for the
-//! tracker's lifetime.
+//! tracker's lifetime. Where a zone's namespace is compared (a nested zone's
+//! parent, a /proc observation matched to a known zone), the kernel's
+//! never-reused namespace id decides when both sides know it, the inode
+//! only otherwise (see [`crate::pidns`]).
 //!
 //! Zones found in /proc rather than seen by the kernel side ("seeded", at
 //! start-up or after lost records) have a start time of clock-tick
@@ -30,6 +33,7 @@ use crate::event::{EventKind, ZoneEvent};
 use crate::exit::ExitStatus;
 use crate::naming::{fallback_name, Lookup, NameResolver, ZoneFacts};
 use crate::observation::{Observation, ObservationKind};
+use crate::pidns::PidNs;
 
 use reboots::RebootMemory;
 pub use reboots::REBOOT_WINDOW_NS;
@@ -187,7 +191,7 @@ impl<R: NameResolver> Tracker<R> {
         let mut matched = HashSet::new();
         let mut fresh = Vec::new();
         for obs in live {
-            match self.find_live(obs.init_pid, obs.pidns, obs.start_ns, true) {
+            match self.find_live(obs.init_pid, obs.pid_ns(), obs.start_ns, true) {
                 Some(key) => {
                     matched.insert(key);
                     let zone = self.zones.at(&key);
@@ -296,7 +300,7 @@ impl<R: NameResolver> Tracker<R> {
         }
         if obs.kind == ObservationKind::OomVictim {
             // Marks a zone known and not yet shut down; never makes one.
-            if let Some(key) = self.find_live(key.init_pid, obs.pidns, key.start_ns, false) {
+            if let Some(key) = self.find_live(key.init_pid, obs.pid_ns(), key.start_ns, false) {
                 let zone = self.zones.get_mut(&key).expect("found");
                 if zone.state() != State::Shutdown {
                     zone.oom.mark(obs.victim_pid == obs.init_pid);
@@ -305,7 +309,7 @@ impl<R: NameResolver> Tracker<R> {
             return out;
         }
         if obs.kind == ObservationKind::InitFree {
-            if let Some(key) = self.find_live(key.init_pid, 0, key.start_ns, false) {
+            if let Some(key) = self.find_live(key.init_pid, PidNs::UNKNOWN, key.start_ns, false) {
                 self.retire(key, obs.ts_ns, &mut out);
             } // else never known: created and gone while nobody watched
             return out;
@@ -406,7 +410,7 @@ impl<R: NameResolver> Tracker<R> {
         if self.zones.contains(&key) {
             return key;
         }
-        let Some(old) = self.find_live(key.init_pid, obs.pidns, key.start_ns, false) else {
+        let Some(old) = self.find_live(key.init_pid, obs.pid_ns(), key.start_ns, false) else {
             return key;
         };
         let mut zone = self.zones.remove(&old).expect("present").seen();
@@ -424,15 +428,21 @@ impl<R: NameResolver> Tracker<R> {
 
     /// The live zone whose init is `init_pid` and started at `start_ns`: exactly,
     /// or approximately when either side comes from /proc (`approx`, or a seeded
-    /// zone), and then also in namespace `pidns` (unless 0).
-    fn find_live(&self, init_pid: u32, pidns: u32, start_ns: u64, approx: bool) -> Option<TaskKey> {
+    /// zone), and then also in namespace `pidns` (unless unknown).
+    fn find_live(
+        &self,
+        init_pid: u32,
+        pidns: PidNs,
+        start_ns: u64,
+        approx: bool,
+    ) -> Option<TaskKey> {
         let exact = TaskKey { init_pid, start_ns };
         if self.zones.contains(&exact) {
             return Some(exact);
         }
         self.zones
             .find_near(init_pid, start_ns, SEED_START_TOLERANCE_NS, |z| {
-                (approx || z.seeded) && (pidns == 0 || pidns == z.pidns())
+                (approx || z.seeded) && (pidns == PidNs::UNKNOWN || pidns.same_as(z.pidns()))
             })
     }
 
@@ -459,7 +469,7 @@ impl<R: NameResolver> Tracker<R> {
     /// A zone known from its first observation `obs`, with the next zone id.
     fn new_zone(&mut self, obs: &Observation) -> Zone {
         let parent = (obs.level > 1)
-            .then(|| self.zones.newest_in(obs.parent_pidns))
+            .then(|| self.zones.newest_in(obs.parent_ns()))
             .flatten()
             .filter(|p| obs.parent_init_pid == 0 || p.init_pid == obs.parent_init_pid);
         let id = self.next_id;
@@ -484,7 +494,7 @@ impl<R: NameResolver> Tracker<R> {
                 creator_pid: zone.creator_pid,
                 init_ppid: fresh.map_or(0, |f| f.ppid),
                 lineage: fresh.and_then(|f| f.lineage),
-                pidns: zone.pidns(),
+                pidns: zone.pidns().inode,
                 level: zone.level,
                 hostname: zone.hostname(),
                 cgroup: zone.cgroup.as_deref(),
@@ -513,8 +523,12 @@ impl<R: NameResolver> Tracker<R> {
                 r.meta.clone(),
             ),
             None => {
-                let (n, s) =
-                    fallback_name(zone.pidns(), zone.level, zone.init_pid, hostname.as_deref());
+                let (n, s) = fallback_name(
+                    zone.pidns().inode,
+                    zone.level,
+                    zone.init_pid,
+                    hostname.as_deref(),
+                );
                 (n, s, None, None, None, None)
             }
         };
@@ -527,7 +541,8 @@ impl<R: NameResolver> Tracker<R> {
             runtime,
             container_id,
             k8s,
-            pidns: zone.pidns(),
+            pidns: zone.pidns().inode,
+            pidns_id: zone.pidns().id,
             init_pid: zone.init_pid,
             level: zone.level,
             parent_zone_id: zone.parent_zone_id,

@@ -222,7 +222,7 @@ struct AttachArgs {
     #[arg(long, value_enum, default_value_t = PriorityArg::High)]
     priority: PriorityArg,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = parse_ring_size)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::sources::DEFAULT_RING_BYTES, value_parser = parse_ring_size)]
     ring_size: u32,
     /// Where to watch from: eBPF, the kernel's proc connector (no BPF), polling /proc, or the
     /// best that works (auto: eBPF, else the proc connector, else polling, saying so on stderr).

@@ -40,7 +40,7 @@ pub struct ConfigFile {
     /// `priority = "high"` (`normal`, `high`, `realtime`).
     #[serde(default, deserialize_with = "priority")]
     pub priority: Option<Priority>,
-    /// `ring_size = 4194304`.
+    /// `ring_size = 2097152`.
     #[serde(default, deserialize_with = "ring_size")]
     pub ring_size: Option<u32>,
     /// `source = "auto"` (`auto`, `ebpf`, `proc-connector`, `poll`).

@@ -25,7 +25,7 @@ use zonemon_core::clock::boot_time_ns;
 use zonemon_core::output::WallClock;
 use zonemon_core::timefmt::rfc3339_nanos;
 use zonemon_core::tracker::SEED_START_TOLERANCE_NS;
-use zonemon_core::EventKind;
+use zonemon_core::{EventKind, PidNs};
 
 use crate::api::{self, ApiConfig};
 use crate::fleet::{PublishOptions, Publisher};
@@ -224,11 +224,17 @@ impl Lifecycle for DaemonLifecycle {
         for ev in found {
             let key = (u64::from(ev.init_pid), u64::from(ev.pidns));
             // PIDs and namespace inodes are both reused: an init created after
-            // the journal's last record of a zone is another zone's.
+            // the journal's last record of a zone is another zone's, and so is
+            // one in another namespace that got the same inode (told by the id).
             let created = self.clock.unix_ns(ev.ts_ns);
-            let same = known
-                .get(&key)
-                .is_some_and(|rec| created <= rec.unix_ns + i128::from(SEED_START_TOLERANCE_NS));
+            let ns = PidNs {
+                inode: ev.pidns,
+                id: ev.pidns_id,
+            };
+            let same = known.get(&key).is_some_and(|rec| {
+                created <= rec.unix_ns + i128::from(SEED_START_TOLERANCE_NS)
+                    && recorded_pidns(&rec.object).same_as(ns)
+            });
             match same.then(|| known.remove(&key)).flatten() {
                 Some(rec) => {
                     matched.insert(rec.seq);
@@ -343,6 +349,16 @@ fn init_key(object: &Map<String, Value>) -> Option<(u64, u64)> {
     ))
 }
 
+/// A zone's PID namespace as the journal recorded it (`pidns_id` 0 when the
+/// record has none: older kernels, older zonemon).
+fn recorded_pidns(object: &Map<String, Value>) -> PidNs {
+    let num = |k: &str| object.get(k).and_then(Value::as_u64).unwrap_or(0);
+    PidNs {
+        inode: u32::try_from(num("pidns")).unwrap_or(0),
+        id: num("pidns_id"),
+    }
+}
+
 /// Keys of a zone's record that belong to one transition, not to the zone.
 const TRANSITION_KEYS: &[&str] = &[
     "seq",
@@ -419,5 +435,27 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["event"], "down");
         assert_eq!(init_key(&booted), Some((10, 99)));
+    }
+
+    #[test]
+    fn a_recorded_namespace_is_told_by_its_id_when_the_record_has_one() {
+        let ns = |inode, id| PidNs { inode, id };
+        let Value::Object(old) = json!({"init_pid": 10, "pidns": 99}) else {
+            unreachable!()
+        };
+        assert_eq!(
+            recorded_pidns(&old),
+            ns(99, 0),
+            "written before ids: the inode decides"
+        );
+        assert!(recorded_pidns(&old).same_as(ns(99, 7)));
+        let Value::Object(new) = json!({"init_pid": 10, "pidns": 99, "pidns_id": 7}) else {
+            unreachable!()
+        };
+        assert!(recorded_pidns(&new).same_as(ns(99, 7)));
+        assert!(
+            !recorded_pidns(&new).same_as(ns(99, 8)),
+            "another namespace that got the inode"
+        );
     }
 }

@@ -575,9 +575,12 @@ fn a_full_filesystem_is_reported_counted_and_recovered_from() {
         .collect();
     assert_eq!(lost.len(), 1, "{lost:?}");
     let count = lost[0]["count"].as_u64().unwrap();
+    // The count covers every record that could not be committed: this test's
+    // and, on a busy host, other zones' (whose commits may also be the ones
+    // that failed, while a smaller batch of this test's fitted in the log).
     let missing = 10 * 4 - with_prefix(&recs, &format!("{p}lost")).len() as u64;
     assert!(
-        missing >= 1 && count >= missing,
+        count >= 1 && count >= missing,
         "lost count {count}, our missing records {missing}"
     );
     let after: Vec<&Value> = with_prefix(&recs, &format!("{p}after"));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use zonemon_core::listing::parseable_line;
 use zonemon_core::naming::NoRuntimeNames;
-use zonemon_core::procscan::{host_info, own_pidns, scan, ProcZone};
+use zonemon_core::procscan::{host_info, namespace_id, own_pidns, scan, ProcZone};
 use zonemon_core::{NameSource, Tracker};
 use zonemon_testkit::{ppid, require_root_for};
 
@@ -169,6 +169,18 @@ fn scan_finds_real_zones_nested_and_named() {
             now - z.start_ns < 15_000_000_000,
             "started moments ago: {z:?}"
         );
+    }
+    // The kernel's namespace ids (NS_GET_ID, Linux 6.18+) agree with the nesting.
+    let host_id = namespace_id(&std::fs::File::open("/proc/self/ns/pid").unwrap());
+    if host_id != 0 {
+        assert_eq!(inner.parent_pidns_id, outer.pidns_id, "{inner:?}");
+        assert_eq!(
+            (one.parent_pidns_id, outer.parent_pidns_id),
+            (host_id, host_id)
+        );
+        let ids: std::collections::HashSet<u64> = found.iter().map(|z| z.pidns_id).collect();
+        assert_eq!(ids.len(), 3, "one id per namespace: {found:?}");
+        assert!(!ids.contains(&0) && !ids.contains(&host_id), "{found:?}");
     }
     let zones = scan(Path::new("/proc"));
     let pos = |z: &ProcZone| zones.iter().position(|y| y.init_pid == z.init_pid).unwrap();

@@ -3,12 +3,51 @@
 
 mod common;
 
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// A zone that lives at least 0.5 s and then until the test releases it:
+/// polling sees a zone only if it outlives a scan of /proc, and on a host
+/// running thousands of zones one scan takes over a second.
+struct HeldZone {
+    zone: BackgroundZone,
+    release: std::path::PathBuf,
+}
+
+impl HeldZone {
+    /// Boots zone `name`, which exits with `code` once released.
+    fn start(name: &str, code: u8) -> HeldZone {
+        let release = std::env::temp_dir().join(format!("{name}.release"));
+        let _ = std::fs::remove_file(&release);
+        let script = format!(
+            "sleep 0.5; while [ ! -e '{}' ]; do sleep 0.05; done; exit {code}",
+            release.display()
+        );
+        HeldZone {
+            zone: BackgroundZone::start(name, &script),
+            release,
+        }
+    }
+
+    /// Lets the zone exit once `seen` says the monitor saw it boot; returns the zone's status.
+    fn release_when(self, mon: &Monitor, seen: impl Fn(&[String]) -> bool) -> ExitStatus {
+        assert!(
+            mon.wait_for(WAIT, seen),
+            "the zone's boot was not seen: {:?}\n{}",
+            mon.lines(),
+            mon.stderr()
+        );
+        std::fs::write(&self.release, b"").expect("writing the release file");
+        let status = self.zone.wait();
+        let _ = std::fs::remove_file(&self.release);
+        status
+    }
+}
 
 /// Boots a slow zone under `zonemon watch --json ARGS` and returns its events.
 fn slow_zone_events(
@@ -19,7 +58,7 @@ fn slow_zone_events(
     let p = prefix(test);
     let name = format!("{p}aap");
     let mon = Monitor::start_with_env(args, env);
-    let status = run_zone(&name, "sleep 0.5; exit 3");
+    let status = HeldZone::start(&name, 3).release_when(&mon, |l| count(l, &p, "booted") == 1);
     assert_eq!(status.code(), Some(3));
     assert!(
         mon.wait_for(WAIT, |l| count(l, &p, "down") == 1),
@@ -89,7 +128,8 @@ fn polling_text_output_is_the_seeds() {
     let p = prefix("polltext");
     let name = format!("{p}noot");
     let mon = Monitor::start(&["--source", "poll", "--interval", "50ms"]);
-    run_zone(&name, "sleep 0.4");
+    let booted = format!("Zone {name} booted");
+    HeldZone::start(&name, 0).release_when(&mon, |l| l.contains(&booted));
     let want = [
         format!("Zone {name} booted"),
         format!("Zone {name} shutdown"),

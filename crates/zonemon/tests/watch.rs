@@ -280,6 +280,14 @@ fn nsenter_into_a_running_zone_is_not_a_boot() {
         .find(|e| e["event"] == "booted" && e["name"] == name.as_str())
         .unwrap();
     let init = booted["init_pid"].to_string();
+    // The kernel side's namespace id is the one NS_GET_ID gives for /proc (the scan's).
+    let ns = std::fs::File::open(format!("/proc/{init}/ns/pid")).unwrap();
+    assert_eq!(
+        booted["pidns_id"].as_u64().unwrap_or(0),
+        zonemon_core::procscan::namespace_id(&ns),
+        "{booted}"
+    );
+    drop(ns);
     for _ in 0..3 {
         let st = Command::new("nsenter")
             .args(["-t", &init, "-p", "-u", "--", "sh", "-c", "true"])

@@ -39,9 +39,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
     let n = ctx.plan.daemon_zones;
     let seq0 = journal.last_seq()?;
     let before = thread_usage(daemon.pid())?;
-    let made = ctx
-        .helpers
-        .zonefork(&prefix, 0, n, parallel, &["/bin/true"])?;
+    let made = ctx.helpers.zonefork(&prefix, 0, n, parallel)?;
     let ended = Instant::now();
     while journal.downs_after(seq0, &prefix)? < made.made as u64
         && ended.elapsed() < CATCH_UP
@@ -110,7 +108,6 @@ fn fastest_maker(ctx: &Ctx) -> Result<(usize, BTreeMap<usize, Batch>)> {
             0,
             ctx.plan.daemon_probe_zones,
             p,
-            &["/bin/true"],
         )?;
         alone.insert(p, b);
     }

@@ -31,6 +31,9 @@ pub fn to_json(ev: &ZoneEvent, clock: &WallClock) -> Map<String, Value> {
     m.insert("name_source".into(), ev.name_source.as_str().into());
     m.insert("zone_id".into(), ev.zone_id.into());
     m.insert("pidns".into(), ev.pidns.into());
+    if ev.pidns_id != 0 {
+        m.insert("pidns_id".into(), ev.pidns_id.into());
+    }
     m.insert("init_pid".into(), ev.init_pid.into());
     m.insert("level".into(), ev.level.into());
     if ev.level == 0 {
@@ -202,10 +205,14 @@ mod tests {
                 && v.get("initial").is_none()
                 && v.get("resynced").is_none()
                 && v.get("host_pid").is_none()
+                && v.get("pidns_id").is_none()
         );
         let mut host_pid = sample(EventKind::Booted, "aap");
         host_pid.level = 0;
         assert_eq!(to_json(&host_pid, &clock)["host_pid"], true);
+        let mut with_id = sample(EventKind::Booted, "aap");
+        with_id.pidns_id = 5609219;
+        assert_eq!(to_json(&with_id, &clock)["pidns_id"], 5609219);
         let mut reboot = sample(EventKind::Booted, "aap");
         reboot.reboot_of = Some(3);
         reboot.reboot_gap_ns = Some(1_500_000);

@@ -6,7 +6,9 @@
 //! - their keys ordered by (init PID, start time): the zones of one PID
 //!   started near a given time (a /proc start time is approximate) are one
 //!   descent of a small tree;
-//! - the newest zone of each PID namespace inode, to find nested zones' parents;
+//! - the newest zone of each PID namespace, by the kernel's never-reused
+//!   namespace id where known, else by inode, to find nested zones' parents
+//!   (see [`crate::pidns`]);
 //! - the shut-down zones waiting for their `down`, ordered by when that
 //!   `down` is overdue, so the last-resort check and its timer look at the
 //!   first entry only; zones found in /proc wait there too, for one check
@@ -22,6 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::exit::Oom;
 use crate::naming::{own_hostname, ResolvedName};
 use crate::observation::Observation;
+use crate::pidns::{NsIndex, PidNs};
 use crate::recent::RecentMap;
 
 /// How many zones that went down are remembered, so that a late observation of one is ignored.
@@ -84,7 +87,7 @@ pub(super) struct Zone {
     /// Its existence was reported (a transition or an initial `running` record was emitted).
     pub(super) reported: bool,
     // Indexed: changed through the table only.
-    pidns: u32,
+    pidns: PidNs,
     state: State,
     exit_ts: Option<u64>,
     /// When its `down` is overdue (shut down, exit seen, not yet down), or when a seeded
@@ -126,7 +129,7 @@ impl Zone {
             seeded: false,
             oom: Oom::default(),
             reported: true,
-            pidns: obs.pidns,
+            pidns: obs.pid_ns(),
             state: State::Ready,
             exit_ts: None,
             down_due: None,
@@ -144,8 +147,8 @@ impl Zone {
         )
     }
 
-    /// Inode number of the zone's PID namespace.
-    pub(super) fn pidns(&self) -> u32 {
+    /// The zone's PID namespace.
+    pub(super) fn pidns(&self) -> PidNs {
         self.pidns
     }
 
@@ -198,8 +201,8 @@ pub(super) struct ZoneTable {
     zones: HashMap<TaskKey, Zone>,
     /// Every zone's key, in (PID, start time) order.
     keys: BTreeSet<TaskKey>,
-    /// The newest zone of each PID namespace inode.
-    by_pidns: HashMap<u32, TaskKey>,
+    /// The newest zone of each PID namespace.
+    by_pidns: NsIndex<TaskKey>,
     /// (when its `down` is overdue, key) of each zone waiting for its `down`.
     down_due: BTreeSet<(u64, TaskKey)>,
     /// Inits of zones that went down lately (bounded, oldest forgotten first).
@@ -212,7 +215,7 @@ impl ZoneTable {
         ZoneTable {
             zones: HashMap::new(),
             keys: BTreeSet::new(),
-            by_pidns: HashMap::new(),
+            by_pidns: NsIndex::new(),
             down_due: BTreeSet::new(),
             gone: RecentMap::new(GONE_MEMORY),
         }
@@ -245,9 +248,9 @@ impl ZoneTable {
         self.gone.contains(key)
     }
 
-    /// The newest zone of PID namespace `pidns`.
-    pub(super) fn newest_in(&self, pidns: u32) -> Option<&Zone> {
-        self.by_pidns.get(&pidns).and_then(|k| self.zones.get(k))
+    /// The newest zone of the PID namespace that is [`PidNs::same_as`] `pidns`.
+    pub(super) fn newest_in(&self, pidns: PidNs) -> Option<&Zone> {
+        self.by_pidns.get(pidns).and_then(|k| self.zones.get(&k))
     }
 
     /// The first zone (in start-time order) whose init is `init_pid`, started
@@ -288,9 +291,7 @@ impl ZoneTable {
     pub(super) fn remove(&mut self, key: &TaskKey) -> Option<Zone> {
         let zone = self.zones.remove(key)?;
         self.keys.remove(key);
-        if self.by_pidns.get(&zone.pidns) == Some(key) {
-            self.by_pidns.remove(&zone.pidns);
-        }
+        self.by_pidns.remove(zone.pidns, *key);
         if let Some(due) = zone.down_due {
             self.down_due.remove(&(due, *key));
         }
@@ -389,9 +390,13 @@ impl ZoneTable {
                 && self.keys.iter().all(|k| self.zones.contains_key(k)),
             "keys lists exactly the zones"
         );
-        for (pidns, key) in &self.by_pidns {
-            let z = self.zones.get(key).expect("by_pidns points at a zone");
-            assert_eq!(z.pidns, *pidns, "by_pidns at the zone's namespace");
+        for (pidns, key) in self.by_pidns.entries() {
+            let z = self.zones.get(&key).expect("by_pidns points at a zone");
+            assert!(
+                pidns.id == z.pidns.id && (pidns.inode == 0 || pidns.inode == z.pidns.inode),
+                "by_pidns at the zone's namespace: {pidns:?} {:?}",
+                z.pidns
+            );
         }
         let expected: BTreeSet<(u64, TaskKey)> = self
             .zones

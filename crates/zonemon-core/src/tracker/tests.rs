@@ -15,11 +15,13 @@ fn tracker() -> Tracker<NoRuntimeNames> {
     )
 }
 
-/// A zone init scripted for tests: host PID `pid`, namespace `pidns`, own UTS with hostname `name`.
+/// A zone init scripted for tests: host PID `pid`, namespace `pidns` (the
+/// kernel's id `ns_id`, 0 as before Linux 6.18), own UTS with hostname `name`.
 #[derive(Clone, Copy)]
 struct Init {
     pid: u32,
     pidns: u32,
+    ns_id: u64,
     start: u64,
     name: &'static str,
 }
@@ -29,6 +31,7 @@ const fn init(pid: u32, pidns: u32, start: u64, name: &'static str) -> Init {
     Init {
         pid,
         pidns,
+        ns_id: 0,
         start,
         name,
     }
@@ -40,6 +43,7 @@ impl Init {
         o.ts_ns = ts;
         o.start_ns = self.start;
         o.pidns = self.pidns;
+        o.pidns_id = self.ns_id;
         o.parent_pidns = 4026531836;
         o.level = 1;
         o.init_pid = self.pid;
@@ -154,6 +158,7 @@ fn kinds(evs: &[ZoneEvent]) -> Vec<(&str, &str)> {
 const AAP: Init = Init {
     pid: 100,
     pidns: 5000,
+    ns_id: 0,
     start: 1_000,
     name: "aap",
 };
@@ -706,6 +711,7 @@ fn memory_is_bounded_after_many_zones() {
         let z = Init {
             pid: 1_000 + i,
             pidns: 5_000 + (i % 7),
+            ns_id: u64::from(i) + 1,
             start: u64::from(i) * 100,
             name: "churn",
         };
@@ -799,6 +805,7 @@ fn lookups_do_not_walk_the_table() {
         let z = Init {
             pid: 10_000 + i,
             pidns: 100_000 + i,
+            ns_id: u64::from(i) + 1,
             start: u64::from(i) * 1_000_000,
             name: "live",
         };
@@ -826,12 +833,14 @@ mod props {
     use super::*;
 
     /// A few inits that share PIDs, namespaces and nearly equal start times,
-    /// so that exact and approximate matches, PID reuse and inode reuse all happen.
+    /// so that exact and approximate matches, PID reuse and inode reuse all
+    /// happen; half of them with namespace ids (each its own), half without.
     fn init(i: u8) -> Init {
         const NAMES: [&str; 3] = ["aap", "noot", "host"];
         Init {
             pid: 100 + u32::from(i % 3),
             pidns: 5000 + u32::from(i % 2),
+            ns_id: if i >= 6 { 1000 + u64::from(i) } else { 0 },
             start: [1_000, 30_000_000, 5_000_000_000, 5_040_000_000][usize::from(i / 3 % 4)],
             name: NAMES[usize::from(i % 3)],
         }
@@ -1045,4 +1054,146 @@ fn the_inits_parent_serves_only_its_own_observations_lookup() {
         *seen.borrow(),
         [(42, AAP.start, Some(41)), (0, AAP.start, None)]
     );
+}
+
+/// `o` as a kernel with namespace ids reports it: its PID namespace's id is `id`.
+fn in_ns_id(mut o: Observation, id: u64) -> Observation {
+    o.pidns_id = id;
+    o
+}
+
+/// A zone nested in PID namespace (`parent_inode`, `parent_id`), its parent's init unknown.
+fn nested(pid: u32, parent_inode: u32, parent_id: u64) -> Observation {
+    let mut o = in_ns_id(
+        init(pid, 9000 + pid, 5_000 + u64::from(pid), "kind").fork(9_000),
+        900 + u64::from(pid),
+    );
+    o.level = 2;
+    o.parent_pidns = parent_inode;
+    o.parent_pidns_id = parent_id;
+    o
+}
+
+#[test]
+fn a_reused_namespace_inode_with_another_id_is_no_parent() {
+    // aap's namespace (inode 5000, id 100) lives on; noot's is another one that
+    // got the same inode (id 200): aap's free was never seen, say.
+    let noot = init(300, AAP.pidns, 3_000, "noot");
+    let mut t = tracker();
+    let evs = feed(
+        &mut t,
+        &[
+            in_ns_id(AAP.fork(1_000), 100),
+            in_ns_id(noot.fork(3_000), 200),
+        ],
+    );
+    let (aap_id, noot_id) = (evs[0].zone_id, evs[1].zone_id);
+    let parent_of = |t: &mut Tracker<NoRuntimeNames>, o: Observation| {
+        let evs = t.observe(&o);
+        assert_eq!(kinds(&evs), [("kind", "ready")]);
+        evs[0].parent_zone_id
+    };
+    assert_eq!(
+        parent_of(&mut t, nested(1, AAP.pidns, 100)),
+        Some(aap_id),
+        "found by its id, though not the newest of its inode"
+    );
+    assert_eq!(parent_of(&mut t, nested(2, AAP.pidns, 200)), Some(noot_id));
+    assert_eq!(
+        parent_of(&mut t, nested(3, AAP.pidns, 300)),
+        None,
+        "a third namespace with that inode, whose init is unknown"
+    );
+    assert_eq!(
+        parent_of(&mut t, nested(4, AAP.pidns, 0)),
+        Some(noot_id),
+        "no id: the newest zone of the inode, as before"
+    );
+    t.zones.check_indexes();
+}
+
+#[test]
+fn without_namespace_ids_parents_are_found_by_inode() {
+    // Neither side knows ids (a kernel before 6.18), or only one does.
+    let mut t = tracker();
+    let evs = feed(&mut t, &[AAP.fork(1_000)]);
+    let evs2 = t.observe(&nested(1, AAP.pidns, 0));
+    assert_eq!(evs2[0].parent_zone_id, Some(evs[0].zone_id));
+    let evs2 = t.observe(&nested(2, AAP.pidns, 100));
+    assert_eq!(
+        evs2[0].parent_zone_id,
+        Some(evs[0].zone_id),
+        "the parent's id is unknown: the inode decides"
+    );
+    t.zones.check_indexes();
+}
+
+#[test]
+fn a_seeded_zone_is_not_taken_over_by_a_reused_pid_in_a_reused_inode() {
+    // /proc showed aap (namespace id 100); the kernel then reports PID 100 as the
+    // init of another namespace with the same inode (id 200), started within
+    // /proc's tick of aap's start: another zone, not aap's exact start time.
+    let mut t = tracker();
+    let seeded = t.seed(&in_ns_id(from_proc(AAP, true), 100), 0);
+    let other = Init {
+        start: AAP.start + 1_000_000,
+        ..AAP
+    };
+    let evs = feed(
+        &mut t,
+        &[
+            in_ns_id(other.fork(1_001_000), 200),
+            in_ns_id(other.exec(1_002_000), 200),
+        ],
+    );
+    assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
+    assert_ne!(evs[0].zone_id, seeded, "a zone of its own");
+    assert_eq!(t.len(), 2, "the seeded zone is still known");
+    t.zones.check_indexes();
+}
+
+#[test]
+fn a_seeded_zone_is_taken_over_when_either_side_lacks_the_namespace_id() {
+    for (seeded_id, kernel_id) in [(100, 0), (0, 100), (0, 0), (100, 100)] {
+        let mut t = tracker();
+        let seeded = t.seed(&in_ns_id(from_proc(AAP, true), seeded_id), 0);
+        let evs = feed(
+            &mut t,
+            &[
+                in_ns_id(AAP.fork(1_000), kernel_id),
+                in_ns_id(AAP.exec(2_000), kernel_id),
+            ],
+        );
+        assert_eq!(kinds(&evs), [("aap", "ready"), ("aap", "booted")]);
+        assert_eq!(evs[0].zone_id, seeded, "ids {seeded_id}/{kernel_id}");
+        assert_eq!(t.len(), 1);
+        t.zones.check_indexes();
+    }
+}
+
+#[test]
+fn resync_tells_a_reused_inode_from_the_known_zone_by_its_id() {
+    // A rescan finds PID 100 within a tick of aap's start, in aap's inode but
+    // another namespace: aap is gone, the scanned one is new.
+    let mut t = tracker();
+    let aap = feed(
+        &mut t,
+        &[
+            in_ns_id(AAP.fork(1_000), 100),
+            in_ns_id(AAP.exec(2_000), 100),
+        ],
+    );
+    let evs = t.resync(&[in_ns_id(from_proc(AAP, true), 200)], 50_000_000);
+    assert_eq!(
+        kinds(&evs),
+        [
+            ("aap", "shutdown"),
+            ("aap", "down"),
+            ("aap", "ready"),
+            ("aap", "booted")
+        ]
+    );
+    assert_eq!(evs[1].zone_id, aap[0].zone_id);
+    assert_ne!(evs[2].zone_id, aap[0].zone_id);
+    t.zones.check_indexes();
 }

@@ -67,6 +67,7 @@ pub fn zone_event(obj: &Map<String, Value>) -> Option<ZoneEvent> {
         container_id: text("container_id"),
         k8s,
         pidns: small("pidns").unwrap_or(0),
+        pidns_id: num("pidns_id").unwrap_or(0),
         init_pid: small("init_pid").unwrap_or(0),
         level: small("level").unwrap_or(0),
         parent_zone_id: num("parent_zone_id"),
@@ -125,6 +126,7 @@ mod tests {
             parent_zone_id: Some(3),
             hostname: None,
             cgroup: Some("/kubepods/x".into()),
+            pidns_id: 5609219,
             resynced: true,
             ..ZoneEvent::example(kind, "default/web-0/nginx")
         }

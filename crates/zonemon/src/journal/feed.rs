@@ -66,7 +66,7 @@ impl Feed {
 
     /// Queues one record of the daemon's own.
     pub fn object(&mut self, object: Map<String, serde_json::Value>, unix_ns: i128) {
-        self.push(Entry::Object { object, unix_ns });
+        self.push(Entry::made(object, unix_ns));
     }
 
     /// Queues `entry`, or counts it if the queue is full (or the writer is gone).
@@ -75,10 +75,7 @@ impl Feed {
             let now = zonemon_core::clock::boot_time_ns();
             let mut object = lost_json(Some(self.dropped), now, &self.clock);
             object.insert("reason".into(), "queue".into());
-            let lost = Entry::Object {
-                object,
-                unix_ns: self.clock.unix_ns(now),
-            };
+            let lost = Entry::made(object, self.clock.unix_ns(now));
             if self.queue.try_send(lost).is_err() {
                 self.dropped += 1;
                 return;
@@ -128,9 +125,9 @@ mod tests {
 
     fn lost_count(entry: &Entry) -> Option<u64> {
         match entry {
-            Entry::Object { object, .. } if object["event"] == "lost" => {
-                assert_eq!(object["reason"], "queue");
-                object["count"].as_u64()
+            Entry::Object(made) if made.object["event"] == "lost" => {
+                assert_eq!(made.object["reason"], "queue");
+                made.object["count"].as_u64()
             }
             _ => None,
         }

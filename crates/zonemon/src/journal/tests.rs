@@ -334,10 +334,7 @@ fn objects_of_the_daemon_are_kept_as_given() {
     else {
         unreachable!()
     };
-    w.commit(vec![Entry::Object {
-        object: start.clone(),
-        unix_ns: BOOT_TO_UNIX_NS,
-    }]);
+    w.commit(vec![Entry::made(start.clone(), BOOT_TO_UNIX_NS)]);
     let rec = &store.read_after(0, 1).unwrap()[0];
     let mut expect = Map::new();
     expect.insert("seq".into(), 1.into());

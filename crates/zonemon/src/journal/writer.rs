@@ -38,17 +38,32 @@ pub enum Entry {
         /// When it was noticed (CLOCK_BOOTTIME ns).
         ts_ns: u64,
     },
-    /// A record made whole by the daemon (`monitor-start`, a queue `lost`, a zone resynced at start).
-    Object {
-        /// The JSON object, without `seq`.
-        object: Map<String, Value>,
-        /// Its time, nanoseconds since the Unix epoch.
-        unix_ns: i128,
-    },
+    /// A record made whole by the daemon (`monitor-start`, a queue `lost`, a
+    /// zone resynced at start); boxed, as the queue's every slot is as large as its largest entry.
+    Object(Box<MadeRecord>),
 }
 
-/// The most records committed in one transaction.
-const MAX_BATCH: usize = 4096;
+impl Entry {
+    /// A record the daemon made whole itself, dated `unix_ns`.
+    pub fn made(object: Map<String, Value>, unix_ns: i128) -> Self {
+        Entry::Object(Box::new(MadeRecord { object, unix_ns }))
+    }
+}
+
+/// A record the daemon made whole itself.
+#[derive(Debug)]
+pub struct MadeRecord {
+    /// The JSON object, without `seq`.
+    pub object: Map<String, Value>,
+    /// Its time, nanoseconds since the Unix epoch.
+    pub unix_ns: i128,
+}
+
+/// The most records committed in one transaction: enough to amortise a
+/// commit's fixed cost, few enough that a writer catching up after a stall
+/// holds a bounded number of records in memory at once (each is a JSON object
+/// while it is committed and handed to readers).
+const MAX_BATCH: usize = 1024;
 
 /// Under sustained churn (see [`Load`]) a batch gathers what arrives for this
 /// long after its first record before it is committed: a commit has a fixed
@@ -256,10 +271,8 @@ impl Writer {
 
     /// Commits `batch` in one transaction, or counts it as unjournaled.
     pub fn commit(&mut self, batch: Vec<Entry>) {
-        let records: Vec<(Map<String, Value>, i128)> =
-            batch.into_iter().map(|e| self.object(e)).collect();
-        let n = records.len() as u64;
-        match self.try_commit(records) {
+        let n = batch.len() as u64;
+        match self.try_commit(batch) {
             Ok(committed) => {
                 if self.unjournaled > 0 {
                     eprintln!(
@@ -298,23 +311,23 @@ impl Writer {
     }
 
     /// The JSON object and time of one entry.
-    fn object(&self, entry: Entry) -> (Map<String, Value>, i128) {
+    fn object(clock: &WallClock, entry: Entry) -> (Map<String, Value>, i128) {
         match entry {
-            Entry::Event(ev) => (to_json(&ev, &self.clock), self.clock.unix_ns(ev.ts_ns)),
-            Entry::SourceLost { count, ts_ns } => (
-                lost_json(count, ts_ns, &self.clock),
-                self.clock.unix_ns(ts_ns),
-            ),
-            Entry::Object { object, unix_ns } => (object, unix_ns),
+            Entry::Event(ev) => (to_json(&ev, clock), clock.unix_ns(ev.ts_ns)),
+            Entry::SourceLost { count, ts_ns } => {
+                (lost_json(count, ts_ns, clock), clock.unix_ns(ts_ns))
+            }
+            Entry::Object(object) => (object.object, object.unix_ns),
         }
     }
 
-    fn try_commit(
-        &mut self,
-        records: Vec<(Map<String, Value>, i128)>,
-    ) -> rusqlite::Result<Vec<StoredRecord>> {
+    /// Commits `batch` in one transaction; each entry becomes its JSON object
+    /// only as it is inserted.
+    fn try_commit(&mut self, batch: Vec<Entry>) -> rusqlite::Result<Vec<StoredRecord>> {
         let mut marks = self.marks;
-        let mut committed = Vec::with_capacity(records.len() + 1);
+        let mut committed = Vec::with_capacity(batch.len() + 1);
+        let clock = self.clock.clone();
+        let records = batch.into_iter().map(|e| Self::object(&clock, e));
         // Each zone's `live` row after this batch, by zone: its newest record
         // (seq, text) or none (down). A zone's earlier records in the batch
         // never reach `live`, and a zone that boots and goes down within the

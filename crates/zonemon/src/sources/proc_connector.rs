@@ -194,7 +194,7 @@ impl ProcConnectorSource {
             obs.parent_init_pid = self
                 .inits
                 .values()
-                .find(|z| z.pidns == zone.parent_pidns)
+                .find(|z| z.pid_ns().same_as(zone.parent_ns()))
                 .map_or(0, |z| z.init_pid);
         }
         obs
@@ -229,7 +229,7 @@ impl ProcConnectorSource {
                 if let Some(fresh) = procscan::zone_at(proc_root, tgid) {
                     let known = &self.inits[&tgid];
                     // Same init (the PID was not reused meanwhile): take the fresh facts, keep its identity.
-                    if fresh.pidns == known.pidns {
+                    if fresh.pid_ns().same_as(known.pid_ns()) {
                         let start_ns = known.start_ns;
                         self.inits.insert(tgid, ProcZone { start_ns, ..fresh });
                     }
@@ -348,6 +348,8 @@ mod tests {
             pidns: 4026532000 + init_pid,
             level: 1,
             parent_pidns: 4026531836,
+            pidns_id: 5_000_000 + u64::from(init_pid),
+            parent_pidns_id: 0,
             parent_init_pid: 0,
             utsns: 0,
             nodename: String::new(),

@@ -71,7 +71,7 @@ impl Feed {
                 initial: true,
                 stats: false,
                 priority: Priority::High,
-                ring_bytes: 4 << 20,
+                ring_bytes: crate::sources::DEFAULT_RING_BYTES,
                 source: SourceKind::Auto,
                 interval: Duration::from_secs(1),
                 metrics: None,

@@ -63,6 +63,8 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.start_ns = raw.start_ns;
     obs.pidns = raw.pidns_inum;
     obs.parent_pidns = raw.parent_pidns_inum;
+    obs.pidns_id = raw.ns_id;
+    obs.parent_pidns_id = raw.parent_ns_id;
     obs.parent_init_pid = raw.parent_init_pid;
     obs.level = raw.level;
     obs.init_pid = raw.init_pid;
@@ -126,6 +128,8 @@ mod tests {
             kind: zm_kind::ZM_KIND_INIT_EXIT.0,
             pidns_inum: 4026532178,
             parent_pidns_inum: 4026531836,
+            ns_id: 5609219,
+            parent_ns_id: 4100,
             parent_init_pid: 0,
             level: 1,
             init_pid: 3764,
@@ -146,6 +150,7 @@ mod tests {
             (o.pidns, o.parent_pidns, o.level),
             (4026532178, 4026531836, 1)
         );
+        assert_eq!((o.pidns_id, o.parent_pidns_id), (5609219, 4100));
         assert_eq!(
             (o.init_pid, o.utsns, o.exit_status),
             (3764, 4026532177, 3 << 8)
