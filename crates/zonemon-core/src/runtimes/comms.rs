@@ -4,10 +4,14 @@
 //!
 //! Reading a process's `/proc/<pid>/cmdline` right after it forked a zone's
 //! init costs 50–90 µs here; most zones (a shell's `unshare`, a test
-//! harness, a build sandbox) have no runtime above them at all. Each
-//! resolver says whose command lines it looks at
-//! ([`super::resolver::RuntimeResolver::ancestor_comms`]); a process whose
-//! command name matches none of them is not read, as if it had exited.
+//! harness, a build sandbox) have no runtime above them at all. A resolver
+//! asks for the processes of its own runtime
+//! ([`super::probe::Probe::ancestors_like`]: Docker the shims, Podman
+//! conmon), and only those are read; one that asks for every process
+//! ([`super::probe::Probe::ancestors`]) gets those whose command name matches
+//! what some resolver says it looks at
+//! ([`super::resolver::RuntimeResolver::ancestor_comms`]). A process left
+//! out is treated as if it had exited.
 //!
 //! A command name is the first 15 bytes of the name of the file the process
 //! exec'd, or what it set itself (`prctl(PR_SET_NAME)`): hostile, like every
