@@ -282,7 +282,7 @@ impl<'a> Probe<'a> {
     /// Whether some ancestor is one of `progs` (argv\[0\]'s basename; an
     /// entry ending in `*` matches a prefix) or some cgroup path contains one
     /// of `cgroup_words`: the cheap signs of a runtime, for
-    /// [`RuntimeResolver::could_claim_later`].
+    /// [`super::resolver::RuntimeResolver::could_claim_later`].
     pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
         self.ancestors_like(progs)
             .iter()
