@@ -9,6 +9,7 @@ pub mod escape;
 pub mod event;
 pub mod exit;
 pub mod filter;
+pub mod lineage;
 pub mod listing;
 pub mod meta;
 pub mod naming;

@@ -62,6 +62,9 @@ pub struct ZoneFacts<'a> {
     pub more_cgroups: Option<&'a [String]>,
     /// The init's command name.
     pub comm: &'a str,
+    /// Who was above the init when it was forked, for the lookup of that
+    /// observation only (`None`: a resolver reads `/proc` for them).
+    pub lineage: Option<crate::lineage::Lineage>,
 }
 
 /// A name found by a [`NameResolver`].
@@ -239,6 +242,7 @@ mod tests {
             cgroup: None,
             more_cgroups: None,
             comm: "sh",
+            lineage: None,
         }
     }
 

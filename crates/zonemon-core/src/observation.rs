@@ -67,6 +67,10 @@ pub struct Observation {
     /// `cgroup` for this observation (0 otherwise): spares the name resolvers
     /// reading the init's `stat` again.
     pub init_ppid: u32,
+    /// Who was above the init when it was forked, when the source saw it
+    /// ([`ObservationKind::InitFork`] of the eBPF source): spares the name
+    /// resolvers walking `/proc` for them.
+    pub lineage: Option<crate::lineage::Lineage>,
 }
 
 impl Observation {
@@ -92,6 +96,7 @@ impl Observation {
             cgroup: None,
             init_ppid: 0,
             more_cgroups: None,
+            lineage: None,
         }
     }
 

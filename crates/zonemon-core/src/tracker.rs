@@ -62,8 +62,20 @@ pub struct Tracker<R: NameResolver> {
     reboots: RebootMemory,
     /// Whether the source reports OOM kills: then a shutdown says whether it was one.
     sees_oom: bool,
-    /// (init PID, its parent's PID) as read for the observation being handled, for its lookups.
-    fresh_ppid: Option<(u32, u32)>,
+    /// What the observation being handled says of its init's surroundings, for its lookups only.
+    fresh: Option<Fresh>,
+}
+
+/// What an observation brought of its init's surroundings: it serves that
+/// observation's lookups only (by the next one, the processes may have changed).
+#[derive(Debug, Clone, Copy)]
+struct Fresh {
+    /// The init's host PID.
+    init_pid: u32,
+    /// Its parent's PID, read with its cgroup (0 when not read).
+    ppid: u32,
+    /// Who was above it when it was forked.
+    lineage: Option<crate::lineage::Lineage>,
 }
 
 impl<R: NameResolver> Tracker<R> {
@@ -76,7 +88,7 @@ impl<R: NameResolver> Tracker<R> {
             zones: ZoneTable::new(),
             reboots: RebootMemory::new(),
             sees_oom: false,
-            fresh_ppid: None,
+            fresh: None,
         }
     }
 
@@ -267,9 +279,13 @@ impl<R: NameResolver> Tracker<R> {
     /// Feeds one observation; returns the transitions it proves, in order.
     pub fn observe(&mut self, obs: &Observation) -> Vec<ZoneEvent> {
         // What was read of the init for this observation serves this observation's lookups only.
-        self.fresh_ppid = (obs.init_ppid != 0).then_some((obs.init_pid, obs.init_ppid));
+        self.fresh = (obs.init_ppid != 0 || obs.lineage.is_some()).then_some(Fresh {
+            init_pid: obs.init_pid,
+            ppid: obs.init_ppid,
+            lineage: obs.lineage,
+        });
         let out = self.observe_inner(obs);
-        self.fresh_ppid = None;
+        self.fresh = None;
         out
     }
 
@@ -471,14 +487,13 @@ impl<R: NameResolver> Tracker<R> {
             EventKind::Ready | EventKind::Booted | EventKind::Running
         );
         if zone.runtime_name.is_none() && !zone.unclaimed && init_alive {
+            let fresh = self.fresh.filter(|f| f.init_pid == zone.init_pid);
             let facts = ZoneFacts {
                 init_pid: zone.init_pid,
                 start_ns: key.start_ns,
                 creator_pid: zone.creator_pid,
-                init_ppid: match self.fresh_ppid {
-                    Some((pid, ppid)) if pid == zone.init_pid => ppid,
-                    _ => 0,
-                },
+                init_ppid: fresh.map_or(0, |f| f.ppid),
+                lineage: fresh.and_then(|f| f.lineage),
                 pidns: zone.pidns().inode,
                 level: zone.level,
                 hostname: zone.hostname(),

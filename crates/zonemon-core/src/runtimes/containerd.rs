@@ -192,12 +192,18 @@ fn push(v: &mut Vec<String>, s: &str) {
     }
 }
 
+/// containerd's shims (`containerd-shim-runc-v2`, …): the parent of every task's init.
+pub const SHIM: &[&str] = &["containerd-shim*"];
+
+/// containerd's processes that may be above its tasks' inits (the shim first).
+const PROCESSES: &[&str] = &["containerd-shim*", "containerd"];
+
 impl RuntimeResolver for Containerd {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let shim = probe
-            .ancestors()
-            .iter()
-            .find(|a| procfs::program(&a.args).starts_with("containerd-shim"));
+            .ancestors_like(SHIM)
+            .into_iter()
+            .find(|a| procfs::program_is_one_of(&a.args, SHIM));
         let shim_ns = shim.and_then(|a| procfs::option(&a.args, &["-namespace", "--namespace"]));
         let shim_id = shim.and_then(|a| procfs::option(&a.args, &["-id", "--id"]));
         let kubernetes_cgroup = probe.cgroups().iter().any(|p| {
@@ -242,10 +248,11 @@ impl RuntimeResolver for Containerd {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(
-            &["containerd-shim*", "containerd"],
-            &["kubepods", "cri-containerd"],
-        )
+        probe.shows_signs_of(PROCESSES, &["kubepods", "cri-containerd"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

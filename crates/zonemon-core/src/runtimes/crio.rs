@@ -114,6 +114,9 @@ impl CriO {
     }
 }
 
+/// CRI-O's processes that may be above its containers' inits.
+const PROCESSES: &[&str] = &["conmon", "crio"];
+
 impl RuntimeResolver for CriO {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let from_cgroup = probe
@@ -123,8 +126,8 @@ impl RuntimeResolver for CriO {
             .find(|id| is_hex64(id))
             .map(str::to_string);
         let conmon = probe
-            .ancestors()
-            .iter()
+            .ancestors_like(&["conmon"])
+            .into_iter()
             .find(|a| procfs::program(&a.args) == "conmon" && !is_podman_conmon(a));
         let conmon_id = conmon
             .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))
@@ -158,7 +161,11 @@ impl RuntimeResolver for CriO {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["conmon", "crio"], &["crio"])
+        probe.shows_signs_of(PROCESSES, &["crio"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

@@ -35,6 +35,13 @@ pub const CRUN: OciRuntime = OciRuntime {
     state_file: "status",
     label_state: "crun-status",
     label_argv: "crun-argv",
+    comms: &[
+        "crun",
+        "conmon",
+        "containerd-shim*",
+        "dockerd",
+        "containerd",
+    ],
     parse: parse_status,
 };
 
@@ -61,6 +68,10 @@ impl RuntimeResolver for Crun {
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
         self.inner.could_claim_later(probe)
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(self.inner.comms())
     }
 }
 

@@ -17,7 +17,7 @@ use super::jsonpick::json_str;
 use super::jsonpick::{self, Keep};
 use super::probe::Probe;
 use super::resolver::{is_hex64, resolved, resolved_k8s, RuntimeResolver};
-use super::{cgroup, procfs};
+use super::{cgroup, containerd, procfs};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
@@ -125,8 +125,8 @@ pub fn cgroup_ids(probe: &Probe<'_>) -> Vec<String> {
 /// The container ids of the moby containerd shims above the init.
 pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    for a in probe.ancestors() {
-        if procfs::program(&a.args).starts_with("containerd-shim")
+    for a in probe.ancestors_like(containerd::SHIM) {
+        if procfs::program_is_one_of(&a.args, containerd::SHIM)
             && procfs::option(&a.args, &["-namespace", "--namespace"]) == Some(MOBY_NAMESPACE)
         {
             if let Some(id) = procfs::option(&a.args, &["-id", "--id"]).filter(|i| is_hex64(i)) {
@@ -138,6 +138,9 @@ pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
     }
     ids
 }
+
+/// Docker's processes that may be above its containers' inits (moby's shim first).
+const PROCESSES: &[&str] = &["containerd-shim*", "dockerd", "docker-init"];
 
 /// Names Docker's containers from `config.v2.json`.
 pub struct Docker {
@@ -190,7 +193,11 @@ impl RuntimeResolver for Docker {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["containerd-shim*", "dockerd", "docker-init"], &["docker"])
+        probe.shows_signs_of(PROCESSES, &["docker"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

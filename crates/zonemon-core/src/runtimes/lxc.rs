@@ -59,9 +59,14 @@ impl Lxc {
     }
 }
 
+/// The command names of LXC's processes that may be above its containers'
+/// inits (`lxc-start`, and its monitor, whose title is rewritten but whose
+/// command name stays).
+const PROCESSES: &[&str] = &["lxc*"];
+
 impl RuntimeResolver for Lxc {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        let monitor = probe.ancestors().iter().find_map(|a| {
+        let monitor = probe.ancestors_like(PROCESSES).into_iter().find_map(|a| {
             // The title is one argument, or split by NULs after a rewrite: join what is there.
             let title = a.args.join(" ");
             let (path, name) = parse_monitor_title(title.trim_end())?;
@@ -78,11 +83,15 @@ impl RuntimeResolver for Lxc {
         resolved(name, "lxc-cgroup", "lxc", Some(name))
     }
 
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
+    }
+
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
         // The monitor's title (`[lxc monitor] PATH NAME`) is no program name: look at every argument.
         probe
-            .ancestors()
-            .iter()
+            .ancestors_like(PROCESSES)
+            .into_iter()
             .any(|a| a.args.iter().any(|x| x.contains("lxc")))
             || probe.shows_signs_of(&[], &["lxc"])
     }

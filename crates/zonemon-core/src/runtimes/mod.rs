@@ -25,12 +25,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::naming::{Lookup, NameResolver, ZoneFacts};
+use comms::CommFilter;
 use probe::Probe;
 use procfiles::ProcFiles;
 use resolver::RuntimeResolver;
 
 pub mod boltdb;
 pub mod cgroup;
+pub mod comms;
 pub mod containerd;
 pub mod crio;
 pub mod crun;
@@ -75,6 +77,8 @@ pub struct RuntimeNames {
     resolvers: Vec<Box<dyn RuntimeResolver>>,
     /// `/proc` files kept open between lookups (the processes that start zones mostly stay).
     files: RefCell<ProcFiles>,
+    /// The command names of the processes whose command lines some resolver looks at.
+    comms: CommFilter,
 }
 
 impl RuntimeNames {
@@ -99,6 +103,7 @@ impl RuntimeNames {
     pub fn with_resolvers(root: &Path, resolvers: Vec<Box<dyn RuntimeResolver>>) -> Self {
         RuntimeNames {
             root: Arc::from(root),
+            comms: CommFilter::union(resolvers.iter().map(|r| r.ancestor_comms())),
             resolvers,
             files: RefCell::new(ProcFiles::new()),
         }
@@ -107,9 +112,11 @@ impl RuntimeNames {
 
 impl NameResolver for RuntimeNames {
     /// Every runtime is asked for a name first; only when none has one, the
-    /// cheaper question whether any shows signs of making the zone.
+    /// cheaper question whether any shows signs of making the zone. Of the
+    /// processes the kernel listed above the init, only those whose command
+    /// name some resolver looks for are read ([`comms`]).
     fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
-        let probe = Probe::with_files(&self.root, *facts, &self.files);
+        let probe = Probe::with_files(&self.root, *facts, &self.files).reading_only(&self.comms);
         if probe.nested() {
             return Lookup::Never; // the host's runtimes did not make it
         }
@@ -133,6 +140,7 @@ mod tests {
     use super::testutil::{facts, mutated, mutated_any, Bytes, TempTree};
     use super::*;
     use crate::escape::MAX_NAME_LEN;
+    use crate::lineage::{Forebear, Lineage};
     use proptest::prelude::*;
     use proptest::test_runner::TestRunner;
 
@@ -195,12 +203,10 @@ mod tests {
     /// A container id that every runtime's files in [`hostile_round`] name.
     const HOSTILE_ID: &str = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
 
-    /// One round of a hostile host: every runtime's file for one container
-    /// (path, content; as written or mutated), then a mutation of the zone's
-    /// `/proc/<pid>/cgroup` and one of its parent's command line.
-    fn hostile_round() -> impl Strategy<Value = (Vec<(String, Bytes)>, Bytes, Bytes)> {
+    /// Every runtime's file for one container, [`HOSTILE_ID`], whose init is PID 300 (path, content).
+    fn runtime_files() -> Vec<(String, String)> {
         let id = HOSTILE_ID;
-        let files: Vec<(String, String)> = vec![
+        vec![
             (
                 format!("{}/{id}/config.v2.json", docker::CONTAINERS_DIR),
                 format!(r#"{{"ID":"{id}","Name":"/aap","State":{{"Running":true,"Pid":300}}}}"#),
@@ -221,8 +227,13 @@ mod tests {
             (format!("{}/{id}/state.json", runc::STATE_DIR), r#"{"init_process_pid":300,"init_process_start":5000}"#.to_string()),
             (format!("{}/{id}/status", crun::STATE_DIR), r#"{"pid":300,"process-start-time":5000}"#.to_string()),
             ("var/lib/lxc/aap/config".to_string(), "lxc.uts.name = aap\n".to_string()),
-        ];
-        let cgroups = [
+        ]
+    }
+
+    /// The init's cgroup in each runtime's scheme, for [`HOSTILE_ID`].
+    fn runtime_cgroups() -> [String; 7] {
+        let id = HOSTILE_ID;
+        [
             format!("0::/docker/{id}\n"),
             format!("0::/libpod_parent/libpod-{id}\n"),
             format!("0::/kubepods/crio-{id}\n"),
@@ -230,7 +241,15 @@ mod tests {
             "0::/lxc.payload.aap\n".to_string(),
             "0::/machine.slice/machine-aap.scope\n".to_string(),
             format!("0::/{id}\n"),
-        ];
+        ]
+    }
+
+    /// One round of a hostile host: every runtime's file for one container
+    /// (path, content; as written or mutated), then a mutation of the zone's
+    /// `/proc/<pid>/cgroup` and one of its parent's command line.
+    fn hostile_round() -> impl Strategy<Value = (Vec<(String, Bytes)>, Bytes, Bytes)> {
+        let files = runtime_files();
+        let cgroups = runtime_cgroups();
         let parents: [&[u8]; 5] = [
             b"[lxc monitor] /var/lib/lxc aap\0",
             b"systemd-nspawn\0-M\0aap\0-D\0/r\0",
@@ -246,6 +265,195 @@ mod tests {
             })
             .collect();
         (files, mutated_any(&cgroups), mutated_any(&parents))
+    }
+
+    /// Processes seen above real zones: their command line (`ID` for
+    /// [`HOSTILE_ID`]) and the command name the kernel had for them at the fork.
+    const FOREBEARS: [(&str, &[u8]); 13] = [
+        ("runc\0run\0-d\0aap\0", b"runc"),
+        ("runc\0init\0", b"runc:[1:CHILD]"),
+        (
+            "runc\0--root\0/run/runc\0create\0--bundle\0/b\0ID\0",
+            b"runc",
+        ),
+        ("crun\0run\0-d\0aap\0", b"crun"),
+        (
+            "/usr/bin/conmon\0-c\0ID\0-n\0aap\0--exit-command\0/usr/bin/podman\0",
+            b"conmon",
+        ),
+        (
+            "/usr/bin/conmon\0-c\0ID\0-n\0k8s_c_p_ns_0123_0\0",
+            b"conmon",
+        ),
+        (
+            "/usr/bin/containerd-shim-runc-v2\0-namespace\0moby\0-id\0ID\0",
+            b"containerd-shim",
+        ),
+        (
+            "/usr/bin/containerd-shim-runc-v2\0-namespace\0k8s.io\0-id\0ID\0",
+            b"containerd-shim",
+        ),
+        ("[lxc monitor] /var/lib/lxc aap\0", b"lxc-start"),
+        ("systemd-nspawn\0-M\0aap\0-D\0/r\0", b"systemd-nspawn"),
+        ("bash\0", b"bash"),
+        ("unshare\0--pid\0--fork\0sleep\0", b"unshare"),
+        ("/usr/bin/runtimes-d86659abc\0--test\0", b"runtimes-d86659"),
+    ];
+
+    /// Writes zone init 300 in cgroup `cg` below the processes `chain`
+    /// (command line, command name): the creator (PID 50), the init's parent
+    /// (PID 50 too, or 51 when the creator forked with `clone_parent`) and
+    /// two generations above (60, 70), each with its `stat`. Returns the facts
+    /// of the lookup without and with the kernel's lineage.
+    fn zone_below<'a>(
+        t: &TempTree,
+        chain: &[(&str, &[u8]); 4],
+        clone_parent: bool,
+        cg: &'a str,
+    ) -> (ZoneFacts<'a>, ZoneFacts<'a>) {
+        // (PID, parent PID, which of `chain`), the init's parent second.
+        let procs: &[(u32, u32, usize)] = if clone_parent {
+            &[(50, 51, 0), (51, 60, 1), (60, 70, 2), (70, 1, 3)]
+        } else {
+            &[(50, 60, 0), (60, 70, 2), (70, 1, 3)]
+        };
+        for &(pid, ppid, i) in procs {
+            t.proc(pid, ppid, 10, &[pid], &["x"], "0::/\n");
+            t.write(
+                &format!("proc/{pid}/cmdline"),
+                chain[i].0.replace("ID", HOSTILE_ID),
+            );
+        }
+        let (parent, i) = if clone_parent { (51, 1) } else { (50, 0) };
+        t.proc(300, parent, 5000, &[300, 1], &["sh"], &format!("0::{cg}\n"));
+        let lineage = Lineage([
+            Forebear::new(50, chain[0].1),
+            Forebear::new(parent, chain[i].1),
+            Forebear::new(60, chain[2].1),
+            Forebear::new(70, chain[3].1),
+        ]);
+        let without = facts(300, 50, Some(cg));
+        (
+            without,
+            ZoneFacts {
+                lineage: Some(lineage),
+                ..without
+            },
+        )
+    }
+
+    #[test]
+    fn a_zone_with_no_runtime_above_reads_no_process() {
+        let t = TempTree::new("lineage-plain");
+        let bash = FOREBEARS[10];
+        let chain = [FOREBEARS[11], FOREBEARS[11], bash, FOREBEARS[12]];
+        let (without, with) = zone_below(&t, &chain, false, "/user.slice");
+        let mut names = RuntimeNames::new(t.root());
+        assert_eq!(names.lookup(&without), Lookup::Never);
+        let walked = names.files.borrow().opens();
+        assert!(walked >= 3, "the walk read the processes above: {walked}");
+        let mut names = RuntimeNames::new(t.root());
+        assert_eq!(names.lookup(&with), Lookup::Never);
+        assert_eq!(
+            names.files.borrow().opens(),
+            1,
+            "only the init's stat: no process above is read"
+        );
+    }
+
+    #[test]
+    fn only_the_runtime_processes_above_are_read() {
+        let t = TempTree::new("lineage-runc");
+        t.write(
+            &format!("{}/{HOSTILE_ID}/state.json", runc::STATE_DIR),
+            r#"{"init_process_pid":300,"init_process_start":5000}"#,
+        );
+        // runc's init stages, `runc create` (with CLONE_PARENT), a shell, the harness.
+        let chain = [FOREBEARS[1], FOREBEARS[2], FOREBEARS[10], FOREBEARS[12]];
+        let cg = format!("/{HOSTILE_ID}");
+        let (without, with) = zone_below(&t, &chain, true, &cg);
+        let named = RuntimeNames::new(t.root()).lookup(&without);
+        assert!(
+            matches!(&named, Lookup::Named(n) if n.name == HOSTILE_ID),
+            "{named:?}"
+        );
+        let mut names = RuntimeNames::new(t.root());
+        assert_eq!(names.lookup(&with), named);
+        assert_eq!(
+            names.files.borrow().opens(),
+            2,
+            "the init's stat and `runc create`'s command line"
+        );
+        // A process passing itself off as `bash` is not read: its `runc run` names nothing.
+        let disguised = [FOREBEARS[0], FOREBEARS[0], FOREBEARS[10], FOREBEARS[12]];
+        let t = TempTree::new("lineage-disguised");
+        let (without, mut with) = zone_below(&t, &disguised, false, "/user.slice");
+        assert!(RuntimeNames::new(t.root())
+            .lookup(&without)
+            .named()
+            .is_some());
+        let mut l = with.lineage.unwrap();
+        l.0[0] = Forebear::new(50, b"bash");
+        l.0[1] = l.0[0];
+        with.lineage = Some(l);
+        assert_eq!(RuntimeNames::new(t.root()).lookup(&with), Lookup::Never);
+    }
+
+    /// A chain of processes from [`FOREBEARS`] above a zone of one of the runtimes' cgroups.
+    fn chains() -> impl Strategy<Value = ([(&'static str, &'static [u8]); 4], bool, usize)> {
+        let one = prop::sample::select(FOREBEARS.to_vec());
+        (
+            [one.clone(), one.clone(), one.clone(), one],
+            any::<bool>(),
+            0..runtime_cgroups().len() + 1,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// With the command names the processes really have, the kernel's
+        /// lineage changes no answer: only what is read to find it.
+        #[test]
+        fn a_true_lineage_gives_the_same_answer((chain, clone_parent, cg) in chains()) {
+            let t = TempTree::new("lineage-same");
+            for (path, content) in runtime_files() {
+                t.write(&path, content);
+            }
+            let cgroups = runtime_cgroups();
+            let cg = cgroups.get(cg).map_or("/user.slice", |c| c.trim_start_matches("0::").trim_end());
+            let (without, with) = zone_below(&t, &chain, clone_parent, cg);
+            let full = RuntimeNames::new(t.root()).lookup(&without);
+            prop_assert_eq!(RuntimeNames::new(t.root()).lookup(&with), full);
+        }
+
+        /// Any command names at all (the processes set them): no panic, and a
+        /// name, when there is one, bounded as ever.
+        #[test]
+        fn hostile_command_names(
+            (chain, clone_parent, cg) in chains(),
+            comms in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 4),
+            pick in prop::collection::vec(0..FOREBEARS.len() + 1, 4),
+        ) {
+            let t = TempTree::new("lineage-hostile");
+            for (path, content) in runtime_files() {
+                t.write(&path, content);
+            }
+            let cgroups = runtime_cgroups();
+            let cg = cgroups.get(cg).map_or("/user.slice", |c| c.trim_start_matches("0::").trim_end());
+            let (_, mut with) = zone_below(&t, &chain, clone_parent, cg);
+            let mut l = with.lineage.unwrap();
+            for ((f, comm), pick) in l.0.iter_mut().zip(&comms).zip(pick) {
+                // Another process's command name, or random bytes.
+                let comm = FOREBEARS.get(pick).map_or(&comm[..], |p| p.1);
+                *f = Forebear::new(f.pid, comm);
+            }
+            with.lineage = Some(l);
+            if let Lookup::Named(r) = RuntimeNames::new(t.root()).lookup(&with) {
+                prop_assert!(!r.name.trim().is_empty());
+                prop_assert!(r.name.len() <= 3 * (MAX_NAME_LEN + 3) + 2, "{:?}", r);
+            }
+        }
     }
 
     /// Runs [`hostile_round`]s through a fresh chain per case. The cases share

@@ -177,6 +177,9 @@ impl Nspawn {
     }
 }
 
+/// systemd-nspawn, the one process of its that may be above its containers' inits.
+const PROCESSES: &[&str] = &["systemd-nspawn"];
+
 impl RuntimeResolver for Nspawn {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         if let Some(a) = probe.ancestor_named("systemd-nspawn") {
@@ -189,7 +192,11 @@ impl RuntimeResolver for Nspawn {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["systemd-nspawn"], &["machine"])
+        probe.shows_signs_of(PROCESSES, &["machine"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

@@ -60,6 +60,9 @@ pub struct OciRuntime {
     pub label_argv: &'static str,
     /// Parses the state file.
     pub parse: fn(&[u8]) -> Option<OciState>,
+    /// The command names of the processes above a zone whose command lines
+    /// it reads: its own `program`'s, and the managers' ([`MANAGERS`]).
+    pub comms: &'static [&'static str],
 }
 
 /// Global options of runc and crun that take a value (before the subcommand).
@@ -106,10 +109,13 @@ pub fn parse_runtime_argv(args: &[String]) -> Option<(&str, &str, Option<&str>)>
     (valid_id(id) && !id.starts_with('-')).then_some((sub, id, root))
 }
 
-/// Whether `a` is a container manager that runs OCI runtimes for its own containers.
+/// The container managers that run OCI runtimes for their own containers
+/// (exact program names, or a prefix ending in `*`).
+pub const MANAGERS: &[&str] = &["conmon", "containerd-shim*", "dockerd", "containerd"];
+
+/// Whether `a` is a container manager ([`MANAGERS`]).
 fn is_manager(a: &Ancestor) -> bool {
-    let p = procfs::program(&a.args);
-    p == "conmon" || p.starts_with("containerd-shim") || p == "dockerd" || p == "containerd"
+    procfs::program_is_one_of(&a.args, MANAGERS)
 }
 
 /// Resolves a bare OCI runtime's containers.
@@ -167,12 +173,12 @@ impl OciResolver {
 
     /// Names the zone, if this runtime made it.
     pub fn resolve(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        let ancestors = probe.ancestors();
-        if ancestors.iter().any(is_manager) {
+        if probe.ancestors_like(MANAGERS).into_iter().any(is_manager) {
             return None;
         }
-        let argv = ancestors
-            .iter()
+        let argv = probe
+            .ancestors_like(&[self.rt.program])
+            .into_iter()
             .filter(|a| procfs::program(&a.args) == self.rt.program)
             .find_map(|a| parse_runtime_argv(&a.args));
         let dir = match argv.and_then(|(_, _, root)| root) {
@@ -228,6 +234,11 @@ impl OciResolver {
             }
         }
         None
+    }
+
+    /// The command names of the processes whose command lines it reads.
+    pub fn comms(&self) -> &'static [&'static str] {
+        self.rt.comms
     }
 
     /// Whether this runtime may still name the zone once its state is

@@ -149,6 +149,9 @@ fn meta(image: Option<&str>, config: Option<&Config>) -> ZoneMeta {
     )
 }
 
+/// Podman's processes that may be above its containers' inits.
+const PROCESSES: &[&str] = &["conmon", "podman"];
+
 impl RuntimeResolver for Podman {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let from_cgroup = probe
@@ -157,7 +160,10 @@ impl RuntimeResolver for Podman {
             .filter_map(|p| cgroup::prefixed_id(p, "libpod-"))
             .find(|id| is_hex64(id))
             .map(str::to_string);
-        let conmon = probe.ancestors().iter().find(|a| is_podman_conmon(a));
+        let conmon = probe
+            .ancestors_like(&["conmon"])
+            .into_iter()
+            .find(|a| is_podman_conmon(a));
         let conmon_id = conmon
             .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))
             .filter(|id| is_hex64(id));
@@ -184,7 +190,11 @@ impl RuntimeResolver for Podman {
     }
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
-        probe.shows_signs_of(&["conmon", "podman"], &["libpod"])
+        probe.shows_signs_of(PROCESSES, &["libpod"])
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(PROCESSES)
     }
 }
 

@@ -6,14 +6,19 @@
 use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
+use super::comms::{comm_matches, CommFilter};
 use super::procfiles::ProcFiles;
 use super::{fsread, procfs};
+use crate::lineage::LINEAGE_LEN;
 use crate::naming::ZoneFacts;
 
 /// How many generations of the init's ancestors are looked at (parent,
 /// grandparent, great-grandparent): enough to see a shim or conmon above
 /// the `runc create` that forks the init.
 pub const MAX_ANCESTOR_DEPTH: usize = 3;
+
+// The kernel's lineage lists the same processes: the creator and these generations.
+const _: () = assert!(LINEAGE_LEN == MAX_ANCESTOR_DEPTH + 1);
 
 /// A process above the zone's init: its host PID and command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +40,14 @@ pub struct Probe<'a> {
     facts: ZoneFacts<'a>,
     /// Handles kept between lookups, when the caller keeps them.
     files: Option<&'a RefCell<ProcFiles>>,
+    /// Whose command lines are worth reading, among the processes the kernel listed.
+    comms: Option<&'a CommFilter>,
     /// (init still there, parent PID, start ticks).
     init: OnceCell<InitInfo>,
     cgroups: OnceCell<Vec<String>>,
     ancestors: OnceCell<Vec<Ancestor>>,
+    /// The command line of each process of the kernel's lineage, read at most once, when asked.
+    forebears: [OnceCell<Option<Ancestor>>; LINEAGE_LEN],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,9 +64,11 @@ impl<'a> Probe<'a> {
             root,
             facts,
             files: None,
+            comms: None,
             init: OnceCell::new(),
             cgroups: OnceCell::new(),
             ancestors: OnceCell::new(),
+            forebears: Default::default(),
         }
     }
 
@@ -66,6 +77,16 @@ impl<'a> Probe<'a> {
         Probe {
             files: Some(files),
             ..Self::new(root, facts)
+        }
+    }
+
+    /// The same probe, reading the command line of a process the kernel
+    /// listed above the init ([`ZoneFacts::lineage`]) only when `comms` wants
+    /// its command name.
+    pub fn reading_only(self, comms: &'a CommFilter) -> Self {
+        Probe {
+            comms: Some(comms),
+            ..self
         }
     }
 
@@ -179,7 +200,10 @@ impl<'a> Probe<'a> {
 
     /// The processes above the init: its creator, then its parent and up
     /// to [`MAX_ANCESTOR_DEPTH`] generations (host PID 1 excluded), each once.
-    /// Empty when the init is gone.
+    /// Empty when the init is gone. When the kernel listed them
+    /// ([`ZoneFacts::lineage`]), no `stat` is read to find them, and the
+    /// command lines only of those whose command name the probe's
+    /// [`CommFilter`] wants (the others are left out, as if gone).
     pub fn ancestors(&self) -> &[Ancestor] {
         self.ancestors.get_or_init(|| {
             let mut out: Vec<Ancestor> = Vec::new();
@@ -187,14 +211,16 @@ impl<'a> Probe<'a> {
             if !info.alive {
                 return out;
             }
+            if let Some(lineage) = &self.facts.lineage {
+                return lineage
+                    .above(self.facts.init_pid)
+                    .filter(|(_, f)| self.comms.is_none_or(|c| c.wants(f.comm())))
+                    .filter_map(|(i, f)| self.forebear(i, f.pid).cloned())
+                    .collect();
+            }
             let push = |pid: u32, out: &mut Vec<Ancestor>| {
                 if pid > 1 && pid != self.facts.init_pid && !out.iter().any(|a| a.pid == pid) {
-                    if let Some(b) = self.read_proc(pid, "cmdline", procfs::MAX_CMDLINE) {
-                        out.push(Ancestor {
-                            pid,
-                            args: procfs::parse_cmdline(&b),
-                        });
-                    }
+                    out.extend(self.ancestor(pid));
                 }
             };
             push(self.facts.creator_pid, &mut out);
@@ -216,20 +242,51 @@ impl<'a> Probe<'a> {
         })
     }
 
+    /// The ancestors that may be one of `progs` (argv\[0\]'s basename; an
+    /// entry ending in `*` matches a prefix), in [`Probe::ancestors`]' order:
+    /// when the kernel listed the processes above the init
+    /// ([`ZoneFacts::lineage`]), those whose command name is one of `progs`
+    /// (the others' command lines are not read: the evidence of one runtime
+    /// costs nothing to the others); else all of them. Callers still test
+    /// what the command line says.
+    pub fn ancestors_like(&self, progs: &[&str]) -> Vec<&Ancestor> {
+        let Some(lineage) = &self.facts.lineage else {
+            return self.ancestors().iter().collect();
+        };
+        if !self.init_alive() {
+            return Vec::new();
+        }
+        lineage
+            .above(self.facts.init_pid)
+            .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
+            .filter_map(|(i, f)| self.forebear(i, f.pid))
+            .collect()
+    }
+
+    /// Process `i` of the kernel's lineage, `pid`, with its command line (read once), unless it is gone.
+    fn forebear(&self, i: usize, pid: u32) -> Option<&Ancestor> {
+        self.forebears[i]
+            .get_or_init(|| self.ancestor(pid))
+            .as_ref()
+    }
+
+    /// Process `pid` with its command line, unless it is gone.
+    fn ancestor(&self, pid: u32) -> Option<Ancestor> {
+        let b = self.read_proc(pid, "cmdline", procfs::MAX_CMDLINE)?;
+        Some(Ancestor {
+            pid,
+            args: procfs::parse_cmdline(&b),
+        })
+    }
+
     /// Whether some ancestor is one of `progs` (argv\[0\]'s basename; an
     /// entry ending in `*` matches a prefix) or some cgroup path contains one
     /// of `cgroup_words`: the cheap signs of a runtime, for
-    /// [`RuntimeResolver::could_claim_later`].
+    /// [`super::resolver::RuntimeResolver::could_claim_later`].
     pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
-        let prog_matches = |p: &str| {
-            progs.iter().any(|want| match want.strip_suffix('*') {
-                Some(prefix) => p.starts_with(prefix),
-                None => p == *want,
-            })
-        };
-        self.ancestors()
+        self.ancestors_like(progs)
             .iter()
-            .any(|a| prog_matches(procfs::program(&a.args)))
+            .any(|a| procfs::program_is_one_of(&a.args, progs))
             || self
                 .cgroups()
                 .iter()
@@ -238,8 +295,8 @@ impl<'a> Probe<'a> {
 
     /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
     pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
-        self.ancestors()
-            .iter()
+        self.ancestors_like(&[prog])
+            .into_iter()
             .find(|a| procfs::program(&a.args) == prog)
     }
 }

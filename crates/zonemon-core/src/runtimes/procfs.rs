@@ -67,6 +67,16 @@ pub fn program(args: &[String]) -> &str {
         .unwrap_or("")
 }
 
+/// Whether the program of `args` ([`program`]) is one of `progs` (an entry
+/// ending in `*` matches a prefix).
+pub fn program_is_one_of(args: &[String], progs: &[&str]) -> bool {
+    let p = program(args);
+    progs.iter().any(|want| match want.strip_suffix('*') {
+        Some(prefix) => p.starts_with(prefix),
+        None => p == *want,
+    })
+}
+
 /// The value of an option in `args`: `-x v` or `-x=v` for each of `names`
 /// (give them with their dashes, e.g. `["-M", "--machine"]`). The last
 /// occurrence wins, as with most option parsers. Only `names` are known to
@@ -170,6 +180,10 @@ mod tests {
         assert!(has_arg(&v, "-n"));
         assert_eq!(program(&argv(&["/usr/bin/conmon", "-c"])), "conmon");
         assert_eq!(program(&[]), "");
+        let shim = argv(&["/usr/bin/containerd-shim-runc-v2", "-id", "x"]);
+        assert!(program_is_one_of(&shim, &["conmon", "containerd-shim*"]));
+        assert!(!program_is_one_of(&shim, &["containerd"]));
+        assert!(!program_is_one_of(&[], &["conmon"]));
     }
 
     /// Real `/proc` files for the parsers to be fed mutations of.

@@ -22,6 +22,18 @@ pub trait RuntimeResolver: Send {
         true
     }
 
+    /// The command names (`task->comm`: exact, or a prefix ending in `*`;
+    /// see [`super::comms::comm_matches`]) of the processes above a zone
+    /// whose command lines this resolver looks at, in
+    /// [`RuntimeResolver::resolve_probe`] and
+    /// [`RuntimeResolver::could_claim_later`] alike. When the kernel says
+    /// who was above the init ([`crate::lineage::Lineage`]), a process whose
+    /// command name matches no resolver's is not read. `None` (the default):
+    /// every process's command line.
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Named, not yet (signs of this runtime, no state written yet), or never.
     fn lookup_probe(&mut self, probe: &Probe<'_>) -> Lookup {
         match self.resolve_probe(probe) {

@@ -38,6 +38,13 @@ pub const RUNC: OciRuntime = OciRuntime {
     state_file: "state.json",
     label_state: "runc-state",
     label_argv: "runc-argv",
+    comms: &[
+        "runc",
+        "conmon",
+        "containerd-shim*",
+        "dockerd",
+        "containerd",
+    ],
     parse: parse_state,
 };
 
@@ -64,6 +71,10 @@ impl RuntimeResolver for Runc {
 
     fn could_claim_later(&self, probe: &Probe<'_>) -> bool {
         self.inner.could_claim_later(probe)
+    }
+
+    fn ancestor_comms(&self) -> Option<&'static [&'static str]> {
+        Some(self.inner.comms())
     }
 }
 

@@ -122,6 +122,7 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
         cgroup,
         more_cgroups: None,
         comm: "sh",
+        lineage: None,
     }
 }
 

@@ -1022,13 +1022,17 @@ fn a_seeded_init_found_running_or_seen_by_the_kernel_is_not_checked_again() {
     assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
 }
 
-/// The init's parent read with an observation reaches that observation's lookup, and no later one.
+/// The init's parent read with an observation, and the lineage the fork's
+/// record carried, reach that observation's lookup, and no later one.
 #[test]
 fn the_inits_parent_serves_only_its_own_observations_lookup() {
-    struct Parents(std::rc::Rc<std::cell::RefCell<Vec<(u32, u64)>>>);
+    /// (init's parent, start time, the lineage's creator) of each lookup.
+    type Seen = Vec<(u32, u64, Option<u32>)>;
+    struct Parents(std::rc::Rc<std::cell::RefCell<Seen>>);
     impl NameResolver for Parents {
         fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
-            self.0.borrow_mut().push((f.init_ppid, f.start_ns));
+            let creator = f.lineage.map(|l| l.0[0].pid);
+            self.0.borrow_mut().push((f.init_ppid, f.start_ns, creator));
             Lookup::NotYet
         }
     }
@@ -1040,10 +1044,16 @@ fn the_inits_parent_serves_only_its_own_observations_lookup() {
     let mut t = Tracker::new(host, Parents(seen.clone()));
     let mut fork = AAP.fork(AAP.start);
     fork.init_ppid = 42;
+    let mut lineage = crate::lineage::Lineage::default();
+    lineage.0[0] = crate::lineage::Forebear::new(41, b"unshare");
+    fork.lineage = Some(lineage);
     t.observe(&fork);
     // The exec's record was not enriched (its cgroup came with it): the resolver reads the parent itself.
     t.observe(&AAP.exec(AAP.start + 10));
-    assert_eq!(*seen.borrow(), [(42, AAP.start), (0, AAP.start)]);
+    assert_eq!(
+        *seen.borrow(),
+        [(42, AAP.start, Some(41)), (0, AAP.start, None)]
+    );
 }
 
 /// `o` as a kernel with namespace ids reports it: its PID namespace's id is `id`.

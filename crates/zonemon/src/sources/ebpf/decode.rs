@@ -7,15 +7,17 @@ use std::fmt;
 use std::mem::size_of;
 
 use zonemon_core::escape::bounded_lossy;
+use zonemon_core::lineage::{Forebear, Lineage};
 use zonemon_core::{Observation, ObservationKind};
 
-use super::skel::types::{zm_event, zm_kind};
+use super::skel::types::{zm_event, zm_fork_event, zm_kind};
 
 /// Why a ring-buffer record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    /// The record is shorter than `struct zm_event` (the BPF object and this binary disagree).
-    Short(usize),
+    /// The record is shorter than its kind's struct (`struct zm_event`, or
+    /// `struct zm_fork_event` for INIT_FORK: the BPF object and this binary disagree).
+    Short(usize, usize),
     /// The record's kind is not one of `enum zm_kind`.
     UnknownKind(u32),
 }
@@ -23,10 +25,9 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Short(n) => write!(
+            DecodeError::Short(n, want) => write!(
                 f,
-                "kernel record of {n} bytes, expected {} (mismatched BPF object?)",
-                size_of::<zm_event>()
+                "kernel record of {n} bytes, expected {want} (mismatched BPF object?)"
             ),
             DecodeError::UnknownKind(k) => write!(f, "kernel record of unknown kind {k}"),
         }
@@ -35,15 +36,20 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// `T`, a record type made of integers and byte arrays, from the start of `bytes`.
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short(bytes.len(), size_of::<T>()));
+    }
+    // SAFETY: the length was checked, the record types are plain old data
+    // (integers and byte arrays: any bit pattern is valid) and
+    // read_unaligned makes no alignment assumption about the ring buffer's memory.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
+
 /// Decodes one ring-buffer record into what the kernel saw.
 pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
-    if bytes.len() < size_of::<zm_event>() {
-        return Err(DecodeError::Short(bytes.len()));
-    }
-    // SAFETY: the length was checked, zm_event is plain old data (integers
-    // and byte arrays, any bit pattern is valid) and read_unaligned makes no
-    // alignment assumption about the ring buffer's memory.
-    let raw: zm_event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let raw: zm_event = read(bytes)?;
     let kind = match zm_kind(raw.kind) {
         zm_kind::ZM_KIND_INIT_FORK => ObservationKind::InitFork,
         zm_kind::ZM_KIND_INIT_EXEC => ObservationKind::InitExec,
@@ -68,7 +74,21 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.victim_pid = raw.victim_pid;
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
+    if kind == ObservationKind::InitFork {
+        let fork: zm_fork_event = read(bytes)?;
+        obs.lineage = Some(lineage(&fork));
+    }
     Ok(obs)
+}
+
+/// Who was above the init, as the INIT_FORK record lists them (command names as raw bytes).
+fn lineage(fork: &zm_fork_event) -> Lineage {
+    let mut out = Lineage::default();
+    for (dst, src) in out.0.iter_mut().zip(&fork.lineage) {
+        let comm: Vec<u8> = src.comm.iter().map(|&c| c as u8).collect();
+        *dst = Forebear::new(src.pid, &comm);
+    }
+    out
 }
 
 /// The bytes of a kernel char array up to its first NUL (or all of it), as bounded text.
@@ -84,14 +104,13 @@ fn c_string(chars: &[i8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use zonemon_core::lineage::LINEAGE_LEN;
 
     /// The bytes the kernel would write for `e`.
-    fn bytes_of(e: &zm_event) -> Vec<u8> {
-        // SAFETY: zm_event is repr(C) plain old data.
-        unsafe {
-            std::slice::from_raw_parts((e as *const zm_event).cast::<u8>(), size_of::<zm_event>())
-        }
-        .to_vec()
+    fn bytes_of<T>(e: &T) -> Vec<u8> {
+        // SAFETY: the record types are repr(C) plain old data.
+        unsafe { std::slice::from_raw_parts((e as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     fn chars<const N: usize>(s: &[u8]) -> [i8; N] {
@@ -154,9 +173,13 @@ mod tests {
             (zm_kind::ZM_KIND_INIT_EXIT, ObservationKind::InitExit),
             (zm_kind::ZM_KIND_INIT_FREE, ObservationKind::InitFree),
         ] {
-            let e = zm_event {
-                kind: k.0,
-                ..exit_record()
+            // As long as a fork's record: the longest any kind has.
+            let e = zm_fork_event {
+                event: zm_event {
+                    kind: k.0,
+                    ..exit_record()
+                },
+                ..Default::default()
             };
             assert_eq!(decode(&bytes_of(&e)).unwrap().kind, want);
         }
@@ -165,12 +188,90 @@ mod tests {
     #[test]
     fn rejects_short_and_unknown_records() {
         let b = bytes_of(&exit_record());
-        assert_eq!(decode(&b[..10]), Err(DecodeError::Short(10)));
+        let full = size_of::<zm_event>();
+        assert_eq!(decode(&b[..10]), Err(DecodeError::Short(10, full)));
+        // An INIT_FORK record without its lineage: the BPF object is another build's.
+        let fork = zm_event {
+            kind: zm_kind::ZM_KIND_INIT_FORK.0,
+            ..exit_record()
+        };
+        let want = size_of::<zm_fork_event>();
+        assert_eq!(
+            decode(&bytes_of(&fork)),
+            Err(DecodeError::Short(full, want))
+        );
         let e = zm_event {
             kind: 99,
             ..exit_record()
         };
         assert_eq!(decode(&bytes_of(&e)), Err(DecodeError::UnknownKind(99)));
+    }
+
+    fn fork_record(lineage: [(u32, &[u8]); 4]) -> zm_fork_event {
+        let mut f = zm_fork_event {
+            event: zm_event {
+                kind: zm_kind::ZM_KIND_INIT_FORK.0,
+                creator_pid: lineage[0].0,
+                ..exit_record()
+            },
+            ..Default::default()
+        };
+        assert_eq!(f.lineage.len(), LINEAGE_LEN, "zonemon.h's ZM_LINEAGE_LEN");
+        for (dst, (pid, comm)) in f.lineage.iter_mut().zip(lineage) {
+            dst.pid = pid;
+            dst.comm = chars(comm);
+        }
+        f
+    }
+
+    #[test]
+    fn a_fork_record_carries_its_lineage() {
+        let f = fork_record([
+            (90, b"runc:[1:CHILD]"),
+            (89, b"runc:[0:PARENT]"),
+            (80, b"runc"),
+            (1, b"systemd"),
+        ]);
+        let o = decode(&bytes_of(&f)).unwrap();
+        assert_eq!((o.kind, o.creator_pid), (ObservationKind::InitFork, 90));
+        let l = o.lineage.expect("a fork's lineage");
+        let got: Vec<(u32, &[u8])> = l.0.iter().map(|f| (f.pid, f.comm())).collect();
+        assert_eq!(
+            got,
+            [
+                (90, &b"runc:[1:CHILD]"[..]),
+                (89, b"runc:[0:PARENT]"),
+                (80, b"runc"),
+                (1, b"systemd")
+            ]
+        );
+        // The other kinds carry none, even in a record as long as a fork's.
+        let mut exit = bytes_of(&exit_record());
+        exit.resize(size_of::<zm_fork_event>(), 0x41);
+        assert_eq!(decode(&exit).unwrap().lineage, None);
+    }
+
+    proptest! {
+        /// Command names are the processes' own: any 16 bytes (no NUL, invalid
+        /// UTF-8) decode to at most 15 bytes, cut at the first NUL.
+        #[test]
+        fn hostile_lineage_comms(
+            comms in prop::collection::vec(prop::array::uniform16(any::<u8>()), 4),
+            pids in prop::array::uniform4(any::<u32>()),
+        ) {
+            let mut f = fork_record([(0, b""); 4]);
+            for ((dst, comm), pid) in f.lineage.iter_mut().zip(&comms).zip(pids) {
+                dst.pid = pid;
+                dst.comm = chars(comm);
+            }
+            let l = decode(&bytes_of(&f)).unwrap().lineage.unwrap();
+            for ((got, comm), pid) in l.0.iter().zip(&comms).zip(pids) {
+                prop_assert_eq!(got.pid, pid);
+                prop_assert!(got.comm().len() <= 15);
+                prop_assert!(comm.starts_with(got.comm()));
+                prop_assert!(!got.comm().contains(&0));
+            }
+        }
     }
 
     #[test]

@@ -116,6 +116,7 @@ __s64 dying_count = 0;
 
 /* Never written: here so that libbpf-cargo generates the Rust types of the records and their kinds. */
 struct zm_event _zm_event_type = {};
+struct zm_fork_event _zm_fork_event_type = {};
 enum zm_kind _zm_kind_type = 0;
 struct zm_seed _zm_seed_type = {};
 enum zm_seed_op _zm_seed_op_type = 0;
@@ -150,24 +151,28 @@ static __always_inline __u64 ns_id_of(struct pid_namespace *ns)
 	return BPF_CORE_READ(ns, ns.ns_id);
 }
 
-/*
- * Fills and submits one record about `init` (a zone's init, or any thread of
- * its group), whose PID namespace is `ns` at depth `level`.
- */
-static __always_inline void emit(__u32 kind, struct task_struct *init, struct pid_namespace *ns,
-				 unsigned int level, __u32 creator_pid, __s32 exit_status,
-				 __u32 victim_pid)
+/* Room for a record of `size` bytes in `events`, or NULL (counted in `dropped`) when it is full. */
+static __always_inline void *reserve(__u64 size)
 {
-	struct zm_event *e;
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!r)
+		__sync_fetch_and_add(&dropped, 1);
+	return r;
+}
+
+/*
+ * Fills record `e` about `init` (a zone's init, or any thread of its group),
+ * whose PID namespace is `ns` at depth `level`.
+ */
+static __always_inline void fill(struct zm_event *e, __u32 kind, struct task_struct *init,
+				 struct pid_namespace *ns, unsigned int level, __u32 creator_pid,
+				 __s32 exit_status, __u32 victim_pid)
+{
 	struct pid_namespace *parent;
 	struct task_struct *leader, *reaper;
 	struct uts_namespace *uts;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&dropped, 1);
-		return;
-	}
 	leader = BPF_CORE_READ(init, group_leader);
 	parent = BPF_CORE_READ(ns, parent);
 
@@ -195,7 +200,55 @@ static __always_inline void emit(__u32 kind, struct task_struct *init, struct pi
 		e->nodename[0] = 0;
 	}
 	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+}
+
+/* Fills and submits one record about `init` (see fill()). */
+static __always_inline void emit(__u32 kind, struct task_struct *init, struct pid_namespace *ns,
+				 unsigned int level, __u32 creator_pid, __s32 exit_status,
+				 __u32 victim_pid)
+{
+	struct zm_event *e;
+
+	e = reserve(sizeof(*e));
+	if (!e)
+		return;
+	fill(e, kind, init, ns, level, creator_pid, exit_status, victim_pid);
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* Writes who `task` (a thread of it; NULL for none) is into `f`: its tgid and its leader's comm. */
+static __always_inline void forebear(struct zm_forebear *f, struct task_struct *task)
+{
+	__builtin_memset(f, 0, sizeof(*f));
+	if (!task)
+		return;
+	f->pid = BPF_CORE_READ(task, tgid);
+	BPF_CORE_READ_STR_INTO(&f->comm, task, group_leader, comm);
+}
+
+/*
+ * Submits the INIT_FORK record of `child`, a new zone's init that `parent`
+ * forked, with the lineage above it (see struct zm_fork_event).
+ */
+static __always_inline void emit_fork(struct task_struct *parent, struct task_struct *child,
+				      struct pid_namespace *ns, unsigned int level)
+{
+	struct zm_fork_event *f;
+	struct task_struct *up;
+	int i;
+
+	f = reserve(sizeof(*f));
+	if (!f)
+		return;
+	fill(&f->event, ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0, 0);
+	forebear(&f->lineage[0], parent);
+	up = BPF_CORE_READ(child, real_parent);
+#pragma unroll
+	for (i = 1; i < ZM_LINEAGE_LEN; i++) {
+		forebear(&f->lineage[i], up);
+		up = up ? BPF_CORE_READ(up, real_parent) : NULL;
+	}
+	bpf_ringbuf_submit(f, 0);
 }
 
 /*
@@ -208,11 +261,9 @@ static __always_inline void emit_known(__u32 kind, __u32 tgid, __u64 start_ns, _
 {
 	struct zm_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&dropped, 1);
+	e = reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->start_ns = start_ns;
@@ -475,7 +526,7 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 	ns = init_pidns(pid, level);
 	if (!ns)
 		return 0;
-	emit(ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0, 0);
+	emit_fork(parent, child, ns, level);
 	return 0;
 }
 

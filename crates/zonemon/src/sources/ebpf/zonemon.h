@@ -13,6 +13,8 @@
 #define ZM_COMM_LEN 16
 /* Length of a UTS nodename plus its NUL, as the kernel's __NEW_UTS_LEN + 1. */
 #define ZM_NODENAME_LEN 65
+/* Processes in an INIT_FORK record's lineage: the creator and three generations above the init. */
+#define ZM_LINEAGE_LEN 4
 
 /* What a record reports. */
 enum zm_kind {
@@ -105,6 +107,29 @@ struct zm_event {
 	char nodename[ZM_NODENAME_LEN];
 	/* Padding, always 0. */
 	char _pad2[7];
+};
+
+/* A process above a zone's init, as it was when the init was forked. */
+struct zm_forebear {
+	/* Host PID (tgid); 0 for none. */
+	__u32 pid;
+	/* Its comm (the thread group leader's, as /proc/<pid>/comm), NUL-terminated. */
+	char comm[ZM_COMM_LEN];
+};
+
+/*
+ * The record of kind ZM_KIND_INIT_FORK: the common record, then who was
+ * above the new init at that moment, so that userspace need not read /proc
+ * to find them. Only this kind carries it (the other records stay small).
+ */
+struct zm_fork_event {
+	struct zm_event event;
+	/*
+	 * [0] the creator (the process that forked the init, `creator_pid`),
+	 * [1] the init's parent (the creator, or the creator's parent after
+	 * CLONE_PARENT), [2] and [3] the parent's parent and its parent.
+	 */
+	struct zm_forebear lineage[ZM_LINEAGE_LEN];
 };
 
 #endif /* ZONEMON_H */
