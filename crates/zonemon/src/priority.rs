@@ -38,8 +38,8 @@ static DEMOTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// What the `SIGXCPU` handler writes (a fixed string: a handler may only `write`).
 const DEMOTED: &[u8] =
-    b"zonemon: warning: a thread ran 200 ms without sleeping under --priority realtime; \
-it is moved to --priority high (an event loop takes realtime back when it next waits)\n";
+    b"zonemon: warning: a realtime (SCHED_FIFO) thread ran 200 ms without sleeping; \
+it is moved to nice -10, as --priority high (an event loop takes realtime back when it next waits)\n";
 
 impl Priority {
     /// Applies the priority to the calling thread and the threads it starts

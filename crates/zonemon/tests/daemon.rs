@@ -203,6 +203,29 @@ fn assert_seqs_increase(recs: &[Value]) {
 }
 
 /// A journal in a fresh temporary directory.
+const SCHED_OTHER: u32 = 0;
+const SCHED_FIFO: u32 = 1;
+
+/// Each thread of process `pid`: its name, scheduling policy and nice value (from `/proc`).
+fn thread_scheduling(pid: u32) -> Vec<(String, u32, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // a thread that just ended
+        };
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_string();
+        // Fields from the third (state) on: nice is the 19th, policy the 41st.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        out.push((
+            name,
+            fields[38].parse().unwrap(),
+            fields[16].parse().unwrap(),
+        ));
+    }
+    out
+}
+
 fn journal() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
@@ -221,6 +244,22 @@ fn journal_records_every_transition_with_increasing_seq() {
         run_zone(&format!("{p}{i}"), &format!("exit {i}"));
     }
     wait_records(&path, "5 downs", |r| count_of(r, &p, "down") == 5);
+    // At the default --priority high: the event loop at nice -10, the thread
+    // that commits and serves (the API's) realtime.
+    let threads = thread_scheduling(daemon.child.id());
+    let of = |name: &str| {
+        threads
+            .iter()
+            .find(|t| t.0 == name)
+            .unwrap_or_else(|| panic!("no thread {name}: {threads:?}"))
+            .clone()
+    };
+    assert_eq!(
+        of("zonemon"),
+        ("zonemon".into(), SCHED_OTHER, -10),
+        "{threads:?}"
+    );
+    assert_eq!(of("zonemon-api").1, SCHED_FIFO, "{threads:?}");
     let stderr = daemon.stop();
     assert!(
         stderr.contains("journal") && stderr.contains("flushed"),

@@ -149,7 +149,7 @@ fn total_ns(cpu: &BTreeMap<String, Usage>) -> u64 {
     cpu.values().map(|u| u.exec_ns).sum()
 }
 
-/// "event loop 40 µs, zonemon-journal 30 µs, …" per record.
+/// "event loop 40 µs, zonemon-api 30 µs, …" per record.
 fn by_thread(cpu: &BTreeMap<String, Usage>, records: u64) -> String {
     cpu.iter()
         .map(|(name, u)| {

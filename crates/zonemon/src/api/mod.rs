@@ -28,7 +28,7 @@ mod zones;
 
 // `zonemon daemon` starts the server (wired when its branch is merged).
 #[allow(unused_imports)]
-pub use server::{serve, ApiConfig, ApiServer, Limits};
+pub use server::{serve, ApiConfig, ApiServer, Beside, Limits};
 
 // `zonemon top` follows the daemon as `watch` does; `timeline` reads it.
 pub use client::{Daemon, StreamEnd};

@@ -3,7 +3,9 @@
 //! hyper's HTTP/1 under the limits of [`Limits`].
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -20,6 +22,7 @@ use super::progress::Progress;
 use super::reply::ApiError;
 use super::routes::{answer, Ctx};
 use super::socket::{bind, BoundSocket};
+use crate::priority::Priority;
 use crate::store::EventStore;
 
 /// What the server allows one client, and all of them.
@@ -68,6 +71,9 @@ pub struct ApiConfig {
     pub group: Option<String>,
     /// Per-client and global limits.
     pub limits: Limits,
+    /// How the server's thread competes for a CPU (the daemon's journal
+    /// writer runs on it); [`Priority::Normal`] leaves it as started.
+    pub priority: Priority,
 }
 
 impl ApiConfig {
@@ -77,9 +83,16 @@ impl ApiConfig {
             socket: socket.to_path_buf(),
             group: Some(super::SOCKET_GROUP.to_string()),
             limits: Limits::default(),
+            priority: Priority::Normal,
         }
     }
 }
+
+/// A task run on the API's thread beside the server (the journal's writer:
+/// the clients following the journal are then served on the thread that
+/// committed their records, with no other thread to wake). It is made on that
+/// thread, so it need not be `Send`.
+pub type Beside = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// A running API server; [`ApiServer::stop`] (or dropping it) stops it and removes its socket.
 pub struct ApiServer {
@@ -94,8 +107,13 @@ pub struct ApiServer {
 /// daemon live on the path, a path that is not a socket, no permission.
 /// The server runs on a thread named `zonemon-api` with its own
 /// single-threaded tokio runtime (nothing of it touches the caller's
-/// threads); it reads the journal only through `store`.
-pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer> {
+/// threads); it reads the journal only through `store`. `beside`, if any,
+/// runs on that thread until it ends by itself; [`ApiServer::stop`] waits for it.
+pub fn serve(
+    store: Arc<dyn EventStore>,
+    config: ApiConfig,
+    beside: Option<Beside>,
+) -> Result<ApiServer> {
     let bound = bind(&config.socket, config.group.as_deref())?;
     bound
         .listener
@@ -107,14 +125,28 @@ pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer>
         store,
         limits: config.limits,
     };
+    let priority = config.priority;
     let thread = thread::Builder::new()
         .name("zonemon-api".into())
         .spawn(move || {
+            if let Err(e) = priority.try_apply() {
+                eprintln!(
+                    "zonemon: warning: the local API's thread (which runs the journal's writer) \
+                     cannot be given priority {priority:?}: {e}; it goes on at the daemon's"
+                );
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the API's runtime")?;
-            rt.block_on(accept_loop(bound, ctx, stopped))
+            rt.block_on(async move {
+                let beside = async move {
+                    if let Some(task) = beside {
+                        task().await;
+                    }
+                };
+                tokio::join!(accept_loop(bound, ctx, stopped), beside).0
+            })
         })
         .context("starting the API thread")?;
     Ok(ApiServer {
@@ -124,8 +156,10 @@ pub fn serve(store: Arc<dyn EventStore>, config: ApiConfig) -> Result<ApiServer>
 }
 
 impl ApiServer {
-    /// Stops accepting, disconnects every client, removes the socket and
-    /// waits for the server's thread; returns what ended it if it failed.
+    /// Stops accepting, waits for the task beside the server to end (the
+    /// caller must let it: the journal's writer ends once its queue's senders
+    /// are gone), disconnects every client, removes the socket and waits for
+    /// the server's thread; returns what ended it if it failed.
     pub fn stop(mut self) -> Result<()> {
         self.shut()
     }

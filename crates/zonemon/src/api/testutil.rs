@@ -134,7 +134,7 @@ impl TestServer {
         let mut config = ApiConfig::new(&path);
         config.group = None;
         config.limits = limits;
-        let server = serve(store, config).expect("the test server starts");
+        let server = serve(store, config, None).expect("the test server starts");
         TestServer {
             server: Some(server),
             path,

@@ -11,7 +11,7 @@
 //! outcome is one JSON line on stdout.
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -29,7 +29,7 @@ use crate::journal::feed::{Feed, SharedFeed, QUEUE_RECORDS};
 use crate::journal::retention::Retention;
 use crate::journal::schema;
 use crate::journal::store::{self as journal_store, JournalStore, Shared};
-use crate::journal::writer::Writer;
+use crate::journal::writer::{self, Writer};
 
 /// `zonemon fleet-replay`'s options.
 #[derive(Debug, Clone, Args)]
@@ -104,10 +104,10 @@ impl Host {
             retention,
             shared,
         )?;
-        let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
+        let (queue, records) = writer::queue(QUEUE_RECORDS);
         let writer = std::thread::Builder::new()
             .name("zonemon-journal".into())
-            .spawn(move || writer.run(records))
+            .spawn(move || writer.run_blocking(records))
             .context("starting a journal writer")?;
         let opts = PublishOptions {
             servers: Servers::parse(&args.publish)

@@ -1,4 +1,4 @@
-//! The hot path's end of the journal: hands records to the writer thread
+//! The hot path's end of the journal: hands records to the writer
 //! through a bounded queue and never waits. What does not fit is counted,
 //! said on stderr once per episode, and recorded as a `lost` record with
 //! `"reason":"queue"` as soon as the queue has room again.
@@ -7,13 +7,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
-use std::sync::mpsc::{SyncSender, TrySendError};
 
 use serde_json::Map;
+use tokio::sync::mpsc::error::TrySendError;
 use zonemon_core::output::{lost_json, Sink, WallClock};
 use zonemon_core::ZoneEvent;
 
-use super::writer::Entry;
+use super::writer::{Entry, Queue};
 
 /// Records the queue to the writer holds: about 1.8 s of the fastest churn
 /// measured here (9,000 transitions/s) while the disk stalls.
@@ -21,7 +21,7 @@ pub const QUEUE_RECORDS: usize = 16_384;
 
 /// The sending side of the journal's queue, shared by the daemon's sink and its start-up code.
 pub struct Feed {
-    queue: SyncSender<Entry>,
+    queue: Queue,
     clock: WallClock,
     /// Records refused since the last one the queue took.
     dropped: u64,
@@ -34,7 +34,7 @@ pub type SharedFeed = Rc<RefCell<Feed>>;
 
 impl Feed {
     /// A feed into `queue`, dating its own records with `clock`.
-    pub fn new(queue: SyncSender<Entry>, clock: WallClock) -> SharedFeed {
+    pub fn new(queue: Queue, clock: WallClock) -> SharedFeed {
         Rc::new(RefCell::new(Feed {
             queue,
             clock,
@@ -97,7 +97,7 @@ impl Feed {
                 );
                 self.dropped = 1;
             }
-            Err(TrySendError::Disconnected(_)) => self.dropped += 1,
+            Err(TrySendError::Closed(_)) => self.dropped += 1,
         }
     }
 }
@@ -120,7 +120,7 @@ impl Sink for JournalSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::sync_channel;
+    use crate::journal::writer::queue;
     use zonemon_core::EventKind;
 
     fn lost_count(entry: &Entry) -> Option<u64> {
@@ -135,17 +135,17 @@ mod tests {
 
     #[test]
     fn a_full_queue_never_blocks_and_the_loss_is_recorded_once_there_is_room() {
-        let (tx, rx) = sync_channel(2);
+        let (tx, mut rx) = queue(2);
         let feed = Feed::new(tx, WallClock::new(0));
         let mut sink = JournalSink(Rc::clone(&feed));
         for ts in 0..5 {
             sink.write_lost(Some(ts), ts).unwrap(); // returns at once, full or not
         }
-        let taken: Vec<Entry> = rx.try_iter().collect();
+        let taken: Vec<Entry> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(taken.len(), 2);
         // Room again: first the count of what did not fit, then the record.
         sink.write_lost(Some(9), 9).unwrap();
-        let taken: Vec<Entry> = rx.try_iter().collect();
+        let taken: Vec<Entry> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(taken.len(), 2);
         assert_eq!(lost_count(&taken[0]), Some(3));
         assert!(matches!(taken[1], Entry::SourceLost { count: Some(9), .. }));

@@ -5,7 +5,7 @@
 //!
 //! - `schema`: opening, checking (refusing what is unsound or newer), creating.
 //! - `feed`: the hot path's bounded, never-blocking queue to the writer.
-//! - `writer`: the writer thread (seq, batches, full disks, retention's timing).
+//! - `writer`: the writer (seq, batches, full disks, retention's timing), a task on the API's thread.
 //! - `syncer`: the thread that flushes committed batches to the disk, off the readers' path.
 //! - `recent`: the newest committed records in memory, for followers at the end.
 //! - `retention`: deleting the oldest records by age and size, in small steps.

@@ -150,13 +150,13 @@ impl Shared {
     }
 
     /// Takes in a batch just committed, in `seq` order; readers are told last.
-    pub fn published(&self, committed: Vec<StoredRecord>) {
+    pub fn published(&self, committed: &[StoredRecord]) {
         let Some(last) = committed.last().map(|r| r.seq) else {
             return;
         };
         {
             let mut running = self.running.write().expect("no writer panics holding it");
-            for rec in &committed {
+            for rec in committed {
                 let Some(zone) = zone_of(&rec.object) else {
                     continue;
                 };
@@ -173,7 +173,7 @@ impl Shared {
         self.recent
             .lock()
             .expect("no writer panics holding it")
-            .add(committed);
+            .add(committed.iter().cloned());
         self.last_seq.store(last, Ordering::Release);
         self.notify.send_replace(last);
     }

@@ -150,9 +150,9 @@ fn seq_and_zone_ids_continue_across_reopening_and_retention() {
             max_bytes: None,
         },
     );
-    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let (tx, rx) = super::writer::queue(4);
     drop(tx);
-    assert_eq!(w.run(rx), 0); // nothing queued: enforces retention and ends
+    assert_eq!(w.run_blocking(rx), 0); // nothing queued: enforces retention and ends
     let conn = schema::open_reader(&path).unwrap();
     let count: i64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
@@ -290,17 +290,17 @@ fn retention_catches_up_on_a_quiet_journal_without_a_further_record() {
             max_bytes: Some(limit),
         },
     );
-    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-    let running = std::thread::spawn(move || w.run(rx));
+    let (tx, rx) = super::writer::queue(4096);
+    let running = std::thread::spawn(move || w.run_blocking(rx));
     // One life, then a pause: the writer commits it and checks retention (all is
     // within the limit), then the rest arrives within a second of that check.
     for entry in life(1, 10) {
-        tx.send(entry).unwrap();
+        tx.blocking_send(entry).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
     for id in 2..=500 {
         for entry in life(id, id * 10) {
-            tx.send(entry).unwrap();
+            tx.blocking_send(entry).unwrap();
         }
     }
     // The sender stays open and sends nothing more: retention must still run.

@@ -1,7 +1,13 @@
-//! The journal's one writer: a thread that takes records from the hot path's
+//! The journal's one writer: a task that takes records from the hot path's
 //! bounded queue, gives each the next `seq` and commits everything queued in
 //! one transaction, then tells readers, then asks the syncer to flush the
 //! log to the disk (readers never wait for the disk; see `syncer`).
+//!
+//! In the daemon the task runs on the local API's thread (see
+//! [`crate::api::serve`]): the clients following the journal are served on
+//! the thread that committed their records, right after the commit, with no
+//! wakeup of another thread in between. Elsewhere [`Writer::run_blocking`]
+//! gives it a thread of its own.
 //!
 //! Invariants: `seq` only grows, also across restarts (its high-water mark is
 //! committed in `meta` with every batch, so retention deleting rows never
@@ -12,12 +18,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode};
 use serde_json::{Map, Value};
+use tokio::sync::mpsc::{self, error::TryRecvError};
 use zonemon_core::output::{lost_json, to_json, WallClock};
 use zonemon_core::ZoneEvent;
 
@@ -25,6 +31,17 @@ use super::retention::Retention;
 use super::store::Shared;
 use super::syncer::Syncer;
 use crate::store::StoredRecord;
+
+/// The sending end of the writer's queue: the hot path only ever `try_send`s.
+pub type Queue = mpsc::Sender<Entry>;
+
+/// The writer's end of its queue.
+pub type Records = mpsc::Receiver<Entry>;
+
+/// A queue to a writer that holds at most `capacity` entries.
+pub fn queue(capacity: usize) -> (Queue, Records) {
+    mpsc::channel(capacity)
+}
 
 /// What the hot path hands the writer.
 #[derive(Debug)]
@@ -85,7 +102,7 @@ pub struct Marks {
     pub max_zone_id: u64,
 }
 
-/// The writer thread's state.
+/// The writer's state.
 pub struct Writer {
     conn: Connection,
     path: PathBuf,
@@ -105,7 +122,7 @@ pub struct Writer {
     retention_pending: bool,
     /// When retention was last checked.
     retention_checked: Instant,
-    /// Told every committed batch, before readers (each must return at once: hooks, metrics).
+    /// Told every committed batch, after readers (each must return at once: hooks, metrics).
     subscribers: Vec<Subscriber>,
     /// How busy the queue has been lately: whether batches wait to gather.
     load: Load,
@@ -205,50 +222,68 @@ impl Writer {
         self.subscribers.push(subscriber);
     }
 
+    /// [`Writer::run`] on the calling thread (with a runtime of its own).
+    pub fn run_blocking(self, queue: Records) -> u64 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime with a timer (no I/O) always builds")
+            .block_on(self.run(queue))
+    }
+
     /// Commits what arrives on `queue`, a batch at a time, until every sender
     /// is gone and the queue is empty; enforces retention while idle.
     /// Returns how many records never reached the journal.
-    pub fn run(mut self, queue: Receiver<Entry>) -> u64 {
+    ///
+    /// A commit runs on the task's thread without yielding (the records'
+    /// order and the batch's atomicity need nothing else); between commits,
+    /// and between retention's steps, the thread's other tasks run.
+    pub async fn run(mut self, mut queue: Records) -> u64 {
         loop {
             let first = if self.retention_due {
                 match queue.try_recv() {
                     Ok(entry) => entry,
                     Err(TryRecvError::Empty) => {
                         self.retention_due = self.retention_step();
+                        tokio::task::yield_now().await;
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
                 }
             } else if self.retention_pending {
                 let wait = RETENTION_EVERY.saturating_sub(self.retention_checked.elapsed());
-                match queue.recv_timeout(wait) {
-                    Ok(entry) => entry,
-                    Err(RecvTimeoutError::Timeout) => {
+                match tokio::time::timeout(wait, queue.recv()).await {
+                    Ok(Some(entry)) => entry,
+                    Ok(None) => break,
+                    Err(_) => {
                         self.retention_pending = false;
                         self.retention_due = true;
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             } else {
-                match queue.recv() {
-                    Ok(entry) => entry,
-                    Err(_) => break,
+                match queue.recv().await {
+                    Some(entry) => entry,
+                    None => break,
                 }
             };
             let arrived = Instant::now();
             let mut batch = vec![first];
-            take_queued(&queue, &mut batch);
+            take_queued(&mut queue, &mut batch);
             self.load.add(batch.len(), arrived);
             if self.load.busy() && batch.len() < MAX_BATCH {
                 // Sleeping, not waiting on the queue: the records that arrive
                 // meanwhile wake no one.
-                std::thread::sleep(GATHER.saturating_sub(arrived.elapsed()));
+                tokio::time::sleep(GATHER.saturating_sub(arrived.elapsed())).await;
                 let before = batch.len();
-                take_queued(&queue, &mut batch);
+                take_queued(&mut queue, &mut batch);
                 self.load.add(batch.len() - before, Instant::now());
             }
-            self.commit(batch);
+            if let Some(committed) = self.commit_and_publish(batch) {
+                // The followers woken by the commit are served first.
+                tokio::task::yield_now().await;
+                self.after_commit(&committed);
+            }
         }
         self.retention_due = true;
         while self.retention_due {
@@ -269,8 +304,18 @@ impl Writer {
         self.unjournaled
     }
 
-    /// Commits `batch` in one transaction, or counts it as unjournaled.
+    /// Commits `batch` in one transaction and tells readers, the
+    /// subscribers and the syncer, or counts it as unjournaled.
+    #[cfg(test)]
     pub fn commit(&mut self, batch: Vec<Entry>) {
+        if let Some(committed) = self.commit_and_publish(batch) {
+            self.after_commit(&committed);
+        }
+    }
+
+    /// Commits `batch` in one transaction and tells readers, or counts it as
+    /// unjournaled; returns what was committed, for [`Writer::after_commit`].
+    fn commit_and_publish(&mut self, batch: Vec<Entry>) -> Option<Vec<StoredRecord>> {
         let n = batch.len() as u64;
         match self.try_commit(batch) {
             Ok(committed) => {
@@ -285,11 +330,8 @@ impl Writer {
                 self.retention_pending = true;
                 self.commits += 1;
                 self.records += committed.len() as u64;
-                for tell in &mut self.subscribers {
-                    tell(&committed);
-                }
-                self.shared.published(committed);
-                self.syncer.request();
+                self.shared.published(&committed);
+                Some(committed)
             }
             Err(e) => {
                 if self.unjournaled == 0 {
@@ -306,8 +348,18 @@ impl Writer {
                     );
                 }
                 self.unjournaled += n;
+                None
             }
         }
+    }
+
+    /// What follows a commit, off the readers' path: the subscribers are told
+    /// and the syncer is asked to flush the log.
+    fn after_commit(&mut self, committed: &[StoredRecord]) {
+        for tell in &mut self.subscribers {
+            tell(committed);
+        }
+        self.syncer.request();
     }
 
     /// The JSON object and time of one entry.
@@ -434,7 +486,7 @@ impl Writer {
 }
 
 /// Moves what is queued into `batch`, up to [`MAX_BATCH`] records; never waits.
-fn take_queued(queue: &Receiver<Entry>, batch: &mut Vec<Entry>) {
+fn take_queued(queue: &mut Records, batch: &mut Vec<Entry>) {
     while batch.len() < MAX_BATCH {
         match queue.try_recv() {
             Ok(entry) => batch.push(entry),
