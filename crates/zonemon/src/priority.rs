@@ -9,7 +9,9 @@
 //! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL. An event loop that
 //! was moved (a long `/proc` scan at start-up on a host with thousands of
 //! zones) takes realtime back when it next goes to sleep ([`Budget::renew`]):
-//! one that never sleeps again stays at `high`.
+//! one that never sleeps again stays at `high`. So does the daemon's API
+//! thread, realtime at `high` too (see `daemon::journal_priority`), moved by
+//! a long replay to a fast client.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +41,7 @@ static DEMOTIONS: AtomicU64 = AtomicU64::new(0);
 /// What the `SIGXCPU` handler writes (a fixed string: a handler may only `write`).
 const DEMOTED: &[u8] =
     b"zonemon: warning: a realtime (SCHED_FIFO) thread ran 200 ms without sleeping; \
-it is moved to nice -10, as --priority high (an event loop takes realtime back when it next waits)\n";
+it is moved to nice -10, as --priority high (it takes realtime back when it next sleeps)\n";
 
 impl Priority {
     /// Applies the priority to the calling thread and the threads it starts
@@ -68,7 +70,8 @@ impl Priority {
     }
 }
 
-/// An event loop's realtime, taken back after the budget moved it to `high`.
+/// A thread's realtime, taken back after the budget moved it to `high`
+/// (the event loop's, and the local API's thread's).
 #[derive(Debug)]
 pub struct Budget {
     /// Whether the thread was realtime when the loop began.

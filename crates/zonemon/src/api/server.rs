@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use super::progress::Progress;
 use super::reply::ApiError;
 use super::routes::{answer, Ctx};
 use super::socket::{bind, BoundSocket};
-use crate::priority::Priority;
+use crate::priority::{Budget, Priority};
 use crate::store::EventStore;
 
 /// What the server allows one client, and all of them.
@@ -135,8 +135,12 @@ pub fn serve(
                      cannot be given priority {priority:?}: {e}; it goes on at the daemon's"
                 );
             }
+            // A realtime thread the budget moved (a long replay to a fast
+            // client) takes realtime back when it next sleeps, as an event loop does.
+            let budget = Mutex::new(Budget::of_this_thread());
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(move || budget.lock().expect("never poisoned").renew())
                 .build()
                 .context("starting the API's runtime")?;
             rt.block_on(async move {

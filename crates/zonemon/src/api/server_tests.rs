@@ -1,5 +1,6 @@
 //! The server against an in-memory journal over a real Unix socket: routes,
-//! errors, the seam between replay and follow, back-pressure. No root.
+//! errors, the seam between replay and follow, back-pressure. No root, but
+//! for the test of the server thread's realtime priority.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -358,4 +359,47 @@ fn stopping_removes_the_socket_and_ends_followers() {
     s.server.take().unwrap().stop().unwrap();
     assert!(!path.exists());
     assert!(lines.next().is_none());
+}
+
+#[test]
+fn a_realtime_api_thread_moved_by_its_budget_is_realtime_again_when_it_sleeps() {
+    use super::server::{serve, ApiConfig};
+    use crate::priority::{Priority, RT_HARD_LIMIT};
+    if !zonemon_testkit::require_root_for(
+        "a_realtime_api_thread_moved_by_its_budget_is_realtime_again_when_it_sleeps",
+        "it sets SCHED_FIFO",
+    ) {
+        return;
+    }
+    fn policy() -> libc::c_int {
+        // SAFETY: a plain syscall on the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ApiConfig::new(&dir.path().join("api.sock"));
+    config.group = None;
+    config.priority = Priority::Realtime;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A task beside the server runs on its thread: it spins (a long replay)
+    // until the budget moves the thread, then sleeps, as the thread does between bursts.
+    let task: super::Beside = Box::new(move || {
+        Box::pin(async move {
+            let at_start = policy();
+            let start = Instant::now();
+            while policy() == libc::SCHED_FIFO && start.elapsed() < RT_HARD_LIMIT {
+                std::hint::spin_loop();
+            }
+            let moved = policy();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send((at_start, moved, policy()));
+        })
+    });
+    let server = serve(MemStore::new(), config, Some(task)).unwrap();
+    let policies = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    server.stop().unwrap();
+    assert_eq!(
+        policies,
+        (libc::SCHED_FIFO, libc::SCHED_OTHER, libc::SCHED_FIFO),
+        "realtime, moved by the budget, realtime again after sleeping"
+    );
 }
