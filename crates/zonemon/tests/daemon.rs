@@ -612,15 +612,20 @@ fn a_full_filesystem_is_reported_counted_and_recovered_from() {
         .iter()
         .filter(|r| r["event"] == "lost" && r["reason"] == "journal")
         .collect();
-    assert_eq!(lost.len(), 1, "{lost:?}");
-    let count = lost[0]["count"].as_u64().unwrap();
-    // The count covers every record that could not be committed: this test's
+    // One episode, or on a busy host several: while the filesystem is full
+    // some commits still fit (in log space SQLite reuses after a
+    // checkpoint, seen under ./dev stress), and each failure after one that
+    // worked is an episode of its own, with its own record.
+    assert!(!lost.is_empty(), "no lost record");
+    let counts: Vec<u64> = lost.iter().map(|r| r["count"].as_u64().unwrap()).collect();
+    let count: u64 = counts.iter().sum();
+    // The counts cover every record that could not be committed: this test's
     // and, on a busy host, other zones' (whose commits may also be the ones
     // that failed, while a smaller batch of this test's fitted in the log).
     let missing = 10 * 4 - with_prefix(&recs, &format!("{p}lost")).len() as u64;
     assert!(
-        count >= 1 && count >= missing,
-        "lost count {count}, our missing records {missing}"
+        counts.iter().all(|&c| c >= 1) && count >= missing,
+        "lost counts {counts:?}, our missing records {missing}"
     );
     let after: Vec<&Value> = with_prefix(&recs, &format!("{p}after"));
     assert_eq!(after.len(), 4, "{after:?}");

@@ -98,6 +98,7 @@ struct RunningRow {
 }
 
 impl RunningRow {
+    /// The row of a record read back from the journal (its running zones at start-up).
     fn of(rec: &StoredRecord) -> Self {
         RunningRow {
             seq: rec.seq,
@@ -150,13 +151,15 @@ impl Shared {
     }
 
     /// Takes in a batch just committed, in `seq` order; readers are told last.
-    pub fn published(&self, committed: &[StoredRecord]) {
+    /// `texts` are the records' JSON text as stored, one per record: the table
+    /// of running zones keeps them as they are.
+    pub fn published(&self, committed: &[StoredRecord], texts: &[Arc<str>]) {
         let Some(last) = committed.last().map(|r| r.seq) else {
             return;
         };
         {
             let mut running = self.running.write().expect("no writer panics holding it");
-            for rec in committed {
+            for (rec, text) in committed.iter().zip(texts) {
                 let Some(zone) = zone_of(&rec.object) else {
                     continue;
                 };
@@ -165,7 +168,14 @@ impl Shared {
                         running.remove(&zone);
                     }
                     _ => {
-                        running.insert(zone, RunningRow::of(rec));
+                        running.insert(
+                            zone,
+                            RunningRow {
+                                seq: rec.seq,
+                                unix_ns: rec.unix_ns,
+                                json: Arc::clone(text),
+                            },
+                        );
                     }
                 }
             }

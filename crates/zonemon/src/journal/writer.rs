@@ -178,6 +178,9 @@ impl Load {
     }
 }
 
+/// Records just committed, and the JSON text of each as stored.
+type Committed = (Vec<StoredRecord>, Vec<Arc<str>>);
+
 /// Something told of every committed batch, in `seq` order.
 pub type Subscriber = Box<dyn FnMut(&[StoredRecord]) + Send>;
 
@@ -318,7 +321,7 @@ impl Writer {
     fn commit_and_publish(&mut self, batch: Vec<Entry>) -> Option<Vec<StoredRecord>> {
         let n = batch.len() as u64;
         match self.try_commit(batch) {
-            Ok(committed) => {
+            Ok((committed, texts)) => {
                 if self.unjournaled > 0 {
                     eprintln!(
                         "zonemon: journal: writing again; {} record(s) could not be journaled \
@@ -330,7 +333,7 @@ impl Writer {
                 self.retention_pending = true;
                 self.commits += 1;
                 self.records += committed.len() as u64;
-                self.shared.published(&committed);
+                self.shared.published(&committed, &texts);
                 Some(committed)
             }
             Err(e) => {
@@ -374,17 +377,19 @@ impl Writer {
     }
 
     /// Commits `batch` in one transaction; each entry becomes its JSON object
-    /// only as it is inserted.
-    fn try_commit(&mut self, batch: Vec<Entry>) -> rusqlite::Result<Vec<StoredRecord>> {
+    /// only as it is inserted. Returns the records committed and their JSON
+    /// text (as stored), in the same order.
+    fn try_commit(&mut self, batch: Vec<Entry>) -> rusqlite::Result<Committed> {
         let mut marks = self.marks;
         let mut committed = Vec::with_capacity(batch.len() + 1);
+        let mut texts = Vec::with_capacity(batch.len() + 1);
         let clock = self.clock.clone();
         let records = batch.into_iter().map(|e| Self::object(&clock, e));
         // Each zone's `live` row after this batch, by zone: its newest record
         // (seq, text) or none (down). A zone's earlier records in the batch
         // never reach `live`, and a zone that boots and goes down within the
         // batch never touches it.
-        let mut newest: BTreeMap<u64, Option<(u64, String)>> = BTreeMap::new();
+        let mut newest: BTreeMap<u64, Option<(u64, Arc<str>)>> = BTreeMap::new();
         let tx = self.conn.transaction()?;
         let mut last_unix_ns = None;
         let mut boot_id = None;
@@ -398,7 +403,9 @@ impl Writer {
                 let seq = marks.next_seq;
                 marks.next_seq += 1;
                 full.shift_insert(0, "seq".into(), seq.into());
-                let text = serde_json::to_string(&full).expect("a JSON map always serializes");
+                let text: Arc<str> = serde_json::to_string(&full)
+                    .expect("a JSON map always serializes")
+                    .into();
                 let event = full.get("event").and_then(Value::as_str).unwrap_or("");
                 let zone_id = full.get("zone_id").and_then(Value::as_u64);
                 let name = full.get("name").and_then(Value::as_str);
@@ -409,11 +416,11 @@ impl Writer {
                     event,
                     zone_id.map(|z| z as i64),
                     name,
-                    text
+                    &*text
                 ])?;
                 if let Some(zone) = zone_id {
                     marks.max_zone_id = marks.max_zone_id.max(zone);
-                    newest.insert(zone, (event != "down").then_some((seq, text)));
+                    newest.insert(zone, (event != "down").then(|| (seq, Arc::clone(&text))));
                 }
                 if event == "monitor-start" {
                     boot_id = full
@@ -427,6 +434,7 @@ impl Writer {
                     unix_ns,
                     object: Arc::new(full),
                 });
+                texts.push(text);
             }
             let mut live = tx.prepare_cached(
                 "INSERT OR REPLACE INTO live (zone_id, seq, json) VALUES (?1, ?2, ?3)",
@@ -435,7 +443,7 @@ impl Writer {
             for (zone, row) in &newest {
                 match row {
                     Some((seq, text)) => {
-                        live.execute(params![*zone as i64, *seq as i64, text])?;
+                        live.execute(params![*zone as i64, *seq as i64, &**text])?;
                     }
                     None if self.in_live.contains(zone) => {
                         gone.execute([*zone as i64])?;
@@ -465,7 +473,7 @@ impl Writer {
                 self.in_live.remove(&zone);
             }
         }
-        Ok(committed)
+        Ok((committed, texts))
     }
 
     /// One step of retention; whether another is due.
