@@ -93,6 +93,9 @@ const GATHER: Duration = Duration::from_millis(5);
 /// read of the index and the page counts, kept off the path of the next batch.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
 
+/// The pause between two steps of retention that follow each other.
+const RETENTION_PAUSE: Duration = Duration::from_millis(1);
+
 /// Where the writer starts from (read from the journal when it was opened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
@@ -248,7 +251,12 @@ impl Writer {
                     Ok(entry) => entry,
                     Err(TryRecvError::Empty) => {
                         self.retention_due = self.retention_step();
-                        tokio::task::yield_now().await;
+                        if self.retention_due {
+                            // A pause between steps (thousands of them after a long
+                            // absence): the thread's other tasks run, and a realtime
+                            // thread sleeps well within its budget.
+                            tokio::time::sleep(RETENTION_PAUSE).await;
+                        }
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
