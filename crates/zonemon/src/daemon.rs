@@ -181,7 +181,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
 /// between, well inside the realtime budget; at nice -10 beside an event loop
 /// that is still busy with the same zone, it waited for a CPU for up to a
 /// millisecond (the latency benchmark's tail). A thread that does run over the
-/// budget (a long replay to a fast client) is moved to nice -10.
+/// budget (a long replay to a fast client) is moved to nice -10 until it next sleeps.
 fn journal_priority(daemon: Priority) -> Priority {
     match daemon {
         Priority::Normal => Priority::Normal,
