@@ -114,7 +114,7 @@ fn latency(ctx: &Ctx, rep: &mut Report, consumer: &Monitor) -> Result<()> {
         s.with(Kind::Down, &prefix).count() >= n
     });
     // The consumer has seen only these zones so far (it reads what is published from its start).
-    let lat = consumer.with_seen(latencies);
+    let lat = consumer.with_seen(|s| latencies(s, ""));
     let missed = (2 * n).saturating_sub(lat.len());
     let p99 = percentile(&lat, 99.0).unwrap_or(f64::INFINITY);
     rep.row(

@@ -66,11 +66,11 @@ const ARMS: [Arm; 3] = [
     },
 ];
 
-/// Booted and shutdown latencies (ns, kernel timestamp to line read) of the zones `seen` reported.
-pub fn latencies(seen: &Seen) -> Vec<f64> {
+/// Booted and shutdown latencies (ns, kernel timestamp to line read) of the zones named `prefix…` (all with "") that `seen` reported.
+pub fn latencies(seen: &Seen, prefix: &str) -> Vec<f64> {
     seen.recs
         .iter()
-        .filter(|r| matches!(r.kind, Kind::Booted | Kind::Shutdown))
+        .filter(|r| matches!(r.kind, Kind::Booted | Kind::Shutdown) && r.name.starts_with(prefix))
         .filter_map(|r| Some((r.arrival_ns - r.time_ns?) as f64))
         .collect()
 }
@@ -122,7 +122,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     };
     let mut curves = Vec::new();
     for (i, seen) in runs.iter().enumerate() {
-        let lat: Vec<f64> = seen.iter().flat_map(latencies).collect();
+        let lat: Vec<f64> = seen.iter().flat_map(|s| latencies(s, "")).collect();
         let missed = (2 * n).saturating_sub(lat.len());
         let p99 = percentile(&lat, 99.0).unwrap_or(f64::INFINITY);
         let zonemon = format!(

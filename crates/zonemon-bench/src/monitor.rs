@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -154,12 +154,66 @@ impl std::fmt::Display for StartError {
     }
 }
 
+/// A stream of zonemon's JSON lines read by a thread of the benchmark, which
+/// stamps each chunk as it arrives and keeps this run's zone events.
+pub struct Lines {
+    seen: Arc<Mutex<Seen>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Lines {
+    /// Starts reading `from` on a thread of its own. Events of zones named
+    /// `prefix…` are kept; `slow` makes the reader sleep that long after each of those lines.
+    pub fn spawn(from: impl Read + Send + 'static, prefix: &str, slow: Option<Duration>) -> Lines {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = Arc::clone(&seen);
+        let prefix = prefix.to_string();
+        let reader = thread::spawn(move || read_loop(from, &sink, &prefix, slow));
+        Lines {
+            seen,
+            reader: Some(reader),
+        }
+    }
+
+    /// Looks at what was collected so far.
+    pub fn with_seen<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
+        f(&self.seen.lock().unwrap())
+    }
+
+    /// Waits until `done` holds, for at most `timeout`; returns whether it did.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&Seen) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.with_seen(&done) {
+                return true;
+            }
+            if Instant::now() >= deadline || crate::guard::closing() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Tells a slow reader to stop sleeping: the measurement is over.
+    pub fn hurry(&self) {
+        self.seen.lock().unwrap().hurry = true;
+    }
+
+    /// Waits for the reader to reach the end of its stream and returns what was seen.
+    pub fn finish(mut self) -> Seen {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        seen
+    }
+}
+
 /// A running zonemon.
 pub struct Monitor {
     proc: Proc,
-    seen: Arc<Mutex<Seen>>,
+    lines: Lines,
     stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
 }
 
 impl Monitor {
@@ -186,21 +240,16 @@ impl Monitor {
             },
         )
         .map_err(StartError::Other)?;
-        let seen = Arc::new(Mutex::new(Seen::default()));
         let out = proc.child.stdout.take().expect("piped stdout");
         let err = proc.child.stderr.take().expect("piped stderr");
         let StderrReader {
             text: stderr,
             ready: ready_rx,
         } = read_stderr(err, WATCHING, 1 << 16);
-        let sink = Arc::clone(&seen);
-        let prefix = prefix.to_string();
-        let reader = thread::spawn(move || read_loop(out, &sink, &prefix, slow));
         let mut mon = Monitor {
             proc,
-            seen,
+            lines: Lines::spawn(out, prefix, slow),
             stderr,
-            reader: Some(reader),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -243,7 +292,7 @@ impl Monitor {
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect();
-        let reader = self.with_seen(|s| s.reader_tid);
+        let reader = self.lines.with_seen(|s| s.reader_tid);
         if reader > 0 {
             tids.push(reader);
         }
@@ -266,21 +315,12 @@ impl Monitor {
 
     /// Looks at what was collected so far.
     pub fn with_seen<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
-        f(&self.seen.lock().unwrap())
+        self.lines.with_seen(f)
     }
 
     /// Waits until `done` holds, for at most `timeout`; returns whether it did.
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(&Seen) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.with_seen(&done) {
-                return true;
-            }
-            if Instant::now() >= deadline || crate::guard::closing() {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.lines.wait_until(timeout, done)
     }
 
     /// Waits until `shutdowns` shutdowns (up to 30 s) and then `downs` downs (up to 2 s more:
@@ -294,17 +334,13 @@ impl Monitor {
 
     /// Stops zonemon (SIGINT), waits for it and its output, and returns what was seen.
     pub fn stop(mut self) -> Result<Seen> {
-        self.seen.lock().unwrap().hurry = true;
+        self.lines.hurry();
         self.proc.signal(libc::SIGINT);
         let status = self.proc.wait_timeout(Duration::from_secs(10))?;
         if status.is_none() {
             bail!("zonemon did not stop within 10 s of SIGINT");
         }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
-        Ok(seen)
+        Ok(self.lines.finish())
     }
 }
 
@@ -330,7 +366,7 @@ pub fn start_ebpf(
     }
 }
 
-fn read_loop(mut out: ChildStdout, seen: &Mutex<Seen>, prefix: &str, slow: Option<Duration>) {
+fn read_loop(mut out: impl Read, seen: &Mutex<Seen>, prefix: &str, slow: Option<Duration>) {
     // SAFETY: gettid has no preconditions.
     seen.lock().unwrap().reader_tid = unsafe { libc::gettid() };
     let mut buf = vec![0u8; 1 << 16];

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
     let (a, b) = (a.stop()?, b.stop()?);
     plain.stop()?;
     hooked.stop()?;
-    let (lat_a, lat_b) = (latencies(&a), latencies(&b));
+    let (lat_a, lat_b) = (latencies(&a, &prefix), latencies(&b, &prefix));
     let p = |l: &[f64], q: f64| percentile(l, q).unwrap_or(f64::INFINITY);
     let (r50, r99) = (
         p(&lat_b, 50.0) / p(&lat_a, 50.0),

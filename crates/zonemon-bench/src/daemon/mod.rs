@@ -5,7 +5,7 @@
 //! - `latency`: detection latency to a client of its API against a standalone `watch` on the same zones.
 //! - `throughput`: the zone rate it journals with zero loss, a record's cost (CPU, bytes), its peak RSS.
 //! - `hooks`: detection latency with a hook that sleeps 1 s on every record, against none.
-//! - `service` starts and stops a daemon; `journal` reads its journal file.
+//! - `service` starts and stops a daemon; `journal` reads its journal file; `stream` follows its events as an API client.
 //!
 //! Each part runs a fresh daemon with a fresh journal under `/var/tmp` (on a
 //! disk, as `/var/lib/zonemon` is; `/tmp` may be in memory).
@@ -15,6 +15,7 @@ mod idle;
 pub mod journal;
 mod latency;
 pub mod service;
+mod stream;
 mod throughput;
 
 use std::path::PathBuf;
