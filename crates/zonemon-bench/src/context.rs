@@ -46,6 +46,9 @@ pub struct Plan {
     pub daemon_parallel: Vec<usize>,
     /// Zones per try of the maker alone.
     pub daemon_probe_zones: usize,
+    /// Zones per client of the daemon's latency figure (one at a time): a p99 of
+    /// two noisy tails is compared, so more than the other latency figures.
+    pub daemon_latency_zones: usize,
     /// The daemon's idle window.
     pub daemon_idle: Duration,
     /// Zones of the fleet's recorded run (made 8 at a time, as fast as they go).
@@ -82,6 +85,7 @@ impl Plan {
                 daemon_zones: 2000,
                 daemon_parallel: vec![8, 32],
                 daemon_probe_zones: 1000,
+                daemon_latency_zones: 40,
                 daemon_idle: Duration::from_secs(5),
                 fleet_record_zones: 200,
                 fleet_outage: Duration::from_secs(3),
@@ -108,6 +112,7 @@ impl Plan {
                 daemon_zones: 100_000,
                 daemon_parallel: vec![4, 8, 16, 32],
                 daemon_probe_zones: 5000,
+                daemon_latency_zones: 1500,
                 daemon_idle: Duration::from_secs(10),
                 fleet_record_zones: 2000,
                 fleet_outage: Duration::from_secs(300),

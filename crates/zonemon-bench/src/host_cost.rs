@@ -2,7 +2,9 @@
 //! not zones, with zonemon's eBPF programs attached vs not (interleaved runs),
 //! and each BPF program's cost per call from `kernel.bpf_stats_enabled`
 //! (read from the `run_time_ns`/`run_cnt` of zonemon's program fds in
-//! `/proc/<pid>/fdinfo`; the setting is restored afterwards, whatever happens).
+//! `/proc/<pid>/fdinfo`; the setting is restored afterwards, whatever happens),
+//! next to the same figure of empty programs on the same tracepoints in the
+//! same cycles: what the measurement itself reads for a program that does nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +15,9 @@ use anyhow::{Context, Result};
 use zonemon_testkit::{MemCg, MEMORY_HOG};
 
 use crate::context::Ctx;
+use crate::daemon::work_dir;
 use crate::guard;
+use crate::nop_bpf::NopPrograms;
 use crate::stats::{fmt_ns, median, percentile};
 use crate::table::{Report, Verdict};
 use crate::zones::run_unshare_zone;
@@ -85,6 +89,17 @@ struct ProgStats {
     count: u64,
 }
 
+impl ProgStats {
+    /// Time and calls since `earlier` (none: since the program was loaded).
+    fn since(&self, earlier: Option<&ProgStats>) -> (u64, u64) {
+        let e = earlier.copied().unwrap_or_default();
+        (
+            self.time_ns.saturating_sub(e.time_ns),
+            self.count.saturating_sub(e.count),
+        )
+    }
+}
+
 fn fdinfo_field(text: &str, key: &str) -> Option<String> {
     text.lines().find_map(|l| {
         l.strip_prefix(key)?
@@ -149,16 +164,18 @@ fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
         .trim()
         .to_string();
     let m = ctx.ebpf(None)?;
+    let nop = NopPrograms::attach(&work_dir("nop-bpf")?)?;
+    let me = std::process::id() as i32;
     let restore_to = orig.clone();
     let token = guard::on_exit(move || {
         let _ = fs::write(STATS_SYSCTL, &restore_to);
     });
     let measured = (|| -> Result<_> {
         fs::write(STATS_SYSCTL, "1").with_context(|| format!("setting {STATS_SYSCTL}"))?;
-        let before = prog_stats(m.pid())?;
+        let before = (prog_stats(m.pid())?, prog_stats(me)?);
         ctx.helpers.forkexec(ctx.plan.host_cycles)?;
         oom_kills(ctx)?;
-        let after = prog_stats(m.pid())?;
+        let after = (prog_stats(m.pid())?, prog_stats(me)?);
         Ok((before, after))
     })();
     if let Some(t) = token {
@@ -166,14 +183,11 @@ fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
     }
     let now = fs::read_to_string(STATS_SYSCTL).unwrap_or_default();
     m.stop()?;
-    let (before, after) = measured?;
-    let mut per_cycle = 0.0;
+    drop(nop);
+    let ((before, nop_before), (after, nop_after)) = measured?;
+    let (mut per_cycle, mut floor) = (0.0, 0.0);
     for (name, a) in &after {
-        let b = before.get(name).copied().unwrap_or_default();
-        let (dt, dc) = (
-            a.time_ns.saturating_sub(b.time_ns),
-            a.count.saturating_sub(b.count),
-        );
+        let (dt, dc) = a.since(before.get(name));
         if dc == 0 {
             rep.row(
                 &format!("BPF cost per call: {name}"),
@@ -185,14 +199,24 @@ fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
             continue;
         }
         let per = dt as f64 / dc as f64;
+        let empty = nop_after
+            .get(name)
+            .map(|n| n.since(nop_before.get(name)))
+            .filter(|&(_, c)| c > 0)
+            .map(|(t, c)| t as f64 / c as f64);
         // Only the scheduler's tracepoints run on every fork, exec and exit.
         if name.starts_with("sched_process") {
             per_cycle += per;
+            floor += empty.unwrap_or(0.0);
         }
         rep.row(
             &format!("BPF cost per call: {name}"),
             &format!("{} ({dc} calls)", fmt_ns(per)),
-            &format!("a fork+exec+exit cycle: {}", fmt_ns(cycle_ns)),
+            &format!(
+                "a fork+exec+exit cycle: {}; an empty program on the same tracepoint, same calls: {}",
+                fmt_ns(cycle_ns),
+                empty.map_or("n/a".into(), fmt_ns)
+            ),
             "—",
             Verdict::Info,
         );
@@ -207,6 +231,15 @@ fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
         ),
         "≤ 1%",
         Verdict::of(share <= 1.0),
+    );
+    let net = per_cycle - floor;
+    rep.row(
+        "BPF cost per fork+exec+exit cycle, net of what the measurement reads for empty programs",
+        &format!("{} (measured {}, empty programs {})", fmt_ns(net), fmt_ns(per_cycle), fmt_ns(floor)),
+        "empty programs on the same four tracepoints, attached at the same time: each call's timing \
+         (two scheduler-clock reads) and a program's entry and exit, which any program pays",
+        "≤ 0.5 µs",
+        Verdict::of(floor > 0.0 && net <= 500.0),
     );
     rep.note(format!(
         "BPF per-call costs: kernel.bpf_stats_enabled was {orig}, set to 1 for one run of {} cycles, then restored to {} \

@@ -17,6 +17,7 @@ mod latency;
 mod machine;
 mod memory;
 mod monitor;
+mod nop_bpf;
 mod procstat;
 mod scale;
 mod stats;

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report, dir: &Path) -> Result<()> {
         thread::sleep(Duration::from_millis(500));
         let seq0 = journal.last_seq()?;
         let before = usage(daemon.pid())?;
-        let n = ctx.plan.latency_zones;
+        let n = ctx.plan.daemon_latency_zones;
         let prefix = ctx.tag(if judged { "daemon-api" } else { "daemon-watch" });
         for i in 0..n {
             let script = if i % 2 == 0 { "exit 0" } else { "sleep 0.01" };
