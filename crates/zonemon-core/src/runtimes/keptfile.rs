@@ -1,0 +1,174 @@
+//! A state file kept open between lookups (libpod's `bolt_state.db`).
+//!
+//! Opening a file beneath a state directory costs a handful of system calls
+//! (the directory, `openat2`, `fstat`, two `close`s); a file that is read
+//! on every lookup is opened once and kept. Each use then costs one
+//! `lstat` of its path: the kept handle is used only while the path still
+//! names that file (same device and inode) and is a regular file, not a
+//! symbolic link; else the path is opened again as [`open_beneath`] opens
+//! it. A kept handle keeps its inode alive, so another file cannot have
+//! taken its inode number meanwhile.
+
+use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::fsread::open_beneath;
+
+/// What changes when a file is written: device, inode, size, modification
+/// and change times (the change time too: a write within the same clock
+/// tick as the one before it may leave the modification time as it was,
+/// and a database rewritten in place keeps its size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of a file with metadata `m`.
+    pub fn of(m: &Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether `self` and `other` are stamps of the same file (device and inode).
+    fn same_file(&self, other: &Stamp) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+}
+
+/// One regular file beneath a state directory, kept open between uses (see the module's doc).
+#[derive(Debug, Default)]
+pub struct KeptFile {
+    kept: Option<(File, Stamp)>,
+    /// Times the file was opened (for tests).
+    opens: u64,
+}
+
+impl KeptFile {
+    /// Nothing kept yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The regular file `name` (one path component) in `dir` and its stamp
+    /// now; `None` when it is missing, not a regular file, a symbolic link,
+    /// or `name` is not one plain component.
+    pub fn get(&mut self, dir: &Path, name: &str) -> Option<(&File, Stamp)> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return None;
+        }
+        let now = std::fs::symlink_metadata(dir.join(name))
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .map(|m| Stamp::of(&m));
+        let Some(now) = now else {
+            self.kept = None;
+            return None;
+        };
+        if !self.kept.as_ref().is_some_and(|(_, s)| s.same_file(&now)) {
+            self.kept = None;
+            let (f, _) = open_beneath(dir, Path::new(name))?;
+            self.opens += 1;
+            let opened = Stamp::of(&f.metadata().ok()?);
+            if !opened.same_file(&now) {
+                return None; // replaced between the lstat and the open: looked at again next time
+            }
+            self.kept = Some((f, opened));
+        }
+        self.kept.as_ref().map(|(f, _)| (f, now))
+    }
+
+    /// The kept file's stamp as its handle sees it now (after a read: did it change meanwhile?).
+    pub fn stamp_now(&self) -> Option<Stamp> {
+        let (f, _) = self.kept.as_ref()?;
+        f.metadata().ok().map(|m| Stamp::of(&m))
+    }
+
+    /// How many times the file was opened.
+    pub fn opens(&self) -> u64 {
+        self.opens
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::testutil::TempTree;
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+
+    fn content(k: &mut KeptFile, dir: &Path) -> Option<String> {
+        let (f, stamp) = k.get(dir, "db")?;
+        let mut s = String::new();
+        let mut f: &File = f;
+        f.read_to_string(&mut s).ok()?;
+        assert_eq!(stamp.size(), s.len() as u64);
+        Some(s)
+    }
+
+    #[test]
+    fn opened_once_while_the_path_names_the_same_file() {
+        let t = TempTree::new("keptfile");
+        t.write("state/db", "one");
+        let dir = t.path("state");
+        let mut k = KeptFile::new();
+        let (_, first) = k.get(&dir, "db").unwrap();
+        // Written in place: the same file, a new stamp, not opened again.
+        std::fs::write(t.path("state/db"), "two!").unwrap();
+        let (_, second) = k.get(&dir, "db").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second.size(), 4);
+        assert_eq!(k.stamp_now(), Some(second));
+        assert_eq!(k.opens(), 1);
+        // Replaced by another file (a rename over it): opened again.
+        t.write("state/new", "three");
+        std::fs::rename(t.path("state/new"), t.path("state/db")).unwrap();
+        let mut buf = String::new();
+        let (f, _) = k.get(&dir, "db").unwrap();
+        let mut f: &File = f;
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut buf).unwrap();
+        assert_eq!(buf, "three");
+        assert_eq!(k.opens(), 2);
+    }
+
+    #[test]
+    fn refuses_what_open_beneath_refuses() {
+        let t = TempTree::new("keptfile-refuse");
+        t.write("outside/secret", "secret");
+        t.write("state/db", "ok");
+        let dir = t.path("state");
+        let mut k = KeptFile::new();
+        assert_eq!(content(&mut k, &dir).as_deref(), Some("ok"));
+        // The kept file replaced by a symlink: not read, through the link nor the kept handle.
+        std::fs::remove_file(t.path("state/db")).unwrap();
+        symlink(t.path("outside/secret"), t.path("state/db")).unwrap();
+        assert!(k.get(&dir, "db").is_none());
+        assert!(k.stamp_now().is_none(), "the handle is dropped");
+        // A directory, a missing file, names that are not one component.
+        std::fs::remove_file(t.path("state/db")).unwrap();
+        assert!(k.get(&dir, "db").is_none());
+        t.mkdir("state/db");
+        assert!(k.get(&dir, "db").is_none());
+        for name in ["", ".", "..", "../outside/secret", "sub/db"] {
+            assert!(k.get(&dir, name).is_none(), "{name:?}");
+        }
+        assert_eq!(k.opens(), 1);
+    }
+}
