@@ -1,19 +1,24 @@
 //! A state file kept open between lookups (libpod's `bolt_state.db`).
 //!
 //! Opening a file beneath a state directory costs a handful of system calls
-//! (the directory, `openat2`, `fstat`, two `close`s); a file that is read
-//! on every lookup is opened once and kept. Each use then costs one
-//! `lstat` of its path: the kept handle is used only while the path still
-//! names that file (same device and inode) and is a regular file, not a
-//! symbolic link; else the path is opened again as [`open_beneath`] opens
-//! it. A kept handle keeps its inode alive, so another file cannot have
-//! taken its inode number meanwhile.
+//! (the directory, `openat2`, `fstat`, two `close`s), and even a `stat` of
+//! its whole path walks every component; a file that is read on every lookup
+//! is opened once and kept, with its directory (the trusted prefix, as
+//! [`open_beneath`](super::fsread::open_beneath) trusts it). Each use then
+//! costs one `fstatat` of the name in the kept directory: the kept handle is
+//! used only while the name still is that file (same device and inode) and
+//! a regular file, not a symbolic link; else the name is opened again in
+//! the directory, not following a symbolic link. When the name is missing
+//! in the kept directory, the directory is opened again by its path (Podman
+//! made it anew). A kept handle keeps its inode alive, so another file
+//! cannot have taken its inode number meanwhile.
 
-use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use super::fsread::open_beneath;
+use super::fsread::{fstat, is_reg, open_dir, openat, stat_in, READ_FLAGS};
 
 /// What changes when a file is written: device, inode, size, modification
 /// and change times (the change time too: a write within the same clock
@@ -29,14 +34,14 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The stamp of a file with metadata `m`.
-    pub fn of(m: &Metadata) -> Stamp {
+    /// The stamp of a file whose status is `st`.
+    pub fn of(st: &libc::stat) -> Stamp {
         Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size.max(0) as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
 
@@ -51,9 +56,10 @@ impl Stamp {
     }
 }
 
-/// One regular file beneath a state directory, kept open between uses (see the module's doc).
+/// One regular file in a state directory, kept open between uses (see the module's doc).
 #[derive(Debug, Default)]
 pub struct KeptFile {
+    dir: Option<OwnedFd>,
     kept: Option<(File, Stamp)>,
     /// Times the file was opened (for tests).
     opens: u64,
@@ -72,31 +78,39 @@ impl KeptFile {
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
             return None;
         }
-        let now = std::fs::symlink_metadata(dir.join(name))
-            .ok()
-            .filter(|m| m.file_type().is_file())
-            .map(|m| Stamp::of(&m));
-        let Some(now) = now else {
+        let name = OsStr::new(name);
+        let st = self.stat(dir, name).filter(is_reg);
+        let Some(now) = st.as_ref().map(Stamp::of) else {
             self.kept = None;
             return None;
         };
         if !self.kept.as_ref().is_some_and(|(_, s)| s.same_file(&now)) {
             self.kept = None;
-            let (f, _) = open_beneath(dir, Path::new(name))?;
+            let fd = openat(self.dir.as_ref()?, name, READ_FLAGS)?;
             self.opens += 1;
-            let opened = Stamp::of(&f.metadata().ok()?);
+            let opened = fstat(&fd).filter(is_reg).map(|st| Stamp::of(&st))?;
             if !opened.same_file(&now) {
-                return None; // replaced between the lstat and the open: looked at again next time
+                return None; // replaced between the stat and the open: looked at again next time
             }
-            self.kept = Some((f, opened));
+            self.kept = Some((File::from(fd), opened));
         }
         self.kept.as_ref().map(|(f, _)| (f, now))
+    }
+
+    /// The status of `name` in the kept directory, the directory opened
+    /// again by its path when the name is not there.
+    fn stat(&mut self, dir: &Path, name: &OsStr) -> Option<libc::stat> {
+        if let Some(st) = self.dir.as_ref().and_then(|d| stat_in(d, name)) {
+            return Some(st);
+        }
+        self.dir = open_dir(dir);
+        stat_in(self.dir.as_ref()?, name)
     }
 
     /// The kept file's stamp as its handle sees it now (after a read: did it change meanwhile?).
     pub fn stamp_now(&self) -> Option<Stamp> {
         let (f, _) = self.kept.as_ref()?;
-        f.metadata().ok().map(|m| Stamp::of(&m))
+        fstat(f).map(|st| Stamp::of(&st))
     }
 
     /// How many times the file was opened.
@@ -109,20 +123,21 @@ impl KeptFile {
 mod tests {
     use super::*;
     use crate::runtimes::testutil::TempTree;
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::symlink;
 
     fn content(k: &mut KeptFile, dir: &Path) -> Option<String> {
         let (f, stamp) = k.get(dir, "db")?;
-        let mut s = String::new();
         let mut f: &File = f;
+        f.seek(SeekFrom::Start(0)).ok()?;
+        let mut s = String::new();
         f.read_to_string(&mut s).ok()?;
         assert_eq!(stamp.size(), s.len() as u64);
         Some(s)
     }
 
     #[test]
-    fn opened_once_while_the_path_names_the_same_file() {
+    fn opened_once_while_the_name_is_the_same_file() {
         let t = TempTree::new("keptfile");
         t.write("state/db", "one");
         let dir = t.path("state");
@@ -130,22 +145,22 @@ mod tests {
         let (_, first) = k.get(&dir, "db").unwrap();
         // Written in place: the same file, a new stamp, not opened again.
         std::fs::write(t.path("state/db"), "two!").unwrap();
+        assert_eq!(content(&mut k, &dir).as_deref(), Some("two!"));
         let (_, second) = k.get(&dir, "db").unwrap();
         assert_ne!(first, second);
-        assert_eq!(second.size(), 4);
         assert_eq!(k.stamp_now(), Some(second));
         assert_eq!(k.opens(), 1);
         // Replaced by another file (a rename over it): opened again.
         t.write("state/new", "three");
         std::fs::rename(t.path("state/new"), t.path("state/db")).unwrap();
-        let mut buf = String::new();
-        let (f, _) = k.get(&dir, "db").unwrap();
-        let mut f: &File = f;
-        use std::io::{Seek, SeekFrom};
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.read_to_string(&mut buf).unwrap();
-        assert_eq!(buf, "three");
+        assert_eq!(content(&mut k, &dir).as_deref(), Some("three"));
         assert_eq!(k.opens(), 2);
+        // The directory made anew: opened again by its path.
+        std::fs::rename(t.path("state"), t.path("old-state")).unwrap();
+        std::fs::remove_file(t.path("old-state/db")).unwrap();
+        t.write("state/db", "four");
+        assert_eq!(content(&mut k, &dir).as_deref(), Some("four"));
+        assert_eq!(k.opens(), 3);
     }
 
     #[test]
