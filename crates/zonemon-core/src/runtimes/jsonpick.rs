@@ -126,6 +126,56 @@ impl<'de> Visitor<'de> for KeyMatch {
     }
 }
 
+/// Where the JSON value that starts at `bytes[start]` ends (the index after
+/// it), found by counting brackets outside strings: strings are skipped a
+/// run at a time (to their next quote or backslash), and nothing is
+/// checked but that strings end and brackets balance (a `}` may close a
+/// `[`). For a valid document, the end a full parse finds; `None` when the
+/// value does not end within `bytes`. For skipping a large value whose
+/// content is not read (the OCI spec in a libpod config).
+pub fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    loop {
+        match *bytes.get(i)? {
+            b'"' => {
+                i += 1;
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2; // the backslash and the byte it escapes
+                }
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ if depth == 0 => {
+                // A number or literal: up to the byte that ends it.
+                let len = bytes[i..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(bytes.len() - i);
+                return (len > 0).then_some(i + len);
+            }
+            _ => i += 1,
+        }
+    }
+}
+
 /// The string at `key` of a JSON object, if it is one.
 pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
@@ -179,6 +229,21 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
         #[test]
+        fn value_end_finds_what_a_full_parse_finds(
+            b in mutated(br#"{"spec":{"process":{"args":["sh","-c","echo \"}\""]},"n":[1,-2.5e3,true,null,{}]},"id":"abc"}"#)
+        ) {
+            // Where the document is valid JSON, its end is the full parse's end.
+            let end = value_end(&b, 0);
+            if serde_json::from_slice::<IgnoredAny>(&b).is_ok() {
+                let trimmed = b.len() - b.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+                prop_assert_eq!(end, Some(trimmed));
+            }
+            if let Some(e) = end {
+                prop_assert!(e <= b.len());
+            }
+        }
+
+        #[test]
         fn the_same_answer_as_a_full_parse_on_hostile_input(
             b in mutated(br#"{"ID":"abc","State":{"Pid":12,"Running":false},"Config":{"Labels":{"a":"b"}},"labels":{"x":[1,{"y":2}]}}"#)
         ) {
@@ -190,6 +255,20 @@ mod tests {
                     prop_assert_eq!(f.get(key), p.get(key));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn value_ends() {
+        let doc = br#"{"a":{"b":["}",{"c":"\\\""}],"d":-1.5e3},"e":true} "#;
+        assert_eq!(value_end(doc, 0), Some(doc.len() - 1));
+        let inner_end = doc.windows(4).position(|w| w == br#","e""#);
+        assert_eq!(value_end(doc, 5), inner_end);
+        assert_eq!(value_end(b"-1.5e3,", 0), Some(6));
+        assert_eq!(value_end(b"true", 0), Some(4));
+        assert_eq!(value_end(br#""x\"y""#, 0), Some(6));
+        for unended in [&b"{"[..], br#"{"a":"b}"#, br#""\"#, b"[[]", b"]", b""] {
+            assert_eq!(value_end(unended, 0), None, "{unended:?}");
         }
     }
 

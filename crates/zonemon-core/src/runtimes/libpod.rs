@@ -75,26 +75,51 @@ pub struct Config {
     pub labels: Labels,
 }
 
+/// Of a container config only these: the OCI spec in it is skipped.
+const CONFIG_KEYS: Keep = Keep::Keys(&[
+    ("id", Keep::All),
+    ("name", Keep::All),
+    ("rootfsImageName", Keep::All),
+    ("labels", Keep::All),
+]);
+
 /// The config of container `id` in libpod's container config JSON `bytes`
 /// (labels bounded; none is an empty map); `None` unless it is a JSON
 /// object whose `id` is `id`.
+///
+/// Podman writes a config as `{"spec":{…},"id":…}`, the spec (most of the
+/// bytes) first: it is skipped by [`jsonpick::value_end`] and only the keys
+/// after it are parsed, which is what a full parse finds in a valid
+/// document (a spec that is not valid JSON but for its strings and brackets
+/// is not noticed: it is not read). Another layout is parsed whole.
 pub fn parse_config(bytes: &[u8], id: &str) -> Option<Config> {
-    // Of the config only these: the OCI spec in it is skipped.
-    const KEYS: Keep = Keep::Keys(&[
-        ("id", Keep::All),
-        ("name", Keep::All),
-        ("rootfsImageName", Keep::All),
-        ("labels", Keep::All),
-    ]);
-    let v = jsonpick::parse(bytes, KEYS)?;
-    if json_str(&v, "id")? != id {
+    let v = after_spec(bytes)
+        .and_then(|rest| jsonpick::parse(&rest, CONFIG_KEYS))
+        .or_else(|| jsonpick::parse(bytes, CONFIG_KEYS))?;
+    config_of(&v, id)
+}
+
+/// The keys after the spec of a config that starts with it, as a JSON
+/// object of their own (`{` and the bytes after the spec's comma).
+fn after_spec(bytes: &[u8]) -> Option<Vec<u8>> {
+    const HEAD: &[u8] = br#"{"spec":"#;
+    if !bytes.starts_with(HEAD) {
         return None;
     }
-    let text = |k: &str| {
-        json_str(&v, k)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let end = jsonpick::value_end(bytes, HEAD.len())?;
+    let rest = bytes.get(end..)?.strip_prefix(b",")?;
+    let mut doc = Vec::with_capacity(rest.len() + 1);
+    doc.push(b'{');
+    doc.extend_from_slice(rest);
+    Some(doc)
+}
+
+/// The config of container `id` in the picked config `v`.
+fn config_of(v: &serde_json::Value, id: &str) -> Option<Config> {
+    if json_str(v, "id")? != id {
+        return None;
+    }
+    let text = |k: &str| json_str(v, k).filter(|s| !s.is_empty()).map(str::to_string);
     let labels = v.get("labels").and_then(|l| l.as_object());
     Some(Config {
         name: text("name"),
@@ -525,8 +550,41 @@ mod tests {
         assert_eq!(c.reads(), before + 2);
     }
 
+    /// A config parsed whole, spec and all.
+    fn parse_whole(bytes: &[u8], id: &str) -> Option<Config> {
+        config_of(&jsonpick::parse(bytes, CONFIG_KEYS)?, id)
+    }
+
+    #[test]
+    fn skipping_the_spec_finds_what_a_whole_parse_finds() {
+        for (id, _) in fixture::CONTAINERS {
+            let json = fixture::config_json(id);
+            assert!(after_spec(&json).is_some(), "Podman's layout");
+            let c = parse_config(&json, id);
+            assert!(c.is_some());
+            assert_eq!(c, parse_whole(&json, id));
+        }
+        // Another layout, a spec that does not end, a spec not followed by a key: parsed whole.
+        let other = br#"{"id":"abc","spec":{},"name":"n"}"#;
+        assert_eq!(
+            parse_config(other, "abc").unwrap().name.as_deref(),
+            Some("n")
+        );
+        assert!(parse_config(br#"{"spec":{"id":"abc"}"#, "abc").is_none());
+        assert!(parse_config(br#"{"spec":{}}"#, "abc").is_none());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn skipping_the_spec_agrees_with_a_whole_parse(input in mutated(
+            br#"{"spec":{"process":{"args":["sh","-c","x\"}"]},"annotations":{"a":"b"}},"id":"abc","name":"x","rootfsImageName":"i","labels":{"zmt.role":"web"},"stopSignal":15}"#
+        )) {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&input).is_ok() {
+                prop_assert_eq!(parse_config(&input, "abc"), parse_whole(&input, "abc"));
+            }
+        }
+
         #[test]
         fn config_parser_survives_mutations(input in mutated(
             br#"{"spec":{"process":{"args":["sh"]},"annotations":{"a":"b"}},"id":"abc","name":"x","rootfsImageName":"i","labels":{"zmt.role":"web","k":"v"},"stopSignal":15}"#
