@@ -11,11 +11,14 @@
 //! the directory, not following a symbolic link. When the name is missing
 //! in the kept directory, the directory is opened again by its path (Podman
 //! made it anew). A kept handle keeps its inode alive, so another file
-//! cannot have taken its inode number meanwhile.
+//! cannot have taken its inode number meanwhile. The file is read a few
+//! pages at a time, here and there (a database): it is opened with
+//! `POSIX_FADV_RANDOM`, so that a page not in the page cache is read alone,
+//! without the readahead of the pages around it.
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use super::fsread::{fstat, is_reg, open_dir, openat, stat_in, READ_FLAGS};
@@ -88,6 +91,8 @@ impl KeptFile {
             self.kept = None;
             let fd = openat(self.dir.as_ref()?, name, READ_FLAGS)?;
             self.opens += 1;
+            // SAFETY: `fd` is open; the advice only changes the kernel's readahead for it.
+            unsafe { libc::posix_fadvise(fd.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
             let opened = fstat(&fd).filter(is_reg).map(|st| Stamp::of(&st))?;
             if !opened.same_file(&now) {
                 return None; // replaced between the stat and the open: looked at again next time
