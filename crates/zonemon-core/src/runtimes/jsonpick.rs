@@ -176,6 +176,65 @@ pub fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// Of the JSON object `bytes`, the values of `keys` only, each parsed
+/// whole; the other values are skipped by [`value_end`] (not checked but
+/// for strings ending and brackets balancing: a large value that is not
+/// read costs a scan of its strings' quotes and backslashes). Keys are
+/// compared decoded (`"na\u006de"` is `name`); of a key given twice, the
+/// last value wins, as in a full parse. `None` unless `bytes` is one object
+/// with nothing but whitespace after it. For a valid document, what
+/// [`parse`] with [`Keep::All`] for `keys` finds.
+pub fn pick_top(bytes: &[u8], keys: &[&str]) -> Option<Value> {
+    let ws = |mut i: usize| {
+        while bytes
+            .get(i)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Map::new();
+    let mut i = ws(0);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    if bytes.get(i) == Some(&b'}') {
+        return (ws(i + 1) == bytes.len()).then_some(Value::Object(out));
+    }
+    loop {
+        if bytes.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = value_end(bytes, i)?;
+        let raw = &bytes[i + 1..key_end - 1];
+        let key: std::borrow::Cow<'_, str> = if raw.contains(&b'\\') {
+            serde_json::from_slice::<String>(&bytes[i..key_end])
+                .ok()?
+                .into()
+        } else {
+            std::str::from_utf8(raw).ok()?.into()
+        };
+        i = ws(key_end);
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let end = value_end(bytes, i)?;
+        if let Some(k) = keys.iter().find(|k| **k == key) {
+            let v: Value = serde_json::from_slice(&bytes[i..end]).ok()?;
+            out.insert(k.to_string(), v);
+        }
+        i = ws(end);
+        match bytes.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => return (ws(i + 1) == bytes.len()).then_some(Value::Object(out)),
+            _ => return None,
+        }
+    }
+}
+
 /// The string at `key` of a JSON object, if it is one.
 pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
@@ -244,6 +303,27 @@ mod tests {
         }
 
         #[test]
+        fn pick_top_agrees_with_a_full_parse(
+            b in mutated(br#"{"spec":{"process":{"args":["sh","-c","x\"}"]},"n":[1,-2.5e3,true,null,{}]},"ID":"abc","labels":{"a":"b"},"ID2":[1]}"#)
+        ) {
+            let picked = pick_top(&b, &["ID", "labels"]);
+            if let Ok(full) = serde_json::from_slice::<Value>(&b) {
+                match full.as_object() {
+                    Some(o) => {
+                        let mut want = Map::new();
+                        for k in ["ID", "labels"] {
+                            if let Some(v) = o.get(k) {
+                                want.insert(k.to_string(), v.clone());
+                            }
+                        }
+                        prop_assert_eq!(picked, Some(Value::Object(want)));
+                    }
+                    None => prop_assert_eq!(picked, None),
+                }
+            }
+        }
+
+        #[test]
         fn the_same_answer_as_a_full_parse_on_hostile_input(
             b in mutated(br#"{"ID":"abc","State":{"Pid":12,"Running":false},"Config":{"Labels":{"a":"b"}},"labels":{"x":[1,{"y":2}]}}"#)
         ) {
@@ -269,6 +349,33 @@ mod tests {
         assert_eq!(value_end(br#""x\"y""#, 0), Some(6));
         for unended in [&b"{"[..], br#"{"a":"b}"#, br#""\"#, b"[[]", b"]", b""] {
             assert_eq!(value_end(unended, 0), None, "{unended:?}");
+        }
+    }
+
+    #[test]
+    fn picks_top_level_keys() {
+        let doc = br#" { "Big" : {"a":[1,"}"]}, "n\u0061me":"x\u0041", "ID":7,"ID":8 ,"labels":{"k":"v"}} "#;
+        assert_eq!(
+            pick_top(doc, &["name", "ID", "labels", "none"]),
+            Some(json!({"name":"xA","ID":8,"labels":{"k":"v"}}))
+        );
+        assert_eq!(pick_top(b"{}", &["a"]), Some(json!({})));
+        for bad in [
+            &br#"{"a":1} x"#[..],
+            br#"{"a":1,}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":}"#,
+            br#"{"a":"b"#,
+            br#"[{"a":1}]"#,
+            br#"{"a":tru}"#,
+            b"",
+        ] {
+            assert_eq!(
+                pick_top(bad, &["a"]),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use super::boltdb::{Bolt, ReadAt};
 use super::fsread::MAX_STATE_FILE;
-use super::jsonpick::{self, json_str, Keep};
+use super::jsonpick::{self, json_str};
 use super::keptfile::{KeptFile, Stamp};
 use super::libpod_sqlite::{self as sqlite, Lookup};
 use crate::meta::ZoneMeta;
@@ -75,43 +75,20 @@ pub struct Config {
     pub labels: Labels,
 }
 
-/// Of a container config only these: the OCI spec in it is skipped.
-const CONFIG_KEYS: Keep = Keep::Keys(&[
-    ("id", Keep::All),
-    ("name", Keep::All),
-    ("rootfsImageName", Keep::All),
-    ("labels", Keep::All),
-]);
+/// Of a container config only these: the OCI spec in it, most of its
+/// bytes, and the rest are skipped.
+const CONFIG_KEYS: [&str; 4] = ["id", "name", "rootfsImageName", "labels"];
 
 /// The config of container `id` in libpod's container config JSON `bytes`
 /// (labels bounded; none is an empty map); `None` unless it is a JSON
 /// object whose `id` is `id`.
 ///
-/// Podman writes a config as `{"spec":{…},"id":…}`, the spec (most of the
-/// bytes) first: it is skipped by [`jsonpick::value_end`] and only the keys
-/// after it are parsed, which is what a full parse finds in a valid
-/// document (a spec that is not valid JSON but for its strings and brackets
-/// is not noticed: it is not read). Another layout is parsed whole.
+/// Only the top level is walked ([`jsonpick::pick_top`]): the values not
+/// read, the OCI spec first, are skipped by their strings and brackets
+/// (a spec that is not valid JSON but for those is not noticed: it is not
+/// read); for a valid document, what a full parse finds.
 pub fn parse_config(bytes: &[u8], id: &str) -> Option<Config> {
-    let v = after_spec(bytes)
-        .and_then(|rest| jsonpick::parse(&rest, CONFIG_KEYS))
-        .or_else(|| jsonpick::parse(bytes, CONFIG_KEYS))?;
-    config_of(&v, id)
-}
-
-/// The keys after the spec of a config that starts with it, as a JSON
-/// object of their own (`{` and the bytes after the spec's comma).
-fn after_spec(bytes: &[u8]) -> Option<Vec<u8>> {
-    const HEAD: &[u8] = br#"{"spec":"#;
-    if !bytes.starts_with(HEAD) {
-        return None;
-    }
-    let end = jsonpick::value_end(bytes, HEAD.len())?;
-    let rest = bytes.get(end..)?.strip_prefix(b",")?;
-    let mut doc = Vec::with_capacity(rest.len() + 1);
-    doc.push(b'{');
-    doc.extend_from_slice(rest);
-    Some(doc)
+    config_of(&jsonpick::pick_top(bytes, &CONFIG_KEYS)?, id)
 }
 
 /// The config of container `id` in the picked config `v`.
@@ -552,26 +529,27 @@ mod tests {
 
     /// A config parsed whole, spec and all.
     fn parse_whole(bytes: &[u8], id: &str) -> Option<Config> {
-        config_of(&jsonpick::parse(bytes, CONFIG_KEYS)?, id)
+        let keys = CONFIG_KEYS.map(|k| (k, jsonpick::Keep::All));
+        let keep = jsonpick::Keep::Keys(Box::leak(Box::new(keys)));
+        config_of(&jsonpick::parse(bytes, keep)?, id)
     }
 
     #[test]
     fn skipping_the_spec_finds_what_a_whole_parse_finds() {
         for (id, _) in fixture::CONTAINERS {
             let json = fixture::config_json(id);
-            assert!(after_spec(&json).is_some(), "Podman's layout");
+            assert!(json.starts_with(br#"{"spec":{"#), "Podman's layout");
             let c = parse_config(&json, id);
             assert!(c.is_some());
             assert_eq!(c, parse_whole(&json, id));
         }
-        // Another layout, a spec that does not end, a spec not followed by a key: parsed whole.
         let other = br#"{"id":"abc","spec":{},"name":"n"}"#;
         assert_eq!(
             parse_config(other, "abc").unwrap().name.as_deref(),
             Some("n")
         );
         assert!(parse_config(br#"{"spec":{"id":"abc"}"#, "abc").is_none());
-        assert!(parse_config(br#"{"spec":{}}"#, "abc").is_none());
+        assert!(parse_config(br#"{"spec":{"id":"abc"}}"#, "abc").is_none());
     }
 
     proptest! {
