@@ -252,6 +252,23 @@ impl ConfigCache {
         }
     }
 
+    /// Does once, off the event path, what the first lookup would otherwise
+    /// pay for alone: opens the BoltDB state in `state_dir` (if there is
+    /// one) and walks it to a container that is not there, and parses a
+    /// small config, so that the code of both is paged in. Nothing is
+    /// remembered of what was read. (Here the first lookup of a daemon took
+    /// 150–170 µs and the next ones 80–100 µs, on the same machine.)
+    pub fn warm_up(&mut self, state_dir: &Path) {
+        const ID: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+        const CONFIG: &[u8] = br#"{"spec":{"process":{"args":["sh"]}},"id":"0000000000000000000000000000000000000000000000000000000000000000","name":"warm-up","rootfsImageName":"i","labels":{"a":"b"}}"#;
+        if let Some((f, stamp)) = self.bolt.get(state_dir, STATE_FILE) {
+            if let Some(mut db) = Bolt::open(f, stamp.size()) {
+                let _ = bolt_config(&mut db, ID);
+            }
+        }
+        let _ = parse_config(CONFIG, ID);
+    }
+
     /// How many lookups read a file.
     pub fn reads(&self) -> u64 {
         self.reads
@@ -468,6 +485,23 @@ mod tests {
         assert_eq!(again.labels, labelled(), "image and labels as before");
         assert_eq!(c.reads(), 2);
         assert_eq!(c.bolt_opens(), 1, "the file kept open throughout");
+    }
+
+    #[test]
+    fn warming_up_opens_the_file_and_remembers_nothing() {
+        let t = TempTree::new("libpod-warm");
+        let (dir, graph) = (t.path(STATE_DIR), t.path(GRAPH_ROOT));
+        let mut c = ConfigCache::new();
+        c.warm_up(&dir); // no state yet: nothing
+        assert_eq!(c.bolt_opens(), 0);
+        t.write(&format!("{STATE_DIR}/{STATE_FILE}"), PODMAN);
+        c.warm_up(&dir);
+        assert_eq!((c.bolt_opens(), c.reads()), (1, 0));
+        assert_eq!(
+            c.get(&dir, &graph, LABELLED).as_deref(),
+            Some(&labelled_config())
+        );
+        assert_eq!((c.bolt_opens(), c.reads()), (1, 1), "found open");
     }
 
     #[test]

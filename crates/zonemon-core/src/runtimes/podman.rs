@@ -111,12 +111,15 @@ pub struct Podman {
 }
 
 impl Podman {
-    /// A Podman resolver reading below `root`.
+    /// A Podman resolver reading below `root`, libpod's state opened and its
+    /// code paged in ([`ConfigCache::warm_up`]).
     pub fn new(root: &Path) -> Self {
+        let mut configs = ConfigCache::new();
+        configs.warm_up(&root.join(libpod::STATE_DIR));
         Podman {
             root: Arc::from(root),
             cache: FileCache::new(STORAGE_DIRS.len()),
-            configs: ConfigCache::new(),
+            configs,
         }
     }
 
