@@ -623,6 +623,55 @@ fn podman_container_is_named() {
     }
 }
 
+/// `podman rename` between two starts of one container, under one zonemon:
+/// the second start is named by the new name (libpod rewrites the config's
+/// name; a config zonemon read at the first start is not used again).
+#[test]
+fn podman_rename_is_followed() {
+    let _s = serial();
+    if !can_run("podman_rename_is_followed", &["podman", "conmon", "runc"]) {
+        return;
+    }
+    let p = prefix("rt-podren");
+    let (old, new) = (format!("{p}aap"), format!("{p}noot"));
+    let image = format!("localhost/{p}busybox:local");
+    let scratch = Scratch::new(&p);
+    let tar = scratch.tar();
+    let conf = podman_conf(&scratch);
+    let mut cleanup = Cleanup::new();
+    for name in [&old, &new] {
+        cleanup
+            .then("podman", &["rm", "--force", name])
+            .env("CONTAINERS_CONF", &conf);
+    }
+    cleanup
+        .then("podman", &["rmi", "--force", &image])
+        .env("CONTAINERS_CONF", &conf);
+    run(podman(&conf).arg("import").arg(&tar).arg(&image));
+    let mon = Monitor::start(&["watch", "--json"]);
+    let down = |name: &str| {
+        let done = mon.wait_for(WAIT, |lines| {
+            parse_json(lines)
+                .iter()
+                .any(|e| e["event"] == "down" && e["name"] == name)
+        });
+        assert!(done, "{name} not reported down");
+    };
+    let id = podman_boot_and_stop(&conf, &image, &old, &[]);
+    down(&old);
+    run(podman(&conf).args(["rename", &old, &new]));
+    run(podman(&conf).args(["start", &new]));
+    thread::sleep(Duration::from_millis(300));
+    run(podman(&conf).args(["stop", "--time", "0", &new]));
+    down(&new);
+    let booted: Vec<Value> = parse_json(&mon.stop())
+        .into_iter()
+        .filter(|e| e["event"] == "booted" && e["container_id"] == id.as_str())
+        .collect();
+    let names: Vec<&str> = booted.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, [old.as_str(), new.as_str()], "{booted:#?}");
+}
+
 /// The labels `podman_container_is_named` gives its container: one hostile.
 const PODMAN_LABELS: [&str; 2] = [
     "zmt.role=web",

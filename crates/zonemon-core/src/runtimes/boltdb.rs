@@ -59,6 +59,10 @@ const LEAF_PAGE: u16 = 0x02;
 const META_PAGE: u16 = 0x04;
 const BUCKET_LEAF: u32 = 0x01;
 
+/// The page size bbolt uses on most hosts (the OS page size): the second
+/// meta is read with the first when the first says so.
+const USUAL_PAGE: usize = 4096;
+
 /// Smallest and largest page size accepted (bbolt uses the OS page size).
 const PAGE_SIZES: std::ops::RangeInclusive<u32> = 1024..=65536;
 
@@ -189,10 +193,20 @@ impl<'r, R: ReadAt + ?Sized> Bolt<'r, R> {
                 .then(|| parse_meta(&buf))
                 .flatten()
         };
-        let first = read_meta(0);
+        // Both metas in one read when the pages are the usual size.
+        let mut head = [0u8; USUAL_PAGE + HEADER + META];
+        let both = src.read_exact_at(&mut head, 0);
+        let first = if both {
+            parse_meta(&head)
+        } else {
+            read_meta(0)
+        };
         // The second meta is one page further: the first's page size says
         // how far; without a valid first meta, each possible size is tried.
         let second = match first {
+            Some(m) if both && m.page_size as usize == USUAL_PAGE => {
+                parse_meta(&head[USUAL_PAGE..]).filter(|s| s.page_size == m.page_size)
+            }
             Some(m) => read_meta(u64::from(m.page_size)).filter(|s| s.page_size == m.page_size),
             None => std::iter::successors(Some(*PAGE_SIZES.start()), |s| s.checked_mul(2))
                 .take_while(|s| PAGE_SIZES.contains(s))
@@ -603,29 +617,30 @@ mod tests {
         assert_eq!(config(&mut db, MANY).unwrap()["name"], "zmt-many");
     }
 
-    /// Bytes in memory that count what is read of them.
-    struct Counted<'a>(&'a [u8], std::cell::Cell<usize>);
+    /// Bytes in memory that count what is read of them, and the reads.
+    struct Counted<'a>(&'a [u8], std::cell::Cell<usize>, std::cell::Cell<usize>);
 
     impl ReadAt for Counted<'_> {
         fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> bool {
             self.1.set(self.1.get() + buf.len());
+            self.2.set(self.2.get() + 1);
             self.0.read_exact_at(buf, offset)
         }
     }
 
     #[test]
     fn reads_only_the_pages_on_the_way() {
-        let src = Counted(PODMAN, Default::default());
+        let src = Counted(PODMAN, Default::default(), Default::default());
         let mut db = Bolt::open(&src, PODMAN.len() as u64).unwrap();
-        assert_eq!(src.1.get(), 2 * (HEADER + META), "the two metas");
+        let metas = 4096 + HEADER + META;
+        assert_eq!(
+            (src.1.get(), src.2.get()),
+            (metas, 1),
+            "the two metas, in one read"
+        );
         assert!(config(&mut db, LABELLED).is_some());
         // The root bucket's page, `ctr`'s, and the container's (with its two overflow pages).
-        assert_eq!(
-            src.1.get(),
-            2 * (HEADER + META) + 5 * 4096,
-            "of {}",
-            PODMAN.len()
-        );
+        assert_eq!(src.1.get(), metas + 5 * 4096, "of {}", PODMAN.len());
     }
 
     #[test]

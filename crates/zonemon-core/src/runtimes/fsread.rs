@@ -17,6 +17,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+/// How state files are opened: read-only, never through a symbolic link,
+/// never blocking (a FIFO opens at once, and is then refused as not
+/// regular), never as a controlling terminal.
+pub(crate) const READ_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+
 /// Largest runtime state file read (OCI `config.json`, `state.json`, …).
 pub const MAX_STATE_FILE: u64 = 1 << 20;
 
@@ -27,7 +33,7 @@ const MAX_DEPTH: usize = 16;
 pub const MAX_DIR_ENTRIES: usize = 4096;
 
 /// Opens `dir` (symlinks in `dir` itself are followed: it is the trusted prefix).
-fn open_dir(dir: &Path) -> Option<OwnedFd> {
+pub(crate) fn open_dir(dir: &Path) -> Option<OwnedFd> {
     let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: `c` is a valid NUL-terminated path; the result is checked.
     let fd = unsafe {
@@ -40,7 +46,8 @@ fn open_dir(dir: &Path) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn openat(dirfd: &OwnedFd, name: &OsStr, flags: libc::c_int) -> Option<OwnedFd> {
+/// Opens `name` in the open directory `dirfd` with `flags` (and `O_CLOEXEC`).
+pub(crate) fn openat(dirfd: &OwnedFd, name: &OsStr, flags: libc::c_int) -> Option<OwnedFd> {
     let c = CString::new(name.as_bytes()).ok()?;
     // SAFETY: `dirfd` is an open directory, `c` a valid NUL-terminated name.
     let fd = unsafe { libc::openat(dirfd.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC) };
@@ -48,15 +55,35 @@ fn openat(dirfd: &OwnedFd, name: &OsStr, flags: libc::c_int) -> Option<OwnedFd> 
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
+/// The status of the open file `fd`.
+pub(crate) fn fstat(fd: &impl AsRawFd) -> Option<libc::stat> {
     // SAFETY: zeroed is a valid bit pattern for `stat`; fstat fills it or fails.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is open and `st` is a valid out pointer.
     (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st)
 }
 
-fn is_reg(st: &libc::stat) -> bool {
+/// Whether `st` is a regular file's.
+pub(crate) fn is_reg(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+/// The status of `name` in the open directory `dirfd`, not following a
+/// symbolic link (one path component to walk instead of a whole path).
+pub(crate) fn stat_in(dirfd: &OwnedFd, name: &OsStr) -> Option<libc::stat> {
+    let c = CString::new(name.as_bytes()).ok()?;
+    // SAFETY: zeroed is a valid bit pattern for `stat`; fstatat fills it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `dirfd` is open, `c` a valid NUL-terminated name, `st` a valid out pointer.
+    let r = unsafe {
+        libc::fstatat(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    (r == 0).then_some(st)
 }
 
 /// The plain components of `rel`: `None` if it is absolute, empty, too deep, or has `..`.
@@ -91,8 +118,7 @@ fn walk_dirs(dir: &Path, comps: &[&OsStr]) -> Option<OwnedFd> {
 /// not a regular file. The open never blocks (`O_NONBLOCK`: a FIFO opens
 /// at once, and is then refused as not regular).
 pub fn open_beneath(dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
-    const FLAGS: libc::c_int =
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    const FLAGS: libc::c_int = READ_FLAGS;
     let comps = plain_components(rel)?;
     let fd = match openat2_beneath(&open_dir(dir)?, rel, FLAGS) {
         Beneath::Opened(fd) => fd,

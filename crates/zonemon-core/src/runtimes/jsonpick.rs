@@ -126,6 +126,115 @@ impl<'de> Visitor<'de> for KeyMatch {
     }
 }
 
+/// Where the JSON value that starts at `bytes[start]` ends (the index after
+/// it), found by counting brackets outside strings: strings are skipped a
+/// run at a time (to their next quote or backslash), and nothing is
+/// checked but that strings end and brackets balance (a `}` may close a
+/// `[`). For a valid document, the end a full parse finds; `None` when the
+/// value does not end within `bytes`. For skipping a large value whose
+/// content is not read (the OCI spec in a libpod config).
+pub fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    loop {
+        match *bytes.get(i)? {
+            b'"' => {
+                i += 1;
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 2; // the backslash and the byte it escapes
+                }
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ if depth == 0 => {
+                // A number or literal: up to the byte that ends it.
+                let len = bytes[i..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(bytes.len() - i);
+                return (len > 0).then_some(i + len);
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// Of the JSON object `bytes`, the values of `keys` only, each parsed
+/// whole; the other values are skipped by [`value_end`] (not checked but
+/// for strings ending and brackets balancing: a large value that is not
+/// read costs a scan of its strings' quotes and backslashes). Keys are
+/// compared decoded (`"na\u006de"` is `name`); of a key given twice, the
+/// last value wins, as in a full parse. `None` unless `bytes` is one object
+/// with nothing but whitespace after it. For a valid document, what
+/// [`parse`] with [`Keep::All`] for `keys` finds.
+pub fn pick_top(bytes: &[u8], keys: &[&str]) -> Option<Value> {
+    let ws = |mut i: usize| {
+        while bytes
+            .get(i)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Map::new();
+    let mut i = ws(0);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    if bytes.get(i) == Some(&b'}') {
+        return (ws(i + 1) == bytes.len()).then_some(Value::Object(out));
+    }
+    loop {
+        if bytes.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = value_end(bytes, i)?;
+        let raw = &bytes[i + 1..key_end - 1];
+        let key: std::borrow::Cow<'_, str> = if raw.contains(&b'\\') {
+            serde_json::from_slice::<String>(&bytes[i..key_end])
+                .ok()?
+                .into()
+        } else {
+            std::str::from_utf8(raw).ok()?.into()
+        };
+        i = ws(key_end);
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let end = value_end(bytes, i)?;
+        if let Some(k) = keys.iter().find(|k| **k == key) {
+            let v: Value = serde_json::from_slice(&bytes[i..end]).ok()?;
+            out.insert(k.to_string(), v);
+        }
+        i = ws(end);
+        match bytes.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => return (ws(i + 1) == bytes.len()).then_some(Value::Object(out)),
+            _ => return None,
+        }
+    }
+}
+
 /// The string at `key` of a JSON object, if it is one.
 pub(crate) fn json_str<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
@@ -179,6 +288,42 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
         #[test]
+        fn value_end_finds_what_a_full_parse_finds(
+            b in mutated(br#"{"spec":{"process":{"args":["sh","-c","echo \"}\""]},"n":[1,-2.5e3,true,null,{}]},"id":"abc"}"#)
+        ) {
+            // Where the document is valid JSON, its end is the full parse's end.
+            let end = value_end(&b, 0);
+            if serde_json::from_slice::<IgnoredAny>(&b).is_ok() {
+                let trimmed = b.len() - b.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+                prop_assert_eq!(end, Some(trimmed));
+            }
+            if let Some(e) = end {
+                prop_assert!(e <= b.len());
+            }
+        }
+
+        #[test]
+        fn pick_top_agrees_with_a_full_parse(
+            b in mutated(br#"{"spec":{"process":{"args":["sh","-c","x\"}"]},"n":[1,-2.5e3,true,null,{}]},"ID":"abc","labels":{"a":"b"},"ID2":[1]}"#)
+        ) {
+            let picked = pick_top(&b, &["ID", "labels"]);
+            if let Ok(full) = serde_json::from_slice::<Value>(&b) {
+                match full.as_object() {
+                    Some(o) => {
+                        let mut want = Map::new();
+                        for k in ["ID", "labels"] {
+                            if let Some(v) = o.get(k) {
+                                want.insert(k.to_string(), v.clone());
+                            }
+                        }
+                        prop_assert_eq!(picked, Some(Value::Object(want)));
+                    }
+                    None => prop_assert_eq!(picked, None),
+                }
+            }
+        }
+
+        #[test]
         fn the_same_answer_as_a_full_parse_on_hostile_input(
             b in mutated(br#"{"ID":"abc","State":{"Pid":12,"Running":false},"Config":{"Labels":{"a":"b"}},"labels":{"x":[1,{"y":2}]}}"#)
         ) {
@@ -190,6 +335,47 @@ mod tests {
                     prop_assert_eq!(f.get(key), p.get(key));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn value_ends() {
+        let doc = br#"{"a":{"b":["}",{"c":"\\\""}],"d":-1.5e3},"e":true} "#;
+        assert_eq!(value_end(doc, 0), Some(doc.len() - 1));
+        let inner_end = doc.windows(4).position(|w| w == br#","e""#);
+        assert_eq!(value_end(doc, 5), inner_end);
+        assert_eq!(value_end(b"-1.5e3,", 0), Some(6));
+        assert_eq!(value_end(b"true", 0), Some(4));
+        assert_eq!(value_end(br#""x\"y""#, 0), Some(6));
+        for unended in [&b"{"[..], br#"{"a":"b}"#, br#""\"#, b"[[]", b"]", b""] {
+            assert_eq!(value_end(unended, 0), None, "{unended:?}");
+        }
+    }
+
+    #[test]
+    fn picks_top_level_keys() {
+        let doc = br#" { "Big" : {"a":[1,"}"]}, "n\u0061me":"x\u0041", "ID":7,"ID":8 ,"labels":{"k":"v"}} "#;
+        assert_eq!(
+            pick_top(doc, &["name", "ID", "labels", "none"]),
+            Some(json!({"name":"xA","ID":8,"labels":{"k":"v"}}))
+        );
+        assert_eq!(pick_top(b"{}", &["a"]), Some(json!({})));
+        for bad in [
+            &br#"{"a":1} x"#[..],
+            br#"{"a":1,}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":}"#,
+            br#"{"a":"b"#,
+            br#"[{"a":1}]"#,
+            br#"{"a":tru}"#,
+            b"",
+        ] {
+            assert_eq!(
+                pick_top(bad, &["a"]),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -39,6 +39,7 @@ pub mod crun;
 pub mod docker;
 pub mod fsread;
 pub mod jsonpick;
+pub mod keptfile;
 pub mod libpod;
 pub mod libpod_sqlite;
 pub mod lxc;

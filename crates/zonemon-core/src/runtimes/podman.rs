@@ -2,20 +2,26 @@
 //!
 //! Evidence that Podman made the zone: the init's cgroup
 //! (`/libpod_parent/libpod-<id>` with cgroupfs, `libpod-<id>.scope` with
-//! systemd), or Podman's `conmon` above it (`conmon … -c <id> … -n <name>
-//! … --exit-command /usr/bin/podman`). The name is the first of the
-//! container's `names` in containers/storage's `containers.json`
-//! (`/var/lib/containers/storage/overlay-containers/containers.json`),
-//! written at `podman create`; Podman does not put it in the OCI
-//! annotations. When that file lacks the id, the name in libpod's own
-//! state is the name ([`libpod`](super::libpod): its BoltDB or SQLite
-//! state), and else conmon's `-n`.
+//! systemd: Podman's own naming, CRI-O's is `crio-<id>`), else Podman's
+//! `conmon` above it (`conmon … -c <id> … -n <name> … --exit-command
+//! /usr/bin/podman`), whose command line is read only when the cgroup does
+//! not give the id (or for its `-n` as the last resort; its `-c` must then
+//! be the cgroup's id). The name is the container's `name` in libpod's
+//! config ([`libpod`](super::libpod): its BoltDB or SQLite state), which
+//! also has the image and the labels: `podman rename` rewrites it first
+//! (then containers/storage's names). When libpod's state lacks the
+//! container, the name is the first of its `names` in containers/storage's
+//! `containers.json` (`/var/lib/containers/storage/overlay-containers/containers.json`,
+//! written at `podman create`, renamed by `podman rename`), and else
+//! conmon's `-n`. Podman does not put the name in the OCI annotations.
 //!
-//! `containers.json` holds every container of the host: it is parsed once
-//! per change (keyed by inode, size and mtime) into an id → name map.
+//! `containers.json` holds every container of the host: it is read only
+//! when libpod's state lacks the container, and parsed once per change
+//! (keyed by inode, size and mtime) into an id → name map.
 //!
-//! The image is `containers.json`'s `image-name`, else libpod's
-//! `rootfsImageName`; the labels are only in libpod's state.
+//! The image is libpod's `rootfsImageName` (the same name Podman gives
+//! containers/storage as `image-name`), else `containers.json`'s
+//! `image-name`; the labels are only in libpod's state.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -96,8 +102,8 @@ pub fn is_podman_conmon(a: &Ancestor) -> bool {
             .is_some_and(|c| c.rsplit('/').next() == Some("podman"))
 }
 
-/// Names Podman's containers from `containers.json`, else from libpod's
-/// state, else from conmon's `-n`; their labels from libpod's state.
+/// Names Podman's containers from libpod's state, else from
+/// `containers.json`, else from conmon's `-n`; their labels from libpod's state.
 pub struct Podman {
     root: Arc<Path>,
     cache: FileCache<Arc<HashMap<String, Stored>>>,
@@ -105,12 +111,15 @@ pub struct Podman {
 }
 
 impl Podman {
-    /// A Podman resolver reading below `root`.
+    /// A Podman resolver reading below `root`, libpod's state opened and its
+    /// code paged in ([`ConfigCache::warm_up`]).
     pub fn new(root: &Path) -> Self {
+        let mut configs = ConfigCache::new();
+        configs.warm_up(&root.join(libpod::STATE_DIR));
         Podman {
             root: Arc::from(root),
             cache: FileCache::new(STORAGE_DIRS.len()),
-            configs: ConfigCache::new(),
+            configs,
         }
     }
 
@@ -139,7 +148,7 @@ impl Podman {
     }
 }
 
-/// The zone's image (from `containers.json` if it has one, else from libpod's config) and labels.
+/// The zone's image (`image` if given, else libpod's config's) and labels (libpod's config's).
 fn meta(image: Option<&str>, config: Option<&Config>) -> ZoneMeta {
     let image = image.or(config.and_then(|c| c.image.as_deref()));
     ZoneMeta::default().with_image(image).with_label_pairs(
@@ -152,6 +161,19 @@ fn meta(image: Option<&str>, config: Option<&Config>) -> ZoneMeta {
 /// Podman's processes that may be above its containers' inits.
 const PROCESSES: &[&str] = &["conmon", "podman"];
 
+/// Podman's conmon among the processes above the init (their command lines are read).
+fn podman_conmon<'p>(probe: &'p Probe<'_>) -> Option<&'p Ancestor> {
+    probe
+        .ancestors_like(&["conmon"])
+        .into_iter()
+        .find(|a| is_podman_conmon(a))
+}
+
+/// The container id conmon was given (`-c`).
+fn conmon_id(conmon: &Ancestor) -> Option<&str> {
+    procfs::option(&conmon.args, &["-c", "--cid"]).filter(|id| is_hex64(id))
+}
+
 impl RuntimeResolver for Podman {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         let from_cgroup = probe
@@ -160,32 +182,35 @@ impl RuntimeResolver for Podman {
             .filter_map(|p| cgroup::prefixed_id(p, "libpod-"))
             .find(|id| is_hex64(id))
             .map(str::to_string);
-        let conmon = probe
-            .ancestors_like(&["conmon"])
-            .into_iter()
-            .find(|a| is_podman_conmon(a));
-        let conmon_id = conmon
-            .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))
-            .filter(|id| is_hex64(id));
-        let id = match (from_cgroup.as_deref(), conmon_id) {
-            (Some(c), Some(m)) if c != m => return None, // contradicting evidence
-            (Some(c), _) => c.to_string(),
-            (None, Some(m)) => m.to_string(),
-            (None, None) => return None,
+        // A `libpod-<id>` cgroup is Podman's own naming: conmon's command
+        // line is read only when the cgroup does not give the id, or for its
+        // name as the last resort.
+        let mut conmon = None;
+        let id = match from_cgroup {
+            Some(id) => id,
+            None => {
+                let c = podman_conmon(probe)?;
+                conmon = Some(c);
+                conmon_id(c)?.to_string()
+            }
         };
         let config = self.config(probe, &id);
         let config = config.as_deref();
+        // libpod's config is renamed first by `podman rename`: its name is Podman's.
+        if let Some(name) = config.and_then(|c| c.name.as_deref()) {
+            let r = resolved(name, "podman-libpod", "podman", Some(&id))?;
+            return Some(r.with_meta(meta(None, config)));
+        }
         if let Some(c) = self.stored(probe, &id) {
             let r = resolved(&c.name, "podman-storage", "podman", Some(&id))?;
             return Some(r.with_meta(meta(c.image.as_deref(), config)));
         }
-        let r = match config.and_then(|c| c.name.as_deref()) {
-            Some(name) => resolved(name, "podman-libpod", "podman", Some(&id))?,
-            None => {
-                let name = conmon.and_then(|a| procfs::option(&a.args, &["-n", "--name"]))?;
-                resolved(name, "podman-conmon", "podman", Some(&id))?
-            }
-        };
+        let conmon = conmon.or_else(|| podman_conmon(probe))?;
+        if conmon_id(conmon) != Some(id.as_str()) {
+            return None; // contradicting evidence
+        }
+        let name = procfs::option(&conmon.args, &["-n", "--name"])?;
+        let r = resolved(name, "podman-conmon", "podman", Some(&id))?;
         Some(r.with_meta(meta(None, config)))
     }
 
@@ -221,6 +246,14 @@ mod tests {
             })
             .collect();
         format!("[{}]", items.join(","))
+    }
+
+    /// Writes `containers.json` of the overlay driver with `entries`.
+    fn write_containers_json(t: &TempTree, entries: &[(&str, &str)]) {
+        t.write(
+            &format!("{}/containers.json", STORAGE_DIRS[0]),
+            containers_json(entries),
+        );
     }
 
     fn conmon_argv(id: &str, name: &str) -> Vec<String> {
@@ -292,10 +325,7 @@ mod tests {
     fn names_from_containers_json() {
         let t = TempTree::new("podman");
         host(&t, ID, "aap");
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(OTHER, "noot"), (ID, "aap")]),
-        );
+        write_containers_json(&t, &[(OTHER, "noot"), (ID, "aap")]);
         let mut p = Podman::new(t.root());
         let r = p.lookup(&facts(300, 260, None)).named().expect("named");
         assert_eq!(r.name, "aap");
@@ -309,10 +339,7 @@ mod tests {
         );
         // From the cached map, and after a rename (a new file version).
         assert_eq!(p.lookup(&facts(300, 0, None)).named().unwrap().name, "aap");
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(ID, "mies-renamed")]),
-        );
+        write_containers_json(&t, &[(ID, "mies-renamed")]);
         assert_eq!(
             p.lookup(&facts(300, 0, None)).named().unwrap().name,
             "mies-renamed"
@@ -340,19 +367,29 @@ mod tests {
             Some("localhost/zmt-busybox:local"),
             "rootfsImageName"
         );
-        // containers.json comes first for the name and image.
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(id, "zmt-renamed")]),
-        );
+        // libpod's config comes first, for the name as for the image
+        // (containers.json differs only while `podman rename` is between the two).
+        let json = format!("{}/containers.json", STORAGE_DIRS[0]);
+        t.write(&json, containers_json(&[(id, "zmt-renamed")]));
         let r = p.lookup(&facts(300, 0, None)).named().unwrap();
-        assert_eq!(r.name, "zmt-renamed");
-        assert_eq!(r.source, NameSource::Runtime("podman-storage"));
+        assert_eq!(r.name, "zmt-labelled");
+        assert_eq!(r.source, NameSource::Runtime("podman-libpod"));
+        let meta = r.meta.unwrap();
+        assert_eq!(meta.image.as_deref(), Some("localhost/zmt-busybox:local"));
+        assert_eq!(meta.labels.len(), 3);
+        // A container libpod's state does not have: named from
+        // containers.json, else from conmon, without labels.
+        host(&t, ID, "aap");
+        t.write(&json, containers_json(&[(id, "zmt-renamed"), (ID, "noot")]));
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.source),
+            ("noot", NameSource::Runtime("podman-storage"))
+        );
         let meta = r.meta.unwrap();
         assert_eq!(meta.image.as_deref(), Some("localhost/zmrt-busybox:local"));
-        assert_eq!(meta.labels.len(), 3);
-        // A container libpod's state does not have: named, without labels.
-        host(&t, ID, "aap");
+        assert!(meta.labels.is_empty());
+        t.write(&json, containers_json(&[(id, "zmt-renamed")]));
         let r = p.lookup(&facts(300, 0, None)).named().unwrap();
         assert_eq!(
             (r.name.as_str(), r.source),
@@ -377,6 +414,63 @@ mod tests {
             "podman-sqlite",
             crate::runtimes::libpod::fixture::write_sqlite,
         );
+    }
+
+    /// `podman rename` of a container zonemon named before: the new name,
+    /// although containers.json still has the old one.
+    #[test]
+    fn follows_podman_rename_in_libpods_state() {
+        use crate::runtimes::libpod::{fixture, STATE_DIR, STATE_FILE};
+        let t = TempTree::new("podman-rename");
+        let id = fixture::LABELLED;
+        host(&t, id, "conmon-says");
+        let bolt = format!("{STATE_DIR}/{STATE_FILE}");
+        t.write(&bolt, fixture::PODMAN);
+        write_containers_json(&t, &[(id, "zmt-labelled")]);
+        let mut p = Podman::new(t.root());
+        assert_eq!(
+            p.lookup(&facts(300, 0, None)).named().unwrap().name,
+            "zmt-labelled"
+        );
+        let renamed = fixture::renamed_labelled("zmt-renamed!");
+        fixture::rewrite_in_place(&t.path(&bolt), &renamed, 1_000);
+        let r = p.lookup(&facts(300, 0, None)).named().unwrap();
+        assert_eq!(r.name, "zmt-renamed!");
+        assert_eq!(r.meta.unwrap().labels["zmt.role"], "web");
+    }
+
+    /// The cgroup names the container: no process above the init is read.
+    #[test]
+    fn reads_conmon_only_when_the_cgroup_does_not_name_the_container() {
+        use crate::naming::ZoneFacts;
+        use crate::runtimes::procfiles::ProcFiles;
+        use std::cell::RefCell;
+        let t = TempTree::new("podman-no-conmon");
+        host(&t, ID, "aap");
+        write_containers_json(&t, &[(ID, "aap")]);
+        let mut p = Podman::new(t.root());
+        let files = RefCell::new(ProcFiles::new());
+        let read = [];
+        let resolve = |p: &mut Podman, cgroup: &str| {
+            let f = ZoneFacts {
+                more_cgroups: Some(&read),
+                ..facts(300, 250, Some(cgroup))
+            };
+            p.resolve_probe(&Probe::with_files(t.root(), f, &files))
+        };
+        let r = resolve(&mut p, &format!("/libpod_parent/libpod-{ID}")).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.container_id.as_deref()),
+            ("aap", Some(ID))
+        );
+        assert_eq!(files.borrow().opens(), 0, "no /proc file read");
+        // The cgroup does not say: conmon's command line does.
+        let r = resolve(&mut p, "/").unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.container_id.as_deref()),
+            ("aap", Some(ID))
+        );
+        assert!(files.borrow().opens() > 0);
     }
 
     #[test]
@@ -417,11 +511,9 @@ mod tests {
     fn refuses_crio_conmon_and_contradictions() {
         let t = TempTree::new("podman-refuse");
         host(&t, ID, "aap");
-        t.write(
-            &format!("{}/containers.json", STORAGE_DIRS[0]),
-            containers_json(&[(ID, "aap")]),
-        );
-        // The cgroup says one container, conmon another.
+        write_containers_json(&t, &[(ID, "aap")]);
+        // The cgroup says one container that neither libpod's state nor
+        // containers.json has, and conmon, read for its name, another.
         let cg = format!("/libpod_parent/libpod-{OTHER}");
         assert!(Podman::new(t.root())
             .lookup(&facts(300, 0, Some(&cg)))
