@@ -9,6 +9,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{OpenObject, PrintLevel};
 use zonemon_core::procscan::HostMounts;
 
+use super::skel::types::{zm_seed, zm_seed_op};
 use super::skel::{ZonemonSkel, ZonemonSkelBuilder};
 
 /// Everything libbpf said while loading, kept to write out if the load fails.
@@ -86,6 +87,7 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
             )));
         }
     };
+    learn_boot_nsproxy(&skel);
     skel.attach().context(
         "attaching to the sched_process_{fork,exec,exit,free} and mark_victim tracepoints (tp_btf) failed \
          (does this kernel allow BTF-typed BPF tracepoint programs, BPF_PROG_TYPE_TRACING?)",
@@ -123,6 +125,45 @@ fn open_and_load(
     Ok(open.load()?)
 }
 
+/// Runs the kernel side's `zm_seed` program (BPF_PROG_RUN) on `seed`:
+/// whether it changed anything.
+pub fn run_seed(skel: &ZonemonSkel<'_>, mut seed: zm_seed) -> Result<bool, libbpf_rs::Error> {
+    // SAFETY: zm_seed is repr(C) plain old data without padding holes.
+    let ctx = unsafe {
+        std::slice::from_raw_parts_mut(
+            (&mut seed as *mut zm_seed).cast::<u8>(),
+            std::mem::size_of::<zm_seed>(),
+        )
+    };
+    let input = libbpf_rs::ProgramInput {
+        context_in: Some(ctx),
+        ..Default::default()
+    };
+    Ok(skel.progs.zm_seed.test_run(input)?.return_value == 1)
+}
+
+/// Has the kernel side learn the namespaces the kernel started with, so that
+/// the tasks holding them (plain host processes, nearly all) cost one test;
+/// without it (the host's mount namespace is another one, or the run fails)
+/// they are told apart as before, only slower.
+fn learn_boot_nsproxy(skel: &ZonemonSkel<'_>) {
+    let seed = zm_seed {
+        op: zm_seed_op::ZM_SEED_BOOT_NSPROXY.0,
+        tgid: 0,
+        mntns_inum: 0,
+        _pad: 0,
+        start_ns: 0,
+    };
+    match run_seed(skel, seed) {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(
+            "the kernel's first namespaces do not hold the host's mount namespace: \
+             host processes are told apart by their PID namespace's depth"
+        ),
+        Err(e) => tracing::debug!("cannot learn the kernel's first namespaces ({e})"),
+    }
+}
+
 /// Writes libbpf's log to a file of its own and returns its path.
 fn write_log(log: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("zonemon-bpf-load-{}.log", std::process::id()));
@@ -130,4 +171,29 @@ fn write_log(log: &str) -> PathBuf {
         eprintln!("zonemon: could not write {}: {e}", path.display());
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_first_namespaces_are_learnt_on_a_host_in_its_first_mount_namespace() {
+        if !zonemon_testkit::require_root("the_kernels_first_namespaces_are_learnt") {
+            return;
+        }
+        // PID 1 of these machines runs in the mount namespace the kernel started with.
+        let mut storage = MaybeUninit::uninit();
+        let skel = load(&mut storage, crate::sources::DEFAULT_RING_BYTES).expect("loaded");
+        let bss = skel.maps.bss_data.as_deref().expect(".bss mapped");
+        assert_ne!(
+            bss.boot_nsproxy, 0,
+            "the kernel side did not keep the first namespaces: every host process takes the slow test"
+        );
+        // Run again, it finds the same set.
+        let before = bss.boot_nsproxy;
+        learn_boot_nsproxy(&skel);
+        let bss = skel.maps.bss_data.as_deref().expect(".bss mapped");
+        assert_eq!(bss.boot_nsproxy, before);
+    }
 }

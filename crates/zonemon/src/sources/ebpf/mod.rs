@@ -169,20 +169,9 @@ impl EbpfSource {
     }
 
     /// Runs the kernel side's `zm_seed` program on `seed`: whether it changed anything.
-    fn seed(&self, mut seed: zm_seed) -> bool {
-        // SAFETY: zm_seed is repr(C) plain old data without padding holes.
-        let ctx = unsafe {
-            std::slice::from_raw_parts_mut(
-                (&mut seed as *mut zm_seed).cast::<u8>(),
-                std::mem::size_of::<zm_seed>(),
-            )
-        };
-        let input = libbpf_rs::ProgramInput {
-            context_in: Some(ctx),
-            ..Default::default()
-        };
-        match self.skel.progs.zm_seed.test_run(input) {
-            Ok(out) => out.return_value == 1,
+    fn seed(&self, seed: zm_seed) -> bool {
+        match load::run_seed(&self.skel, seed) {
+            Ok(changed) => changed,
             Err(e) => {
                 tracing::warn!(
                     "cannot tell the kernel side of a process of a host-PID container \

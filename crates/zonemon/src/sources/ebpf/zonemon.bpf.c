@@ -102,6 +102,21 @@ __s64 host_zone_count = 0;
 /* Host-PID zones or processes that did not fit in the maps (counted as loss). */
 __u64 host_overflow = 0;
 
+/*
+ * The address of the set of namespaces the kernel started with (the
+ * kernel's `init_nsproxy`, which the first task holds), set by
+ * ZM_SEED_BOOT_NSPROXY when its mount namespace is the host's; else 0.
+ *
+ * A task holding that very set is a plain host process: only fork without
+ * any CLONE_NEW* flag shares a set of namespaces (unshare and setns always
+ * make a new one), so its every ancestor since boot stayed in the initial
+ * PID namespace (depth 0) and in the host's mount namespace, and no process
+ * of a host-PID zone (which are in another mount namespace, or entered it)
+ * holds it. One load of `task->nsproxy`, from the task itself, rules out
+ * such a task before its PID's depth, in another cache line, is read.
+ */
+__u64 boot_nsproxy = 0;
+
 /* Records the kernel side could not deliver (ring buffer full). */
 __u64 dropped = 0;
 /* Dying inits that did not fit in `dying` (their "down" will be missing). */
@@ -121,9 +136,15 @@ enum zm_kind _zm_kind_type = 0;
 struct zm_seed _zm_seed_type = {};
 enum zm_seed_op _zm_seed_op_type = 0;
 
+/* Whether `task` holds the namespaces the kernel started with (see `boot_nsproxy`): a plain host process. */
+static __always_inline int boot_namespaces(struct task_struct *task)
+{
+	return boot_nsproxy && (__u64)task->nsproxy == boot_nsproxy;
+}
+
 /*
  * The depth of the task's PID namespace: 0 for every process of the host,
- * the one field to test first (two reads).
+ * the field to test after boot_namespaces() (two reads).
  */
 static __always_inline unsigned int task_level(struct task_struct *task, struct pid **pid)
 {
@@ -516,6 +537,8 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 	unsigned int level;
 	struct pid *pid;
 
+	if (boot_namespaces(child))
+		return 0;
 	level = task_level(child, &pid);
 	if (level == 0) {
 		/* A host process: one load while no host-PID zone lives. */
@@ -538,6 +561,8 @@ int BPF_PROG(zm_exec, struct task_struct *task)
 	unsigned int level;
 	struct pid *pid;
 
+	if (boot_namespaces(task))
+		return 0;
 	level = task_level(task, &pid);
 	if (level == 0) {
 		host_exec(task, pid);
@@ -614,7 +639,9 @@ int BPF_PROG(zm_exit, struct task_struct *task)
 	unsigned int level;
 	struct pid *pid;
 
-	/* The threads of a group share its PID namespace: the first test decides for nearly all. */
+	/* The threads of a group share its PID namespace: the first tests decide for nearly all. */
+	if (boot_namespaces(task))
+		return 0;
 	level = task_level(task, &pid);
 	if (level == 0) {
 		/* A host process: one load while no host-PID zone lives. */
@@ -713,6 +740,33 @@ int BPF_PROG(zm_oom, struct task_struct *task)
 }
 
 /*
+ * Sets `boot_nsproxy`: the namespaces of the kernel's first task (the idle
+ * task of CPU 0, its own real parent), found by walking up from the caller.
+ * 1 if they hold the host's mount namespace and were kept, else 0.
+ */
+static __always_inline int learn_boot_nsproxy(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *up;
+	struct nsproxy *nsp;
+	int i;
+
+	for (i = 0; i < 1024; i++) {
+		up = BPF_CORE_READ(task, real_parent);
+		if (!up || up == task)
+			break;
+		task = up;
+	}
+	if (BPF_CORE_READ(task, real_parent) != task)
+		return 0;
+	nsp = BPF_CORE_READ(task, nsproxy);
+	if (!nsp || !host_mntns || BPF_CORE_READ(nsp, mnt_ns, ns.inum) != host_mntns)
+		return 0;
+	boot_nsproxy = (__u64)nsp;
+	return 1;
+}
+
+/*
  * Run by userspace (BPF_PROG_RUN) for each host-PID zone and process it
  * found in /proc, so that they are counted exactly as the ones the kernel
  * side sees itself (see `enum zm_seed_op`). Returns 1 if it changed anything.
@@ -739,6 +793,8 @@ int zm_seed(struct zm_seed *seed)
 			return 0;
 		taken = *m;
 		return host_take(tgid, &taken, 0);
+	case ZM_SEED_BOOT_NSPROXY:
+		return learn_boot_nsproxy();
 	}
 	return 0;
 }

@@ -49,6 +49,12 @@ enum zm_seed_op {
 	 * zone's down.
 	 */
 	ZM_SEED_GONE = 3,
+	/*
+	 * Run once, before the programs are attached (the other fields are
+	 * unused): learns the namespaces the kernel started with (see
+	 * `boot_nsproxy`), when they hold the host's mount namespace.
+	 */
+	ZM_SEED_BOOT_NSPROXY = 4,
 };
 
 /*
