@@ -225,12 +225,19 @@ struct Inner {
 /// The hooks' queue and the threads that run them.
 pub struct HookRunner {
     inner: Arc<Inner>,
-    workers: Vec<JoinHandle<()>>,
+    /// The threads, started with the first set that has a hook (none while no hook is configured).
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// How many threads to start.
+    concurrency: usize,
 }
 
 impl HookRunner {
-    /// Starts `limits.concurrency` threads running `set`'s hooks, counting in `metrics`.
+    /// Runs `set`'s hooks on `limits.concurrency` threads, counting in
+    /// `metrics`. The threads start with the first set that has a hook (this
+    /// one, or one given to [`HookRunner::replace`]), from the calling thread,
+    /// whose scheduling they inherit.
     pub fn start(set: HookSet, limits: Limits, metrics: Option<Metrics>) -> Result<HookRunner> {
+        let any = !set.is_empty();
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 schedule: Schedule::new(limits.queue.max(1)),
@@ -241,21 +248,46 @@ impl HookRunner {
             wake: Condvar::new(),
             metrics,
         });
-        let workers = (0..limits.concurrency.max(1))
-            .map(|i| {
-                let inner = Arc::clone(&inner);
-                std::thread::Builder::new()
-                    .name(format!("zonemon-hook-{i}"))
-                    .spawn(move || inner.work())
-                    .context("starting a hook thread")
-            })
-            .collect::<Result<_>>()?;
-        Ok(HookRunner { inner, workers })
+        let runner = HookRunner {
+            inner,
+            workers: Mutex::new(Vec::new()),
+            concurrency: limits.concurrency.max(1),
+        };
+        if any {
+            runner.start_workers()?;
+        }
+        Ok(runner)
     }
 
-    /// From now on, records go to `set`'s hooks (runs already queued still happen).
-    pub fn replace(&self, set: HookSet) {
+    /// Starts the threads unless they run already.
+    fn start_workers(&self) -> Result<()> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        while workers.len() < self.concurrency {
+            let inner = Arc::clone(&self.inner);
+            let thread = std::thread::Builder::new()
+                .name(format!("zonemon-hook-{}", workers.len()))
+                .spawn(move || inner.work())
+                .context("starting a hook thread")?;
+            workers.push(thread);
+        }
+        Ok(())
+    }
+
+    /// How many threads run hooks.
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// From now on, records go to `set`'s hooks (runs already queued still
+    /// happen); the threads start now if they did not yet and `set` has a hook.
+    pub fn replace(&self, set: HookSet) -> Result<()> {
+        let any = !set.is_empty();
         self.inner.lock().set = Arc::new(set);
+        if any {
+            self.start_workers()?;
+        }
+        Ok(())
     }
 
     /// Queues a run of every hook whose filter `records` pass; never waits for a run.
@@ -340,7 +372,7 @@ impl HookRunner {
                 self.inner.count(&job.hook.name, |m| &m.hook_dropped);
             }
         }
-        for w in self.workers {
+        for w in self.workers.into_inner().unwrap_or_else(|p| p.into_inner()) {
             let _ = w.join();
         }
     }
@@ -459,5 +491,53 @@ mod tests {
         assert_eq!(env, format!("{name}\n"));
         assert_eq!(std::fs::read_to_string(argc).unwrap(), "0\n");
         assert!(!pwned.exists(), "the name was executed");
+    }
+
+    #[test]
+    fn threads_start_with_the_first_hook_even_when_it_comes_on_a_reload() {
+        let runner =
+            HookRunner::start(HookSet::new(vec![]).unwrap(), Limits::default(), None).unwrap();
+        assert_eq!(runner.threads(), 0, "no hook, no thread");
+        let dir = tempfile::tempdir().unwrap();
+        let got = dir.path().join("got");
+        let spec = HookSpec {
+            name: None,
+            run: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                r#"cat > "$0""#.into(),
+                got.display().to_string(),
+            ],
+            filter: Filter::parse(Vec::<&str>::new()).unwrap(),
+            user: None,
+            timeout: Duration::from_secs(20),
+        };
+        runner.replace(HookSet::new(vec![spec]).unwrap()).unwrap();
+        assert_eq!(runner.threads(), DEFAULT_CONCURRENCY);
+        let object = json!({"seq": 1, "event": "booted", "zone_id": 1, "name": "z"});
+        runner.offer(&[StoredRecord {
+            seq: 1,
+            unix_ns: 0,
+            object: object.as_object().unwrap().clone().into(),
+        }]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(&got).map_or(true, |l| !l.ends_with('\n')) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reloaded hook never ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        runner.replace(HookSet::new(vec![]).unwrap()).unwrap();
+        assert_eq!(
+            runner.threads(),
+            DEFAULT_CONCURRENCY,
+            "started threads stay"
+        );
+        runner.stop();
+        assert_eq!(
+            std::fs::read_to_string(&got).unwrap(),
+            format!("{object}\n")
+        );
     }
 }

@@ -64,7 +64,13 @@ fn reload_now(reload: &Reload, runner: &HookRunner) {
     match loaded {
         Ok(set) => {
             let names = set.names();
-            runner.replace(set);
+            if let Err(e) = runner.replace(set) {
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: the hooks are reloaded but no thread could be started to run them: \
+                     their runs queue (and are dropped once the queue is full) until a restart"
+                );
+            }
             tracing::info!(
                 config = %reload.path.display(),
                 hooks = %names,
