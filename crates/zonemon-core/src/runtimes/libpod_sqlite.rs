@@ -390,9 +390,12 @@ mod tests {
             .spawn()
             .expect("the sqlite3 shell (./dev installs it)");
         let mut stdin = sh.stdin.take().unwrap();
+        // The shell waits for the lookups below to let go of their read lock
+        // (without a busy timeout its BEGIN failed when one held it, the
+        // UPDATE committed on its own and no lock was ever held).
         writeln!(
             stdin,
-            "BEGIN EXCLUSIVE; UPDATE ContainerState SET State = 2;"
+            ".timeout 10000\nBEGIN EXCLUSIVE; UPDATE ContainerState SET State = 2;"
         )
         .unwrap();
         stdin.flush().unwrap();
