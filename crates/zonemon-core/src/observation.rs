@@ -17,6 +17,9 @@ pub enum ObservationKind {
     /// The OOM killer chose the zone's process `victim_pid` (its init when
     /// that is `init_pid`). Proves no transition; the zone's shutdown says it.
     OomVictim,
+    /// The init was moved to another cgroup (in any hierarchy). Proves no
+    /// transition: what was read of its cgroups before may be out of date.
+    InitCgroupMove,
 }
 
 /// One observation of a zone's init, in the kernel's terms.
@@ -63,9 +66,10 @@ pub struct Observation {
     /// cgroup v1), when the source read them with `cgroup`: `Some` spares
     /// the name resolvers reading `/proc/<init>/cgroup` again.
     pub more_cgroups: Option<Vec<String>>,
-    /// Host PID of the init's parent, when it was read from `/proc` with
-    /// `cgroup` for this observation (0 otherwise): spares the name resolvers
-    /// reading the init's `stat` again.
+    /// Host PID of the init's parent for this observation, when the source
+    /// knows it (the kernel's at the time of the record, or read from `/proc`
+    /// with `cgroup`; 0 otherwise): spares the name resolvers reading the
+    /// init's `stat` again.
     pub init_ppid: u32,
     /// Who was above the init when it was forked, when the source saw it
     /// ([`ObservationKind::InitFork`] of the eBPF source): spares the name

@@ -62,6 +62,10 @@ pub struct Tracker<R: NameResolver> {
     reboots: RebootMemory,
     /// Whether the source reports OOM kills: then a shutdown says whether it was one.
     sees_oom: bool,
+    /// Whether the source reports inits moved between cgroups
+    /// ([`ObservationKind::InitCgroupMove`]): then what was read of a zone's
+    /// cgroups holds until the next move (see [`Tracker::cgroups_current`]).
+    sees_cgroup_moves: bool,
     /// What the observation being handled says of its init's surroundings, for its lookups only.
     fresh: Option<Fresh>,
 }
@@ -72,7 +76,7 @@ pub struct Tracker<R: NameResolver> {
 struct Fresh {
     /// The init's host PID.
     init_pid: u32,
-    /// Its parent's PID, read with its cgroup (0 when not read).
+    /// Its parent's PID, as the observation gives it (0 when unknown).
     ppid: u32,
     /// Who was above it when it was forked.
     lineage: Option<crate::lineage::Lineage>,
@@ -88,6 +92,7 @@ impl<R: NameResolver> Tracker<R> {
             zones: ZoneTable::new(),
             reboots: RebootMemory::new(),
             sees_oom: false,
+            sees_cgroup_moves: false,
             fresh: None,
         }
     }
@@ -97,6 +102,23 @@ impl<R: NameResolver> Tracker<R> {
     pub fn with_oom_kills(mut self, sees_oom: bool) -> Self {
         self.sees_oom = sees_oom;
         self
+    }
+
+    /// The same tracker, told that its source reports every move of a zone's
+    /// init between cgroups ([`ObservationKind::InitCgroupMove`]).
+    pub fn with_cgroup_moves(mut self, sees_moves: bool) -> Self {
+        self.sees_cgroup_moves = sees_moves;
+        self
+    }
+
+    /// Whether the cgroups the tracker holds for the zone whose init is
+    /// (`init_pid`, `start_ns`) are still the init's: read at a kernel
+    /// observation, and no move reported since. Then an observation of that
+    /// init needs no new read of them. Always `false` unless the source
+    /// reports moves ([`Tracker::with_cgroup_moves`]).
+    pub fn cgroups_current(&self, init_pid: u32, start_ns: u64) -> bool {
+        let key = TaskKey { init_pid, start_ns };
+        self.sees_cgroup_moves && self.zones.contains(&key) && self.zones.at(&key).cgroups_read
     }
 
     /// The same tracker, numbering zones from `first_id` on instead of 1 (a
@@ -308,6 +330,12 @@ impl<R: NameResolver> Tracker<R> {
             }
             return out;
         }
+        if obs.kind == ObservationKind::InitCgroupMove {
+            if let Some(zone) = self.zones.get_mut(&key) {
+                zone.cgroups_read = false;
+            }
+            return out;
+        }
         if obs.kind == ObservationKind::InitFree {
             if let Some(key) = self.find_live(key.init_pid, PidNs::UNKNOWN, key.start_ns, false) {
                 self.retire(key, obs.ts_ns, &mut out);
@@ -338,9 +366,13 @@ impl<R: NameResolver> Tracker<R> {
         }
         if obs.cgroup.is_some() {
             zone.cgroup.clone_from(&obs.cgroup);
+            zone.cgroups_read = true;
         }
         match obs.kind {
-            ObservationKind::InitFork | ObservationKind::InitFree | ObservationKind::OomVictim => {}
+            ObservationKind::InitFork
+            | ObservationKind::InitFree
+            | ObservationKind::OomVictim
+            | ObservationKind::InitCgroupMove => {}
             ObservationKind::InitExec => {
                 if zone.state() == State::Ready {
                     out.push(self.booted_event(key, obs.ts_ns));

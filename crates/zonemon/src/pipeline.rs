@@ -86,7 +86,11 @@ impl Pipeline {
     /// Returns the sink's error (e.g. a closed pipe) as is.
     pub fn handle(&mut self, mut obs: Observation) -> io::Result<()> {
         let start = self.stats.is_some().then(Instant::now);
-        enrich(Path::new("/proc"), &mut obs);
+        if !(obs.kind == ObservationKind::InitExec
+            && self.tracker.cgroups_current(obs.init_pid, obs.start_ns))
+        {
+            enrich(Path::new("/proc"), &mut obs);
+        }
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
         }
@@ -191,6 +195,9 @@ impl Pipeline {
 /// Adds what the observation lacks and userspace can still read below
 /// `proc_root`: the init's cgroup paths and parent (read once, for the JSON
 /// `cgroup` and the name resolvers), only while its PID is still that init's.
+/// [`Pipeline::handle`] skips it for an exec when the tracker's copy is
+/// current (a source that reports moves between cgroups reported none since
+/// the fork's read): a plain zone's init is read once, not twice.
 fn enrich(proc_root: &Path, obs: &mut Observation) {
     if obs.cgroup.is_none()
         && matches!(
@@ -201,7 +208,9 @@ fn enrich(proc_root: &Path, obs: &mut Observation) {
         if let Some(init) = procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns) {
             obs.cgroup = init.cgroup;
             obs.more_cgroups = Some(init.more_cgroups);
-            obs.init_ppid = init.ppid;
+            if obs.init_ppid == 0 {
+                obs.init_ppid = init.ppid;
+            }
         }
     }
 }

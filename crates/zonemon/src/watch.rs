@@ -168,7 +168,8 @@ pub fn run_with(
     };
     let tracker = Tracker::new(host, resolvers)
         .with_first_id(life.first_zone_id())
-        .with_oom_kills(source.sees_oom_kills());
+        .with_oom_kills(source.sees_oom_kills())
+        .with_cgroup_moves(source.sees_cgroup_moves());
     let mut pipeline = Pipeline::new(tracker, sink, stats.clone());
     // Set only while a shut-down zone waits for its `down`: a missed free is
     // reported within seconds even when nothing else happens on the host.

@@ -392,6 +392,29 @@ fn hostname_set_after_boot_names_the_shutdown() {
     assert_eq!(shutdown["name_source"], "hostname");
 }
 
+/// The init's cgroups are read once at its fork and not again at its execs,
+/// unless the kernel side saw it moved between cgroups meanwhile: here the
+/// init moves itself into a new cgroup and execs, and its shutdown is in the new one.
+#[test]
+fn an_init_moved_to_another_cgroup_is_read_again_at_its_next_exec() {
+    if !require_root("an_init_moved_to_another_cgroup_is_read_again_at_its_next_exec") {
+        return;
+    }
+    let p = prefix("cgmove");
+    let cg = MemCg::new(&format!("{p}cg"), 1 << 30)
+        .expect("a memory cgroup: cgroup v1's memory hierarchy or cgroup v2's memory controller");
+    let name = format!("{p}z");
+    let evs = run_and_collect(&p, 1, || {
+        assert!(run_zone(&name, &cg.enter("exec sleep 0.1")).success());
+    });
+    let shutdown = evs.iter().find(|e| e["event"] == "shutdown").unwrap();
+    let cgroup = shutdown["cgroup"].as_str().unwrap_or_default();
+    assert!(
+        cgroup.ends_with(&format!("/{p}cg")),
+        "the shutdown is in the cgroup the init moved into before its last exec: {shutdown}"
+    );
+}
+
 #[test]
 fn text_output_is_the_seeds() {
     if !require_root("text_output_is_the_seeds") {

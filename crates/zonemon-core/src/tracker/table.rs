@@ -74,6 +74,9 @@ pub(super) struct Zone {
     pub(super) cgroup: Option<String>,
     /// The init's other cgroup paths, kept until the zone's boot lookup only.
     pub(super) more_cgroups: Option<Vec<String>>,
+    /// `cgroup` (and `more_cgroups`) were read of the init from a kernel
+    /// observation, and no move of the init between cgroups was seen since.
+    pub(super) cgroups_read: bool,
     /// Boxed: most zones have none, and 10,000 live zones should not each pay for its room.
     pub(super) runtime_name: Option<Box<ResolvedName>>,
     /// Whether the resolver said no later look can name the zone (no runtime made it).
@@ -123,6 +126,7 @@ impl Zone {
             comm: obs.comm.clone(),
             cgroup: obs.cgroup.clone(),
             more_cgroups: obs.more_cgroups.clone(),
+            cgroups_read: obs.cgroup.is_some(),
             runtime_name: None,
             unclaimed: false,
             last_ts: obs.ts_ns,
@@ -166,6 +170,8 @@ impl Zone {
     /// `now_ns` + [`SEED_CHECK_NS`] unless a kernel observation of it comes first.
     pub(super) fn seeded_at(mut self, now_ns: u64) -> Zone {
         self.seeded = true;
+        // Read by a scan, not at a kernel observation: a move since may have gone unseen.
+        self.cgroups_read = false;
         self.down_due = Some(now_ns.saturating_add(SEED_CHECK_NS));
         self
     }

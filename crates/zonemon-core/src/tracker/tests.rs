@@ -110,6 +110,46 @@ fn restart_count_counts_earlier_boots_of_the_name() {
 }
 
 #[test]
+fn cgroups_read_at_the_fork_hold_until_the_init_moves() {
+    let z = init(300, 4026532300, 10, "web");
+    let in_cgroup = |mut o: Observation, path: &str| {
+        o.cgroup = Some(path.into());
+        o.more_cgroups = Some(Vec::new());
+        o
+    };
+    let mut t = tracker().with_cgroup_moves(true);
+    assert!(!t.cgroups_current(300, 10), "an unknown zone");
+    feed(&mut t, &[in_cgroup(z.fork(20), "/a")]);
+    assert!(
+        t.cgroups_current(300, 10),
+        "read at the fork, no move since"
+    );
+    assert!(!t.cgroups_current(300, 11), "another init at that PID");
+    let evs = feed(
+        &mut t,
+        &[z.exec(30), z.obs(ObservationKind::InitCgroupMove, 35)],
+    );
+    assert_eq!(kinds(&evs), [("web", "booted")], "a move is no transition");
+    assert_eq!(
+        evs[0].cgroup.as_deref(),
+        Some("/a"),
+        "the exec kept the fork's read"
+    );
+    assert!(!t.cgroups_current(300, 10), "moved: to be read again");
+    let evs = feed(&mut t, &[in_cgroup(z.exec(40), "/b"), z.exit(50, 0)]);
+    assert!(evs.iter().all(|e| e.cgroup.as_deref() == Some("/b")));
+
+    // A source that does not report moves: what was read never holds.
+    let mut blind = tracker();
+    feed(&mut blind, &[in_cgroup(z.fork(20), "/a")]);
+    assert!(!blind.cgroups_current(300, 10));
+    // Nor does a scan's read: a move before the kernel side saw the init may have gone unseen.
+    let mut t = tracker().with_cgroup_moves(true);
+    t.seed(&in_cgroup(z.exec(30), "/a"), 40);
+    assert!(!t.cgroups_current(300, 10));
+}
+
+#[test]
 fn oom_kills_mark_the_shutdown_and_make_no_zone() {
     let z = init(300, 4026532300, 10, "hog");
     let stranger = init(400, 4026532400, 10, "stranger");

@@ -65,6 +65,12 @@ pub trait Source {
         false
     }
 
+    /// Whether the source reports every move of a zone's init between
+    /// cgroups (so what was read of them holds until one).
+    fn sees_cgroup_moves(&self) -> bool {
+        false
+    }
+
     /// Whether the zone whose init is `init_pid` still has processes the
     /// source follows although its init is gone (a host-PID zone's other
     /// processes): then its `down` is not overdue.

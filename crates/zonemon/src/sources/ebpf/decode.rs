@@ -56,6 +56,7 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
         zm_kind::ZM_KIND_INIT_EXIT => ObservationKind::InitExit,
         zm_kind::ZM_KIND_INIT_FREE => ObservationKind::InitFree,
         zm_kind::ZM_KIND_OOM_VICTIM => ObservationKind::OomVictim,
+        zm_kind::ZM_KIND_INIT_CGROUP => ObservationKind::InitCgroupMove,
         zm_kind(other) => return Err(DecodeError::UnknownKind(other)),
     };
     let mut obs = Observation::new(kind);
@@ -72,6 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.utsns = raw.utsns_inum;
     obs.exit_status = raw.exit_status;
     obs.victim_pid = raw.victim_pid;
+    obs.init_ppid = raw.init_ppid;
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
     if kind == ObservationKind::InitFork {
@@ -133,6 +135,7 @@ mod tests {
             parent_init_pid: 0,
             level: 1,
             init_pid: 3764,
+            init_ppid: 3700,
             utsns_inum: 4026532177,
             exit_status: 3 << 8,
             comm: chars(b"sh"),
@@ -152,8 +155,8 @@ mod tests {
         );
         assert_eq!((o.pidns_id, o.parent_pidns_id), (5609219, 4100));
         assert_eq!(
-            (o.init_pid, o.utsns, o.exit_status),
-            (3764, 4026532177, 3 << 8)
+            (o.init_pid, o.init_ppid, o.utsns, o.exit_status),
+            (3764, 3700, 4026532177, 3 << 8)
         );
         assert_eq!((o.comm.as_str(), o.nodename.as_str()), ("sh", "aap"));
         let oom = zm_event {
@@ -172,6 +175,11 @@ mod tests {
             (zm_kind::ZM_KIND_INIT_EXEC, ObservationKind::InitExec),
             (zm_kind::ZM_KIND_INIT_EXIT, ObservationKind::InitExit),
             (zm_kind::ZM_KIND_INIT_FREE, ObservationKind::InitFree),
+            (zm_kind::ZM_KIND_OOM_VICTIM, ObservationKind::OomVictim),
+            (
+                zm_kind::ZM_KIND_INIT_CGROUP,
+                ObservationKind::InitCgroupMove,
+            ),
         ] {
             // As long as a fork's record: the longest any kind has.
             let e = zm_fork_event {

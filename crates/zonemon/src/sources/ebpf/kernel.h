@@ -12,6 +12,9 @@
 #include <linux/types.h>
 #include <linux/bpf.h>
 
+/* Only ever pointed to (the cgroup_attach_task tracepoint's first argument). */
+struct cgroup;
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 typedef struct {

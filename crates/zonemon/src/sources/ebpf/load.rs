@@ -89,7 +89,7 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
     };
     learn_boot_nsproxy(&skel);
     skel.attach().context(
-        "attaching to the sched_process_{fork,exec,exit,free} and mark_victim tracepoints (tp_btf) failed \
+        "attaching to the sched_process_{fork,exec,exit,free}, mark_victim and cgroup_attach_task tracepoints (tp_btf) failed \
          (does this kernel allow BTF-typed BPF tracepoint programs, BPF_PROG_TYPE_TRACING?)",
     )?;
     Ok(skel)

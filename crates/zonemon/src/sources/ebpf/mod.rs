@@ -291,6 +291,10 @@ impl Source for EbpfSource {
         true
     }
 
+    fn sees_cgroup_moves(&self) -> bool {
+        true
+    }
+
     fn holds(&self, init_pid: u32) -> bool {
         self.host_zone_held(init_pid)
     }

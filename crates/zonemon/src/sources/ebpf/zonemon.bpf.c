@@ -207,6 +207,7 @@ static __always_inline void fill(struct zm_event *e, __u32 kind, struct task_str
 	e->creator_pid = creator_pid;
 	e->exit_status = exit_status;
 	e->victim_pid = victim_pid;
+	e->init_ppid = BPF_CORE_READ(init, real_parent, tgid);
 	e->parent_pidns_inum = BPF_CORE_READ(parent, ns.inum);
 	e->parent_ns_id = level > 1 ? ns_id_of(parent) : 0;
 	reaper = level > 1 ? BPF_CORE_READ(parent, child_reaper) : NULL;
@@ -529,6 +530,23 @@ static __always_inline void host_fork(struct task_struct *parent, struct task_st
 	host_join(zone, mntns, tgid, BPF_CORE_READ(child, start_boottime));
 }
 
+/*
+ * The PID namespace whose init `task` is, at depth `*level` > 0; NULL when it
+ * is no zone's init. Then `*level` is 0 for a process of the host's PID
+ * namespace, with its struct pid in `*pid`, which is NULL for a plain host
+ * process (see boot_namespaces()) that needs nothing more.
+ */
+static __always_inline struct pid_namespace *init_of(struct task_struct *task,
+						     unsigned int *level, struct pid **pid)
+{
+	*level = 0;
+	*pid = NULL;
+	if (boot_namespaces(task))
+		return NULL;
+	*level = task_level(task, pid);
+	return *level ? init_pidns(*pid, *level) : NULL;
+}
+
 /* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
@@ -537,19 +555,11 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 	unsigned int level;
 	struct pid *pid;
 
-	if (boot_namespaces(child))
-		return 0;
-	level = task_level(child, &pid);
-	if (level == 0) {
-		/* A host process: one load while no host-PID zone lives. */
-		if (host_zone_count > 0)
-			host_fork(parent, child);
-		return 0;
-	}
-	ns = init_pidns(pid, level);
-	if (!ns)
-		return 0;
-	emit_fork(parent, child, ns, level);
+	ns = init_of(child, &level, &pid);
+	if (ns)
+		emit_fork(parent, child, ns, level);
+	else if (pid && level == 0 && host_zone_count > 0)
+		host_fork(parent, child); /* a host process: one load while no host-PID zone lives */
 	return 0;
 }
 
@@ -561,17 +571,30 @@ int BPF_PROG(zm_exec, struct task_struct *task)
 	unsigned int level;
 	struct pid *pid;
 
-	if (boot_namespaces(task))
-		return 0;
-	level = task_level(task, &pid);
-	if (level == 0) {
+	ns = init_of(task, &level, &pid);
+	if (ns)
+		emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0, 0);
+	else if (pid && level == 0)
 		host_exec(task, pid);
-		return 0;
-	}
-	ns = init_pidns(pid, level);
-	if (!ns)
-		return 0;
-	emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0, 0);
+	return 0;
+}
+
+/*
+ * cgroup_attach_task(dst_cgrp, path, task, threadgroup): `task` was moved to
+ * another cgroup. When it is a zone's init, userspace must read its cgroups
+ * again before it trusts them. Runs only when a task changes cgroups (a
+ * container starting, systemd placing a service), never per fork or exec.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(zm_cgroup, struct cgroup *dst_cgrp, const char *path, struct task_struct *task)
+{
+	struct pid_namespace *ns;
+	unsigned int level;
+	struct pid *pid;
+
+	ns = init_of(task, &level, &pid);
+	if (ns)
+		emit(ZM_KIND_INIT_CGROUP, task, ns, level, 0, 0, 0);
 	return 0;
 }
 

@@ -31,6 +31,11 @@ enum zm_kind {
 	 * itself when equal to `init_pid`). No transition: it marks the zone's shutdown.
 	 */
 	ZM_KIND_OOM_VICTIM = 5,
+	/*
+	 * A zone's init was moved to another cgroup (in any hierarchy). No
+	 * transition: what userspace read of its cgroups may be out of date.
+	 */
+	ZM_KIND_INIT_CGROUP = 6,
 };
 
 /* What userspace asks of the `zm_seed` program (see `struct zm_seed`). */
@@ -107,12 +112,14 @@ struct zm_event {
 	__s32 exit_status;
 	/* Host PID (tgid) of the OOM killer's victim (OOM_VICTIM only, else 0). */
 	__u32 victim_pid;
+	/* Host PID (tgid) of the init's parent at the time of the record (0 when unknown). */
+	__u32 init_ppid;
 	/* The init's comm at the time of the record. */
 	char comm[ZM_COMM_LEN];
 	/* The nodename of the init's UTS namespace at the time of the record. */
 	char nodename[ZM_NODENAME_LEN];
 	/* Padding, always 0. */
-	char _pad2[7];
+	char _pad2[3];
 };
 
 /* A process above a zone's init, as it was when the init was forked. */
