@@ -412,20 +412,38 @@ pub fn parse_state(stat: &str) -> Option<char> {
 /// handle on `/proc/PID`, which stays bound to the process it was opened for
 /// (reads through it fail once that process is gone), so the start time and
 /// the cgroup are of the same process.
-pub fn cgroups_if_started_at(proc_root: &Path, pid: u32, start_ns: u64) -> Option<StartedInit> {
-    let dir = File::open(proc_root.join(pid.to_string())).ok()?;
-    let stat = read_lossy_at(&dir, c"stat")?;
-    let (ppid, ticks) = crate::runtimes::procfs::parse_stat(&stat)?;
+pub fn cgroups_if_started_at(
+    proc_root: &Path,
+    pid: u32,
+    start_ns: u64,
+) -> Result<StartedInit, NotRead> {
+    let dir = File::open(proc_root.join(pid.to_string())).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => NotRead::Gone,
+        _ => NotRead::Unreadable,
+    })?;
+    let stat = read_lossy_at(&dir, c"stat").ok_or(NotRead::Unreadable)?;
+    let (ppid, ticks) = crate::runtimes::procfs::parse_stat(&stat).ok_or(NotRead::Unreadable)?;
     let started = ticks.saturating_mul(ns_per_clock_tick());
     if started.abs_diff(start_ns) > crate::tracker::SEED_START_TOLERANCE_NS {
-        return None;
+        return Err(NotRead::Gone);
     }
-    let (cgroup, more_cgroups) = parse_cgroups(&read_lossy_at(&dir, c"cgroup")?);
-    Some(StartedInit {
+    let cgroups = read_lossy_at(&dir, c"cgroup").ok_or(NotRead::Unreadable)?;
+    let (cgroup, more_cgroups) = parse_cgroups(&cgroups);
+    Ok(StartedInit {
         ppid,
         cgroup,
         more_cgroups,
     })
+}
+
+/// Why [`cgroups_if_started_at`] read nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRead {
+    /// No process with that PID and start time exists any more (none has
+    /// the PID, or another process does): nothing of it can ever be read.
+    Gone,
+    /// The process may exist, but its files could not be read.
+    Unreadable,
 }
 
 /// What [`cgroups_if_started_at`] read of an init.

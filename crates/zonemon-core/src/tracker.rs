@@ -112,13 +112,24 @@ impl<R: NameResolver> Tracker<R> {
     }
 
     /// Whether the cgroups the tracker holds for the zone whose init is
-    /// (`init_pid`, `start_ns`) are still the init's: read at a kernel
-    /// observation, and no move reported since. Then an observation of that
-    /// init needs no new read of them. Always `false` unless the source
+    /// (`init_pid`, `start_ns`) are as current as a new read could make them:
+    /// read at a kernel observation with no move reported since, or the init
+    /// found gone ([`Tracker::init_gone_from_proc`]). Then an observation of
+    /// that init needs no new read of them. Always `false` unless the source
     /// reports moves ([`Tracker::with_cgroup_moves`]).
     pub fn cgroups_current(&self, init_pid: u32, start_ns: u64) -> bool {
         let key = TaskKey { init_pid, start_ns };
         self.sees_cgroup_moves && self.zones.contains(&key) && self.zones.at(&key).cgroups_read
+    }
+
+    /// The init (`init_pid`, `start_ns`) is gone from /proc (no process has
+    /// its PID and start time): no later read of its cgroups can find it, so
+    /// its zone's are as current as they will be.
+    pub fn init_gone_from_proc(&mut self, init_pid: u32, start_ns: u64) {
+        let key = TaskKey { init_pid, start_ns };
+        if let Some(zone) = self.zones.get_mut(&key) {
+            zone.cgroups_read = true;
+        }
     }
 
     /// The same tracker, numbering zones from `first_id` on instead of 1 (a

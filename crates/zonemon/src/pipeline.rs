@@ -86,13 +86,14 @@ impl Pipeline {
     /// Returns the sink's error (e.g. a closed pipe) as is.
     pub fn handle(&mut self, mut obs: Observation) -> io::Result<()> {
         let start = self.stats.is_some().then(Instant::now);
-        if !(obs.kind == ObservationKind::InitExec
-            && self.tracker.cgroups_current(obs.init_pid, obs.start_ns))
-        {
-            enrich(Path::new("/proc"), &mut obs);
-        }
+        let current = obs.kind == ObservationKind::InitExec
+            && self.tracker.cgroups_current(obs.init_pid, obs.start_ns);
+        let gone = !current && enrich(Path::new("/proc"), &mut obs);
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
+        }
+        if gone {
+            self.tracker.init_gone_from_proc(obs.init_pid, obs.start_ns);
         }
         if let (Some(stats), Some(start)) = (&self.stats, start) {
             stats
@@ -196,22 +197,29 @@ impl Pipeline {
 /// `proc_root`: the init's cgroup paths and parent (read once, for the JSON
 /// `cgroup` and the name resolvers), only while its PID is still that init's.
 /// [`Pipeline::handle`] skips it for an exec when the tracker's copy is
-/// current (a source that reports moves between cgroups reported none since
-/// the fork's read): a plain zone's init is read once, not twice.
-fn enrich(proc_root: &Path, obs: &mut Observation) {
-    if obs.cgroup.is_none()
-        && matches!(
-            obs.kind,
-            ObservationKind::InitFork | ObservationKind::InitExec
-        )
-    {
-        if let Some(init) = procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns) {
+/// current (read at the fork, with no move between cgroups reported since, or
+/// the init found gone then): a zone's init is read once, not at every exec.
+/// Returns whether the init proved gone (no process has its PID and start
+/// time any more), so that no later observation tries again.
+fn enrich(proc_root: &Path, obs: &mut Observation) -> bool {
+    let wanted = matches!(
+        obs.kind,
+        ObservationKind::InitFork | ObservationKind::InitExec
+    );
+    if obs.cgroup.is_some() || !wanted {
+        return false;
+    }
+    match procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns) {
+        Ok(init) => {
             obs.cgroup = init.cgroup;
             obs.more_cgroups = Some(init.more_cgroups);
             if obs.init_ppid == 0 {
                 obs.init_ppid = init.ppid;
             }
+            false
         }
+        Err(procscan::NotRead::Gone) => true,
+        Err(procscan::NotRead::Unreadable) => false,
     }
 }
 
@@ -258,7 +266,7 @@ mod tests {
         let tick = 1_000_000_000 / clock_ticks_per_s();
         let root = fake_proc(500);
         let mut obs = exec_of_init_started_at(500 * tick + 3_000_000);
-        enrich(&root, &mut obs);
+        assert!(!enrich(&root, &mut obs));
         assert_eq!(obs.cgroup.as_deref(), Some("/other"));
         assert_eq!(obs.init_ppid, 1, "its parent, for the name resolvers");
         std::fs::remove_dir_all(root).unwrap();
@@ -270,10 +278,16 @@ mod tests {
         // PID 300 now belongs to a process started 20 s after the zone's init.
         let root = fake_proc(700 + 20_000_000_000 / tick);
         let mut obs = exec_of_init_started_at(700 * tick);
-        enrich(&root, &mut obs);
+        assert!(enrich(&root, &mut obs), "the zone's init is gone");
         assert_eq!(obs.cgroup, None);
         assert_eq!(obs.more_cgroups, None);
         assert_eq!(obs.init_ppid, 0);
+        // No process at all has the PID: gone too.
+        std::fs::remove_dir_all(root.join("300")).unwrap();
+        assert!(enrich(&root, &mut obs));
+        // One whose files cannot be read may still exist: not gone.
+        std::fs::create_dir_all(root.join("300")).unwrap();
+        assert!(!enrich(&root, &mut obs));
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -74,8 +74,9 @@ pub(super) struct Zone {
     pub(super) cgroup: Option<String>,
     /// The init's other cgroup paths, kept until the zone's boot lookup only.
     pub(super) more_cgroups: Option<Vec<String>>,
-    /// `cgroup` (and `more_cgroups`) were read of the init from a kernel
-    /// observation, and no move of the init between cgroups was seen since.
+    /// No new read of the init's cgroups can tell more: `cgroup` (and
+    /// `more_cgroups`) were read at a kernel observation with no move of the
+    /// init between cgroups seen since, or the init was found gone from /proc.
     pub(super) cgroups_read: bool,
     /// Boxed: most zones have none, and 10,000 live zones should not each pay for its room.
     pub(super) runtime_name: Option<Box<ResolvedName>>,

@@ -139,6 +139,13 @@ fn cgroups_read_at_the_fork_hold_until_the_init_moves() {
     let evs = feed(&mut t, &[in_cgroup(z.exec(40), "/b"), z.exit(50, 0)]);
     assert!(evs.iter().all(|e| e.cgroup.as_deref() == Some("/b")));
 
+    // An init found gone: nothing more to read of it.
+    let other = init(400, 4026532400, 10, "gone");
+    feed(&mut t, &[other.fork(20)]);
+    assert!(!t.cgroups_current(400, 10), "nothing read yet");
+    t.init_gone_from_proc(400, 10);
+    assert!(t.cgroups_current(400, 10));
+
     // A source that does not report moves: what was read never holds.
     let mut blind = tracker();
     feed(&mut blind, &[in_cgroup(z.fork(20), "/a")]);
