@@ -66,10 +66,9 @@ pub struct Observation {
     /// cgroup v1), when the source read them with `cgroup`: `Some` spares
     /// the name resolvers reading `/proc/<init>/cgroup` again.
     pub more_cgroups: Option<Vec<String>>,
-    /// Host PID of the init's parent for this observation, when the source
-    /// knows it (the kernel's at the time of the record, or read from `/proc`
-    /// with `cgroup`; 0 otherwise): spares the name resolvers reading the
-    /// init's `stat` again.
+    /// Host PID of the init's parent, when it was read from `/proc` with
+    /// `cgroup` for this observation (0 otherwise): spares the name resolvers
+    /// reading the init's `stat` again.
     pub init_ppid: u32,
     /// Who was above the init when it was forked, when the source saw it
     /// ([`ObservationKind::InitFork`] of the eBPF source): spares the name

@@ -76,7 +76,7 @@ pub struct Tracker<R: NameResolver> {
 struct Fresh {
     /// The init's host PID.
     init_pid: u32,
-    /// Its parent's PID, as the observation gives it (0 when unknown).
+    /// Its parent's PID, read with its cgroup (0 when not read).
     ppid: u32,
     /// Who was above it when it was forked.
     lineage: Option<crate::lineage::Lineage>,

@@ -213,9 +213,7 @@ fn enrich(proc_root: &Path, obs: &mut Observation) -> bool {
         Ok(init) => {
             obs.cgroup = init.cgroup;
             obs.more_cgroups = Some(init.more_cgroups);
-            if obs.init_ppid == 0 {
-                obs.init_ppid = init.ppid;
-            }
+            obs.init_ppid = init.ppid;
             false
         }
         Err(procscan::NotRead::Gone) => true,

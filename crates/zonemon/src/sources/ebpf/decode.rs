@@ -73,7 +73,6 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.utsns = raw.utsns_inum;
     obs.exit_status = raw.exit_status;
     obs.victim_pid = raw.victim_pid;
-    obs.init_ppid = raw.init_ppid;
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
     if kind == ObservationKind::InitFork {
@@ -135,7 +134,6 @@ mod tests {
             parent_init_pid: 0,
             level: 1,
             init_pid: 3764,
-            init_ppid: 3700,
             utsns_inum: 4026532177,
             exit_status: 3 << 8,
             comm: chars(b"sh"),
@@ -155,8 +153,8 @@ mod tests {
         );
         assert_eq!((o.pidns_id, o.parent_pidns_id), (5609219, 4100));
         assert_eq!(
-            (o.init_pid, o.init_ppid, o.utsns, o.exit_status),
-            (3764, 3700, 4026532177, 3 << 8)
+            (o.init_pid, o.utsns, o.exit_status),
+            (3764, 4026532177, 3 << 8)
         );
         assert_eq!((o.comm.as_str(), o.nodename.as_str()), ("sh", "aap"));
         let oom = zm_event {

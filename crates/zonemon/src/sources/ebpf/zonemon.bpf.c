@@ -207,7 +207,6 @@ static __always_inline void fill(struct zm_event *e, __u32 kind, struct task_str
 	e->creator_pid = creator_pid;
 	e->exit_status = exit_status;
 	e->victim_pid = victim_pid;
-	e->init_ppid = BPF_CORE_READ(init, real_parent, tgid);
 	e->parent_pidns_inum = BPF_CORE_READ(parent, ns.inum);
 	e->parent_ns_id = level > 1 ? ns_id_of(parent) : 0;
 	reaper = level > 1 ? BPF_CORE_READ(parent, child_reaper) : NULL;

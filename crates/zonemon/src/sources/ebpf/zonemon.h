@@ -112,14 +112,12 @@ struct zm_event {
 	__s32 exit_status;
 	/* Host PID (tgid) of the OOM killer's victim (OOM_VICTIM only, else 0). */
 	__u32 victim_pid;
-	/* Host PID (tgid) of the init's parent at the time of the record (0 when unknown). */
-	__u32 init_ppid;
 	/* The init's comm at the time of the record. */
 	char comm[ZM_COMM_LEN];
 	/* The nodename of the init's UTS namespace at the time of the record. */
 	char nodename[ZM_NODENAME_LEN];
 	/* Padding, always 0. */
-	char _pad2[3];
+	char _pad2[7];
 };
 
 /* A process above a zone's init, as it was when the init was forked. */
