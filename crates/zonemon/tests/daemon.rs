@@ -575,7 +575,12 @@ fn a_full_filesystem_is_reported_counted_and_recovered_from() {
     if !require_root("a_full_filesystem_is_reported_counted_and_recovered_from") {
         return;
     }
-    let fs = SmallFs::mount("8m");
+    // Room for the journal of a busy host before the test fills it: a fresh
+    // daemon journals every zone running (a `running` record and a `live`
+    // row each) and its log grows until a checkpoint; with `./dev stress`
+    // keeping 3,000 zones up, that alone filled 8 MiB (3.2 MiB of database,
+    // 5.1 MiB of log), and the first zone's records were lost.
+    let fs = SmallFs::mount("64m");
     let path = fs.path().join("journal.db");
     let daemon = Daemon::start(&path, &[]);
     let p = prefix("full");
