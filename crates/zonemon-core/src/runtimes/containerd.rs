@@ -1,32 +1,36 @@
 //! containerd (`ctr run … aap`: `aap`), and Kubernetes through containerd's
 //! CRI plugin (`namespace/pod/container`).
 //!
-//! Evidence: the shim above the init (`containerd-shim-runc-v2 -namespace
-//! <ns> -id <id>`; for Kubernetes one shim serves a whole pod and its `-id`
-//! is the pod sandbox's), and the init's cgroup (`/<ns>/<id>` for `ctr`,
-//! `cri-containerd-<id>.scope` or `/kubepods/…/pod<uid>/<id>` for
-//! Kubernetes). Each task has a bundle,
-//! `/run/containerd/io.containerd.runtime.v2.task/<ns>/<id>/`, holding the
+//! Evidence: the shim above the init (`containerd-shim-runc-v2`, found by
+//! its command name in the kernel's lineage) and its working directory, the
+//! bundle of the task it was started for,
+//! `<state>/io.containerd.runtime.v2.task/<ns>/<id>` (for Kubernetes one shim
+//! serves a whole pod and its task is the pod sandbox's); and the init's
+//! cgroup (`/<ns>/<id>` for `ctr`, `cri-containerd-<id>.scope` or
+//! `/kubepods/…/pod<uid>/<id>` for Kubernetes). Each task's bundle holds the
 //! OCI spec (`config.json`, written before the task is created) and, once
 //! created, the init's PID (`init.pid`), which must be this zone's init.
+//! The shim's command line (`-namespace <ns> -id <id>`) says the same as its
+//! working directory, but is not read: reading a command line goes through
+//! the process's memory, under its memory map's lock, which a shim still
+//! starting its task may hold.
 //! The CRI plugin writes the Kubernetes names into the spec's annotations:
 //! `io.kubernetes.cri.sandbox-namespace`, `io.kubernetes.cri.sandbox-name`,
 //! `io.kubernetes.cri.container-name` (absent for a sandbox, named `POD`).
 //!
 //! containerd's state root is not always `/run/containerd` (k3s and RKE2 use
 //! `/run/k3s/containerd`, a dockerd-started containerd `/run/docker/containerd`,
-//! any containerd `--state`): the shim runs in its own task's bundle, so its
-//! working directory (`<state>/io.containerd.runtime.v2.task/<ns>/<id>`)
-//! says where the task bundles are, wherever that is.
+//! any containerd `--state`): the shim's working directory says where the
+//! task bundles are, wherever that is.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{self, FileCache, MAX_STATE_FILE};
 use super::jsonpick::{annotations, SPEC_KEYS};
-use super::probe::{Ancestor, Probe};
+use super::probe::Probe;
 use super::resolver::{resolved, resolved_k8s, valid_id, RuntimeResolver};
-use super::{cgroup, jsonpick, procfs};
+use super::{cgroup, jsonpick};
 use crate::escape::{bound, MAX_NAME_LEN};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
@@ -111,8 +115,10 @@ impl Containerd {
         let info = self
             .cache
             .get(dir, &task.join("config.json"), MAX_STATE_FILE, parse_bundle)?;
-        let init =
-            fsread::read_beneath(dir, &task.join("init.pid"), 64).and_then(|b| parse_pid_file(&b));
+        let init = self
+            .cache
+            .read_beneath(dir, &task.join("init.pid"), 64)
+            .and_then(|b| parse_pid_file(&b));
         match init {
             Some(p) if p != probe.facts().init_pid => None,
             None if strict => None,
@@ -131,16 +137,51 @@ impl Containerd {
     }
 }
 
-/// The task directory of the shim `shim` serving task `ns/id`: its working
-/// directory is that task's bundle, `<task dir>/<ns>/<id>`; `None` unless it is.
-fn shim_task_dir(probe: &Probe<'_>, shim: &Ancestor, ns: &str, id: &str) -> Option<PathBuf> {
-    let cwd = std::fs::read_link(probe.path(&format!("proc/{}/cwd", shim.pid))).ok()?;
-    let bundle_ns = cwd.parent()?;
-    if cwd.file_name()? != id || bundle_ns.file_name()? != ns {
-        return None;
+/// The name containerd gives its v2 shims' task directory, below its state root.
+const TASK_DIR_NAME: &str = "io.containerd.runtime.v2.task";
+
+/// The task a containerd shim above the init was started for, as its working
+/// directory shows it: a v2 shim runs in that task's bundle,
+/// `<state>/io.containerd.runtime.v2.task/<ns>/<id>`, wherever the state root
+/// is. For Kubernetes one shim serves a whole pod, and its task is the pod's
+/// sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShimTask {
+    /// The task directory (`…/io.containerd.runtime.v2.task`), below the probe's root.
+    pub dir: PathBuf,
+    /// The task's containerd namespace (`default`, `k8s.io`, `moby`, …).
+    pub ns: String,
+    /// The task's id.
+    pub id: String,
+}
+
+impl ShimTask {
+    /// The task whose bundle is `cwd` (a host path), below `root`; `None` unless
+    /// it is a bundle's path with a valid namespace and id.
+    pub fn of_bundle(root: &Path, cwd: &Path) -> Option<ShimTask> {
+        let id = cwd.file_name()?.to_str()?;
+        let ns_dir = cwd.parent()?;
+        let ns = ns_dir.file_name()?.to_str()?;
+        let dir = ns_dir.parent()?;
+        if dir.file_name()? != TASK_DIR_NAME || !valid_id(ns) || !valid_id(id) {
+            return None;
+        }
+        Some(ShimTask {
+            dir: root.join(dir.strip_prefix("/").ok()?),
+            ns: ns.to_string(),
+            id: id.to_string(),
+        })
     }
-    let dir = bundle_ns.parent()?.strip_prefix("/").ok()?;
-    Some(probe.root().join(dir))
+}
+
+/// The tasks of the containerd shims above the init, nearest first, from
+/// their working directories: no shim's command line is read.
+pub fn shim_tasks(probe: &Probe<'_>) -> Vec<ShimTask> {
+    probe
+        .working_dirs_like(SHIM)
+        .into_iter()
+        .filter_map(|cwd| ShimTask::of_bundle(probe.root(), cwd))
+        .collect()
 }
 
 impl Containerd {
@@ -200,12 +241,7 @@ const PROCESSES: &[&str] = &["containerd-shim*", "containerd"];
 
 impl RuntimeResolver for Containerd {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        let shim = probe
-            .ancestors_like(SHIM)
-            .into_iter()
-            .find(|a| procfs::program_is_one_of(&a.args, SHIM));
-        let shim_ns = shim.and_then(|a| procfs::option(&a.args, &["-namespace", "--namespace"]));
-        let shim_id = shim.and_then(|a| procfs::option(&a.args, &["-id", "--id"]));
+        let shim = shim_tasks(probe).into_iter().next();
         let kubernetes_cgroup = probe.cgroups().iter().any(|p| {
             p.contains("/kubepods") || cgroup::prefixed_id(p, "cri-containerd-").is_some()
         });
@@ -215,8 +251,8 @@ impl RuntimeResolver for Containerd {
             return None;
         }
         let (mut nss, mut ids) = (Vec::new(), Vec::new());
-        if let Some(ns) = shim_ns {
-            push(&mut nss, ns);
+        if let Some(s) = &shim {
+            push(&mut nss, &s.ns);
         }
         for path in probe.cgroups() {
             if let Some(id) = cgroup::prefixed_id(path, "cri-containerd-") {
@@ -232,13 +268,15 @@ impl RuntimeResolver for Containerd {
         }
         // Where the shim's bundles are, then containerd's default state root.
         let mut dirs = Vec::with_capacity(2);
-        if let (Some(a), Some(ns), Some(id)) = (shim, shim_ns, shim_id) {
-            dirs.extend(shim_task_dir(probe, a, ns, id));
-        }
+        dirs.extend(shim.as_ref().map(|s| s.dir.clone()));
         let default = probe.path(TASK_DIR);
         if !dirs.contains(&default) {
             dirs.push(default);
         }
+        let (shim_ns, shim_id) = match &shim {
+            Some(s) => (Some(s.ns.as_str()), Some(s.id.as_str())),
+            None => (None, None),
+        };
         for dir in &dirs {
             if let Some(named) = self.resolve_in(probe, dir, &nss, &ids, shim_ns, shim_id) {
                 return Some(named);
@@ -261,7 +299,8 @@ super::resolver::standalone_resolver!(Containerd);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{NameResolver, NameSource};
+    use crate::lineage::{Forebear, Lineage};
+    use crate::naming::{NameResolver, NameSource, ZoneFacts};
     use crate::runtimes::testutil::{facts, mutated_any, TempTree, CASES};
     use proptest::prelude::*;
 
@@ -339,6 +378,7 @@ mod tests {
         let s = shim(id, "default");
         let s: Vec<&str> = s.iter().map(String::as_str).collect();
         t.proc(200, 1, 4990, &[200], &s, "0::/\n");
+        t.cwd(200, &format!("/{TASK_DIR}/default/{id}"));
     }
 
     #[test]
@@ -374,6 +414,7 @@ mod tests {
         let s = shim(SANDBOX, K8S_NAMESPACE);
         let s: Vec<&str> = s.iter().map(String::as_str).collect();
         t.proc(200, 1, 4990, &[200], &s, "0::/\n");
+        t.cwd(200, &format!("/{TASK_DIR}/{K8S_NAMESPACE}/{SANDBOX}"));
         task(&t, K8S_NAMESPACE, SANDBOX, &cri_sandbox_spec(), Some(4100));
         task(&t, K8S_NAMESPACE, CTR, &cri_container_spec(), Some(300));
         let r = Containerd::new(t.root())
@@ -438,24 +479,81 @@ mod tests {
             .expect("named from the shim's bundle");
         assert_eq!(r.name, "kube-system/coredns-6d4b75cb6d-w4b72/coredns");
         assert_eq!(r.container_id.as_deref(), Some(CTR));
-        // A working directory that is not the shim's own task's bundle is not believed.
+        // A working directory that is not a task bundle as containerd makes them is not believed.
         let t2 = TempTree::new("containerd-k3s-liar");
+        let elsewhere = "run/k3s/containerd/not-the-task-dir";
         t2.proc(300, 200, 5000, &[300, 1], &["/coredns"], "0::/\n");
         t2.proc(200, 1, 4990, &[200], &s, "0::/\n");
         t2.write(
-            &format!("{k3s}/{K8S_NAMESPACE}/{CTR}/config.json"),
+            &format!("{elsewhere}/{K8S_NAMESPACE}/{CTR}/config.json"),
             cri_container_spec(),
         );
-        t2.write(&format!("{k3s}/{K8S_NAMESPACE}/{CTR}/init.pid"), "300");
-        std::os::unix::fs::symlink(
-            format!("/{k3s}/elsewhere/{SANDBOX}"),
-            t2.path("proc/200/cwd"),
-        )
-        .unwrap();
+        t2.write(
+            &format!("{elsewhere}/{K8S_NAMESPACE}/{CTR}/init.pid"),
+            "300",
+        );
+        t2.cwd(200, &format!("/{elsewhere}/{K8S_NAMESPACE}/{SANDBOX}"));
         assert!(Containerd::new(t2.root())
             .lookup(&facts(300, 0, None))
             .named()
             .is_none());
+    }
+
+    #[test]
+    fn a_shims_task_is_its_working_directory() {
+        let root = Path::new("/host");
+        let task = |cwd: &str| ShimTask::of_bundle(root, Path::new(cwd));
+        assert_eq!(
+            task(&format!("/{TASK_DIR}/default/aap")),
+            Some(ShimTask {
+                dir: root.join(TASK_DIR),
+                ns: "default".into(),
+                id: "aap".into(),
+            })
+        );
+        let k3s = task("/run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/abc").unwrap();
+        assert_eq!(
+            k3s.dir,
+            root.join("run/k3s/containerd/io.containerd.runtime.v2.task")
+        );
+        for not_a_bundle in [
+            "/",
+            "/root",
+            "/run/containerd/io.containerd.runtime.v2.task",
+            "/run/containerd/io.containerd.runtime.v2.task/default",
+            "/run/containerd/other/default/aap",
+            "/run/containerd/io.containerd.runtime.v2.task/../aap",
+            "/run/containerd/io.containerd.runtime.v2.task/default/aap (deleted)",
+            "io.containerd.runtime.v2.task/default/aap",
+        ] {
+            assert_eq!(task(not_a_bundle), None, "{not_a_bundle}");
+        }
+    }
+
+    /// With the kernel's lineage, the shim is found by its command name and
+    /// its working directory: its command line is not read.
+    #[test]
+    fn the_shims_command_line_is_not_read() {
+        let t = TempTree::new("containerd-no-cmdline");
+        host_ctr(&t, "zmrt-aap", "0::/\n");
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(300));
+        // A command line that would say another task, were it read.
+        t.write(
+            "proc/200/cmdline",
+            "containerd-shim-runc-v2\0-namespace\0x\0-id\0y\0",
+        );
+        let lineage = Lineage([
+            Forebear::new(250, b"runc"),
+            Forebear::new(250, b"runc"),
+            Forebear::new(200, b"containerd-shim"),
+            Forebear::default(),
+        ]);
+        let f = ZoneFacts {
+            lineage: Some(lineage),
+            ..facts(300, 250, None)
+        };
+        let r = Containerd::new(t.root()).lookup(&f).named().expect("named");
+        assert_eq!(r.container_id.as_deref(), Some("zmrt-aap"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Evidence that Docker made the zone: the init's cgroup (`/docker/<id>`
 //! with the cgroupfs driver, `docker-<id>.scope` with systemd), or its
-//! containerd shim (`containerd-shim-runc-v2 -namespace moby -id <id>`).
+//! containerd shim's task in the `moby` namespace (the shim's working
+//! directory, `…/io.containerd.runtime.v2.task/moby/<id>`: see `containerd`).
 //! The name is `Name` (`"/aap"`) in
 //! `/var/lib/docker/containers/<id>/config.v2.json`, written at
 //! `docker create`, long before the container's first boot. Containers that
@@ -17,7 +18,7 @@ use super::jsonpick::json_str;
 use super::jsonpick::{self, Keep};
 use super::probe::Probe;
 use super::resolver::{is_hex64, resolved, resolved_k8s, RuntimeResolver};
-use super::{cgroup, containerd, procfs};
+use super::{cgroup, containerd};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
@@ -122,18 +123,13 @@ pub fn cgroup_ids(probe: &Probe<'_>) -> Vec<String> {
     ids
 }
 
-/// The container ids of the moby containerd shims above the init.
+/// The container ids of the moby containerd shims above the init (their
+/// tasks in containerd's `moby` namespace).
 pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    for a in probe.ancestors_like(containerd::SHIM) {
-        if procfs::program_is_one_of(&a.args, containerd::SHIM)
-            && procfs::option(&a.args, &["-namespace", "--namespace"]) == Some(MOBY_NAMESPACE)
-        {
-            if let Some(id) = procfs::option(&a.args, &["-id", "--id"]).filter(|i| is_hex64(i)) {
-                if !ids.iter().any(|i| i == id) {
-                    ids.push(id.to_string());
-                }
-            }
+    for task in containerd::shim_tasks(probe) {
+        if task.ns == MOBY_NAMESPACE && is_hex64(&task.id) && !ids.contains(&task.id) {
+            ids.push(task.id);
         }
     }
     ids
@@ -259,6 +255,8 @@ mod tests {
             ],
             "0::/\n",
         );
+        // A v2 shim runs in its task's bundle.
+        t.cwd(200, &format!("/{}/moby/{ID}", containerd::TASK_DIR));
     }
 
     #[test]

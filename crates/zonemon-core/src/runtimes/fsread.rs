@@ -118,15 +118,92 @@ fn walk_dirs(dir: &Path, comps: &[&OsStr]) -> Option<OwnedFd> {
 /// not a regular file. The open never blocks (`O_NONBLOCK`: a FIFO opens
 /// at once, and is then refused as not regular).
 pub fn open_beneath(dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
-    const FLAGS: libc::c_int = READ_FLAGS;
+    regular(open_in(&open_dir(dir)?, dir, rel)?)
+}
+
+/// Opens `rel` below the open directory `dirfd`, which is `dir`, refusing
+/// symlinks (`openat2`, or a walk where there is none); `None` when it is
+/// missing or refused.
+fn open_in(dirfd: &OwnedFd, dir: &Path, rel: &Path) -> Option<OwnedFd> {
     let comps = plain_components(rel)?;
-    let fd = match openat2_beneath(&open_dir(dir)?, rel, FLAGS) {
-        Beneath::Opened(fd) => fd,
-        Beneath::Refused => return None,
-        Beneath::Unsupported => open_by_walk(dir, &comps, FLAGS)?,
-    };
+    match openat2_beneath(dirfd, rel, READ_FLAGS) {
+        Beneath::Opened(fd) => Some(fd),
+        Beneath::Refused => None,
+        Beneath::Unsupported => open_by_walk(dir, &comps, READ_FLAGS),
+    }
+}
+
+/// `fd` as a [`File`] with its [`FileKey`], if it is a regular file.
+fn regular(fd: OwnedFd) -> Option<(File, FileKey)> {
     let st = fstat(&fd)?;
     is_reg(&st).then(|| (File::from(fd), FileKey::of(&st)))
+}
+
+/// Most state directories a [`KeptDirs`] keeps open.
+const MAX_KEPT_DIRS: usize = 8;
+
+/// State directories kept open between lookups, for [`KeptDirs::open_beneath`].
+///
+/// Opening a file below a state directory by its path costs three system
+/// calls (the directory, `openat2`, the directory's `close`), each walking
+/// `/run/…` again; with the directory kept open, a file there costs its
+/// `openat2` alone. A kept directory is used only while its path still leads
+/// to it: when a name is missing in it, the path is `stat`ed, and a path
+/// that leads elsewhere now (the runtime made its directory anew, or
+/// something was mounted over it) is opened again and the name looked up
+/// there, so nothing is missed that a fresh open would find.
+#[derive(Debug, Default)]
+pub struct KeptDirs {
+    /// (path, open directory, its device and inode).
+    open: Vec<(PathBuf, OwnedFd, (u64, u64))>,
+    /// Directories opened by their path (for tests).
+    opens: u64,
+}
+
+impl KeptDirs {
+    /// No directory kept yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`open_beneath`] through the kept directory `dir`, opened (and kept) if it is not yet.
+    pub fn open_beneath(&mut self, dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
+        if let Some(i) = self.open.iter().position(|(p, ..)| p == dir) {
+            if let Some(fd) = open_in(&self.open[i].1, dir, rel) {
+                return regular(fd);
+            }
+            let still = std::fs::metadata(dir).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino()) == self.open[i].2
+            });
+            if still {
+                return None; // missing where it is looked for
+            }
+            self.open.swap_remove(i);
+        }
+        let d = open_dir(dir)?;
+        self.opens += 1;
+        let found = open_in(&d, dir, rel);
+        if let Some(st) = fstat(&d) {
+            if self.open.len() >= MAX_KEPT_DIRS {
+                self.open.remove(0);
+            }
+            self.open
+                .push((dir.to_path_buf(), d, (st.st_dev, st.st_ino)));
+        }
+        regular(found?)
+    }
+
+    /// [`read_beneath`] through the kept directory `dir`.
+    pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
+        let (mut f, key) = self.open_beneath(dir, rel)?;
+        read_capped(&mut f, key.size(), max)
+    }
+
+    /// How many directories were opened by their path.
+    pub fn opens(&self) -> u64 {
+        self.opens
+    }
 }
 
 /// Opens `comps` below `dir` one component at a time, refusing symlinks.
@@ -215,13 +292,15 @@ impl FileKey {
 }
 
 /// Reads all of `f`, whose size is `size`, if it holds at most `max` bytes;
-/// `None` if it holds more or cannot be read.
+/// `None` if it holds more or cannot be read. A file that has not grown
+/// since `size` was taken costs one `read` (asked for one byte more than
+/// `size`, it comes back short: the end, as [`read_prefix`] takes it).
 pub fn read_capped(f: &mut File, size: u64, max: u64) -> Option<Vec<u8>> {
     if size > max {
         return None;
     }
-    let mut buf = Vec::with_capacity(size as usize + 1);
-    f.take(max + 1).read_to_end(&mut buf).ok()?;
+    let limit = usize::try_from(max.saturating_add(1)).ok()?;
+    let buf = read_prefix_from(size as usize + 1, limit, |buf, _| f.read(buf))?;
     (buf.len() as u64 <= max).then_some(buf)
 }
 
@@ -238,9 +317,19 @@ pub fn read_prefix(f: &mut File, max: usize) -> Option<Vec<u8>> {
 /// [`read_prefix`] through `read(buf, offset)`, which fills `buf` from `offset`.
 pub fn read_prefix_with(
     max: usize,
+    read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> Option<Vec<u8>> {
+    read_prefix_from(4096, max, read)
+}
+
+/// [`read_prefix_with`], reading `first` bytes at first (at most `max`),
+/// then twice as many each time the buffer fills.
+fn read_prefix_from(
+    first: usize,
+    max: usize,
     mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
 ) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; max.min(4096)];
+    let mut buf = vec![0u8; first.min(max)];
     let mut len = 0;
     while len < buf.len() {
         match read(&mut buf[len..], len as u64) {
@@ -336,11 +425,13 @@ fn read_dir_fd(fd: OwnedFd) -> Vec<String> {
 /// Keyed by path; a file is re-read and re-parsed only when its
 /// [`FileKey`] changed. Failed parses are remembered too, so a malformed
 /// file costs one parse per version. Holds at most `cap` entries (all are
-/// forgotten when it is full).
+/// forgotten when it is full). The directories read below are kept open
+/// ([`KeptDirs`]).
 #[derive(Debug)]
 pub struct FileCache<V> {
     cap: usize,
     map: HashMap<PathBuf, (FileKey, Option<V>)>,
+    dirs: KeptDirs,
 }
 
 impl<V: Clone> FileCache<V> {
@@ -349,6 +440,7 @@ impl<V: Clone> FileCache<V> {
         FileCache {
             cap: cap.max(1),
             map: HashMap::new(),
+            dirs: KeptDirs::new(),
         }
     }
 
@@ -361,7 +453,7 @@ impl<V: Clone> FileCache<V> {
         max: u64,
         parse: impl FnOnce(&[u8]) -> Option<V>,
     ) -> Option<V> {
-        let (mut f, key) = open_beneath(dir, rel)?;
+        let (mut f, key) = self.dirs.open_beneath(dir, rel)?;
         let path = dir.join(rel);
         if let Some((k, v)) = self.map.get(&path) {
             if *k == key {
@@ -374,6 +466,12 @@ impl<V: Clone> FileCache<V> {
         }
         self.map.insert(path, (key, v.clone()));
         v
+    }
+
+    /// The file `rel` below `dir` whole, not parsed nor remembered, read as
+    /// [`read_beneath`] reads it, through the directories this cache keeps open.
+    pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
+        self.dirs.read_beneath(dir, rel, max)
     }
 
     /// Number of files remembered.
@@ -514,6 +612,65 @@ mod tests {
         assert_eq!(get(&mut cache).as_deref(), Some("22"));
         assert_eq!(parses, 2);
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn kept_directories_follow_their_path() {
+        let t = TempTree::new("fsread-kept");
+        t.write("state/a/f", "1");
+        let dir = t.path("state");
+        let mut kept = KeptDirs::new();
+        let read = |k: &mut KeptDirs, rel: &str| {
+            k.read_beneath(&dir, Path::new(rel), 100)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        assert_eq!(read(&mut kept, "a/f").as_deref(), Some("1"));
+        t.write("state/a/g", "2");
+        assert_eq!(read(&mut kept, "a/g").as_deref(), Some("2"));
+        assert_eq!(read(&mut kept, "a/missing"), None);
+        assert_eq!(kept.opens(), 1, "one directory open for all three");
+        // Made anew (another inode at the same path): opened again, its files found.
+        std::fs::rename(&dir, t.path("old")).unwrap();
+        t.write("state/a/h", "3");
+        assert_eq!(read(&mut kept, "a/h").as_deref(), Some("3"));
+        assert_eq!(
+            read(&mut kept, "a/f"),
+            None,
+            "the old directory's file is gone"
+        );
+        assert_eq!(kept.opens(), 2);
+        // Something mounted over the path is seen the same way (here: a symlink put in its place).
+        std::fs::rename(&dir, t.path("older")).unwrap();
+        std::os::unix::fs::symlink(t.path("old"), &dir).unwrap();
+        assert_eq!(read(&mut kept, "a/f").as_deref(), Some("1"));
+        // Symlinks below the directory are still refused.
+        std::os::unix::fs::symlink(t.path("older/a"), t.path("old/b")).unwrap();
+        assert_eq!(read(&mut kept, "b/h"), None);
+        assert_eq!(read(&mut kept, "../older/a/h"), None);
+    }
+
+    #[test]
+    fn capped_reads_take_what_the_file_holds_now() {
+        let t = TempTree::new("fsread-capped");
+        t.write("c/f", "abc");
+        let (mut f, key) = open_beneath(&t.path("c"), Path::new("f")).unwrap();
+        // Grown since its size was taken: all of it is read.
+        t.write("c/f", "abcdefgh");
+        assert_eq!(read_capped(&mut f, key.size(), 100).unwrap(), b"abcdefgh");
+        let (mut f, key) = open_beneath(&t.path("c"), Path::new("f")).unwrap();
+        assert_eq!(read_capped(&mut f, key.size(), 8).unwrap(), b"abcdefgh");
+        let (mut f, key) = open_beneath(&t.path("c"), Path::new("f")).unwrap();
+        assert_eq!(
+            read_capped(&mut f, key.size(), 7),
+            None,
+            "larger than the cap"
+        );
+        let (mut f, _) = open_beneath(&t.path("c"), Path::new("f")).unwrap();
+        t.write("c/f", "abcdefghijk");
+        assert_eq!(read_capped(&mut f, 3, 10), None, "grew past the cap");
+        t.write("c/empty", "");
+        let (mut f, key) = open_beneath(&t.path("c"), Path::new("empty")).unwrap();
+        assert_eq!(read_capped(&mut f, key.size(), 10).unwrap(), b"");
     }
 
     #[test]

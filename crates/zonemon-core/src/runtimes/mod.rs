@@ -320,10 +320,16 @@ mod tests {
         };
         for &(pid, ppid, i) in procs {
             t.proc(pid, ppid, 10, &[pid], &["x"], "0::/\n");
-            t.write(
-                &format!("proc/{pid}/cmdline"),
-                chain[i].0.replace("ID", HOSTILE_ID),
-            );
+            let cmdline = chain[i].0.replace("ID", HOSTILE_ID);
+            // A containerd shim runs in its task's bundle.
+            let args: Vec<&str> = cmdline.split('\0').collect();
+            if let Some(w) = args
+                .windows(4)
+                .find(|w| w[0] == "-namespace" && w[2] == "-id")
+            {
+                t.cwd(pid, &format!("/{}/{}/{}", containerd::TASK_DIR, w[1], w[3]));
+            }
+            t.write(&format!("proc/{pid}/cmdline"), cmdline);
         }
         let (parent, i) = if clone_parent { (51, 1) } else { (50, 0) };
         t.proc(300, parent, 5000, &[300, 1], &["sh"], &format!("0::{cg}\n"));

@@ -48,6 +48,9 @@ pub struct Probe<'a> {
     ancestors: OnceCell<Vec<Ancestor>>,
     /// The command line of each process of the kernel's lineage, read at most once, when asked.
     forebears: [OnceCell<Option<Ancestor>>; LINEAGE_LEN],
+    /// The working directory of each process above the init (of the kernel's lineage, else
+    /// of [`Probe::ancestors`]), by its place there, read at most once, when asked.
+    cwds: [OnceCell<Option<PathBuf>>; LINEAGE_LEN],
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +72,7 @@ impl<'a> Probe<'a> {
             cgroups: OnceCell::new(),
             ancestors: OnceCell::new(),
             forebears: Default::default(),
+            cwds: Default::default(),
         }
     }
 
@@ -261,6 +265,37 @@ impl<'a> Probe<'a> {
             .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
             .filter_map(|(i, f)| self.forebear(i, f.pid))
             .collect()
+    }
+
+    /// The working directories of the processes above the init that may be
+    /// one of `progs`, chosen as [`Probe::ancestors_like`] chooses them, each
+    /// read at most once per probe. When the kernel listed the processes, by
+    /// their command names alone: no command line is read (a process's
+    /// command line is read through its memory, under its memory map's lock,
+    /// which a process still starting up may hold; its working directory is
+    /// not). Processes that are gone are left out.
+    pub fn working_dirs_like(&self, progs: &[&str]) -> Vec<&Path> {
+        let cwd = |i: usize, pid: u32| {
+            self.cwds
+                .get(i)?
+                .get_or_init(|| std::fs::read_link(self.path(&format!("proc/{pid}/cwd"))).ok())
+                .as_deref()
+        };
+        match &self.facts.lineage {
+            Some(lineage) if self.init_alive() => lineage
+                .above(self.facts.init_pid)
+                .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
+                .filter_map(|(i, f)| cwd(i, f.pid))
+                .collect(),
+            Some(_) => Vec::new(),
+            None => self
+                .ancestors()
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| procfs::program_is_one_of(&a.args, progs))
+                .filter_map(|(i, a)| cwd(i, a.pid))
+                .collect(),
+        }
     }
 
     /// Process `i` of the kernel's lineage, `pid`, with its command line (read once), unless it is gone.

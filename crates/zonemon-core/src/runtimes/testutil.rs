@@ -51,6 +51,14 @@ impl TempTree {
         std::fs::write(p, content).expect("write");
     }
 
+    /// Makes fake process `pid`'s working directory `/proc/<pid>/cwd` a link to `host_path`.
+    pub fn cwd(&self, pid: u32, host_path: &str) {
+        let link = self.path(&format!("proc/{pid}/cwd"));
+        std::fs::create_dir_all(link.parent().expect("has parent")).expect("mkdir");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(host_path, link).expect("symlink");
+    }
+
     /// Creates directory `rel` and its parents.
     pub fn mkdir(&self, rel: &str) {
         std::fs::create_dir_all(self.path(rel)).expect("mkdir");
