@@ -49,6 +49,9 @@ pub struct ZoneFacts<'a> {
     /// Host PID of the init's parent, read for this lookup's observation
     /// with the init's start time checked (0: a resolver reads it itself).
     pub init_ppid: u32,
+    /// Whether `/proc` was read for this lookup's observation and the init
+    /// was gone: nothing of it is read again (its PID may be anyone's now).
+    pub init_gone: bool,
     /// Inode number of the zone's PID namespace.
     pub pidns: u32,
     /// Depth of the zone's PID namespace: 1 directly below the host's, more when nested.
@@ -236,6 +239,7 @@ mod tests {
             start_ns: 0,
             creator_pid: 0,
             init_ppid: 0,
+            init_gone: false,
             pidns: 1,
             level: 1,
             hostname: None,

@@ -70,6 +70,10 @@ pub struct Observation {
     /// `cgroup` for this observation (0 otherwise): spares the name resolvers
     /// reading the init's `stat` again.
     pub init_ppid: u32,
+    /// Whether `/proc` was read for this observation and the init was gone
+    /// (no process with its PID and start time): the name resolvers read
+    /// nothing of it, and no later observation reads its cgroups again.
+    pub init_gone: bool,
     /// Who was above the init when it was forked, when the source saw it
     /// ([`ObservationKind::InitFork`] of the eBPF source): spares the name
     /// resolvers walking `/proc` for them.
@@ -98,6 +102,7 @@ impl Observation {
             victim_pid: 0,
             cgroup: None,
             init_ppid: 0,
+            init_gone: false,
             more_cgroups: None,
             lineage: None,
         }

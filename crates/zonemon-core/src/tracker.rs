@@ -78,6 +78,8 @@ struct Fresh {
     init_pid: u32,
     /// Its parent's PID, read with its cgroup (0 when not read).
     ppid: u32,
+    /// Found gone when /proc was read.
+    gone: bool,
     /// Who was above it when it was forked.
     lineage: Option<crate::lineage::Lineage>,
 }
@@ -114,22 +116,12 @@ impl<R: NameResolver> Tracker<R> {
     /// Whether the cgroups the tracker holds for the zone whose init is
     /// (`init_pid`, `start_ns`) are as current as a new read could make them:
     /// read at a kernel observation with no move reported since, or the init
-    /// found gone ([`Tracker::init_gone_from_proc`]). Then an observation of
+    /// found gone ([`Observation::init_gone`]). Then an observation of
     /// that init needs no new read of them. Always `false` unless the source
     /// reports moves ([`Tracker::with_cgroup_moves`]).
     pub fn cgroups_current(&self, init_pid: u32, start_ns: u64) -> bool {
         let key = TaskKey { init_pid, start_ns };
         self.sees_cgroup_moves && self.zones.contains(&key) && self.zones.at(&key).cgroups_read
-    }
-
-    /// The init (`init_pid`, `start_ns`) is gone from /proc (no process has
-    /// its PID and start time): no later read of its cgroups can find it, so
-    /// its zone's are as current as they will be.
-    pub fn init_gone_from_proc(&mut self, init_pid: u32, start_ns: u64) {
-        let key = TaskKey { init_pid, start_ns };
-        if let Some(zone) = self.zones.get_mut(&key) {
-            zone.cgroups_read = true;
-        }
     }
 
     /// The same tracker, numbering zones from `first_id` on instead of 1 (a
@@ -312,11 +304,13 @@ impl<R: NameResolver> Tracker<R> {
     /// Feeds one observation; returns the transitions it proves, in order.
     pub fn observe(&mut self, obs: &Observation) -> Vec<ZoneEvent> {
         // What was read of the init for this observation serves this observation's lookups only.
-        self.fresh = (obs.init_ppid != 0 || obs.lineage.is_some()).then_some(Fresh {
-            init_pid: obs.init_pid,
-            ppid: obs.init_ppid,
-            lineage: obs.lineage,
-        });
+        self.fresh =
+            (obs.init_ppid != 0 || obs.init_gone || obs.lineage.is_some()).then_some(Fresh {
+                init_pid: obs.init_pid,
+                ppid: obs.init_ppid,
+                gone: obs.init_gone,
+                lineage: obs.lineage,
+            });
         let out = self.observe_inner(obs);
         self.fresh = None;
         out
@@ -378,6 +372,9 @@ impl<R: NameResolver> Tracker<R> {
         if obs.cgroup.is_some() {
             zone.cgroup.clone_from(&obs.cgroup);
             zone.cgroups_read = true;
+        }
+        if obs.init_gone {
+            zone.cgroups_read = true; // nothing more to read
         }
         match obs.kind {
             ObservationKind::InitFork
@@ -536,6 +533,7 @@ impl<R: NameResolver> Tracker<R> {
                 start_ns: key.start_ns,
                 creator_pid: zone.creator_pid,
                 init_ppid: fresh.map_or(0, |f| f.ppid),
+                init_gone: fresh.is_some_and(|f| f.gone),
                 lineage: fresh.and_then(|f| f.lineage),
                 pidns: zone.pidns().inode,
                 level: zone.level,

@@ -88,12 +88,11 @@ impl Pipeline {
         let start = self.stats.is_some().then(Instant::now);
         let current = obs.kind == ObservationKind::InitExec
             && self.tracker.cgroups_current(obs.init_pid, obs.start_ns);
-        let gone = !current && enrich(Path::new("/proc"), &mut obs);
+        if !current {
+            enrich(Path::new("/proc"), &mut obs);
+        }
         for ev in self.tracker.observe(&obs) {
             self.sink.write_event(&ev)?;
-        }
-        if gone {
-            self.tracker.init_gone_from_proc(obs.init_pid, obs.start_ns);
         }
         if let (Some(stats), Some(start)) = (&self.stats, start) {
             stats
@@ -199,25 +198,25 @@ impl Pipeline {
 /// [`Pipeline::handle`] skips it for an exec when the tracker's copy is
 /// current (read at the fork, with no move between cgroups reported since, or
 /// the init found gone then): a zone's init is read once, not at every exec.
-/// Returns whether the init proved gone (no process has its PID and start
-/// time any more), so that no later observation tries again.
-fn enrich(proc_root: &Path, obs: &mut Observation) -> bool {
+/// An init proved gone (no process has its PID and start time any more) is
+/// marked so ([`Observation::init_gone`]): neither the name resolvers nor a
+/// later observation look for it again.
+fn enrich(proc_root: &Path, obs: &mut Observation) {
     let wanted = matches!(
         obs.kind,
         ObservationKind::InitFork | ObservationKind::InitExec
     );
     if obs.cgroup.is_some() || !wanted {
-        return false;
+        return;
     }
     match procscan::cgroups_if_started_at(proc_root, obs.init_pid, obs.start_ns) {
         Ok(init) => {
             obs.cgroup = init.cgroup;
             obs.more_cgroups = Some(init.more_cgroups);
             obs.init_ppid = init.ppid;
-            false
         }
-        Err(procscan::NotRead::Gone) => true,
-        Err(procscan::NotRead::Unreadable) => false,
+        Err(procscan::NotRead::Gone) => obs.init_gone = true,
+        Err(procscan::NotRead::Unreadable) => {}
     }
 }
 
@@ -264,7 +263,8 @@ mod tests {
         let tick = 1_000_000_000 / clock_ticks_per_s();
         let root = fake_proc(500);
         let mut obs = exec_of_init_started_at(500 * tick + 3_000_000);
-        assert!(!enrich(&root, &mut obs));
+        enrich(&root, &mut obs);
+        assert!(!obs.init_gone);
         assert_eq!(obs.cgroup.as_deref(), Some("/other"));
         assert_eq!(obs.init_ppid, 1, "its parent, for the name resolvers");
         std::fs::remove_dir_all(root).unwrap();
@@ -275,17 +275,22 @@ mod tests {
         let tick = 1_000_000_000 / clock_ticks_per_s();
         // PID 300 now belongs to a process started 20 s after the zone's init.
         let root = fake_proc(700 + 20_000_000_000 / tick);
+        let gone = |obs: &mut Observation| {
+            obs.init_gone = false;
+            enrich(&root, obs);
+            obs.init_gone
+        };
         let mut obs = exec_of_init_started_at(700 * tick);
-        assert!(enrich(&root, &mut obs), "the zone's init is gone");
+        assert!(gone(&mut obs), "the zone's init is gone");
         assert_eq!(obs.cgroup, None);
         assert_eq!(obs.more_cgroups, None);
         assert_eq!(obs.init_ppid, 0);
         // No process at all has the PID: gone too.
         std::fs::remove_dir_all(root.join("300")).unwrap();
-        assert!(enrich(&root, &mut obs));
+        assert!(gone(&mut obs));
         // One whose files cannot be read may still exist: not gone.
         std::fs::create_dir_all(root.join("300")).unwrap();
-        assert!(!enrich(&root, &mut obs));
+        assert!(!gone(&mut obs));
         std::fs::remove_dir_all(root).unwrap();
     }
 

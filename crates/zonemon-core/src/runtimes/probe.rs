@@ -124,8 +124,8 @@ impl<'a> Probe<'a> {
     fn init(&self) -> InitInfo {
         *self.init.get_or_init(|| {
             let pid = self.facts.init_pid;
-            if pid == 0 || self.facts.pidns == 0 {
-                return InitInfo::default();
+            if pid == 0 || self.facts.pidns == 0 || self.facts.init_gone {
+                return InitInfo::default(); // found gone for this event: not looked for again
             }
             // With the init's start time known, its stat says whether the PID still is the
             // init's (as `pipeline::enrich` checks it); else its PID namespace does.
@@ -441,5 +441,15 @@ mod tests {
         assert_eq!(p.init_start_ticks(), Some(3000));
         assert_eq!(p.ancestor_named("runc").unwrap().pid, 50);
         assert_eq!(files.borrow().opens(), 2, "runc's cmdline and stat only");
+        // The init found gone for this event: nothing of it, nor above it, is read.
+        let gone = ZoneFacts {
+            init_gone: true,
+            ..f
+        };
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), gone, &files);
+        assert!(!p.init_alive());
+        assert!(p.ancestors().is_empty() && p.cgroups() == ["/aap"]);
+        assert_eq!(files.borrow().opens(), 0);
     }
 }

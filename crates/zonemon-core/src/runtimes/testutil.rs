@@ -123,6 +123,7 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
         init_pid,
         start_ns: 0,
         init_ppid: 0,
+        init_gone: false,
         creator_pid,
         pidns: PIDNS,
         level: 1,

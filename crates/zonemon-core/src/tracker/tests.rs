@@ -141,9 +141,9 @@ fn cgroups_read_at_the_fork_hold_until_the_init_moves() {
 
     // An init found gone: nothing more to read of it.
     let other = init(400, 4026532400, 10, "gone");
-    feed(&mut t, &[other.fork(20)]);
-    assert!(!t.cgroups_current(400, 10), "nothing read yet");
-    t.init_gone_from_proc(400, 10);
+    let mut fork = other.fork(20);
+    fork.init_gone = true;
+    feed(&mut t, &[fork]);
     assert!(t.cgroups_current(400, 10));
 
     // A source that does not report moves: what was read never holds.
@@ -1069,17 +1069,20 @@ fn a_seeded_init_found_running_or_seen_by_the_kernel_is_not_checked_again() {
     assert_eq!(kinds(&evs), [("aap", "shutdown"), ("aap", "down")]);
 }
 
-/// The init's parent read with an observation, and the lineage the fork's
-/// record carried, reach that observation's lookup, and no later one.
+/// The init's parent read with an observation (or its init found gone), and
+/// the lineage the fork's record carried, reach that observation's lookup,
+/// and no later one.
 #[test]
 fn the_inits_parent_serves_only_its_own_observations_lookup() {
-    /// (init's parent, start time, the lineage's creator) of each lookup.
-    type Seen = Vec<(u32, u64, Option<u32>)>;
+    /// (init's parent, start time, the lineage's creator, init gone) of each lookup.
+    type Seen = Vec<(u32, u64, Option<u32>, bool)>;
     struct Parents(std::rc::Rc<std::cell::RefCell<Seen>>);
     impl NameResolver for Parents {
         fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
             let creator = f.lineage.map(|l| l.0[0].pid);
-            self.0.borrow_mut().push((f.init_ppid, f.start_ns, creator));
+            self.0
+                .borrow_mut()
+                .push((f.init_ppid, f.start_ns, creator, f.init_gone));
             Lookup::NotYet
         }
     }
@@ -1099,8 +1102,18 @@ fn the_inits_parent_serves_only_its_own_observations_lookup() {
     t.observe(&AAP.exec(AAP.start + 10));
     assert_eq!(
         *seen.borrow(),
-        [(42, AAP.start, Some(41)), (0, AAP.start, None)]
+        [
+            (42, AAP.start, Some(41), false),
+            (0, AAP.start, None, false)
+        ]
     );
+    // An init found gone at its fork: that lookup is told, and reads nothing of it.
+    seen.borrow_mut().clear();
+    let gone = init(200, 6000, 3_000, "gone");
+    let mut fork = gone.fork(3_000);
+    fork.init_gone = true;
+    t.observe(&fork);
+    assert_eq!(*seen.borrow(), [(0, 3_000, None, true)]);
 }
 
 /// `o` as a kernel with namespace ids reports it: its PID namespace's id is `id`.
