@@ -93,13 +93,22 @@ pub fn usage(pid: i32) -> Result<Usage> {
 pub fn thread_usage(pid: i32) -> Result<BTreeMap<String, Usage>> {
     let mut by_name = BTreeMap::new();
     for dir in tasks(pid)? {
-        let Ok(comm) = fs::read_to_string(dir.join("comm")) else {
-            continue; // the thread ended meanwhile
+        let main = dir.file_name().is_some_and(|tid| *tid == *pid.to_string());
+        let name = match fs::read_to_string(dir.join("comm")) {
+            // Named by its place, not its name: the main thread's is the program's file name.
+            Ok(_) if main => MAIN_THREAD.to_string(),
+            Ok(comm) => comm.trim().to_string(),
+            Err(_) => continue, // the thread ended meanwhile
         };
-        add_task(by_name.entry(comm.trim().to_string()).or_default(), &dir);
+        add_task(by_name.entry(name).or_default(), &dir);
     }
     Ok(by_name)
 }
+
+/// The name [`thread_usage`] gives a process's main thread (its thread id
+/// is the process's), whatever the program's file is called: zonemon's
+/// event loop.
+pub const MAIN_THREAD: &str = "event loop";
 
 /// Per-thread usage since `before` (threads that started meanwhile count from zero).
 pub fn threads_since(

@@ -12,14 +12,14 @@ use anyhow::Result;
 use super::journal::Journal;
 use super::service::Service;
 use crate::context::Ctx;
-use crate::procstat::{thread_usage, threads_since};
+use crate::procstat::{thread_usage, threads_since, MAIN_THREAD};
 use crate::table::{Report, Verdict};
 
 /// The watchdog interval given: a ping (a wakeup of the event loop) every second.
 const WATCHDOG_USEC: u64 = 2_000_000;
 
 /// The thread that pings the watchdog.
-const EVENT_LOOP: &str = "zonemon";
+const EVENT_LOOP: &str = MAIN_THREAD;
 
 /// One quiet window.
 struct Window {
@@ -35,7 +35,7 @@ impl Window {
         self.wakeups.get(thread).copied().unwrap_or(0) as f64 / self.secs
     }
 
-    /// "zonemon 1.0/s, zonemon-api 0/s, …".
+    /// "event loop 1.0/s, zonemon-api 0/s, …".
     fn describe(&self) -> String {
         self.wakeups
             .keys()

@@ -153,13 +153,8 @@ fn total_ns(cpu: &BTreeMap<String, Usage>) -> u64 {
 fn by_thread(cpu: &BTreeMap<String, Usage>, records: u64) -> String {
     cpu.iter()
         .map(|(name, u)| {
-            let what = if name == "zonemon" {
-                "event loop"
-            } else {
-                name.as_str()
-            };
             format!(
-                "{what} {}",
+                "{name} {}",
                 fmt_ns(u.exec_ns as f64 / records.max(1) as f64)
             )
         })
