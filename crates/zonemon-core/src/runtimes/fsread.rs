@@ -151,7 +151,11 @@ const MAX_KEPT_DIRS: usize = 8;
 /// to it: when a name is missing in it, the path is `stat`ed, and a path
 /// that leads elsewhere now (the runtime made its directory anew, or
 /// something was mounted over it) is opened again and the name looked up
-/// there, so nothing is missed that a fresh open would find.
+/// there, so nothing is missed that a fresh open would find. A name found
+/// is not checked so: a directory renamed away whole, with its files, and
+/// made anew under its old path would be read from until a name is missing
+/// in it (runtimes make their state directories once, and empty them before
+/// they remove them).
 #[derive(Debug, Default)]
 pub struct KeptDirs {
     /// (path, open directory, its device and inode).
