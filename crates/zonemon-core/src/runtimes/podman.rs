@@ -7,7 +7,7 @@
 //! /usr/bin/podman`), whose command line is read only when the cgroup does
 //! not give the id (or for its `-n` as the last resort; its `-c` must then
 //! be the cgroup's id). The name is the container's `name` in libpod's
-//! config ([`libpod`](super::libpod): its BoltDB or SQLite state), which
+//! config ([`libpod`]: its BoltDB or SQLite state), which
 //! also has the image and the labels: `podman rename` rewrites it first
 //! (then containers/storage's names). When libpod's state lacks the
 //! container, the name is the first of its `names` in containers/storage's

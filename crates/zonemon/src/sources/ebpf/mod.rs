@@ -3,7 +3,7 @@
 //! Everything of it is in this folder: the BPF programs (`zonemon.bpf.c`),
 //! the record layout they share with user space (`zonemon.h`, the one
 //! definition the Rust types are generated from), the generated skeleton
-//! ([`skel`]), loading and attaching ([`load`]), and decoding ([`decode`]).
+//! ([`skel`]), loading and attaching ([`load`]), and decoding ([`decode`](mod@decode)).
 
 mod decode;
 pub mod load;
