@@ -194,8 +194,7 @@ impl Containerd {
         dir: &Path,
         nss: &[String],
         ids: &[String],
-        shim_ns: Option<&str>,
-        shim_id: Option<&str>,
+        shim: Option<&ShimTask>,
     ) -> Option<ResolvedName> {
         // From the cgroup: the bundle must exist, and its init.pid match when written.
         for ns in nss {
@@ -205,20 +204,18 @@ impl Containerd {
                 }
             }
         }
-        let ns = shim_ns.filter(|n| valid_id(n))?;
+        let shim = shim?;
         // The shim's own task (ctr: one shim per container), before runc has written init.pid…
-        if let Some(id) = shim_id.filter(|i| valid_id(i)) {
-            if let Some(b) = self.bundle(probe, dir, ns, id, false) {
-                return Self::named(id, &b);
-            }
+        if let Some(b) = self.bundle(probe, dir, &shim.ns, &shim.id, false) {
+            return Self::named(&shim.id, &b);
         }
         // …or another task of the shim's (a pod's container): the one whose init.pid is ours.
-        for id in fsread::list_beneath(dir, Path::new(ns))
+        for id in fsread::list_beneath(dir, Path::new(&shim.ns))
             .iter()
             .take(MAX_SCAN)
         {
-            if valid_id(id) && Some(id.as_str()) != shim_id {
-                if let Some(b) = self.bundle(probe, dir, ns, id, true) {
+            if valid_id(id) && *id != shim.id {
+                if let Some(b) = self.bundle(probe, dir, &shim.ns, id, true) {
                     return Self::named(id, &b);
                 }
             }
@@ -273,12 +270,8 @@ impl RuntimeResolver for Containerd {
         if !dirs.contains(&default) {
             dirs.push(default);
         }
-        let (shim_ns, shim_id) = match &shim {
-            Some(s) => (Some(s.ns.as_str()), Some(s.id.as_str())),
-            None => (None, None),
-        };
         for dir in &dirs {
-            if let Some(named) = self.resolve_in(probe, dir, &nss, &ids, shim_ns, shim_id) {
+            if let Some(named) = self.resolve_in(probe, dir, &nss, &ids, shim.as_ref()) {
                 return Some(named);
             }
         }

@@ -198,7 +198,8 @@ impl KeptDirs {
         regular(found?)
     }
 
-    /// [`read_beneath`] through the kept directory `dir`.
+    /// The file `rel` below the kept directory `dir` whole, if it is a regular
+    /// file of at most `max` bytes (opened as [`KeptDirs::open_beneath`] opens it).
     pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
         let (mut f, key) = self.open_beneath(dir, rel)?;
         read_capped(&mut f, key.size(), max)
@@ -355,12 +356,6 @@ fn read_prefix_from(
     Some(buf)
 }
 
-/// Reads the file `rel` below `dir` whole, if it is a regular file of at most `max` bytes.
-pub fn read_beneath(dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
-    let (mut f, key) = open_beneath(dir, rel)?;
-    read_capped(&mut f, key.size(), max)
-}
-
 /// Whether `rel` below `dir` is a directory reached without symlinks.
 pub fn dir_exists_beneath(dir: &Path, rel: &Path) -> bool {
     match plain_components(rel) {
@@ -472,8 +467,8 @@ impl<V: Clone> FileCache<V> {
         v
     }
 
-    /// The file `rel` below `dir` whole, not parsed nor remembered, read as
-    /// [`read_beneath`] reads it, through the directories this cache keeps open.
+    /// The file `rel` below `dir` whole, not parsed nor remembered
+    /// ([`KeptDirs::read_beneath`], through the directories this cache keeps open).
     pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
         self.dirs.read_beneath(dir, rel, max)
     }
@@ -494,6 +489,11 @@ mod tests {
     use super::*;
     use crate::runtimes::testutil::TempTree;
     use std::os::unix::fs::symlink;
+
+    /// A file below `dir` read as a lookup reads it the first time, its directory opened by its path.
+    fn read_beneath(dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
+        KeptDirs::new().read_beneath(dir, rel, max)
+    }
 
     #[test]
     fn reads_regular_files_beneath() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::comms::{comm_matches, CommFilter};
 use super::procfiles::ProcFiles;
 use super::{fsread, procfs};
-use crate::lineage::LINEAGE_LEN;
+use crate::lineage::{Forebear, LINEAGE_LEN};
 use crate::naming::ZoneFacts;
 
 /// How many generations of the init's ancestors are looked at (parent,
@@ -254,17 +254,29 @@ impl<'a> Probe<'a> {
     /// costs nothing to the others); else all of them. Callers still test
     /// what the command line says.
     pub fn ancestors_like(&self, progs: &[&str]) -> Vec<&Ancestor> {
-        let Some(lineage) = &self.facts.lineage else {
+        let Some(listed) = self.listed_like(progs) else {
             return self.ancestors().iter().collect();
         };
-        if !self.init_alive() {
-            return Vec::new();
-        }
-        lineage
-            .above(self.facts.init_pid)
-            .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
+        listed
             .filter_map(|(i, f)| self.forebear(i, f.pid))
             .collect()
+    }
+
+    /// When the kernel listed the processes above the init
+    /// ([`ZoneFacts::lineage`]), those whose command name is one of `progs`,
+    /// with their places in the list (none once the init is gone); `None`
+    /// when it did not list them.
+    fn listed_like<'s>(
+        &'s self,
+        progs: &'s [&str],
+    ) -> Option<impl Iterator<Item = (usize, &'s Forebear)> + 's> {
+        let lineage = self.facts.lineage.as_ref()?;
+        let alive = self.init_alive();
+        Some(
+            lineage
+                .above(self.facts.init_pid)
+                .filter(move |(_, f)| alive && progs.iter().any(|p| comm_matches(p, f.comm()))),
+        )
     }
 
     /// The working directories of the processes above the init that may be
@@ -281,13 +293,8 @@ impl<'a> Probe<'a> {
                 .get_or_init(|| std::fs::read_link(self.path(&format!("proc/{pid}/cwd"))).ok())
                 .as_deref()
         };
-        match &self.facts.lineage {
-            Some(lineage) if self.init_alive() => lineage
-                .above(self.facts.init_pid)
-                .filter(|(_, f)| progs.iter().any(|p| comm_matches(p, f.comm())))
-                .filter_map(|(i, f)| cwd(i, f.pid))
-                .collect(),
-            Some(_) => Vec::new(),
+        match self.listed_like(progs) {
+            Some(listed) => listed.filter_map(|(i, f)| cwd(i, f.pid)).collect(),
             None => self
                 .ancestors()
                 .iter()
