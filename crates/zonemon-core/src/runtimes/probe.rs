@@ -279,13 +279,14 @@ impl<'a> Probe<'a> {
         )
     }
 
-    /// The working directories of the processes above the init that may be
-    /// one of `progs`, chosen as [`Probe::ancestors_like`] chooses them, each
-    /// read at most once per probe. When the kernel listed the processes, by
-    /// their command names alone: no command line is read (a process's
+    /// The working directories of the processes above the init that are one
+    /// of `progs`, each read at most once per probe. When the kernel listed
+    /// the processes, chosen by their command names alone, as
+    /// [`Probe::ancestors_like`] chooses them, and no command line is read (a process's
     /// command line is read through its memory, under its memory map's lock,
     /// which a process still starting up may hold; its working directory is
-    /// not). Processes that are gone are left out.
+    /// not); else by the program their command line runs ([`Probe::ancestors`]).
+    /// Processes that are gone are left out.
     pub fn working_dirs_like(&self, progs: &[&str]) -> Vec<&Path> {
         let cwd = |i: usize, pid: u32| {
             self.cwds
