@@ -158,6 +158,16 @@ fn oom_kills(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The tracepoints whose programs run once in every fork+exec+exit cycle
+/// (zonemon attaches one of the two exec tracepoints).
+const PER_CYCLE: [&str; 5] = [
+    "sched_process_fork",
+    "sched_prepare_exec",
+    "sched_process_exec",
+    "sched_process_exit",
+    "sched_process_free",
+];
+
 fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
     let orig = fs::read_to_string(STATS_SYSCTL)
         .with_context(|| format!("reading {STATS_SYSCTL}"))?
@@ -205,7 +215,7 @@ fn bpf_stats(ctx: &Ctx, rep: &mut Report, cycle_ns: f64) -> Result<()> {
             .filter(|&(_, c)| c > 0)
             .map(|(t, c)| t as f64 / c as f64);
         // Only the scheduler's tracepoints run on every fork, exec and exit.
-        if name.starts_with("sched_process") {
+        if PER_CYCLE.contains(&name.as_str()) {
             per_cycle += per;
             floor += empty.unwrap_or(0.0);
         }

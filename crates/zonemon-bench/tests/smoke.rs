@@ -137,7 +137,7 @@ fn smoke_mode_runs_and_its_table_parses() {
     let measured = [
         "Host cost: fork+exec+exit",
         "BPF cost per call: sched_process_fork",
-        "BPF cost per call: sched_process_exec",
+        "BPF cost per call: sched_prepare_exec",
         "BPF cost per call: sched_process_exit",
         "BPF cost per call: sched_process_free",
         "BPF cost per fork+exec+exit cycle",

@@ -266,6 +266,77 @@ int main(int argc, char **argv) {
 }
 
 #[test]
+fn an_init_whose_first_exec_comes_from_another_thread_than_its_first_is_booted() {
+    if !require_root("an_init_whose_first_exec_comes_from_another_thread_than_its_first_is_booted")
+    {
+        return;
+    }
+    // The zone's init never execs from its first thread: a second thread does, and the
+    // kernel seats it as the leader, under the init's PID. The kernel side sees that exec
+    // at its point of no return, while the exec'ing thread is not the leader yet.
+    let bin = compile_c(
+        "thread_exec_init",
+        r#"
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static void *run(void *arg) {
+    (void)arg;
+    execl("/bin/sh", "sh", "-c", "exit 7", (char *)NULL);
+    _exit(99);
+}
+static int init(void *name) {
+    pthread_t t;
+    if (sethostname(name, strlen(name)) != 0) return 98;
+    pthread_create(&t, NULL, run, NULL);
+    pthread_join(t, NULL); /* ended by the exec */
+    return 97;
+}
+static char stack[1 << 20];
+int main(int argc, char **argv) {
+    int status;
+    pid_t pid;
+    if (argc < 2) return 2;
+    pid = clone(init, stack + sizeof(stack), CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD, argv[1]);
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return 3;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+"#,
+    );
+    let p = prefix("tx");
+    let name = format!("{p}zone");
+    let mon = Monitor::start(&["watch", "--json"]);
+    let status = Command::new(&bin).arg(&name).status().unwrap().code();
+    assert!(
+        mon.wait_for(WAIT, |l| count(l, &p, "down") >= 1),
+        "timed out waiting for {name} to go down; got:\n{}",
+        mon.lines().join("\n")
+    );
+    let all = parse_json(&mon.stop());
+    assert_eq!(status, Some(7), "the thread's exec ran `sh -c 'exit 7'`");
+    // Its `ready` came before the hostname was set: the zone is found by its id.
+    let booted = all
+        .iter()
+        .find(|e| e["event"] == "booted" && e["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no booted for {name}: {all:#?}"));
+    let evs: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["zone_id"] == booted["zone_id"])
+        .collect();
+    let kinds: Vec<_> = evs.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ready", "booted", "shutdown", "down"], "{evs:#?}");
+    for e in &evs {
+        assert_eq!(e["init_pid"], booted["init_pid"], "one init: {evs:#?}");
+    }
+    assert_eq!(evs[2]["exit_code"], 7, "{evs:#?}");
+}
+
+#[test]
 fn nsenter_into_a_running_zone_is_not_a_boot() {
     if !require_root("nsenter_into_a_running_zone_is_not_a_boot") {
         return;

@@ -74,7 +74,7 @@ fn effective_caps() -> Result<u64> {
 pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<ZonemonSkel<'_>> {
     preflight()?;
     libbpf_rs::set_print(Some((PrintLevel::Debug, collect_libbpf_log)));
-    let result = open_and_load(storage, ring_bytes);
+    let result = open_and_load(storage, ring_bytes, has_prepare_exec());
     libbpf_rs::set_print(None);
     let log = std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|e| e.into_inner()));
     let mut skel = match result {
@@ -89,15 +89,18 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
     };
     learn_boot_nsproxy(&skel);
     skel.attach().context(
-        "attaching to the sched_process_{fork,exec,exit,free}, mark_victim and cgroup_attach_task tracepoints (tp_btf) failed \
+        "attaching to the sched_process_{fork,exit,free}, sched_prepare_exec (or sched_process_exec), mark_victim and cgroup_attach_task tracepoints (tp_btf) failed \
          (does this kernel allow BTF-typed BPF tracepoint programs, BPF_PROG_TYPE_TRACING?)",
     )?;
     Ok(skel)
 }
 
+/// Opens and loads the programs; `prepare_exec`: whether execs are seen at
+/// `sched_prepare_exec` (`zm_exec`) or, without it, `sched_process_exec` (`zm_exec_done`).
 fn open_and_load(
     storage: &mut MaybeUninit<OpenObject>,
     ring_bytes: u32,
+    prepare_exec: bool,
 ) -> Result<ZonemonSkel<'_>> {
     let mut open = ZonemonSkelBuilder::default()
         .open(storage)
@@ -106,6 +109,8 @@ fn open_and_load(
         .events
         .set_max_entries(ring_bytes)
         .context("setting the ring buffer size")?;
+    open.progs.zm_exec.set_autoload(prepare_exec);
+    open.progs.zm_exec_done.set_autoload(!prepare_exec);
     match HostMounts::read(Path::new("/proc")) {
         Ok(host) => {
             let rodata = open
@@ -123,6 +128,17 @@ fn open_and_load(
         ),
     }
     Ok(open.load()?)
+}
+
+/// Whether the kernel has the `sched_prepare_exec` tracepoint (Linux 6.10+):
+/// an exec is then seen at its point of no return (`zm_exec`), else when it
+/// is done (`zm_exec_done`). Asked of the kernel's BTF, which every
+/// `tp_btf` program needs; if it cannot be read, the load fails and says why.
+fn has_prepare_exec() -> bool {
+    libbpf_rs::btf::Btf::from_vmlinux().is_ok_and(|btf| {
+        btf.type_by_name::<libbpf_rs::btf::BtfType<'_>>("btf_trace_sched_prepare_exec")
+            .is_some()
+    })
 }
 
 /// Runs the kernel side's `zm_seed` program (BPF_PROG_RUN) on `seed`:
@@ -195,5 +211,20 @@ mod tests {
         learn_boot_nsproxy(&skel);
         let bss = skel.maps.bss_data.as_deref().expect(".bss mapped");
         assert_eq!(bss.boot_nsproxy, before);
+    }
+
+    #[test]
+    fn kernels_without_sched_prepare_exec_get_the_exec_program_of_sched_process_exec() {
+        if !zonemon_testkit::require_root("kernels_without_sched_prepare_exec") {
+            return;
+        }
+        assert!(has_prepare_exec(), "Linux 6.10+ has sched_prepare_exec");
+        // As on a kernel before 6.10: the verifier takes the other exec program, and it attaches.
+        let mut storage = MaybeUninit::uninit();
+        let mut skel = open_and_load(&mut storage, crate::sources::DEFAULT_RING_BYTES, false)
+            .expect("loaded with zm_exec_done");
+        assert!(!skel.progs.zm_exec.autoload() && skel.progs.zm_exec_done.autoload());
+        skel.attach().expect("attached");
+        assert!(skel.links.zm_exec_done.is_some() && skel.links.zm_exec.is_none());
     }
 }

@@ -109,14 +109,16 @@ impl EbpfSource {
         }
         let progs = &self.skel.progs;
         let now = [
-            progs.zm_fork.as_fd(),
-            progs.zm_exec.as_fd(),
-            progs.zm_exit.as_fd(),
-            progs.zm_free.as_fd(),
-            progs.zm_oom.as_fd(),
+            &progs.zm_fork,
+            &progs.zm_exec,
+            &progs.zm_exec_done,
+            &progs.zm_exit,
+            &progs.zm_free,
+            &progs.zm_oom,
         ]
         .into_iter()
-        .map(recursion_misses)
+        .filter(|p| p.autoload()) // the exec program not loaded has no fd
+        .map(|p| recursion_misses(p.as_fd()))
         .sum::<u64>();
         self.misses = (now, Some(Instant::now()));
         now

@@ -451,7 +451,7 @@ static __always_inline int host_create(__u32 mntns, __u32 tgid, __u64 init_start
 }
 
 /*
- * A process of the host's PID namespace exec'd: if it is the first to do so
+ * A process of the host's PID namespace execs: if it is the first to do so
  * in a container's mount namespace, it is a host-PID zone's init, now
  * booted; in a known zone's namespace, it joins that zone (`docker exec`).
  * A process of the host costs three loads (its mount namespace is the host's).
@@ -469,8 +469,8 @@ static __always_inline void host_exec(struct task_struct *task, struct pid *pid)
 	if (mntns == host_mntns || mntns == 0)
 		return;
 	tgid = BPF_CORE_READ(task, tgid);
-	/* After exec the task leads its thread group: its start time is the group's. */
-	start = BPF_CORE_READ(task, start_boottime);
+	/* After the exec the task leads its thread group, with the leader's start time. */
+	start = BPF_CORE_READ(task, group_leader, start_boottime);
 	if (host_zone_count > 0) {
 		/* A zone's process, wherever it is now, is not a zone of its own. */
 		if (host_member(tgid, start))
@@ -562,19 +562,51 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* sched_process_exec(task, old_pid, bprm): a zone's init ran a new program. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(zm_exec, struct task_struct *task)
+/*
+ * A process execs past the point of no return: what it runs next is the new
+ * program, or nothing (a failure from here on kills it). It is a zone's
+ * init, whose first exec makes the zone booted, or a process of the host
+ * (see host_exec()). The exec'ing thread need not lead its thread group yet:
+ * the kernel makes it the leader next, under the leader's PID and start
+ * time, so a thread of an init other than its first execs as the init.
+ */
+static __always_inline void on_exec(struct task_struct *task)
 {
+	struct task_struct *leader;
 	struct pid_namespace *ns;
 	unsigned int level;
 	struct pid *pid;
 
 	ns = init_of(task, &level, &pid);
+	if (!ns && level > 0) {
+		leader = task->group_leader;
+		if (leader != task)
+			ns = init_pidns(BPF_CORE_READ(leader, thread_pid), level);
+	}
 	if (ns)
 		emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0, 0);
 	else if (pid && level == 0)
 		host_exec(task, pid);
+}
+
+/*
+ * sched_prepare_exec(task, bprm): the exec's point of no return (Linux
+ * 6.10+), before the kernel ends the process's other threads and replaces
+ * its memory: for a multi-threaded runtime's init (runc's is a Go program),
+ * milliseconds before the new program is in place.
+ */
+SEC("tp_btf/sched_prepare_exec")
+int BPF_PROG(zm_exec, struct task_struct *task)
+{
+	on_exec(task);
+	return 0;
+}
+
+/* sched_process_exec(task, old_pid, bprm): the exec done; used instead of zm_exec on kernels before 6.10. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(zm_exec_done, struct task_struct *task)
+{
+	on_exec(task);
 	return 0;
 }
 
