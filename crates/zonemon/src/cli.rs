@@ -193,7 +193,8 @@ struct WatchArgs {
     #[arg(long)]
     initial: bool,
     /// At exit, print on stderr one JSON line with what the event path cost (per observation,
-    /// and the runtime name lookups within it: p50, p99, share).
+    /// and the runtime name lookups within it: p50, p99, share; by runtime, also on CPU and
+    /// how many calls were switched out).
     #[arg(long)]
     stats: bool,
     #[command(flatten)]

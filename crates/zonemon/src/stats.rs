@@ -2,7 +2,10 @@
 //!
 //! Measures, per observation, the whole userspace path (from the source's
 //! record to the written line) and, within it, each call of the runtime name
-//! resolvers, so that the share of naming in the event path is known.
+//! resolvers, so that the share of naming in the event path is known. A
+//! resolver call is timed twice: on the wall clock, and on the thread's CPU
+//! clock with its count of context switches, which tell the work a call did
+//! from the time it spent waiting (for a CPU, or asleep).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -72,7 +75,47 @@ pub struct Stats {
     /// Calls that found a runtime name.
     pub named: u64,
     /// Each resolver call by the runtime that named the zone (`none`: no runtime did).
-    pub naming_by_runtime: BTreeMap<String, Samples>,
+    pub naming_by_runtime: BTreeMap<String, Calls>,
+}
+
+/// Resolver calls: their wall-clock and on-CPU durations, and how many were
+/// switched out at least once (preempted, or asleep) while they ran.
+#[derive(Debug, Default)]
+pub struct Calls {
+    /// Wall-clock durations.
+    pub wall: Samples,
+    /// The thread's CPU time during each call.
+    pub cpu: Samples,
+    /// Calls during which the thread was switched out.
+    pub switched: u64,
+}
+
+impl Calls {
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "calls": self.wall.len(),
+            "p50": self.wall.percentile(50.0),
+            "p99": self.wall.percentile(99.0),
+            "cpu_p50": self.cpu.percentile(50.0),
+            "cpu_p99": self.cpu.percentile(99.0),
+            "switched": self.switched,
+        })
+    }
+}
+
+/// The calling thread's CPU time (ns) and context switches so far, voluntary and not.
+fn thread_usage() -> (u64, u64) {
+    // SAFETY: zeroed timespec and rusage are valid out-parameters for these calls.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        (
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+            (ru.ru_nvcsw + ru.ru_nivcsw) as u64,
+        )
+    }
 }
 
 impl Stats {
@@ -90,8 +133,8 @@ impl Stats {
                 "naming_calls_named": self.named,
                 "naming_ns": {"p50": self.naming.percentile(50.0), "p99": self.naming.percentile(99.0)},
                 "naming_share_of_event_path": share,
-                "naming_ns_by_runtime": self.naming_by_runtime.iter().map(|(rt, s)| {
-                    (rt.clone(), serde_json::json!({"calls": s.len(), "p50": s.percentile(50.0), "p99": s.percentile(99.0)}))
+                "naming_ns_by_runtime": self.naming_by_runtime.iter().map(|(rt, c)| {
+                    (rt.clone(), c.summary())
                 }).collect::<serde_json::Map<_, _>>(),
             }
         })
@@ -117,26 +160,33 @@ impl<R> TimedResolver<R> {
 
 impl<R: NameResolver> NameResolver for TimedResolver<R> {
     fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
+        // The CPU clock and the switches are read outside the wall-clock window.
+        let (cpu_before, switches_before) = thread_usage();
         let start = Instant::now();
         let answer = self.inner.lookup(facts);
+        let ns = start.elapsed().as_nanos() as u64;
+        let (cpu_after, switches_after) = thread_usage();
         let found = match &answer {
             Lookup::Named(name) => Some(name),
             Lookup::NotYet | Lookup::Never => None,
         };
-        let ns = start.elapsed().as_nanos() as u64;
         let mut stats = self.stats.borrow_mut();
         stats.naming.push(ns);
         stats.named += u64::from(found.is_some());
         let runtime = found.and_then(|f| f.runtime.as_deref()).unwrap_or("none");
-        match stats.naming_by_runtime.get_mut(runtime) {
-            Some(samples) => samples.push(ns),
+        if !stats.naming_by_runtime.contains_key(runtime) {
             // A new key only for a runtime not seen yet: the resolvers know a handful.
-            None => {
-                let mut samples = Samples::default();
-                samples.push(ns);
-                stats.naming_by_runtime.insert(runtime.to_string(), samples);
-            }
+            stats
+                .naming_by_runtime
+                .insert(runtime.to_string(), Calls::default());
         }
+        let calls = stats
+            .naming_by_runtime
+            .get_mut(runtime)
+            .expect("inserted above");
+        calls.wall.push(ns);
+        calls.cpu.push(cpu_after.saturating_sub(cpu_before));
+        calls.switched += u64::from(switches_after > switches_before);
         answer
     }
 }
@@ -169,6 +219,45 @@ mod tests {
         assert_eq!(v["stats"]["observations"], 100);
         assert_eq!(v["stats"]["naming_calls"], 2);
         assert_eq!(v["stats"]["naming_share_of_event_path"], 30.0 / 5050.0);
+    }
+
+    /// Answers at once, or after sleeping 2 ms (a wait the CPU clock does not count).
+    struct Slow(bool);
+
+    impl NameResolver for Slow {
+        fn lookup(&mut self, _: &ZoneFacts<'_>) -> Lookup {
+            if self.0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Lookup::Never
+        }
+    }
+
+    #[test]
+    fn a_call_that_waits_is_told_from_one_that_works() {
+        let stats = SharedStats::default();
+        let facts = ZoneFacts {
+            init_pid: 1,
+            start_ns: 0,
+            creator_pid: 0,
+            init_ppid: 0,
+            init_gone: false,
+            pidns: 1,
+            level: 1,
+            hostname: None,
+            cgroup: None,
+            more_cgroups: None,
+            comm: "sh",
+            lineage: None,
+        };
+        TimedResolver::new(Slow(false), Rc::clone(&stats)).lookup(&facts);
+        TimedResolver::new(Slow(true), Rc::clone(&stats)).lookup(&facts);
+        let v: serde_json::Value = serde_json::from_str(&stats.borrow().summary()).expect("JSON");
+        let none = &v["stats"]["naming_ns_by_runtime"]["none"];
+        assert_eq!(none["calls"], 2);
+        assert!(none["p99"].as_u64().unwrap() >= 2_000_000, "{none}");
+        assert!(none["cpu_p99"].as_u64().unwrap() < 1_000_000, "{none}");
+        assert!(none["switched"].as_u64().unwrap() >= 1, "the sleep: {none}");
     }
 
     #[test]
