@@ -36,8 +36,8 @@ impl NameSource {
     }
 }
 
-/// What a resolver may look at to name a zone.
-#[derive(Debug, Clone, Copy)]
+/// What a resolver may look at to name a zone (`Default`: nothing known).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ZoneFacts<'a> {
     /// Host PID of the zone's init.
     pub init_pid: u32,
@@ -236,17 +236,10 @@ mod tests {
     fn facts(init_pid: u32) -> ZoneFacts<'static> {
         ZoneFacts {
             init_pid,
-            start_ns: 0,
-            creator_pid: 0,
-            init_ppid: 0,
-            init_gone: false,
             pidns: 1,
             level: 1,
-            hostname: None,
-            cgroup: None,
-            more_cgroups: None,
             comm: "sh",
-            lineage: None,
+            ..ZoneFacts::default()
         }
     }
 

@@ -236,20 +236,7 @@ mod tests {
     #[test]
     fn a_call_that_waits_is_told_from_one_that_works() {
         let stats = SharedStats::default();
-        let facts = ZoneFacts {
-            init_pid: 1,
-            start_ns: 0,
-            creator_pid: 0,
-            init_ppid: 0,
-            init_gone: false,
-            pidns: 1,
-            level: 1,
-            hostname: None,
-            cgroup: None,
-            more_cgroups: None,
-            comm: "sh",
-            lineage: None,
-        };
+        let facts = ZoneFacts::default();
         TimedResolver::new(Slow(false), Rc::clone(&stats)).lookup(&facts);
         TimedResolver::new(Slow(true), Rc::clone(&stats)).lookup(&facts);
         let v: serde_json::Value = serde_json::from_str(&stats.borrow().summary()).expect("JSON");
