@@ -395,6 +395,31 @@ fn read_docker_events(
     }
 }
 
+/// zonemon's own delay for these containers' records of `kind`: from the
+/// kernel's timestamp (`time`) to the line read by the benchmark, which
+/// includes the benchmark's reader getting a CPU.
+fn own_delay(seen: &Seen, names: &[String], kind: Kind) -> String {
+    let delays: Vec<f64> = seen
+        .recs
+        .iter()
+        .filter(|r| r.kind == kind && names.contains(&r.name))
+        .filter_map(|r| Some((r.arrival_ns - r.time_ns?) as f64))
+        .collect();
+    match (
+        percentile(&delays, 50.0),
+        percentile(&delays, 90.0),
+        percentile(&delays, 99.0),
+    ) {
+        (Some(p50), Some(p90), Some(p99)) => format!(
+            "zonemon's own delay, kernel timestamp → line read (the reader's wait for a CPU included; for the slow consumer, its time per line too): p50 {}, p90 {}, p99 {}",
+            fmt_ns(p50),
+            fmt_ns(p90),
+            fmt_ns(p99)
+        ),
+        _ => "zonemon's own delay: no timestamps".to_string(),
+    }
+}
+
 fn first_arrivals<'a>(items: impl Iterator<Item = (&'a str, i128)>) -> HashMap<&'a str, i128> {
     let mut m = HashMap::new();
     for (name, t) in items {
@@ -438,9 +463,23 @@ fn report(
     );
     let mut z_missed = 0;
     let mut d_missed = 0;
-    for (what, z, d, zev, dev) in [
-        (MEASURES[0], &z_boot, &d_start, "booted", "start"),
-        (MEASURES[1], &z_down, &d_die, "shutdown", "die"),
+    for (what, z, d, zev, dev, kind) in [
+        (
+            MEASURES[0],
+            &z_boot,
+            &d_start,
+            "booted",
+            "start",
+            Kind::Booted,
+        ),
+        (
+            MEASURES[1],
+            &z_down,
+            &d_die,
+            "shutdown",
+            "die",
+            Kind::Shutdown,
+        ),
     ] {
         let mut leads = Vec::new();
         for name in names {
@@ -472,9 +511,10 @@ fn report(
             &measure(consumer, what, n),
             &format!("zonemon `{zev}` first for {zfirst}/{both}{dist}"),
             &format!(
-                "docker events `{dev}` first for {}/{both} (lead = docker's arrival − zonemon's; zonemon's stream also carried {} lines about other users' zones meanwhile)",
+                "docker events `{dev}` first for {}/{both} (lead = docker's arrival − zonemon's; zonemon's stream also carried {} lines about other users' zones meanwhile); {}",
                 both - zfirst,
-                seen.foreign
+                seen.foreign,
+                own_delay(seen, names, kind)
             ),
             "zonemon first",
             Verdict::of(both > 0 && zfirst == both),
