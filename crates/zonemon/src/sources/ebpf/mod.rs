@@ -115,6 +115,7 @@ impl EbpfSource {
             &progs.zm_exit,
             &progs.zm_free,
             &progs.zm_oom,
+            &progs.zm_cgroup,
         ]
         .into_iter()
         .filter(|p| p.autoload()) // the exec program not loaded has no fd
