@@ -21,7 +21,7 @@ use zonemon_testkit::{container_run_args, log_to, wait_ready, which};
 use crate::context::Ctx;
 use crate::guard::{Proc, Spawn};
 use crate::monitor::{Kind, Seen};
-use crate::stats::{fmt_ns, percentile, realtime_ns};
+use crate::stats::{fmt_dist, fmt_ns, percentile, realtime_ns};
 use crate::table::{Report, Verdict};
 
 const MEASURES: [&str; 3] = [
@@ -405,19 +405,10 @@ fn own_delay(seen: &Seen, names: &[String], kind: Kind) -> String {
         .filter(|r| r.kind == kind && names.contains(&r.name))
         .filter_map(|r| Some((r.arrival_ns - r.time_ns?) as f64))
         .collect();
-    match (
-        percentile(&delays, 50.0),
-        percentile(&delays, 90.0),
-        percentile(&delays, 99.0),
-    ) {
-        (Some(p50), Some(p90), Some(p99)) => format!(
-            "zonemon's own delay, kernel timestamp → line read (the reader's wait for a CPU included; for the slow consumer, its time per line too): p50 {}, p90 {}, p99 {}",
-            fmt_ns(p50),
-            fmt_ns(p90),
-            fmt_ns(p99)
-        ),
-        _ => "zonemon's own delay: no timestamps".to_string(),
-    }
+    format!(
+        "zonemon's own delay, kernel timestamp → line read (the reader's wait for a CPU included; for the slow consumer, its time per line too): {}",
+        fmt_dist(&delays)
+    )
 }
 
 fn first_arrivals<'a>(items: impl Iterator<Item = (&'a str, i128)>) -> HashMap<&'a str, i128> {
