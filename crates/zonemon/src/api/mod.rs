@@ -16,6 +16,7 @@ mod record;
 mod timespec;
 
 // The server's modules: used by `zonemon daemon` through `serve`.
+mod conn_io;
 mod events;
 mod progress;
 mod query;

@@ -15,9 +15,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::{watch, Semaphore};
 
+use super::conn_io::ConnIo;
 use super::progress::Progress;
 use super::reply::ApiError;
 use super::routes::{answer, Ctx};
@@ -98,6 +99,9 @@ pub type Beside = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 pub struct ApiServer {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
+    /// The server thread's id in the kernel (for tests that read its `/proc` entry).
+    #[cfg(test)]
+    tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// Starts serving `store` on `config.socket` and returns once the socket
@@ -126,9 +130,19 @@ pub fn serve(
         limits: config.limits,
     };
     let priority = config.priority;
+    #[cfg(test)]
+    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    #[cfg(test)]
+    let tid_set = Arc::clone(&tid);
     let thread = thread::Builder::new()
         .name("zonemon-api".into())
         .spawn(move || {
+            #[cfg(test)]
+            // SAFETY: gettid has no preconditions.
+            tid_set.store(
+                unsafe { libc::gettid() },
+                std::sync::atomic::Ordering::SeqCst,
+            );
             if let Err(e) = priority.try_apply() {
                 eprintln!(
                     "zonemon: warning: the local API's thread (which runs the journal's writer) \
@@ -156,6 +170,8 @@ pub fn serve(
     Ok(ApiServer {
         stop,
         thread: Some(thread),
+        #[cfg(test)]
+        tid,
     })
 }
 
@@ -166,6 +182,12 @@ impl ApiServer {
     /// the server's thread; returns what ended it if it failed.
     pub fn stop(mut self) -> Result<()> {
         self.shut()
+    }
+
+    /// The server thread's id in the kernel.
+    #[cfg(test)]
+    pub fn tid(&self) -> i32 {
+        self.tid.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn shut(&mut self) -> Result<()> {
@@ -198,8 +220,8 @@ async fn accept_loop(
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+            accepted = listener.accept() => match accepted.and_then(|(s, _)| s.into_std()) {
+                Ok(stream) => {
                     let slot = Arc::clone(&slots).try_acquire_owned().ok();
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
@@ -220,7 +242,14 @@ async fn accept_loop(
 }
 
 /// Serves one connection (one request: no keep-alive); `admitted` false answers 503.
-async fn connection(stream: UnixStream, ctx: Ctx, admitted: bool) {
+async fn connection(stream: std::os::unix::net::UnixStream, ctx: Ctx, admitted: bool) {
+    let stream = match ConnIo::new(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "registering an API connection");
+            return;
+        }
+    };
     let limits = ctx.limits.clone();
     let progress = Arc::new(Progress::default());
     let service = {
