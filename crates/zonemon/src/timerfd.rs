@@ -1,6 +1,6 @@
 //! The timerfds the event loop sleeps on (the poll interval, the `down`
-//! timer, the clock-change notice, the watchdog): creating and setting one,
-//! in one place.
+//! timer, the clock-change notice, the watchdog) and the journal's syncer
+//! sleeps on: creating, setting and waiting for one, in one place.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -32,6 +32,47 @@ pub fn set(timer: &OwnedFd, flags: i32, value: Duration, interval: Duration) -> 
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Blocks the calling thread until `timer` has fired, and takes its expirations.
+pub fn wait(timer: &OwnedFd) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: timer.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, no timeout.
+        if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut expirations = 0u64;
+        // SAFETY: reads 8 bytes into a u64 from a valid timerfd.
+        let n = unsafe {
+            libc::read(
+                timer.as_raw_fd(),
+                (&mut expirations as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if n == std::mem::size_of::<u64>() as isize {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // Disarmed or re-armed between the poll and the read: wait on.
+        if n < 0
+            && !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            )
+        {
+            return Err(e);
+        }
+    }
 }
 
 /// `d` as a `timespec`.

@@ -8,8 +8,9 @@
 //! then the syncer flushes the WAL to the disk, [`SYNC_DELAY`] after the first
 //! commit a flush covers and at most every [`SYNC_EVERY`], so a power loss or
 //! kernel crash can take at most the commits of the last 10–20 milliseconds.
-//! Requests that arrive meanwhile or while it syncs join the next flush; the
-//! writer never waits for it, and it sleeps while nothing is committed.
+//! Requests that arrive meanwhile join that flush, those that arrive while it
+//! syncs the next; the writer never waits for it, a request wakes no thread
+//! (it arms the syncer's timer), and the syncer sleeps while nothing is committed.
 //!
 //! Checkpoints (copying the log's pages into the file, with two more flushes)
 //! are SQLite's own `PASSIVE` ones, on a connection of this thread: they run
@@ -17,13 +18,16 @@
 //! the next records for milliseconds. The writer still checkpoints by itself
 //! if the log ever grows past [`super::schema::WAL_BACKSTOP_PAGES`].
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
+
+use crate::timerfd;
 
 /// Flushes start at most this often: under churn, one flush covers the commits
 /// of the last few milliseconds instead of each commit paying for its own.
@@ -38,101 +42,149 @@ const SYNC_DELAY: Duration = Duration::from_millis(2);
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The writer's handle on the syncer thread; dropping it syncs what is pending and ends the thread.
+///
+/// The thread sleeps on a timer that the writer's first request after a
+/// flush arms for the moment the next flush is due, so that the request
+/// itself wakes nobody: the syncer wakes once per flush, when it is due, not
+/// also at the commit (while that commit's readers want the CPUs).
 pub struct Syncer {
-    shared: Arc<(Mutex<State>, Condvar)>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The syncer thread's id in the kernel (for tests that read its `/proc` entry).
+    #[cfg(test)]
+    tid: Arc<std::sync::atomic::AtomicI32>,
+}
+
+/// What the writer and the syncer share.
+struct Shared {
+    state: Mutex<State>,
+    /// Fires when a flush is due (or at once, to end the thread).
+    due: OwnedFd,
 }
 
 #[derive(Debug, Default)]
 struct State {
     /// Commits asked to be synced so far.
     requested: u64,
-    /// When the first commit not yet being synced asked.
-    pending_since: Option<Instant>,
+    /// Whether a commit not yet being synced asked (the timer is armed for it).
+    pending: bool,
+    /// When the last flush started.
+    last_sync: Option<Instant>,
     /// The writer is done: sync what is pending and end.
     closing: bool,
+}
+
+impl Shared {
+    /// Arms the timer to fire `after` from now (at least a nanosecond: zero would disarm it).
+    fn arm(&self, after: Duration) {
+        let after = after.max(Duration::from_nanos(1));
+        if let Err(e) = timerfd::set(&self.due, 0, after, Duration::ZERO) {
+            // Cannot happen with a valid timer; should it, the next request tries again.
+            tracing::warn!(error = %e, "arming the journal's sync timer");
+        }
+    }
 }
 
 impl Syncer {
     /// Starts the thread syncing the journal at `journal` (its `-wal` file) on request.
     pub fn start(journal: PathBuf) -> Result<Self> {
-        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            due: timerfd::create(libc::CLOCK_MONOTONIC)
+                .context("creating the journal's sync timer")?,
+        });
         let theirs = Arc::clone(&shared);
+        #[cfg(test)]
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        #[cfg(test)]
+        let tid_set = Arc::clone(&tid);
         let thread = std::thread::Builder::new()
             .name("zonemon-sync".into())
-            .spawn(move || run(&theirs, &journal))
+            .spawn(move || {
+                #[cfg(test)]
+                // SAFETY: gettid has no preconditions.
+                tid_set.store(
+                    unsafe { libc::gettid() },
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+                run(&theirs, &journal)
+            })
             .context("starting the journal's sync thread")?;
         Ok(Syncer {
             shared,
             thread: Some(thread),
+            #[cfg(test)]
+            tid,
         })
     }
 
-    /// Asks for everything committed so far to reach the disk; returns at once.
+    /// Asks for everything committed so far to reach the disk; returns at once, waking nobody.
     pub fn request(&self) {
-        let (state, wake) = &*self.shared;
-        let mut s = state.lock().expect("the syncer never panics holding it");
+        let mut s = self
+            .shared
+            .state
+            .lock()
+            .expect("the syncer never panics holding it");
         s.requested += 1;
-        // Only the first request wakes the syncer; later ones join its flush.
-        if s.pending_since.is_none() {
-            s.pending_since = Some(Instant::now());
-            wake.notify_one();
+        // Only the first request arms the timer; later ones join its flush.
+        if !s.pending {
+            s.pending = true;
+            let now = Instant::now();
+            let due = s
+                .last_sync
+                .map_or(now, |t| t + SYNC_EVERY)
+                .max(now + SYNC_DELAY);
+            self.shared.arm(due - now);
         }
     }
 }
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        let (state, wake) = &*self.shared;
-        state
+        self.shared
+            .state
             .lock()
             .expect("the syncer never panics holding it")
             .closing = true;
-        wake.notify_one();
+        self.shared.arm(Duration::ZERO); // now: what is pending is synced at once
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn run(shared: &(Mutex<State>, Condvar), journal: &Path) {
+fn run(shared: &Shared, journal: &Path) {
     default_priority();
     let mut wal = journal.as_os_str().to_owned();
     wal.push("-wal");
     let wal = PathBuf::from(wal);
-    let (state, wake) = shared;
     let mut synced = 0;
     let mut sync_failing = Episode::default();
     let mut checkpoints = Checkpoints::new(journal);
-    let mut last_sync: Option<Instant> = None;
     loop {
-        let wanted = {
-            let mut s = state.lock().expect("the writer never panics holding it");
-            while s.requested == synced && !s.closing {
-                s = wake.wait(s).expect("the writer never panics holding it");
+        if let Err(e) = timerfd::wait(&shared.due) {
+            eprintln!("zonemon: error: the journal's sync timer failed ({e}); flushes stop");
+            return;
+        }
+        let (wanted, closing) = {
+            let mut s = shared
+                .state
+                .lock()
+                .expect("the writer never panics holding it");
+            s.pending = false;
+            if s.requested != synced {
+                s.last_sync = Some(Instant::now());
             }
-            if s.requested == synced {
-                return; // closing, nothing pending
-            }
-            // Let the commits of the next moments join this flush (unless the writer is done).
-            let since = s.pending_since.unwrap_or_else(Instant::now);
-            let due = last_sync
-                .map_or(since, |t| t + SYNC_EVERY)
-                .max(since + SYNC_DELAY);
-            let wait = due.saturating_duration_since(Instant::now());
-            if !wait.is_zero() && !s.closing {
-                s = wake
-                    .wait_timeout_while(s, wait, |s| !s.closing)
-                    .expect("the writer never panics holding it")
-                    .0;
-            }
-            s.pending_since = None;
-            s.requested
+            (s.requested, s.closing)
         };
-        last_sync = Some(Instant::now());
-        sync_failing.report(sync(&wal), "flush the journal's log to the disk");
-        synced = wanted;
-        checkpoints.maybe();
+        if wanted != synced {
+            sync_failing.report(sync(&wal), "flush the journal's log to the disk");
+            synced = wanted;
+            checkpoints.maybe();
+        }
+        if closing {
+            return;
+        }
     }
 }
 
@@ -236,6 +288,62 @@ fn sync(wal: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Times the thread `tid` of this process went to sleep of its own accord so far.
+    fn voluntary_switches(tid: i32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap()
+    }
+
+    /// A commit's request wakes no thread: the syncer wakes once per flush,
+    /// when it is due ([`SYNC_DELAY`] later). The journal is on a tmpfs
+    /// (`/dev/shm`), where a flush waits for no disk, so that every time
+    /// the thread slept is counted.
+    #[test]
+    fn a_request_wakes_nobody_and_the_flush_comes_when_due() {
+        let dir = tempfile::tempdir_in("/dev/shm").expect("a tmpfs at /dev/shm");
+        let path = dir.path().join("j.db");
+        let writer = crate::journal::schema::open_writer(&path).unwrap();
+        writer
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('k', zeroblob(4000))",
+                [],
+            )
+            .unwrap();
+        let s = Syncer::start(path.clone()).unwrap();
+        let tid = loop {
+            match s.tid.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => std::thread::sleep(Duration::from_millis(1)),
+                t => break t,
+            }
+        };
+        let synced = || s.shared.state.lock().unwrap().last_sync;
+        for round in 0..3 {
+            std::thread::sleep(SYNC_EVERY + Duration::from_millis(20)); // asleep, the next flush due at once
+            let (before, last) = (voluntary_switches(tid), synced());
+            let asked = Instant::now();
+            s.request();
+            s.request(); // joins the first one's flush
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let flushed = loop {
+                match synced() {
+                    Some(t) if Some(t) != last => break t,
+                    _ => {}
+                }
+                assert!(Instant::now() < deadline, "no flush came");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert!(flushed >= asked + SYNC_DELAY, "flushed before it was due");
+            std::thread::sleep(Duration::from_millis(20));
+            let woken = voluntary_switches(tid) - before;
+            assert_eq!(woken, 1, "round {round}: {woken} wakeups for one flush");
+        }
+        drop(s);
+    }
 
     #[test]
     fn syncs_and_checkpoints_on_request_and_ends_when_dropped() {
