@@ -9,7 +9,7 @@
 //!   when zonemon says it is [`WATCHING`].
 //! - [`log_to`], [`wait_ready`], [`which`], [`container_run_args`]: starting
 //!   daemons (dockerd, containerd) and containers.
-//! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`.
+//! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`; [`voluntary_switches`]: a thread's sleeps.
 //! - [`MemCg`], [`MEMORY_HOG`]: a memory cgroup and a program the OOM killer takes in it.
 //! - [`NatsServer`]: a JetStream `nats-server` on a loopback port (the fleet's tests and benchmark).
 //!
@@ -29,7 +29,7 @@ mod zone;
 pub use daemon::{container_run_args, log_to, wait_ready, which, NotReady};
 pub use memcg::{MemCg, MEMORY_HOG};
 pub use nats::NatsServer;
-pub use procfs::{ppid, stat_fields};
+pub use procfs::{ppid, stat_fields, voluntary_switches};
 pub use root::{in_ci, require_root, require_root_and_program, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};
 pub use zone::zone_cmd;

@@ -1,4 +1,4 @@
-//! Reading `/proc/<pid>/stat`.
+//! Reading `/proc/<pid>/stat` and a thread's `status`.
 
 use std::io;
 
@@ -21,6 +21,17 @@ pub fn ppid(pid: i32) -> Option<i32> {
     stat_fields(pid).ok()?.get(1)?.parse().ok()
 }
 
+/// How many times thread `tid` of process `pid` went to sleep of its own
+/// accord (`voluntary_ctxt_switches`): each is a wakeup to come, or one that came.
+pub fn voluntary_switches(pid: i32, tid: i32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no voluntary_ctxt_switches"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +43,11 @@ mod tests {
         assert_eq!(ppid(me), Some(unsafe { libc::getppid() }));
         assert!(stat_fields(me).unwrap().len() > 40);
         assert!(stat_fields(-1).is_err());
+        let before = voluntary_switches(me, me).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(
+            voluntary_switches(me, me).unwrap() > before,
+            "a sleep is one"
+        );
     }
 }

@@ -311,16 +311,6 @@ fn a_follower_too_far_behind_is_told_where_to_resume_and_cut() {
     assert_eq!(rest.lines().last().unwrap()["seq"], 30_000);
 }
 
-/// Times `tid` (a thread of this process) went to sleep of its own accord so far.
-fn voluntary_switches(tid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap()
-}
-
 /// A follower reading each record as it comes wakes the server's thread
 /// once per record (for the commit), not twice: its reads free room in the
 /// socket, which must not count as an event for the server (with a socket
@@ -331,19 +321,21 @@ fn a_follower_reading_along_does_not_wake_the_server() {
     let s = server(&store);
     let mut lines = s.open("/v1/events");
     let tid = s.server.as_ref().unwrap().tid();
+    let switches =
+        |tid| zonemon_testkit::voluntary_switches(std::process::id() as i32, tid).unwrap();
     let n = 300;
     // The first record through (the connection's own wakeups are done with).
     store.add("booted", 0, "warm", T0);
     assert_eq!(lines.next().unwrap()["seq"], 1);
     thread::sleep(Duration::from_millis(50));
-    let before = voluntary_switches(tid);
+    let before = switches(tid);
     for i in 1..=n {
         store.add("booted", i, "one-by-one", T0 + i as i128);
         // The record is sent and the server asleep again when the client reads it.
         thread::sleep(Duration::from_millis(3));
         assert_eq!(lines.next().unwrap()["seq"], i + 1);
     }
-    let wakeups = voluntary_switches(tid) - before;
+    let wakeups = switches(tid) - before;
     assert!(
         wakeups <= n + n / 2,
         "{wakeups} wakeups of the server's thread for {n} records, one at a time"

@@ -289,16 +289,6 @@ fn sync(wal: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Times the thread `tid` of this process went to sleep of its own accord so far.
-    fn voluntary_switches(tid: i32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap()
-    }
-
     /// A commit's request wakes no thread: the syncer wakes once per flush,
     /// when it is due ([`SYNC_DELAY`] later). The journal is on a tmpfs
     /// (`/dev/shm`), where a flush waits for no disk, so that every time
@@ -322,9 +312,11 @@ mod tests {
             }
         };
         let synced = || s.shared.state.lock().unwrap().last_sync;
+        let switches =
+            |tid| zonemon_testkit::voluntary_switches(std::process::id() as i32, tid).unwrap();
         for round in 0..3 {
             std::thread::sleep(SYNC_EVERY + Duration::from_millis(20)); // asleep, the next flush due at once
-            let (before, last) = (voluntary_switches(tid), synced());
+            let (before, last) = (switches(tid), synced());
             let asked = Instant::now();
             s.request();
             s.request(); // joins the first one's flush
@@ -339,7 +331,7 @@ mod tests {
             };
             assert!(flushed >= asked + SYNC_DELAY, "flushed before it was due");
             std::thread::sleep(Duration::from_millis(20));
-            let woken = voluntary_switches(tid) - before;
+            let woken = switches(tid) - before;
             assert_eq!(woken, 1, "round {round}: {woken} wakeups for one flush");
         }
         drop(s);
