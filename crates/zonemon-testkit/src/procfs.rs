@@ -43,10 +43,12 @@ mod tests {
         assert_eq!(ppid(me), Some(unsafe { libc::getppid() }));
         assert!(stat_fields(me).unwrap().len() > 40);
         assert!(stat_fields(-1).is_err());
-        let before = voluntary_switches(me, me).unwrap();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let before = voluntary_switches(me, tid).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(
-            voluntary_switches(me, me).unwrap() > before,
+            voluntary_switches(me, tid).unwrap() > before,
             "a sleep is one"
         );
     }
