@@ -75,12 +75,17 @@ struct State {
 }
 
 impl Shared {
-    /// Arms the timer to fire `after` from now (at least a nanosecond: zero would disarm it).
-    fn arm(&self, after: Duration) {
+    /// Arms the timer to fire `after` from now (at least a nanosecond: zero
+    /// would disarm it); false, said in the log, if it could not be (it cannot
+    /// fail with a valid timer).
+    fn arm(&self, after: Duration) -> bool {
         let after = after.max(Duration::from_nanos(1));
-        if let Err(e) = timerfd::set(&self.due, 0, after, Duration::ZERO) {
-            // Cannot happen with a valid timer; should it, the next request tries again.
-            tracing::warn!(error = %e, "arming the journal's sync timer");
+        match timerfd::set(&self.due, 0, after, Duration::ZERO) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "arming the journal's sync timer");
+                false
+            }
         }
     }
 }
@@ -126,15 +131,15 @@ impl Syncer {
             .lock()
             .expect("the syncer never panics holding it");
         s.requested += 1;
-        // Only the first request arms the timer; later ones join its flush.
+        // Only the first request arms the timer; later ones join its flush
+        // (or, should arming have failed, try again).
         if !s.pending {
-            s.pending = true;
             let now = Instant::now();
             let due = s
                 .last_sync
                 .map_or(now, |t| t + SYNC_EVERY)
                 .max(now + SYNC_DELAY);
-            self.shared.arm(due - now);
+            s.pending = self.shared.arm(due - now);
         }
     }
 }
@@ -146,9 +151,12 @@ impl Drop for Syncer {
             .lock()
             .expect("the syncer never panics holding it")
             .closing = true;
-        self.shared.arm(Duration::ZERO); // now: what is pending is synced at once
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // Now: what is pending is synced at once and the thread ends (a
+        // thread that cannot be woken is left to the process's exit).
+        if self.shared.arm(Duration::ZERO) {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
