@@ -348,8 +348,9 @@ impl DaemonLifecycle {
         let previous_seq = self.opened.marks.next_seq - 1;
         let gap_ns = self
             .opened
+            .marks
             .last_unix_ns
-            .map(|t| i64::try_from((unix_now - t).max(0)).unwrap_or(i64::MAX));
+            .map(|t| i64::try_from((unix_now - i128::from(t)).max(0)).unwrap_or(i64::MAX));
         let rebooted = self.opened.boot_id.as_ref().map(|b| b != boot_id);
         let mut start = Map::new();
         start.insert("time".into(), rfc3339_nanos(unix_now).into());

@@ -6,7 +6,10 @@
 //! retention never touches and `--retain-size` does not count: the limit
 //! bounds the history, so a host running more zones than the limit holds
 //! records of still keeps its newest history. The high-water marks in `meta`
-//! survive too, so sequence numbers and zone ids are never reused.
+//! survive too, so sequence numbers and zone ids are never reused: the
+//! writer's `next_seq` and its newest record's time, which a commit does not
+//! write (they are the newest row's), are written there before any record is
+//! deleted.
 
 use std::time::Duration;
 
@@ -14,6 +17,29 @@ use rusqlite::Connection;
 
 /// At most this many records are deleted per step.
 const STEP_ROWS: i64 = 1000;
+
+/// What the writer has written so far, kept in `meta` before records are
+/// deleted (the newest row, which says it otherwise, may go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HighWater {
+    /// The next record's `seq`.
+    pub next_seq: u64,
+    /// The time of the newest record written, if any.
+    pub last_unix_ns: Option<i64>,
+}
+
+impl HighWater {
+    /// Writes the marks to `meta` (before a deletion, in the same connection).
+    fn keep(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut put =
+            conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?;
+        put.execute(("next_seq", self.next_seq as i64))?;
+        if let Some(t) = self.last_unix_ns {
+            put.execute(("last_unix_ns", t))?;
+        }
+        Ok(())
+    }
+}
 
 /// How much of the journal to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +54,15 @@ pub struct Retention {
 
 impl Retention {
     /// Deletes at most one step's worth of the oldest records that break the
-    /// policy at `now_unix_ns`, in one transaction. Returns whether more must go.
-    /// A step that deletes nothing only reads (an index lookup and two pragmas).
-    pub fn step(&self, conn: &Connection, now_unix_ns: i128) -> rusqlite::Result<bool> {
+    /// policy at `now_unix_ns`, in one transaction, after writing `marks` to
+    /// `meta`. Returns whether more must go. A step that deletes nothing only
+    /// reads (an index lookup and two pragmas).
+    pub fn step(
+        &self,
+        conn: &Connection,
+        now_unix_ns: i128,
+        marks: HighWater,
+    ) -> rusqlite::Result<bool> {
         if let Some(age) = self.max_age {
             let cutoff = now_unix_ns - age.as_nanos() as i128;
             let cutoff = i64::try_from(cutoff).unwrap_or(i64::MIN);
@@ -38,6 +70,7 @@ impl Retention {
                 .prepare_cached("SELECT min(unix_ns) FROM events")?
                 .query_row([], |r| r.get(0))?;
             if oldest.is_some_and(|t| t < cutoff) {
+                marks.keep(conn)?;
                 let gone = conn
                     .prepare_cached(
                         "DELETE FROM events WHERE seq IN \
@@ -68,6 +101,7 @@ impl Retention {
         }
         let per_row = (history / rows).max(1);
         let excess_rows = ((history - max_bytes) / per_row + 1) as i64;
+        marks.keep(conn)?;
         let gone = conn.execute(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
             [excess_rows.clamp(1, STEP_ROWS)],

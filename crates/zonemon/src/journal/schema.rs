@@ -10,16 +10,22 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-/// The schema this zonemon writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this zonemon writes (`PRAGMA user_version`). Version 2 has
+/// the tables of version 1, but its `meta` holds `next_seq` and
+/// `last_unix_ns` only as of retention's last deletion (the newest row says
+/// them otherwise): a zonemon that knows only version 1 would read a stale
+/// `next_seq` and reuse sequence numbers, so it must refuse the file. A
+/// version-1 journal is upgraded when a writer opens it (nothing to convert).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a zonemon journal: "zone" in ASCII.
 const APPLICATION_ID: i64 = 0x7a6f_6e65;
 
 /// The tables: every record (`events`), the newest record of each zone not
 /// yet down (`live`, kept in the same transactions, never subject to
-/// retention), and the high-water marks (`meta`: `next_seq`, `max_zone_id`,
-/// `last_unix_ns`, `boot_id`), which survive retention deleting every row.
+/// retention), and the high-water marks (`meta`: `max_zone_id`, `boot_id`,
+/// and `next_seq` and `last_unix_ns` as retention last wrote them), which
+/// survive retention deleting every row.
 const CREATE: &str = "
     CREATE TABLE events (
         seq     INTEGER PRIMARY KEY,
@@ -62,6 +68,10 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
         create(&conn).with_context(|| format!("creating the journal {}", path.display()))?;
+    } else if version < SCHEMA_VERSION {
+        // Version 1: the same tables; from now on its `meta` is written as version 2's.
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .with_context(|| format!("upgrading the journal {}", path.display()))?;
     }
     conn.pragma_update(None, "journal_mode", "WAL")
         .context("switching the journal to WAL")?;
@@ -165,6 +175,24 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_journal_is_read_and_upgraded_by_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        drop(open_writer(&path).unwrap());
+        let version = |c: &Connection| -> i64 {
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 1)
+            .unwrap();
+        assert_eq!(version(&open_reader(&path).unwrap()), 1, "read as it is");
+        assert_eq!(version(&open_writer(&path).unwrap()), SCHEMA_VERSION);
+        assert_eq!(version(&open_reader(&path).unwrap()), SCHEMA_VERSION);
     }
 
     #[test]

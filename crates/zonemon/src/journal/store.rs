@@ -26,8 +26,6 @@ use crate::store::{EventStore, StoredRecord};
 pub struct Opened {
     /// Where the writer continues.
     pub marks: Marks,
-    /// The time of the newest record written (even if retention deleted it since).
-    pub last_unix_ns: Option<i128>,
     /// The host boot the last daemon ran in (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: Option<String>,
     /// The newest record of every zone the journal has not seen go down, by zone id.
@@ -54,12 +52,25 @@ pub fn opened(conn: &Connection) -> Result<Opened> {
             record(seq, None, &json)
         })
         .collect::<Result<Vec<_>>>()?;
+    // A commit does not write `next_seq` or the newest record's time to
+    // `meta` (retention does, before it deletes rows): they are the newest row's.
+    let newest: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT seq, unix_ns FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .context("reading the journal's newest record")?;
+    let kept_next = meta("next_seq")?.unwrap_or(1);
+    let next_seq = newest.map_or(kept_next, |(seq, _)| kept_next.max(seq + 1));
+    let last_unix_ns = newest.map(|(_, t)| t).or(meta("last_unix_ns")?);
     Ok(Opened {
         marks: Marks {
-            next_seq: meta("next_seq")?.unwrap_or(1).max(1) as u64,
+            next_seq: next_seq.max(1) as u64,
             max_zone_id: meta("max_zone_id")?.unwrap_or(0).max(0) as u64,
+            last_unix_ns,
         },
-        last_unix_ns: meta("last_unix_ns")?.map(i128::from),
         boot_id,
         live,
     })

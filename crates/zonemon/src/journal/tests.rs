@@ -142,6 +142,10 @@ fn seq_and_zone_ids_continue_across_reopening_and_retention() {
     w.commit(life(7, 10));
     w.commit(life(8, 20).into_iter().take(2).collect());
     drop(w);
+    // Commits leave the marks to the newest row: read back from it.
+    let before = opened(&schema::open_reader(&path).unwrap()).unwrap().marks;
+    assert_eq!((before.next_seq, before.max_zone_id), (7, 8));
+    assert!(before.last_unix_ns.is_some());
     // Retention deletes every record older than a millisecond (all of them).
     let (w, _) = writer(
         &path,
@@ -163,6 +167,10 @@ fn seq_and_zone_ids_continue_across_reopening_and_retention() {
         (again.marks.next_seq, again.marks.max_zone_id),
         (7, 8),
         "marks survive retention"
+    );
+    assert_eq!(
+        again.marks.last_unix_ns, before.last_unix_ns,
+        "so does the newest record's time (the daemon's absence is measured from it)"
     );
     // Zone 8 is still running: its newest record is kept out of retention's reach.
     assert_eq!(again.live.len(), 1);
@@ -210,8 +218,9 @@ fn trim_to(conn: &rusqlite::Connection, limit: u64) {
         max_age: None,
         max_bytes: Some(limit),
     };
+    let marks = opened(conn).unwrap().marks.high_water();
     let mut steps = 0;
-    while retention.step(conn, 0).unwrap() {
+    while retention.step(conn, 0, marks).unwrap() {
         steps += 1;
         assert!(steps < 100, "retention does not converge");
     }

@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 use zonemon_core::output::{lost_json, to_json, WallClock};
 use zonemon_core::ZoneEvent;
 
-use super::retention::Retention;
+use super::retention::{HighWater, Retention};
 use super::store::Shared;
 use super::syncer::Syncer;
 use crate::store::StoredRecord;
@@ -103,6 +103,18 @@ pub struct Marks {
     pub next_seq: u64,
     /// The highest zone id the journal ever held.
     pub max_zone_id: u64,
+    /// The time of the newest record written (even if retention deleted it since).
+    pub last_unix_ns: Option<i64>,
+}
+
+impl Marks {
+    /// What retention keeps in `meta` before it deletes records.
+    pub fn high_water(&self) -> HighWater {
+        HighWater {
+            next_seq: self.next_seq,
+            last_unix_ns: self.last_unix_ns,
+        }
+    }
 }
 
 /// The writer's state.
@@ -465,21 +477,22 @@ impl Writer {
                     None => {}
                 }
             }
+            // `next_seq` and the newest record's time are the newest row's: written
+            // to `meta` only before retention deletes rows (two pages less per commit).
             let mut meta =
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?;
-            meta.execute(params!["next_seq", marks.next_seq as i64])?;
             if marks.max_zone_id != self.marks.max_zone_id {
                 meta.execute(params!["max_zone_id", marks.max_zone_id as i64])?;
-            }
-            if let Some(t) = last_unix_ns {
-                meta.execute(params!["last_unix_ns", t])?;
             }
             if let Some(id) = boot_id {
                 meta.execute(params!["boot_id", id])?;
             }
         }
         tx.commit()?;
-        self.marks = marks;
+        self.marks = Marks {
+            last_unix_ns: last_unix_ns.or(marks.last_unix_ns),
+            ..marks
+        };
         for (zone, row) in newest {
             if row.is_some() {
                 self.in_live.insert(zone);
@@ -494,7 +507,10 @@ impl Writer {
     fn retention_step(&mut self) -> bool {
         self.retention_checked = Instant::now();
         let now = self.clock.unix_ns(zonemon_core::clock::boot_time_ns());
-        match self.retention.step(&self.conn, now) {
+        match self
+            .retention
+            .step(&self.conn, now, self.marks.high_water())
+        {
             Ok(more) => more,
             Err(e) => {
                 eprintln!(
