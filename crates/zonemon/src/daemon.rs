@@ -189,15 +189,14 @@ fn journal_priority(daemon: Priority) -> Priority {
     }
 }
 
-/// Keeps the journal's gauges current: its last `seq` and its size on disk (with its WAL).
+/// Keeps the journal's last `seq` gauge current, and has its size measured
+/// when the metrics are scraped.
 fn journal_gauges(m: Metrics, path: PathBuf) -> crate::journal::writer::Subscriber {
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    m.journal_bytes.measure(path);
     Box::new(move |batch| {
         if let Some(last) = batch.last() {
             m.journal_seq.set(last.seq as i64);
         }
-        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        m.journal_bytes.set((size(&path) + size(&wal)) as i64);
     })
 }
 

@@ -12,8 +12,12 @@ mod server;
 mod sink;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -66,8 +70,9 @@ pub struct Metrics {
     pub ring_buffer_bytes: IntGauge,
     /// The journal's last committed `seq` (daemon only).
     pub journal_seq: IntGauge,
-    /// The journal's size on disk, its write-ahead log included (daemon only).
-    pub journal_bytes: IntGauge,
+    /// The journal's size on disk, its write-ahead log included (daemon only),
+    /// measured when the metrics are scraped.
+    pub journal_bytes: JournalBytes,
     /// Hook runs made, by hook (the configured names: a bounded set).
     pub hook_runs: IntCounterVec,
     /// Hook runs that failed (a non-zero exit, a signal, not started), by hook.
@@ -170,9 +175,16 @@ impl Metrics {
                 "Bytes of the kernel-to-user ring buffer holding records not yet read",
             ),
             journal_seq: gauge("journal_seq", "The journal's last committed sequence number"),
-            journal_bytes: gauge(
-                "journal_bytes",
-                "The journal's size on disk, its write-ahead log included",
+            journal_bytes: register(
+                &reg,
+                JournalBytes {
+                    gauge: IntGauge::new(
+                        "journal_bytes",
+                        "The journal's size on disk, its write-ahead log included",
+                    )
+                    .expect("valid"),
+                    path: Arc::new(OnceLock::new()),
+                },
             ),
             hook_runs: per_hook("hook_runs_total", "Hook runs made, by hook"),
             hook_failures: per_hook(
@@ -201,6 +213,39 @@ impl Metrics {
             ),
         };
         (m, reg)
+    }
+}
+
+/// The journal's size on disk with its write-ahead log, measured (two
+/// `stat`s) when the metrics are gathered, not on the journal writer's
+/// thread after every commit.
+#[derive(Clone, Debug)]
+pub struct JournalBytes {
+    gauge: IntGauge,
+    /// The journal's path, once the daemon has opened it.
+    path: Arc<OnceLock<PathBuf>>,
+}
+
+impl JournalBytes {
+    /// From now on the gauge measures the journal at `path` (and its `-wal` file).
+    pub fn measure(&self, path: PathBuf) {
+        let _ = self.path.set(path);
+    }
+}
+
+impl Collector for JournalBytes {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        if let Some(path) = self.path.get() {
+            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            self.gauge.set((size(path) + size(Path::new(&wal))) as i64);
+        }
+        self.gauge.collect()
     }
 }
 
@@ -234,6 +279,23 @@ mod tests {
         ] {
             assert!(text.contains(line), "lacks {line}:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_journal_is_measured_when_scraped() {
+        let (m, reg) = Metrics::new();
+        assert!(
+            encode(&reg).contains("zonemon_journal_bytes 0"),
+            "no journal yet"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        std::fs::write(&path, vec![0u8; 4096]).unwrap();
+        m.journal_bytes.measure(path.clone());
+        assert!(encode(&reg).contains("zonemon_journal_bytes 4096"));
+        std::fs::write(dir.path().join("journal.db-wal"), vec![0u8; 1000]).unwrap();
+        let text = encode(&reg);
+        assert!(text.contains("zonemon_journal_bytes 5096"), "{text}");
     }
 
     #[test]
