@@ -38,7 +38,8 @@ impl ConnIo {
         })
     }
 
-    /// Whether a write would block now, waiting (registered) until it might not.
+    /// After a write that would have blocked: waits, registered for
+    /// writability, until the socket may have room again.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.full.is_none() {
             let dup = self.stream.get_ref().as_fd().try_clone_to_owned()?;
