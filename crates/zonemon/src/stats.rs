@@ -105,17 +105,12 @@ impl Calls {
 
 /// The calling thread's CPU time (ns) and context switches so far, voluntary and not.
 fn thread_usage() -> (u64, u64) {
-    // SAFETY: zeroed timespec and rusage are valid out-parameters for these calls.
-    unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        (
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-            (ru.ru_nvcsw + ru.ru_nivcsw) as u64,
-        )
-    }
+    let cpu = zonemon_core::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64;
+    // SAFETY: a zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD of the calling thread into a valid rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    (cpu, (ru.ru_nvcsw + ru.ru_nivcsw) as u64)
 }
 
 impl Stats {
