@@ -21,6 +21,8 @@ mod store;
 mod systemd;
 #[cfg(test)]
 mod testsink;
+#[cfg(test)]
+mod thread_tid;
 mod timeline;
 mod timerfd;
 mod top;

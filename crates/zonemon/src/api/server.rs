@@ -101,7 +101,7 @@ pub struct ApiServer {
     thread: Option<JoinHandle<Result<()>>>,
     /// The server thread's id in the kernel (for tests that read its `/proc` entry).
     #[cfg(test)]
-    tid: Arc<std::sync::atomic::AtomicI32>,
+    tid: crate::thread_tid::ThreadTid,
 }
 
 /// Starts serving `store` on `config.socket` and returns once the socket
@@ -131,18 +131,14 @@ pub fn serve(
     };
     let priority = config.priority;
     #[cfg(test)]
-    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let tid = crate::thread_tid::ThreadTid::default();
     #[cfg(test)]
-    let tid_set = Arc::clone(&tid);
+    let tid_set = tid.clone();
     let thread = thread::Builder::new()
         .name("zonemon-api".into())
         .spawn(move || {
             #[cfg(test)]
-            // SAFETY: gettid has no preconditions.
-            tid_set.store(
-                unsafe { libc::gettid() },
-                std::sync::atomic::Ordering::SeqCst,
-            );
+            tid_set.record();
             if let Err(e) = priority.try_apply() {
                 eprintln!(
                     "zonemon: warning: the local API's thread (which runs the journal's writer) \
@@ -187,7 +183,7 @@ impl ApiServer {
     /// The server thread's id in the kernel.
     #[cfg(test)]
     pub fn tid(&self) -> i32 {
-        self.tid.load(std::sync::atomic::Ordering::SeqCst)
+        self.tid.get()
     }
 
     fn shut(&mut self) -> Result<()> {

@@ -52,7 +52,7 @@ pub struct Syncer {
     thread: Option<JoinHandle<()>>,
     /// The syncer thread's id in the kernel (for tests that read its `/proc` entry).
     #[cfg(test)]
-    tid: Arc<std::sync::atomic::AtomicI32>,
+    tid: crate::thread_tid::ThreadTid,
 }
 
 /// What the writer and the syncer share.
@@ -100,18 +100,14 @@ impl Syncer {
         });
         let theirs = Arc::clone(&shared);
         #[cfg(test)]
-        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let tid = crate::thread_tid::ThreadTid::default();
         #[cfg(test)]
-        let tid_set = Arc::clone(&tid);
+        let tid_set = tid.clone();
         let thread = std::thread::Builder::new()
             .name("zonemon-sync".into())
             .spawn(move || {
                 #[cfg(test)]
-                // SAFETY: gettid has no preconditions.
-                tid_set.store(
-                    unsafe { libc::gettid() },
-                    std::sync::atomic::Ordering::SeqCst,
-                );
+                tid_set.record();
                 run(&theirs, &journal)
             })
             .context("starting the journal's sync thread")?;
@@ -313,12 +309,7 @@ mod tests {
             )
             .unwrap();
         let s = Syncer::start(path.clone()).unwrap();
-        let tid = loop {
-            match s.tid.load(std::sync::atomic::Ordering::SeqCst) {
-                0 => std::thread::sleep(Duration::from_millis(1)),
-                t => break t,
-            }
-        };
+        let tid = s.tid.get();
         let synced = || s.shared.state.lock().unwrap().last_sync;
         let switches =
             |tid| zonemon_testkit::voluntary_switches(std::process::id() as i32, tid).unwrap();
