@@ -417,7 +417,6 @@ impl Writer {
         // batch never touches it.
         let mut newest: BTreeMap<u64, Option<(u64, Arc<str>)>> = BTreeMap::new();
         let tx = self.conn.transaction()?;
-        let mut last_unix_ns = None;
         let mut boot_id = None;
         {
             let mut insert = tx.prepare_cached(
@@ -454,7 +453,7 @@ impl Writer {
                         .and_then(Value::as_str)
                         .map(String::from);
                 }
-                last_unix_ns = Some(time);
+                marks.last_unix_ns = Some(time);
                 committed.push(StoredRecord {
                     seq,
                     unix_ns,
@@ -489,10 +488,7 @@ impl Writer {
             }
         }
         tx.commit()?;
-        self.marks = Marks {
-            last_unix_ns: last_unix_ns.or(marks.last_unix_ns),
-            ..marks
-        };
+        self.marks = marks;
         for (zone, row) in newest {
             if row.is_some() {
                 self.in_live.insert(zone);
