@@ -126,6 +126,9 @@ enum Version {
     Sqlite(sqlite::Version),
 }
 
+/// A lookup of a container in one of libpod's state files, in the directory given.
+type LookIn = fn(&mut ConfigCache, &Path, &str, &[Version]) -> Answer;
+
 /// What one state file said of a container.
 enum Answer {
     /// Its config, in this version of the file.
@@ -168,11 +171,14 @@ impl ConfigCache {
         }
         let known = self.missed.get(id).cloned().unwrap_or_default();
         let mut missed = Vec::new();
-        for answer in [
-            self.look_in_bolt(state_dir, id, &known),
-            self.look_in_sqlite(graph_root, id, &known),
-        ] {
-            match answer {
+        // One state after the other: the SQLite state is opened only when the BoltDB state
+        // has not the container.
+        let states: [(LookIn, &Path); 2] = [
+            (Self::look_in_bolt, state_dir),
+            (Self::look_in_sqlite, graph_root),
+        ];
+        for (look, dir) in states {
+            match look(self, dir, id, &known) {
                 Answer::Found(c, v) => {
                     let c = Arc::new(c);
                     if self.found.len() >= CAP {
@@ -546,6 +552,7 @@ mod tests {
         // In both: BoltDB's, as Podman 5 with both files uses BoltDB.
         let p = c.get(&dir, &graph, PLAIN).unwrap();
         assert_eq!(p.name.as_deref(), Some("zmt-plain"));
+        assert_eq!(c.reads(), 1, "found in BoltDB: the SQLite state not read");
         // Only in the SQLite state (database_backend = "sqlite"): found there.
         let s = c.get(&dir, &graph, &sqlite_id).unwrap();
         assert_eq!(s.name.as_deref(), Some("only-in-sqlite"));
