@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::fsread::{self, FileCache, MAX_STATE_FILE};
+use super::fsread::{self, FileCache, Miss, MAX_STATE_FILE};
 use super::jsonpick::{annotations, SPEC_KEYS};
 use super::probe::Probe;
 use super::resolver::{resolved, resolved_k8s, valid_id, RuntimeResolver};
@@ -115,9 +115,11 @@ impl Containerd {
         let info = self
             .cache
             .get(dir, &task.join("config.json"), MAX_STATE_FILE, parse_bundle)?;
+        // Found in the same kept directory as the spec: not written yet (runc is still making
+        // the init) needs no check of the directory's path.
         let init = self
             .cache
-            .read_beneath(dir, &task.join("init.pid"), 64)
+            .read_beneath(dir, &task.join("init.pid"), 64, Miss::Taken)
             .and_then(|b| parse_pid_file(&b));
         match init {
             Some(p) if p != probe.facts().init_pid => None,

@@ -155,13 +155,29 @@ const MAX_KEPT_DIRS: usize = 8;
 /// is not checked so: a directory renamed away whole, with its files, and
 /// made anew under its old path would be read from until a name is missing
 /// in it (runtimes make their state directories once, and empty them before
-/// they remove them).
+/// they remove them). A lookup may also take a name missing as it is
+/// ([`Miss::Taken`]), when a stale directory could not mislead it more than
+/// the file it just found there.
 #[derive(Debug, Default)]
 pub struct KeptDirs {
     /// (path, open directory, its device and inode).
     open: Vec<(PathBuf, OwnedFd, (u64, u64))>,
     /// Directories opened by their path (for tests).
     opens: u64,
+    /// Kept directories checked against their path after a miss (for tests).
+    checks: u64,
+}
+
+/// What a name missing in a kept directory leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// The directory's path is `stat`ed, and looked in again if it leads
+    /// elsewhere now: what a fresh open would find is found.
+    Checked,
+    /// Taken as it is, without a system call: for a file looked up right
+    /// after another one found in the same kept directory, whose absence
+    /// says nothing a stale directory would not already have said.
+    Taken,
 }
 
 impl KeptDirs {
@@ -172,10 +188,24 @@ impl KeptDirs {
 
     /// [`open_beneath`] through the kept directory `dir`, opened (and kept) if it is not yet.
     pub fn open_beneath(&mut self, dir: &Path, rel: &Path) -> Option<(File, FileKey)> {
+        self.open_beneath_or(dir, rel, Miss::Checked)
+    }
+
+    /// [`KeptDirs::open_beneath`], a name missing in a kept directory leading to `miss`.
+    pub fn open_beneath_or(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        miss: Miss,
+    ) -> Option<(File, FileKey)> {
         if let Some(i) = self.open.iter().position(|(p, ..)| p == dir) {
             if let Some(fd) = open_in(&self.open[i].1, dir, rel) {
                 return regular(fd);
             }
+            if miss == Miss::Taken {
+                return None;
+            }
+            self.checks += 1;
             let still = std::fs::metadata(dir).is_ok_and(|m| {
                 use std::os::unix::fs::MetadataExt;
                 (m.dev(), m.ino()) == self.open[i].2
@@ -199,15 +229,26 @@ impl KeptDirs {
     }
 
     /// The file `rel` below the kept directory `dir` whole, if it is a regular
-    /// file of at most `max` bytes (opened as [`KeptDirs::open_beneath`] opens it).
-    pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
-        let (mut f, key) = self.open_beneath(dir, rel)?;
+    /// file of at most `max` bytes (opened as [`KeptDirs::open_beneath_or`] opens it).
+    pub fn read_beneath(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        max: u64,
+        miss: Miss,
+    ) -> Option<Vec<u8>> {
+        let (mut f, key) = self.open_beneath_or(dir, rel, miss)?;
         read_capped(&mut f, key.size(), max)
     }
 
     /// How many directories were opened by their path.
     pub fn opens(&self) -> u64 {
         self.opens
+    }
+
+    /// How many times a kept directory was checked against its path after a miss.
+    pub fn checks(&self) -> u64 {
+        self.checks
     }
 }
 
@@ -452,7 +493,19 @@ impl<V: Clone> FileCache<V> {
         max: u64,
         parse: impl FnOnce(&[u8]) -> Option<V>,
     ) -> Option<V> {
-        let (mut f, key) = self.dirs.open_beneath(dir, rel)?;
+        self.get_or(dir, rel, max, Miss::Checked, parse)
+    }
+
+    /// [`FileCache::get`], a name missing in a kept directory leading to `miss`.
+    pub fn get_or(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        max: u64,
+        miss: Miss,
+        parse: impl FnOnce(&[u8]) -> Option<V>,
+    ) -> Option<V> {
+        let (mut f, key) = self.dirs.open_beneath_or(dir, rel, miss)?;
         let path = dir.join(rel);
         if let Some((k, v)) = self.map.get(&path) {
             if *k == key {
@@ -469,8 +522,14 @@ impl<V: Clone> FileCache<V> {
 
     /// The file `rel` below `dir` whole, not parsed nor remembered
     /// ([`KeptDirs::read_beneath`], through the directories this cache keeps open).
-    pub fn read_beneath(&mut self, dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
-        self.dirs.read_beneath(dir, rel, max)
+    pub fn read_beneath(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        max: u64,
+        miss: Miss,
+    ) -> Option<Vec<u8>> {
+        self.dirs.read_beneath(dir, rel, max, miss)
     }
 
     /// Number of files remembered.
@@ -492,7 +551,7 @@ mod tests {
 
     /// A file below `dir` read as a lookup reads it the first time, its directory opened by its path.
     fn read_beneath(dir: &Path, rel: &Path, max: u64) -> Option<Vec<u8>> {
-        KeptDirs::new().read_beneath(dir, rel, max)
+        KeptDirs::new().read_beneath(dir, rel, max, Miss::Checked)
     }
 
     #[test]
@@ -624,15 +683,20 @@ mod tests {
         t.write("state/a/f", "1");
         let dir = t.path("state");
         let mut kept = KeptDirs::new();
-        let read = |k: &mut KeptDirs, rel: &str| {
-            k.read_beneath(&dir, Path::new(rel), 100)
+        let read_or = |k: &mut KeptDirs, rel: &str, miss| {
+            k.read_beneath(&dir, Path::new(rel), 100, miss)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
         };
+        let read = |k: &mut KeptDirs, rel: &str| read_or(k, rel, Miss::Checked);
         assert_eq!(read(&mut kept, "a/f").as_deref(), Some("1"));
         t.write("state/a/g", "2");
         assert_eq!(read(&mut kept, "a/g").as_deref(), Some("2"));
+        assert_eq!(kept.checks(), 0, "what is found is not checked");
         assert_eq!(read(&mut kept, "a/missing"), None);
-        assert_eq!(kept.opens(), 1, "one directory open for all three");
+        assert_eq!(kept.checks(), 1, "a miss is checked");
+        assert_eq!(read_or(&mut kept, "a/missing", Miss::Taken), None);
+        assert_eq!(kept.checks(), 1, "a miss taken as it is: no stat");
+        assert_eq!(kept.opens(), 1, "one directory open for all of them");
         // Made anew (another inode at the same path): opened again, its files found.
         std::fs::rename(&dir, t.path("old")).unwrap();
         t.write("state/a/h", "3");
@@ -651,6 +715,14 @@ mod tests {
         std::os::unix::fs::symlink(t.path("older/a"), t.path("old/b")).unwrap();
         assert_eq!(read(&mut kept, "b/h"), None);
         assert_eq!(read(&mut kept, "../older/a/h"), None);
+        // A miss taken as it is says what the kept directory holds, even when the path leads
+        // elsewhere now: for a lookup that just found another file there.
+        let opens = kept.opens();
+        std::fs::remove_file(&dir).unwrap();
+        t.write("state/a/i", "4");
+        assert_eq!(read_or(&mut kept, "a/i", Miss::Taken), None);
+        assert_eq!(read(&mut kept, "a/i").as_deref(), Some("4"));
+        assert_eq!(kept.opens(), opens + 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::fsread::{self, FileCache, MAX_STATE_FILE};
+use super::fsread::{self, FileCache, Miss, MAX_STATE_FILE};
 use super::probe::{Ancestor, Probe};
 use super::procfs;
 use super::resolver::{resolved, valid_id};
@@ -136,8 +136,14 @@ impl OciResolver {
     }
 
     fn state(&mut self, dir: &Path, id: &str) -> Option<OciState> {
+        self.state_or(dir, id, Miss::Checked)
+    }
+
+    /// Container `id`'s state, a missing state file leading to `miss`.
+    fn state_or(&mut self, dir: &Path, id: &str, miss: Miss) -> Option<OciState> {
         let rel = PathBuf::from(id).join(self.rt.state_file);
-        self.cache.get(dir, &rel, MAX_STATE_FILE, self.rt.parse)
+        self.cache
+            .get_or(dir, &rel, MAX_STATE_FILE, miss, self.rt.parse)
     }
 
     /// Whether container `id`'s state file exists in any form (even a symlink or garbage).
@@ -188,9 +194,11 @@ impl OciResolver {
         let pid = probe.facts().init_pid;
         if let Some((_, id, _)) = argv {
             // This runtime is making the zone right now under that id: its state, once written,
-            // is the only one that can record this init, so no directory scan is needed.
+            // is the only one that can record this init, so no directory scan is needed. Not
+            // written yet (the usual case), the command line names the zone all the same: the
+            // state directory's path is not checked again.
             if self
-                .state(&dir, id)
+                .state_or(&dir, id, Miss::Taken)
                 .is_some_and(|s| Self::matches(probe, &s))
             {
                 return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
