@@ -79,7 +79,7 @@ pub struct Stats {
 }
 
 /// Resolver calls: their wall-clock and on-CPU durations, and how many were
-/// switched out at least once (preempted, or asleep) while they ran.
+/// switched out at least once while they ran: asleep in a system call, or preempted.
 #[derive(Debug, Default)]
 pub struct Calls {
     /// Wall-clock durations.
@@ -88,6 +88,10 @@ pub struct Calls {
     pub cpu: Samples,
     /// Calls during which the thread was switched out.
     pub switched: u64,
+    /// Of those, the calls during which it slept (a voluntary switch: it waited for something).
+    pub blocked: u64,
+    /// Of those, the calls during which it was preempted (an involuntary switch).
+    pub preempted: u64,
 }
 
 impl Calls {
@@ -99,18 +103,20 @@ impl Calls {
             "cpu_p50": self.cpu.percentile(50.0),
             "cpu_p99": self.cpu.percentile(99.0),
             "switched": self.switched,
+            "blocked": self.blocked,
+            "preempted": self.preempted,
         })
     }
 }
 
-/// The calling thread's CPU time (ns) and context switches so far, voluntary and not.
-fn thread_usage() -> (u64, u64) {
+/// The calling thread's CPU time (ns) and context switches so far: (cpu, voluntary, involuntary).
+fn thread_usage() -> (u64, u64, u64) {
     let cpu = zonemon_core::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) as u64;
     // SAFETY: a zeroed rusage is a valid out-parameter for getrusage.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_THREAD of the calling thread into a valid rusage.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    (cpu, (ru.ru_nvcsw + ru.ru_nivcsw) as u64)
+    (cpu, ru.ru_nvcsw as u64, ru.ru_nivcsw as u64)
 }
 
 impl Stats {
@@ -156,11 +162,15 @@ impl<R> TimedResolver<R> {
 impl<R: NameResolver> NameResolver for TimedResolver<R> {
     fn lookup(&mut self, facts: &ZoneFacts<'_>) -> Lookup {
         // The CPU clock and the switches are read outside the wall-clock window.
-        let (cpu_before, switches_before) = thread_usage();
+        let (cpu_before, slept_before, preempted_before) = thread_usage();
         let start = Instant::now();
         let answer = self.inner.lookup(facts);
         let ns = start.elapsed().as_nanos() as u64;
-        let (cpu_after, switches_after) = thread_usage();
+        let (cpu_after, slept_after, preempted_after) = thread_usage();
+        let (slept, preempted) = (
+            slept_after > slept_before,
+            preempted_after > preempted_before,
+        );
         let found = match &answer {
             Lookup::Named(name) => Some(name),
             Lookup::NotYet | Lookup::Never => None,
@@ -181,7 +191,9 @@ impl<R: NameResolver> NameResolver for TimedResolver<R> {
             .expect("inserted above");
         calls.wall.push(ns);
         calls.cpu.push(cpu_after.saturating_sub(cpu_before));
-        calls.switched += u64::from(switches_after > switches_before);
+        calls.switched += u64::from(slept || preempted);
+        calls.blocked += u64::from(slept);
+        calls.preempted += u64::from(preempted);
         answer
     }
 }
@@ -240,6 +252,7 @@ mod tests {
         assert!(none["p99"].as_u64().unwrap() >= 2_000_000, "{none}");
         assert!(none["cpu_p99"].as_u64().unwrap() < 1_000_000, "{none}");
         assert!(none["switched"].as_u64().unwrap() >= 1, "the sleep: {none}");
+        assert!(none["blocked"].as_u64().unwrap() >= 1, "the sleep: {none}");
     }
 
     #[test]
