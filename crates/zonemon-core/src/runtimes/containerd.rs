@@ -21,7 +21,11 @@
 //! containerd's state root is not always `/run/containerd` (k3s and RKE2 use
 //! `/run/k3s/containerd`, a dockerd-started containerd `/run/docker/containerd`,
 //! any containerd `--state`): the shim's working directory says where the
-//! task bundles are, wherever that is.
+//! task bundles are, wherever that is. It is read only when needed: when the
+//! kernel lists a shim above the init and the init's cgroup names a task
+//! whose bundle is in a task directory already known (containerd's default,
+//! or one a shim's working directory showed before), that bundle names the
+//! zone (its `init.pid`, once written, must be the init all the same).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,10 +90,17 @@ pub fn parse_pid_file(bytes: &[u8]) -> Option<u32> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
+/// Most task directories remembered from shims' working directories.
+const MAX_KNOWN_DIRS: usize = 4;
+
 /// Names containerd's tasks from their bundles.
 pub struct Containerd {
     root: Arc<Path>,
     cache: FileCache<BundleInfo>,
+    /// The task directories known (containerd's default first, then those
+    /// shims' working directories showed), looked in before a shim's
+    /// working directory is read.
+    known: Vec<PathBuf>,
 }
 
 impl Containerd {
@@ -98,23 +109,39 @@ impl Containerd {
         Containerd {
             root: Arc::from(root),
             cache: FileCache::new(1024),
+            known: vec![root.join(TASK_DIR)],
+        }
+    }
+
+    /// Remembers the task directory `dir`, shown by a shim's working directory.
+    fn learn(&mut self, dir: &Path) {
+        if !self.known.iter().any(|k| k == dir) {
+            if self.known.len() > MAX_KNOWN_DIRS {
+                self.known.remove(1); // the default stays
+            }
+            self.known.push(dir.to_path_buf());
         }
     }
 
     /// The bundle of task `ns/id` in the task directory `dir`, if it exists and, when its
-    /// init's PID is known, that is `pid` (or `strict`: the PID must be known and match).
+    /// init's PID is known, that is `pid` (or `strict`: the PID must be known and match);
+    /// a missing spec leads to `miss`.
     fn bundle(
         &mut self,
         probe: &Probe<'_>,
         dir: &Path,
-        ns: &str,
-        id: &str,
+        (ns, id): (&str, &str),
         strict: bool,
+        miss: Miss,
     ) -> Option<BundleInfo> {
         let task = PathBuf::from(ns).join(id);
-        let info = self
-            .cache
-            .get(dir, &task.join("config.json"), MAX_STATE_FILE, parse_bundle)?;
+        let info = self.cache.get_or(
+            dir,
+            &task.join("config.json"),
+            MAX_STATE_FILE,
+            miss,
+            parse_bundle,
+        )?;
         // Found in the same kept directory as the spec: not written yet (runc is still making
         // the init) needs no check of the directory's path.
         let init = self
@@ -201,14 +228,14 @@ impl Containerd {
         // From the cgroup: the bundle must exist, and its init.pid match when written.
         for ns in nss {
             for id in ids {
-                if let Some(b) = self.bundle(probe, dir, ns, id, false) {
+                if let Some(b) = self.bundle(probe, dir, (ns, id), false, Miss::Checked) {
                     return Self::named(id, &b);
                 }
             }
         }
         let shim = shim?;
         // The shim's own task (ctr: one shim per container), before runc has written init.pid…
-        if let Some(b) = self.bundle(probe, dir, &shim.ns, &shim.id, false) {
+        if let Some(b) = self.bundle(probe, dir, (&shim.ns, &shim.id), false, Miss::Checked) {
             return Self::named(&shim.id, &b);
         }
         // …or another task of the shim's (a pod's container): the one whose init.pid is ours.
@@ -217,7 +244,7 @@ impl Containerd {
             .take(MAX_SCAN)
         {
             if valid_id(id) && *id != shim.id {
-                if let Some(b) = self.bundle(probe, dir, &shim.ns, id, true) {
+                if let Some(b) = self.bundle(probe, dir, (&shim.ns, id), true, Miss::Checked) {
                     return Self::named(id, &b);
                 }
             }
@@ -238,9 +265,48 @@ pub const SHIM: &[&str] = &["containerd-shim*"];
 /// containerd's processes that may be above its tasks' inits (the shim first).
 const PROCESSES: &[&str] = &["containerd-shim*", "containerd"];
 
+/// The containerd namespaces and task ids the init's cgroups suggest, each once.
+fn cgroup_candidates(probe: &Probe<'_>, nss: &mut Vec<String>, ids: &mut Vec<String>) {
+    for path in probe.cgroups() {
+        if let Some(id) = cgroup::prefixed_id(path, "cri-containerd-") {
+            push(ids, id);
+            push(nss, K8S_NAMESPACE);
+        } else if let Some(id) = cgroup::last(path) {
+            push(ids, id);
+            // `/kubepods/…/pod<uid>/<id>`: the parent is the pod, not a namespace.
+            if let Some(ns) = cgroup::parent(path).filter(|_| !path.contains("/kubepods")) {
+                push(nss, ns);
+            }
+            push(nss, K8S_NAMESPACE);
+        }
+    }
+}
+
 impl RuntimeResolver for Containerd {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        if probe.lists_one_of(SHIM) == Some(true) {
+            // The kernel lists a shim above: the task the cgroup names, in a known directory.
+            // A miss there is taken as it is: the shim's own directory is looked in below.
+            let (mut nss, mut ids) = (Vec::new(), Vec::new());
+            cgroup_candidates(probe, &mut nss, &mut ids);
+            let known = std::mem::take(&mut self.known);
+            let found = known.iter().find_map(|dir| {
+                nss.iter()
+                    .flat_map(|ns| ids.iter().map(move |id| (ns, id)))
+                    .find_map(|(ns, id)| {
+                        let b = self.bundle(probe, dir, (ns, id), false, Miss::Taken)?;
+                        Some((id, b))
+                    })
+            });
+            self.known = known;
+            if let Some((id, b)) = found {
+                return Self::named(id, &b);
+            }
+        }
         let shim = shim_tasks(probe).into_iter().next();
+        if let Some(s) = &shim {
+            self.learn(&s.dir);
+        }
         let kubernetes_cgroup = probe.cgroups().iter().any(|p| {
             p.contains("/kubepods") || cgroup::prefixed_id(p, "cri-containerd-").is_some()
         });
@@ -253,18 +319,7 @@ impl RuntimeResolver for Containerd {
         if let Some(s) = &shim {
             push(&mut nss, &s.ns);
         }
-        for path in probe.cgroups() {
-            if let Some(id) = cgroup::prefixed_id(path, "cri-containerd-") {
-                push(&mut ids, id);
-                push(&mut nss, K8S_NAMESPACE);
-            } else if let Some(id) = cgroup::last(path) {
-                push(&mut ids, id);
-                if let Some(ns) = cgroup::parent(path) {
-                    push(&mut nss, ns);
-                }
-                push(&mut nss, K8S_NAMESPACE);
-            }
-        }
+        cgroup_candidates(probe, &mut nss, &mut ids);
         // Where the shim's bundles are, then containerd's default state root.
         let mut dirs = Vec::with_capacity(2);
         dirs.extend(shim.as_ref().map(|s| s.dir.clone()));
@@ -549,6 +604,58 @@ mod tests {
         };
         let r = Containerd::new(t.root()).lookup(&f).named().expect("named");
         assert_eq!(r.container_id.as_deref(), Some("zmrt-aap"));
+    }
+
+    /// The kernel's lineage with the shim, pid 200, above runc, pid 250; `cgroup` the init's only one.
+    fn under_shim(init: u32, cgroup: &str) -> ZoneFacts<'_> {
+        ZoneFacts {
+            lineage: Some(Lineage([
+                Forebear::new(250, b"runc"),
+                Forebear::new(250, b"runc"),
+                Forebear::new(200, b"containerd-shim"),
+                Forebear::default(),
+            ])),
+            more_cgroups: Some(&[]),
+            ..facts(init, 250, Some(cgroup))
+        }
+    }
+
+    /// With the shim listed by the kernel and the task named by the cgroup in
+    /// a known task directory, the shim's working directory is not read: here
+    /// it cannot be (no link), and the task is named all the same. A task
+    /// directory elsewhere is learnt from a shim's working directory once.
+    #[test]
+    fn a_task_the_cgroup_names_in_a_known_directory_needs_no_working_directory() {
+        let t = TempTree::new("containerd-known-dir");
+        host_ctr(&t, "zmrt-aap", "0::/default/zmrt-aap\n");
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), None);
+        std::fs::remove_file(t.path("proc/200/cwd")).unwrap();
+        let mut c = Containerd::new(t.root());
+        let r = c
+            .lookup(&under_shim(300, "/default/zmrt-aap"))
+            .named()
+            .expect("named from the default directory");
+        assert_eq!(r.container_id.as_deref(), Some("zmrt-aap"));
+        // Under another state root (k3s): unknown until a shim's working directory shows it.
+        let k3s = "run/k3s/containerd/io.containerd.runtime.v2.task";
+        t.write(&format!("{k3s}/k8s.io/noot/config.json"), ctr_spec("noot"));
+        t.write(&format!("{k3s}/k8s.io/mies/config.json"), ctr_spec("mies"));
+        let noot = under_shim(300, "/k8s.io/noot");
+        assert!(
+            c.lookup(&noot).named().is_none(),
+            "no shim directory: not found"
+        );
+        t.cwd(200, &format!("/{k3s}/k8s.io/noot"));
+        assert_eq!(c.lookup(&noot).named().unwrap().name, "noot");
+        std::fs::remove_file(t.path("proc/200/cwd")).unwrap();
+        let mies = under_shim(300, "/k8s.io/mies");
+        assert_eq!(c.lookup(&mies).named().unwrap().name, "mies", "learnt");
+        // init.pid, once written, must still be this init.
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(301));
+        assert!(c
+            .lookup(&under_shim(300, "/default/zmrt-aap"))
+            .named()
+            .is_none());
     }
 
     #[test]

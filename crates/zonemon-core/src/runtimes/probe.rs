@@ -279,6 +279,13 @@ impl<'a> Probe<'a> {
         )
     }
 
+    /// Whether the kernel's lineage lists, above the init, a process whose
+    /// command name is one of `progs` (as [`Probe::ancestors_like`] matches
+    /// them), no file read; `None` when the kernel did not list them.
+    pub fn lists_one_of(&self, progs: &[&str]) -> Option<bool> {
+        Some(self.listed_like(progs)?.next().is_some())
+    }
+
     /// The working directories of the processes above the init that are one
     /// of `progs`, each read at most once per probe. When the kernel listed
     /// the processes, chosen by their command names alone, as
