@@ -123,6 +123,26 @@ pub fn cgroup_ids(probe: &Probe<'_>) -> Vec<String> {
     ids
 }
 
+/// Whether the init's cgroups leave room for a Docker container its cgroup
+/// does not name: none is known but the root, or one's last component is a
+/// container id (`--cgroup-parent` puts `<id>` below another parent). A
+/// Docker container's own cgroup always ends in its id, so an init whose
+/// every cgroup ends in something else (a `ctr` task's `/<ns>/<name>`) is
+/// none of Docker's, and its shim's working directory is not read for Docker.
+fn cgroups_allow_docker(probe: &Probe<'_>) -> bool {
+    let mut known = probe
+        .cgroups()
+        .iter()
+        .filter(|p| p.as_str() != "/")
+        .peekable();
+    known.peek().is_none()
+        || known.any(|p| {
+            cgroup::prefixed_id(p, "docker-")
+                .or_else(|| cgroup::last(p))
+                .is_some_and(is_hex64)
+        })
+}
+
 /// The container ids of the moby containerd shims above the init (their
 /// tasks in containerd's `moby` namespace).
 pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
@@ -182,6 +202,9 @@ impl RuntimeResolver for Docker {
         if let Some(r) = from_cgroup.iter().find_map(|id| self.named(probe, id)) {
             return Some(r);
         }
+        if !cgroups_allow_docker(probe) {
+            return None;
+        }
         shim_ids(probe)
             .iter()
             .filter(|id| !from_cgroup.contains(id))
@@ -202,7 +225,7 @@ super::resolver::standalone_resolver!(Docker);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{NameResolver, NameSource};
+    use crate::naming::{NameResolver, NameSource, ZoneFacts};
     use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
     use proptest::prelude::*;
 
@@ -302,6 +325,19 @@ mod tests {
         );
         // No cgroup known at all: the shim above runc says which container.
         assert_eq!(d.lookup(&facts(300, 0, None)).named().unwrap().name, "noot");
+        // Below another parent (`--cgroup-parent`), the cgroup still ends in the id.
+        let parent = format!("/batch/{ID}");
+        let only = |cg| ZoneFacts {
+            more_cgroups: Some(&[]),
+            ..facts(300, 0, Some(cg))
+        };
+        assert_eq!(d.lookup(&only(&parent)).named().unwrap().name, "noot");
+        // A cgroup that ends in anything else is no Docker container's: the shim's working
+        // directory, which says `moby/<id>`, is not read.
+        assert!(
+            d.lookup(&only("/default/aap")).named().is_none(),
+            "not a Docker container's cgroup"
+        );
     }
 
     #[test]
