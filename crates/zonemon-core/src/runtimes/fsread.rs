@@ -156,8 +156,7 @@ const MAX_KEPT_DIRS: usize = 8;
 /// made anew under its old path would be read from until a name is missing
 /// in it (runtimes make their state directories once, and empty them before
 /// they remove them). A lookup may also take a name missing as it is
-/// ([`Miss::Taken`]), when a stale directory could not mislead it more than
-/// the file it just found there.
+/// ([`Miss::Taken`]), when a stale directory cannot mislead it.
 #[derive(Debug, Default)]
 pub struct KeptDirs {
     /// (path, open directory, its device and inode).
@@ -174,9 +173,10 @@ pub enum Miss {
     /// The directory's path is `stat`ed, and looked in again if it leads
     /// elsewhere now: what a fresh open would find is found.
     Checked,
-    /// Taken as it is, without a system call: for a file looked up right
-    /// after another one found in the same kept directory, whose absence
-    /// says nothing a stale directory would not already have said.
+    /// Taken as it is, without a system call: for a lookup a stale directory
+    /// cannot mislead, because it just found another file there (a stale
+    /// directory would already have given that one), or because it does as
+    /// well without the file, or looks again through a checked path.
     Taken,
 }
 
