@@ -35,6 +35,7 @@ pub const CRUN: OciRuntime = OciRuntime {
     state_file: "status",
     label_state: "crun-status",
     label_argv: "crun-argv",
+    label_cgroup: "crun-cgroup",
     comms: &[
         "crun",
         "conmon",

@@ -178,12 +178,18 @@ mod tests {
         let f = facts(100, 50, Some("/user.slice"));
         assert_eq!(chain.lookup(&f), Lookup::Never);
 
-        // runc is creating a container whose state is not written yet: ask again later.
+        // runc is creating a container whose directory is not made yet: ask again later.
         t.proc(200, 60, 778, &[200, 1], &["runc", "init"], "0::/aap\n");
         t.proc(60, 40, 1, &[60], &["runc", "init"], "0::/aap\n");
-        t.mkdir(&format!("{}/aap", runc::STATE_DIR));
         let f = facts(200, 60, Some("/aap"));
         assert_eq!(chain.lookup(&f), Lookup::NotYet);
+        // Made now, without its state yet: the container the cgroup names.
+        t.mkdir(&format!("{}/aap", runc::STATE_DIR));
+        let named = chain.lookup(&f).named().expect("named");
+        assert_eq!(
+            (named.name.as_str(), named.source),
+            ("aap", crate::naming::NameSource::Runtime("runc-cgroup"))
+        );
 
         // A Docker-looking cgroup is a sign too, whatever is above the init.
         let id = "ab".repeat(32);
@@ -388,8 +394,8 @@ mod tests {
         assert_eq!(names.lookup(&with), named);
         assert_eq!(
             names.files.borrow().opens(),
-            2,
-            "the init's stat and `runc create`'s command line"
+            1,
+            "the init's stat only: its cgroup names the container, whose state records the init"
         );
         // A process passing itself off as `bash` is not read: its `runc run` names nothing.
         let disguised = [FOREBEARS[0], FOREBEARS[0], FOREBEARS[10], FOREBEARS[12]];

@@ -3,10 +3,15 @@
 //! container's init PID and start time.
 //!
 //! The container id is the name the user gave (`runc run aap`). Evidence,
-//! best first: while the runtime is making the zone (its command line
-//! `runc run -d aap`, `crun create … aap` is above the init), that id's
-//! state if it records the init, else that command line alone (no directory
-//! scan: no other container's state can record this init); otherwise an
+//! best first, while the runtime is making the zone (it is above the init):
+//! the container the init's cgroup names (the runtimes' default cgroup is
+//! `/<id>`), when its state records the init or its directory in the
+//! default state directory was made seconds ago and has no state yet (the
+//! runtime makes it before the init): with the kernel's lineage, no command
+//! line is read for it; else the runtime's command line (`runc run -d aap`,
+//! `crun create … aap`): that id's state if it records the init, else the
+//! command line alone (no directory scan: no other container's state can
+//! record this init). Otherwise an
 //! index of the state directory by init PID (rebuilt only when the
 //! directory's mtime says a container came or went, so for the many zones
 //! no runtime made it costs one `stat`), and, while a state was not written
@@ -58,6 +63,8 @@ pub struct OciRuntime {
     pub label_state: &'static str,
     /// The label when the runtime's command line names it.
     pub label_argv: &'static str,
+    /// The label when the init's cgroup names the container the runtime is making.
+    pub label_cgroup: &'static str,
     /// Parses the state file.
     pub parse: fn(&[u8]) -> Option<OciState>,
     /// The command names of the processes above a zone whose command lines
@@ -156,17 +163,38 @@ impl OciResolver {
 
     /// Whether container `id` may be being created right now: its state
     /// file is missing and its directory changed less than
-    /// [`CREATING_AT_MOST`] ago (or in the future: the clock was set back).
+    /// [`CREATING_AT_MOST`] ago.
     fn being_created(&self, dir: &Path, id: &str) -> bool {
-        if self.state_file_exists(dir, id) {
-            return false;
+        !self.state_file_exists(dir, id) && recently_made(dir, id)
+    }
+
+    /// The container the runtime is making for the zone, as the init's cgroup
+    /// names it (see the module's doc), without its command line; `None`
+    /// when no cgroup names one so.
+    fn making_by_cgroup(&mut self, probe: &Probe<'_>, dir: &Path) -> Option<ResolvedName> {
+        let mut tried: Vec<&str> = Vec::new();
+        for id in probe
+            .cgroups()
+            .iter()
+            .filter_map(|p| super::cgroup::last(p))
+        {
+            if !valid_id(id) || tried.contains(&id) {
+                continue;
+            }
+            tried.push(id);
+            // A state file missing is taken as it is: the directory's own `stat` follows.
+            match self.state_or(dir, id, Miss::Taken) {
+                Some(s) if Self::matches(probe, &s) => {
+                    return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
+                }
+                Some(_) => {} // another init's container
+                None if recently_made(dir, id) => {
+                    return resolved(id, self.rt.label_cgroup, self.rt.runtime, Some(id));
+                }
+                None => {}
+            }
         }
-        let Ok(changed) = dir.join(id).symlink_metadata().and_then(|m| m.modified()) else {
-            return false; // gone meanwhile
-        };
-        SystemTime::now()
-            .duration_since(changed)
-            .map_or(true, |age| age <= CREATING_AT_MOST)
+        None
     }
 
     fn matches(probe: &Probe<'_>, s: &OciState) -> bool {
@@ -181,6 +209,21 @@ impl OciResolver {
     pub fn resolve(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
         if probe.ancestors_like(MANAGERS).into_iter().any(is_manager) {
             return None;
+        }
+        // The runtime above the init: the kernel's lineage says so by command name alone;
+        // without it, the processes above are read.
+        let program = self.rt.program;
+        let making = probe.lists_one_of(&[program]).unwrap_or_else(|| {
+            probe
+                .ancestors_like(&[program])
+                .iter()
+                .any(|a| procfs::program(&a.args) == program)
+        });
+        if making {
+            let dir = probe.path(self.rt.state_dir);
+            if let Some(named) = self.making_by_cgroup(probe, &dir) {
+                return Some(named);
+            }
         }
         let argv = probe
             .ancestors_like(&[self.rt.program])
@@ -295,6 +338,21 @@ impl OciResolver {
         }
         self.index.as_ref().expect("set above")
     }
+}
+
+/// Whether `dir/id` is a directory (not a symlink) that changed less than
+/// [`CREATING_AT_MOST`] ago (or in the future: the clock was set back).
+fn recently_made(dir: &Path, id: &str) -> bool {
+    let Ok(m) = dir.join(id).symlink_metadata() else {
+        return false; // gone meanwhile, or never there
+    };
+    let Ok(changed) = m.modified() else {
+        return false;
+    };
+    m.is_dir()
+        && SystemTime::now()
+            .duration_since(changed)
+            .map_or(true, |age| age <= CREATING_AT_MOST)
 }
 
 /// What identifies a version of a directory's list of entries: its inode and modification time.

@@ -38,6 +38,7 @@ pub const RUNC: OciRuntime = OciRuntime {
     state_file: "state.json",
     label_state: "runc-state",
     label_argv: "runc-argv",
+    label_cgroup: "runc-cgroup",
     comms: &[
         "runc",
         "conmon",
@@ -83,7 +84,8 @@ super::resolver::standalone_resolver!(Runc);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{NameResolver, NameSource};
+    use crate::lineage::{Forebear, Lineage};
+    use crate::naming::{NameResolver, NameSource, ZoneFacts};
     use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
     use proptest::prelude::*;
 
@@ -94,26 +96,25 @@ mod tests {
         )
     }
 
-    #[test]
-    fn names_by_argv_at_fork_then_by_state() {
-        let t = TempTree::new("runc");
-        t.proc(
-            300,
-            250,
-            71762,
-            &[300, 1],
-            &["runc:[2:INIT]"],
-            "0::/zmrt-aap\n4:memory:/x/zmrt-aap\n",
-        );
+    /// `runc run -d <id>` (250) making a container: its `runc init` (260) and the init,
+    /// 300, whose parent is `ppid` and whose `/proc/300/cgroup` says `cgroup`.
+    fn runc_making(t: &TempTree, ppid: u32, cgroup: &str, id: &str) {
+        t.proc(300, ppid, 71762, &[300, 1], &["runc:[2:INIT]"], cgroup);
         t.proc(260, 250, 71761, &[260], &["runc", "init"], "0::/zmrt-aap\n");
         t.proc(
             250,
             100,
             71760,
             &[250],
-            &["runc", "run", "-d", "zmrt-aap"],
+            &["runc", "run", "-d", id],
             "0::/\n",
         );
+    }
+
+    #[test]
+    fn names_by_argv_at_fork_then_by_state() {
+        let t = TempTree::new("runc");
+        runc_making(&t, 250, "0::/zmrt-aap\n4:memory:/x/zmrt-aap\n", "zmrt-aap");
         let mut r = Runc::new(t.root());
         let at_fork = r
             .lookup(&facts(300, 260, Some("/zmrt-aap")))
@@ -137,6 +138,57 @@ mod tests {
         assert_eq!(
             r.lookup(&facts(300, 0, None)).named().unwrap().name,
             "zmrt-aap"
+        );
+    }
+
+    /// With the kernel's lineage listing runc above the init, a container
+    /// directory the cgroup names, made just now and without its state yet,
+    /// names the zone: runc's command line is not read (here it would say
+    /// another id). A leftover directory (a `runc create` killed half-way)
+    /// does not: then the command line is read.
+    #[test]
+    fn the_container_being_made_is_named_by_its_cgroup_without_runcs_command_line() {
+        let t = TempTree::new("runc-cgroup");
+        runc_making(&t, 260, "0::/zmrt-aap\n", "zmrt-noot");
+        t.mkdir(&format!("{STATE_DIR}/zmrt-aap"));
+        let at_fork = |cgroup| ZoneFacts {
+            lineage: Some(Lineage([
+                Forebear::new(260, b"runc:[1:CHILD]"),
+                Forebear::new(260, b"runc:[1:CHILD]"),
+                Forebear::new(250, b"runc"),
+                Forebear::default(),
+            ])),
+            more_cgroups: Some(&[]),
+            ..facts(300, 260, Some(cgroup))
+        };
+        let mut r = Runc::new(t.root());
+        let named = r.lookup(&at_fork("/zmrt-aap")).named().expect("by cgroup");
+        assert_eq!(named.name, "zmrt-aap");
+        assert_eq!(named.source, NameSource::Runtime("runc-cgroup"));
+        t.write(
+            &format!("{STATE_DIR}/zmrt-aap/state.json"),
+            state("zmrt-aap", 300, 71762),
+        );
+        let named = r.lookup(&at_fork("/zmrt-aap")).named().unwrap();
+        assert_eq!(named.source, NameSource::Runtime("runc-state"));
+        // Another init's state: not this container; the command line is read.
+        t.write(
+            &format!("{STATE_DIR}/zmrt-aap/state.json"),
+            state("zmrt-aap", 999, 5),
+        );
+        assert_eq!(
+            r.lookup(&at_fork("/zmrt-aap")).named().unwrap().name,
+            "zmrt-noot"
+        );
+        // A leftover directory, older than a container takes to make, without a state.
+        t.mkdir(&format!("{STATE_DIR}/zmrt-old"));
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+        std::fs::File::open(t.path(&format!("{STATE_DIR}/zmrt-old")))
+            .and_then(|d| d.set_modified(long_ago))
+            .unwrap();
+        assert_eq!(
+            r.lookup(&at_fork("/zmrt-old")).named().unwrap().name,
+            "zmrt-noot"
         );
     }
 
