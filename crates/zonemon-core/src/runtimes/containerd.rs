@@ -266,32 +266,37 @@ pub const SHIM: &[&str] = &["containerd-shim*"];
 const PROCESSES: &[&str] = &["containerd-shim*", "containerd"];
 
 /// The containerd namespaces and task ids the init's cgroups suggest, each once.
-fn cgroup_candidates(probe: &Probe<'_>, nss: &mut Vec<String>, ids: &mut Vec<String>) {
+fn cgroup_candidates(probe: &Probe<'_>) -> (Vec<String>, Vec<String>) {
+    let (mut nss, mut ids) = (Vec::new(), Vec::new());
     for path in probe.cgroups() {
         if let Some(id) = cgroup::prefixed_id(path, "cri-containerd-") {
-            push(ids, id);
-            push(nss, K8S_NAMESPACE);
+            push(&mut ids, id);
+            push(&mut nss, K8S_NAMESPACE);
         } else if let Some(id) = cgroup::last(path) {
-            push(ids, id);
+            push(&mut ids, id);
             // `/kubepods/…/pod<uid>/<id>`: the parent is the pod, not a namespace.
             if let Some(ns) = cgroup::parent(path).filter(|_| !path.contains("/kubepods")) {
-                push(nss, ns);
+                push(&mut nss, ns);
             }
-            push(nss, K8S_NAMESPACE);
+            push(&mut nss, K8S_NAMESPACE);
         }
     }
+    (nss, ids)
 }
 
 impl RuntimeResolver for Containerd {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
+        // Made once, and only for a zone with a shim above or a Kubernetes cgroup.
+        let candidates = std::cell::OnceCell::new();
+        let candidates = || candidates.get_or_init(|| cgroup_candidates(probe));
         if probe.lists_one_of(SHIM) == Some(true) {
             // The kernel lists a shim above: the task the cgroup names, in a known directory.
             // A miss there is taken as it is: the shim's own directory is looked in below.
-            let (mut nss, mut ids) = (Vec::new(), Vec::new());
-            cgroup_candidates(probe, &mut nss, &mut ids);
+            let (cgroup_nss, ids) = candidates();
             let known = std::mem::take(&mut self.known);
             let found = known.iter().find_map(|dir| {
-                nss.iter()
+                cgroup_nss
+                    .iter()
                     .flat_map(|ns| ids.iter().map(move |id| (ns, id)))
                     .find_map(|(ns, id)| {
                         let b = self.bundle(probe, dir, (ns, id), false, Miss::Taken)?;
@@ -315,11 +320,15 @@ impl RuntimeResolver for Containerd {
             // no shim above and no Kubernetes cgroup to go by, no directory is worth a look.
             return None;
         }
-        let (mut nss, mut ids) = (Vec::new(), Vec::new());
+        // The shim's namespace first, then the cgroup's.
+        let (cgroup_nss, ids) = candidates();
+        let mut nss = Vec::new();
         if let Some(s) = &shim {
             push(&mut nss, &s.ns);
         }
-        cgroup_candidates(probe, &mut nss, &mut ids);
+        for ns in cgroup_nss {
+            push(&mut nss, ns);
+        }
         // Where the shim's bundles are, then containerd's default state root.
         let mut dirs = Vec::with_capacity(2);
         dirs.extend(shim.as_ref().map(|s| s.dir.clone()));
@@ -328,7 +337,7 @@ impl RuntimeResolver for Containerd {
             dirs.push(default);
         }
         for dir in &dirs {
-            if let Some(named) = self.resolve_in(probe, dir, &nss, &ids, shim.as_ref()) {
+            if let Some(named) = self.resolve_in(probe, dir, &nss, ids, shim.as_ref()) {
                 return Some(named);
             }
         }
