@@ -3,6 +3,7 @@
 //! `kernel.bpf_stats_enabled` measures for a program that does nothing,
 //! next to zonemon's figures in the same cycles.
 
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 use std::process::Command;
 
@@ -16,6 +17,15 @@ pub struct NopPrograms {
 }
 
 impl NopPrograms {
+    /// The file descriptors of the programs and their links in this process
+    /// (their `/proc/self/fdinfo` entries: a program's says its run time, its
+    /// link's the tracepoint).
+    pub fn fds(&self) -> Vec<RawFd> {
+        let progs = self._object.progs().map(|p| p.as_fd().as_raw_fd());
+        let links = self._links.iter().map(|l| l.as_fd().as_raw_fd());
+        progs.chain(links).collect()
+    }
+
     /// Compiles `c/nop.bpf.c` into `dir` with clang, loads it and attaches every program.
     pub fn attach(dir: &Path) -> Result<NopPrograms> {
         let src = dir.join("nop.bpf.c");

@@ -6,11 +6,12 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{OpenObject, PrintLevel};
+use libbpf_rs::{AsRawLibbpf, OpenObject, PrintLevel};
 use zonemon_core::procscan::HostMounts;
 
-use super::skel::types::{zm_seed, zm_seed_op};
-use super::skel::{ZonemonSkel, ZonemonSkelBuilder};
+use super::skel::first_ns::{types::zm_first_ns, FirstNsSkelBuilder};
+use super::skel::types::zm_seed;
+use super::skel::{OpenZonemonSkel, ZonemonSkel, ZonemonSkelBuilder};
 
 /// Everything libbpf said while loading, kept to write out if the load fails.
 static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
@@ -87,7 +88,6 @@ pub fn load(storage: &mut MaybeUninit<OpenObject>, ring_bytes: u32) -> Result<Zo
             )));
         }
     };
-    learn_boot_nsproxy(&skel);
     skel.attach().context(
         "attaching to the sched_process_{fork,exit,free}, sched_prepare_exec (or sched_process_exec), mark_victim and cgroup_attach_task tracepoints (tp_btf) failed \
          (does this kernel allow BTF-typed BPF tracepoint programs, BPF_PROG_TYPE_TRACING?)",
@@ -111,23 +111,151 @@ fn open_and_load(
         .context("setting the ring buffer size")?;
     open.progs.zm_exec.set_autoload(prepare_exec);
     open.progs.zm_exec_done.set_autoload(!prepare_exec);
-    match HostMounts::read(Path::new("/proc")) {
-        Ok(host) => {
-            let rodata = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .context("the BPF object has no read-only data section")?;
-            rodata.host_mntns = host.mntns;
-            rodata.host_root_dev = host.kernel_root_dev();
-            rodata.host_root_ino = host.root_ino;
+    let host = match HostMounts::read(Path::new("/proc")) {
+        Ok(host) => Some(host),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the host's mount namespace and root directory from /proc/1 ({e}): \
+                 containers sharing the host's PID namespace (--pid=host) are not watched"
+            );
+            None
         }
-        Err(e) => tracing::warn!(
-            "cannot read the host's mount namespace and root directory from /proc/1 ({e}): \
-             containers sharing the host's PID namespace (--pid=host) are not watched"
-        ),
+    };
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("the BPF object has no read-only data section")?;
+    if let Some(host) = &host {
+        rodata.host_mntns = host.mntns;
+        rodata.host_root_dev = host.kernel_root_dev();
+        rodata.host_root_ino = host.root_ino;
     }
+    let mark = rodata.boot_nsproxy_mark;
+    let boot = host.map_or(0, |host| boot_nsproxy(host.mntns));
+    set_boot_nsproxy(&mut open, mark, boot)?;
     Ok(open.load()?)
+}
+
+/// The address of the set of namespaces the kernel started with, if its
+/// mount namespace is the host's (`host_mntns`); else 0. Then the tasks
+/// holding that set (plain host processes, nearly all) cost one test;
+/// without it (the host's mount namespace is another one, or the run fails)
+/// they are told apart by their PID namespace's depth, only slower.
+fn boot_nsproxy(host_mntns: u32) -> u64 {
+    match first_namespaces() {
+        Ok(first) if first.nsproxy != 0 && first.mntns_inum == host_mntns => first.nsproxy,
+        Ok(_) => {
+            tracing::debug!(
+                "the kernel's first namespaces do not hold the host's mount namespace: \
+                 host processes are told apart by their PID namespace's depth"
+            );
+            0
+        }
+        Err(e) => {
+            tracing::debug!("cannot learn the kernel's first namespaces ({e:#})");
+            0
+        }
+    }
+}
+
+/// Runs `first_ns.bpf.c`'s program (loaded for this call only): the set of
+/// namespaces the kernel started with.
+fn first_namespaces() -> Result<zm_first_ns> {
+    let mut storage = MaybeUninit::uninit();
+    let skel = FirstNsSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening first_ns.bpf.c's object")?
+        .load()
+        .context("loading first_ns.bpf.c's program")?;
+    let mut first = zm_first_ns::default();
+    // SAFETY: zm_first_ns is repr(C) plain old data without padding holes; the
+    // kernel writes what the program left in the context back into it.
+    let ctx = unsafe {
+        std::slice::from_raw_parts_mut(
+            (&mut first as *mut zm_first_ns).cast::<u8>(),
+            std::mem::size_of::<zm_first_ns>(),
+        )
+    };
+    let input = libbpf_rs::ProgramInput {
+        context_in: Some(ctx),
+        ..Default::default()
+    };
+    skel.progs.zm_first_namespaces.test_run(input)?;
+    Ok(first)
+}
+
+/// Puts `value` in place of the 64-bit immediate `mark` in every program
+/// that holds it (see `ZM_BOOT_NSPROXY_MARK` in zonemon.h). Fails if none
+/// does: the object and this loader would disagree.
+fn set_boot_nsproxy(open: &mut OpenZonemonSkel<'_>, mark: u64, value: u64) -> Result<()> {
+    let mut replaced = 0;
+    for prog in open.open_object_mut().progs_mut() {
+        let mut insns = prog.insns().to_vec();
+        let n = replace_imm64(&mut insns, mark, value);
+        if n == 0 {
+            continue;
+        }
+        replaced += n;
+        // SAFETY: the program is open, not loaded; libbpf copies the instructions.
+        let rc = unsafe {
+            libbpf_sys::bpf_program__set_insns(
+                prog.as_libbpf_object().as_ptr(),
+                insns.as_mut_ptr(),
+                insns.len() as _,
+            )
+        };
+        if rc != 0 {
+            bail!(
+                "setting the instructions of BPF program {} failed ({})",
+                prog.name().to_string_lossy(),
+                std::io::Error::from_raw_os_error(-rc)
+            );
+        }
+    }
+    if replaced == 0 {
+        bail!("no BPF program holds the placeholder {mark:#x} (ZM_BOOT_NSPROXY_MARK): the object was built from another zonemon.h");
+    }
+    Ok(())
+}
+
+/// The opcode of `ld_imm64` (BPF_LD | BPF_IMM | BPF_DW), two instructions long.
+const LD_IMM64: u8 = 0x18;
+
+/// Where `insns` load 64-bit constants (`ld_imm64` with source register 0;
+/// not a map or other relocated load): each such instruction's index and
+/// its constant.
+fn imm64_loads(insns: &[libbpf_sys::bpf_insn]) -> Vec<(usize, u64)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 1 < insns.len() {
+        if insns[i].code != LD_IMM64 {
+            i += 1;
+            continue;
+        }
+        if insns[i].src_reg() == 0 {
+            let imm = u64::from(insns[i].imm as u32) | (u64::from(insns[i + 1].imm as u32) << 32);
+            found.push((i, imm));
+        }
+        // The second half of an ld_imm64 is no instruction of its own.
+        i += 2;
+    }
+    found
+}
+
+/// Replaces every constant `from` that `insns` load (see [`imm64_loads`])
+/// with `to`; how many it replaced.
+fn replace_imm64(insns: &mut [libbpf_sys::bpf_insn], from: u64, to: u64) -> usize {
+    let sites: Vec<usize> = imm64_loads(insns)
+        .into_iter()
+        .filter(|&(_, imm)| imm == from)
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &sites {
+        insns[i].imm = to as u32 as i32;
+        insns[i + 1].imm = (to >> 32) as u32 as i32;
+    }
+    sites.len()
 }
 
 /// Whether the kernel has the `sched_prepare_exec` tracepoint (Linux 6.10+):
@@ -158,28 +286,6 @@ pub fn run_seed(skel: &ZonemonSkel<'_>, mut seed: zm_seed) -> Result<bool, libbp
     Ok(skel.progs.zm_seed.test_run(input)?.return_value == 1)
 }
 
-/// Has the kernel side learn the namespaces the kernel started with, so that
-/// the tasks holding them (plain host processes, nearly all) cost one test;
-/// without it (the host's mount namespace is another one, or the run fails)
-/// they are told apart as before, only slower.
-fn learn_boot_nsproxy(skel: &ZonemonSkel<'_>) {
-    let seed = zm_seed {
-        op: zm_seed_op::ZM_SEED_BOOT_NSPROXY.0,
-        tgid: 0,
-        mntns_inum: 0,
-        _pad: 0,
-        start_ns: 0,
-    };
-    match run_seed(skel, seed) {
-        Ok(true) => {}
-        Ok(false) => tracing::debug!(
-            "the kernel's first namespaces do not hold the host's mount namespace: \
-             host processes are told apart by their PID namespace's depth"
-        ),
-        Err(e) => tracing::debug!("cannot learn the kernel's first namespaces ({e})"),
-    }
-}
-
 /// Writes libbpf's log to a file of its own and returns its path.
 fn write_log(log: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("zonemon-bpf-load-{}.log", std::process::id()));
@@ -193,24 +299,99 @@ fn write_log(log: &str) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// An `ld_imm64` of `imm` into r1, with source register `src`.
+    fn ld_imm64(imm: u64, src: u8) -> [libbpf_sys::bpf_insn; 2] {
+        let mut first = libbpf_sys::bpf_insn {
+            code: LD_IMM64,
+            imm: imm as u32 as i32,
+            ..Default::default()
+        };
+        first.set_dst_reg(1);
+        first.set_src_reg(src);
+        let second = libbpf_sys::bpf_insn {
+            imm: (imm >> 32) as u32 as i32,
+            ..Default::default()
+        };
+        [first, second]
+    }
+
+    /// The 64-bit constants `insns` load.
+    fn imm64s(insns: &[libbpf_sys::bpf_insn]) -> Vec<u64> {
+        imm64_loads(insns).into_iter().map(|(_, imm)| imm).collect()
+    }
+
     #[test]
-    fn the_kernels_first_namespaces_are_learnt_on_a_host_in_its_first_mount_namespace() {
-        if !zonemon_testkit::require_root("the_kernels_first_namespaces_are_learnt") {
+    fn only_the_placeholders_constant_loads_are_replaced() {
+        const MARK: u64 = 0x7a6d_626f_6f74_6e73;
+        let exit = libbpf_sys::bpf_insn {
+            code: 0x95,
+            ..Default::default()
+        };
+        let mut insns = Vec::new();
+        insns.extend(ld_imm64(MARK, 0));
+        insns.extend(ld_imm64(0x1234, 0));
+        // A map's address loads with source register 1 (BPF_PSEUDO_MAP_FD): never touched.
+        insns.extend(ld_imm64(MARK, 1));
+        // The second half of an ld_imm64 is not an instruction of its own, even when it looks like one.
+        insns.extend(ld_imm64(u64::from(LD_IMM64) << 32 | 5, 0));
+        insns.push(exit);
+        insns.extend(ld_imm64(MARK, 0));
+        let replaced = replace_imm64(&mut insns, MARK, 0xffff_ffff_82f0_1234);
+        assert_eq!(replaced, 2);
+        assert_eq!(
+            imm64s(&insns),
+            [
+                0xffff_ffff_82f0_1234,
+                0x1234,
+                u64::from(LD_IMM64) << 32 | 5,
+                0xffff_ffff_82f0_1234
+            ]
+        );
+        // The map's load is untouched.
+        assert_eq!((insns[4].src_reg(), insns[4].imm as u32), (1, MARK as u32));
+        assert_eq!(insns.len(), 11);
+        assert_eq!(insns[8].code, 0x95);
+    }
+
+    #[test]
+    fn the_kernels_first_namespaces_are_put_in_every_program_that_tells_host_processes() {
+        if !zonemon_testkit::require_root("the_kernels_first_namespaces_are_put_in_every_program") {
             return;
         }
-        // PID 1 of these machines runs in the mount namespace the kernel started with.
+        let first = first_namespaces().expect("first_ns.bpf.c runs");
+        assert_ne!(
+            first.nsproxy, 0,
+            "the first task's namespaces were not found"
+        );
+        // PID 1 of these machines runs in the mount namespace the kernel started with, or
+        // zonemon reads its own (see HostMounts::read), which is that one here too.
+        let host = HostMounts::read(Path::new("/proc")).expect("host mounts");
+        assert_eq!(first.mntns_inum, host.mntns);
+        assert_eq!(boot_nsproxy(host.mntns), first.nsproxy);
+        assert_eq!(
+            boot_nsproxy(host.mntns ^ 1),
+            0,
+            "another mount namespace's is not kept"
+        );
+
         let mut storage = MaybeUninit::uninit();
         let skel = load(&mut storage, crate::sources::DEFAULT_RING_BYTES).expect("loaded");
-        let bss = skel.maps.bss_data.as_deref().expect(".bss mapped");
-        assert_ne!(
-            bss.boot_nsproxy, 0,
-            "the kernel side did not keep the first namespaces: every host process takes the slow test"
-        );
-        // Run again, it finds the same set.
-        let before = bss.boot_nsproxy;
-        learn_boot_nsproxy(&skel);
-        let bss = skel.maps.bss_data.as_deref().expect(".bss mapped");
-        assert_eq!(bss.boot_nsproxy, before);
+        let mark = skel.maps.rodata_data.expect("rodata").boot_nsproxy_mark;
+        for prog in skel.object().progs() {
+            let imms = imm64s(prog.insns());
+            assert!(
+                !imms.contains(&mark),
+                "{:?} still holds the placeholder",
+                prog.name()
+            );
+            let name = prog.name().to_string_lossy().into_owned();
+            if ["zm_fork", "zm_exec", "zm_exit", "zm_cgroup"].contains(&name.as_str()) {
+                assert!(
+                    imms.contains(&first.nsproxy),
+                    "{name} does not hold the address"
+                );
+            }
+        }
     }
 
     #[test]

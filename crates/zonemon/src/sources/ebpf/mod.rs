@@ -1,6 +1,7 @@
 //! The eBPF source: records from the kernel side's ring buffer.
 //!
-//! Everything of it is in this folder: the BPF programs (`zonemon.bpf.c`),
+//! Everything of it is in this folder: the BPF programs (`zonemon.bpf.c`, and
+//! `first_ns.bpf.c`, which the loader runs once before it loads them),
 //! the record layout they share with user space (`zonemon.h`, the one
 //! definition the Rust types are generated from), the generated skeleton
 //! ([`skel`]), loading and attaching ([`load`]), and decoding ([`decode`](mod@decode)).

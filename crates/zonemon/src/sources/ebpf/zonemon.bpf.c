@@ -103,19 +103,11 @@ __s64 host_zone_count = 0;
 __u64 host_overflow = 0;
 
 /*
- * The address of the set of namespaces the kernel started with (the
- * kernel's `init_nsproxy`, which the first task holds), set by
- * ZM_SEED_BOOT_NSPROXY when its mount namespace is the host's; else 0.
- *
- * A task holding that very set is a plain host process: only fork without
- * any CLONE_NEW* flag shares a set of namespaces (unshare and setns always
- * make a new one), so its every ancestor since boot stayed in the initial
- * PID namespace (depth 0) and in the host's mount namespace, and no process
- * of a host-PID zone (which are in another mount namespace, or entered it)
- * holds it. One load of `task->nsproxy`, from the task itself, rules out
- * such a task before its PID's depth, in another cache line, is read.
+ * The placeholder of the address of the set of namespaces the kernel
+ * started with, here so that the loader reads it from the object rather
+ * than repeating it (see ZM_BOOT_NSPROXY_MARK).
  */
-__u64 boot_nsproxy = 0;
+const volatile __u64 boot_nsproxy_mark = ZM_BOOT_NSPROXY_MARK;
 
 /* Records the kernel side could not deliver (ring buffer full). */
 __u64 dropped = 0;
@@ -136,10 +128,41 @@ enum zm_kind _zm_kind_type = 0;
 struct zm_seed _zm_seed_type = {};
 enum zm_seed_op _zm_seed_op_type = 0;
 
-/* Whether `task` holds the namespaces the kernel started with (see `boot_nsproxy`): a plain host process. */
+/*
+ * The address of the set of namespaces the kernel started with (the
+ * kernel's `init_nsproxy`, which the first task holds), when its mount
+ * namespace is the host's; else 0. An immediate, which the loader puts in
+ * place of ZM_BOOT_NSPROXY_MARK: a global variable would cost a cache miss
+ * on nearly every fork, exec and exit on the host, measured at 50–100 ns each.
+ * Only the programs' own bodies may hold it: the loader sets the instructions
+ * of each program before libbpf appends the functions it calls (the
+ * `__noinline` ones below), which keep the placeholder.
+ */
+static __always_inline __u64 boot_nsproxy(void)
+{
+	__u64 addr;
+
+	asm volatile("%[addr] = %[mark] ll" : [addr] "=r"(addr) : [mark] "i"(ZM_BOOT_NSPROXY_MARK));
+	return addr;
+}
+
+/*
+ * Whether `task` holds the namespaces the kernel started with: a plain host
+ * process.
+ *
+ * Only fork without any CLONE_NEW* flag shares a set of namespaces (unshare
+ * and setns always make a new one), so the task's every ancestor since boot
+ * stayed in the initial PID namespace (depth 0) and in the host's mount
+ * namespace, and no process of a host-PID zone (which are in another mount
+ * namespace, or entered it) holds it. One load of `task->nsproxy`, from the
+ * task itself, rules out such a task before its PID's depth, in another
+ * cache line, is read.
+ */
 static __always_inline int boot_namespaces(struct task_struct *task)
 {
-	return boot_nsproxy && (__u64)task->nsproxy == boot_nsproxy;
+	__u64 boot = boot_nsproxy();
+
+	return boot && (__u64)task->nsproxy == boot;
 }
 
 /*
@@ -532,23 +555,30 @@ static __always_inline void host_fork(struct task_struct *parent, struct task_st
 /*
  * The PID namespace whose init `task` is, at depth `*level` > 0; NULL when it
  * is no zone's init. Then `*level` is 0 for a process of the host's PID
- * namespace, with its struct pid in `*pid`, which is NULL for a plain host
- * process (see boot_namespaces()) that needs nothing more.
+ * namespace, with its struct pid in `*pid` (NULL if it has none). The
+ * programs rule out plain host processes (boot_namespaces()) before they
+ * ask: only their own bodies hold that test's immediate, which the loader
+ * sets (libbpf appends the functions they call later, from the object).
  */
 static __always_inline struct pid_namespace *init_of(struct task_struct *task,
 						     unsigned int *level, struct pid **pid)
 {
-	*level = 0;
-	*pid = NULL;
-	if (boot_namespaces(task))
-		return NULL;
 	*level = task_level(task, pid);
 	return *level ? init_pidns(*pid, *level) : NULL;
 }
 
-/* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
+/*
+ * How the programs below are laid out: each tests what rules out nearly every
+ * task on the host (a plain host process; no dying zone init) in its own small
+ * body, and calls a function that is not inlined for the rest. The JIT then
+ * keeps that test, the return and the program's exit together, in a cache
+ * line or two: a program running once per fork, exec and exit finds its code
+ * cold, and a return that jumps to the end of a large body costs another
+ * cache miss.
+ */
+
+/* The rest of zm_fork, for a child that is no plain host process. */
+static __noinline int seen_fork(struct task_struct *parent, struct task_struct *child)
 {
 	struct pid_namespace *ns;
 	unsigned int level;
@@ -562,7 +592,18 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/* sched_process_fork(parent, child): a child that is PID 1 at its own level > 0 is a new zone's init. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!boot_namespaces(child))
+		seen_fork(parent, child);
+	return 0;
+}
+
 /*
+ * The rest of zm_exec, for a task that is no plain host process.
+ *
  * A process execs past the point of no return: what it runs next is the new
  * program, or nothing (a failure from here on kills it). It is a zone's
  * init, whose first exec makes the zone booted, or a process of the host
@@ -570,7 +611,7 @@ int BPF_PROG(zm_fork, struct task_struct *parent, struct task_struct *child)
  * the kernel makes it the leader next, under the leader's PID and start
  * time, so a thread of an init other than its first execs as the init.
  */
-static __always_inline void on_exec(struct task_struct *task)
+static __noinline int seen_exec(struct task_struct *task)
 {
 	struct task_struct *leader;
 	struct pid_namespace *ns;
@@ -587,6 +628,7 @@ static __always_inline void on_exec(struct task_struct *task)
 		emit(ZM_KIND_INIT_EXEC, task, ns, level, 0, 0, 0);
 	else if (pid && level == 0)
 		host_exec(task, pid);
+	return 0;
 }
 
 /*
@@ -598,7 +640,8 @@ static __always_inline void on_exec(struct task_struct *task)
 SEC("tp_btf/sched_prepare_exec")
 int BPF_PROG(zm_exec, struct task_struct *task)
 {
-	on_exec(task);
+	if (!boot_namespaces(task))
+		seen_exec(task);
 	return 0;
 }
 
@@ -606,7 +649,8 @@ int BPF_PROG(zm_exec, struct task_struct *task)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(zm_exec_done, struct task_struct *task)
 {
-	on_exec(task);
+	if (!boot_namespaces(task))
+		seen_exec(task);
 	return 0;
 }
 
@@ -623,6 +667,8 @@ int BPF_PROG(zm_cgroup, struct cgroup *dst_cgrp, const char *path, struct task_s
 	unsigned int level;
 	struct pid *pid;
 
+	if (boot_namespaces(task))
+		return 0;
 	ns = init_of(task, &level, &pid);
 	if (ns)
 		emit(ZM_KIND_INIT_CGROUP, task, ns, level, 0, 0, 0);
@@ -679,12 +725,12 @@ static __always_inline void host_exit(struct task_struct *task, struct task_stru
 }
 
 /*
- * sched_process_exit(task[, group_dead]): the last thread of a zone's init
- * exited. `signal->live` is already decremented here, so it is 0 exactly
- * for the last thread of the group, whichever thread that is.
+ * The rest of zm_exit, for a task that is no plain host process: the last
+ * thread of a zone's init exited. `signal->live` is already decremented
+ * here, so it is 0 exactly for the last thread of the group, whichever
+ * thread that is.
  */
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(zm_exit, struct task_struct *task)
+static __noinline int seen_exit(struct task_struct *task)
 {
 	struct task_struct *leader;
 	struct signal_struct *sig;
@@ -693,9 +739,6 @@ int BPF_PROG(zm_exit, struct task_struct *task)
 	unsigned int level;
 	struct pid *pid;
 
-	/* The threads of a group share its PID namespace: the first tests decide for nearly all. */
-	if (boot_namespaces(task))
-		return 0;
 	level = task_level(task, &pid);
 	if (level == 0) {
 		/* A host process: one load while no host-PID zone lives. */
@@ -727,16 +770,22 @@ int BPF_PROG(zm_exit, struct task_struct *task)
 	return 0;
 }
 
-/* sched_process_free(task): a dying zone init's task is freed; the zone is gone. */
-SEC("tp_btf/sched_process_free")
-int BPF_PROG(zm_free, struct task_struct *task)
+/* sched_process_exit(task[, group_dead]): a thread exited (see seen_exit()). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(zm_exit, struct task_struct *task)
+{
+	/* The threads of a group share its PID namespace: the first test decides for nearly all. */
+	if (!boot_namespaces(task))
+		seen_exit(task);
+	return 0;
+}
+
+/* The rest of zm_free, while some zone init is dying. */
+static __noinline int seen_free(struct task_struct *task)
 {
 	struct zm_dying *found, who;
 	__u64 key = (__u64)task;
 
-	/* No zone init is dying (nearly always): no lookup. */
-	if (dying_count <= 0)
-		return 0;
 	found = bpf_map_lookup_elem(&dying, &key);
 	if (!found)
 		return 0;
@@ -744,6 +793,16 @@ int BPF_PROG(zm_free, struct task_struct *task)
 	if (bpf_map_delete_elem(&dying, &key) == 0)
 		__sync_fetch_and_add(&dying_count, -1);
 	emit_gone(&who);
+	return 0;
+}
+
+/* sched_process_free(task): a dying zone init's task is freed; the zone is gone. */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(zm_free, struct task_struct *task)
+{
+	/* No zone init is dying (nearly always): no lookup. */
+	if (dying_count > 0)
+		seen_free(task);
 	return 0;
 }
 
@@ -794,33 +853,6 @@ int BPF_PROG(zm_oom, struct task_struct *task)
 }
 
 /*
- * Sets `boot_nsproxy`: the namespaces of the kernel's first task (the idle
- * task of CPU 0, its own real parent), found by walking up from the caller.
- * 1 if they hold the host's mount namespace and were kept, else 0.
- */
-static __always_inline int learn_boot_nsproxy(void)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *up;
-	struct nsproxy *nsp;
-	int i;
-
-	for (i = 0; i < 1024; i++) {
-		up = BPF_CORE_READ(task, real_parent);
-		if (!up || up == task)
-			break;
-		task = up;
-	}
-	if (BPF_CORE_READ(task, real_parent) != task)
-		return 0;
-	nsp = BPF_CORE_READ(task, nsproxy);
-	if (!nsp || !host_mntns || BPF_CORE_READ(nsp, mnt_ns, ns.inum) != host_mntns)
-		return 0;
-	boot_nsproxy = (__u64)nsp;
-	return 1;
-}
-
-/*
  * Run by userspace (BPF_PROG_RUN) for each host-PID zone and process it
  * found in /proc, so that they are counted exactly as the ones the kernel
  * side sees itself (see `enum zm_seed_op`). Returns 1 if it changed anything.
@@ -847,8 +879,6 @@ int zm_seed(struct zm_seed *seed)
 			return 0;
 		taken = *m;
 		return host_take(tgid, &taken, 0);
-	case ZM_SEED_BOOT_NSPROXY:
-		return learn_boot_nsproxy();
 	}
 	return 0;
 }

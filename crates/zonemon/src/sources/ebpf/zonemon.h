@@ -54,12 +54,6 @@ enum zm_seed_op {
 	 * zone's down.
 	 */
 	ZM_SEED_GONE = 3,
-	/*
-	 * Run once, before the programs are attached (the other fields are
-	 * unused): learns the namespaces the kernel started with (see
-	 * `boot_nsproxy`), when they hold the host's mount namespace.
-	 */
-	ZM_SEED_BOOT_NSPROXY = 4,
 };
 
 /*
@@ -81,6 +75,30 @@ struct zm_seed {
 	/* ZM_SEED_INIT: when the init was created (CLOCK_BOOTTIME ns, /proc's precision). */
 	__u64 start_ns;
 };
+
+/*
+ * The context of the `zm_first_namespaces` program (first_ns.bpf.c), which
+ * userspace runs (BPF_PROG_RUN) once before it loads the others: the set of
+ * namespaces the kernel started with (the kernel's `init_nsproxy`, which
+ * its first task holds), filled in by the program.
+ */
+struct zm_first_ns {
+	/* The set's kernel address; 0 if it was not found. */
+	__u64 nsproxy;
+	/* Inode number of the set's mount namespace. */
+	__u32 mntns_inum;
+	/* Padding, always 0. */
+	__u32 _pad;
+};
+
+/*
+ * What zonemon.bpf.c's programs hold in place of `zm_first_ns.nsproxy`, an
+ * address the kernel learns only at run time: the loader replaces this
+ * 64-bit immediate with the address (or 0, unknown) before the programs are
+ * loaded, so that telling a plain host process reads no memory but the
+ * task's own (see boot_namespaces() there).
+ */
+#define ZM_BOOT_NSPROXY_MARK 0x7a6d626f6f746e73ULL /* "zmbootns" */
 
 /* One observation of a zone's init, made by the kernel at `ts_ns`. */
 struct zm_event {
