@@ -197,6 +197,8 @@ fn set_boot_nsproxy(open: &mut OpenZonemonSkel<'_>, mark: u64, value: u64) -> Re
             continue;
         }
         replaced += n;
+        // Only immediates change: the instructions keep their number and places, so
+        // the relocations libbpf recorded by instruction index at open still apply.
         // SAFETY: the program is open, not loaded; libbpf copies the instructions.
         let rc = unsafe {
             libbpf_sys::bpf_program__set_insns(
