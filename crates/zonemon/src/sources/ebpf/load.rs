@@ -169,19 +169,8 @@ fn first_namespaces() -> Result<zm_first_ns> {
         .load()
         .context("loading first_ns.bpf.c's program")?;
     let mut first = zm_first_ns::default();
-    // SAFETY: zm_first_ns is repr(C) plain old data without padding holes; the
-    // kernel writes what the program left in the context back into it.
-    let ctx = unsafe {
-        std::slice::from_raw_parts_mut(
-            (&mut first as *mut zm_first_ns).cast::<u8>(),
-            std::mem::size_of::<zm_first_ns>(),
-        )
-    };
-    let input = libbpf_rs::ProgramInput {
-        context_in: Some(ctx),
-        ..Default::default()
-    };
-    skel.progs.zm_first_namespaces.test_run(input)?;
+    // SAFETY: zm_first_ns is repr(C) plain old data without padding holes.
+    unsafe { run_syscall_program(&skel.progs.zm_first_namespaces, &mut first) }?;
     Ok(first)
 }
 
@@ -275,17 +264,29 @@ fn has_prepare_exec() -> bool {
 /// whether it changed anything.
 pub fn run_seed(skel: &ZonemonSkel<'_>, mut seed: zm_seed) -> Result<bool, libbpf_rs::Error> {
     // SAFETY: zm_seed is repr(C) plain old data without padding holes.
-    let ctx = unsafe {
-        std::slice::from_raw_parts_mut(
-            (&mut seed as *mut zm_seed).cast::<u8>(),
-            std::mem::size_of::<zm_seed>(),
-        )
+    Ok(unsafe { run_syscall_program(&skel.progs.zm_seed, &mut seed) }? == 1)
+}
+
+/// Runs a `SEC("syscall")` program (BPF_PROG_RUN) with `ctx` as its context,
+/// which the kernel writes back with what the program left in it; returns
+/// the program's return value.
+///
+/// # Safety
+/// `T` must be the program's context type, `repr(C)` plain old data without
+/// padding holes (its bytes are passed to the kernel and overwritten by it).
+unsafe fn run_syscall_program<T>(
+    prog: &libbpf_rs::ProgramMut<'_>,
+    ctx: &mut T,
+) -> Result<u32, libbpf_rs::Error> {
+    // SAFETY: the caller promises T is plain old data; the slice covers exactly `ctx`.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut((ctx as *mut T).cast::<u8>(), std::mem::size_of::<T>())
     };
     let input = libbpf_rs::ProgramInput {
-        context_in: Some(ctx),
+        context_in: Some(bytes),
         ..Default::default()
     };
-    Ok(skel.progs.zm_seed.test_run(input)?.return_value == 1)
+    Ok(prog.test_run(input)?.return_value)
 }
 
 /// Writes libbpf's log to a file of its own and returns its path.

@@ -9,14 +9,8 @@
 )]
 include!(concat!(env!("OUT_DIR"), "/zonemon.skel.rs"));
 
-/// The skeleton of `first_ns.bpf.c`: the program the loader runs before it loads the others.
+/// The skeleton of `first_ns.bpf.c`: the program the loader runs before it
+/// loads the others (the lints allowed above hold here too).
 pub mod first_ns {
-    #![allow(
-        clippy::all,
-        missing_docs,
-        unused_imports,
-        dead_code,
-        non_camel_case_types
-    )]
     include!(concat!(env!("OUT_DIR"), "/first_ns.skel.rs"));
 }
