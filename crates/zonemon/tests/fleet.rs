@@ -235,6 +235,28 @@ fn journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (String, S
     out
 }
 
+/// [`journals`] once they have settled: the journals first stop growing (a
+/// zone's `down` may come seconds after its shutdown, inferred by the down
+/// timer), then every host has published all of them. Only then is what a
+/// consumer must get known.
+fn settled_journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (String, String)> {
+    let mut want = journals(hosts, prefix);
+    loop {
+        thread::sleep(Duration::from_secs(3));
+        for h in hosts {
+            wait_until(
+                || format!("host {} to catch up:\n{}", h.id, h.log()),
+                || h.metric("zonemon_publish_lag_records") == Some(0),
+            );
+        }
+        let now = journals(hosts, prefix);
+        if now.len() == want.len() {
+            return now;
+        }
+        want = now;
+    }
+}
+
 /// The records named `prefix…` among a fleet consumer's JSON lines: (host, seq, event, name).
 fn consumed(lines: &[String], prefix: &str) -> Vec<(String, u64, String, String)> {
     parse_json(lines)
@@ -385,24 +407,7 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
 
     // Every host publishes all it journaled; the consumer receives it all.
     let host_refs: Vec<&Host> = hosts.iter().collect();
-    // The journals first stop growing (a zone's `down` may come seconds after
-    // its shutdown, inferred by the down timer), then every host has published
-    // all of them: only then is what the consumer must get known.
-    let mut want = journals(&host_refs, &p);
-    loop {
-        thread::sleep(Duration::from_secs(3));
-        for h in &hosts {
-            wait_until(
-                || format!("host {} to catch up:\n{}", h.id, h.log()),
-                || h.metric("zonemon_publish_lag_records") == Some(0),
-            );
-        }
-        let now = journals(&host_refs, &p);
-        if now.len() == want.len() {
-            break;
-        }
-        want = now;
-    }
+    let want = settled_journals(&host_refs, &p);
     // (What never came is said by the check below.)
     wait_for(|| consumed(&consumer.lines(), &p).len() >= want.len());
     let lines = consumer.stop();
@@ -532,11 +537,9 @@ fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
     );
     let n_first = consumed(&lines, &p).len();
     let second = Monitor::start(&args);
-    wait_until(
-        || format!("host to catch up:\n{}", host.log()),
-        || host.metric("zonemon_publish_lag_records") == Some(0),
-    );
-    let want = journals(&[&host], &p);
+    // Settled: a late `down` journaled after `want` was read would reach the
+    // consumer as a record its journal did not hold.
+    let want = settled_journals(&[&host], &p);
     wait_for(|| n_first + consumed(&second.lines(), &p).len() >= want.len());
     thread::sleep(Duration::from_millis(500)); // a repeat would show by now
     lines.extend(second.stop());
