@@ -147,9 +147,27 @@ pub struct Ctx {
     pub ebpf_default: bool,
     /// Each comparison source and whether this zonemon offers it (Err: why not).
     pub sources: Vec<(Source, Result<(), String>)>,
+    /// `--only` as given: a measurement's name alone, or `name:part` for one of its parts.
+    pub only: Vec<String>,
 }
 
 impl Ctx {
+    /// Whether `--only` selects measurement `name` (alone or by one of its parts).
+    pub fn selected(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o.split(':').next() == Some(name))
+    }
+
+    /// Whether `--only` selects the part `part` of measurement `name`: the
+    /// measurement selected whole, or this part named (`daemon:latency`).
+    pub fn part_selected(&self, name: &str, part: &str) -> bool {
+        let parts: Vec<&str> = self
+            .only
+            .iter()
+            .filter_map(|o| o.strip_prefix(name)?.strip_prefix(':'))
+            .collect();
+        self.selected(name) && (parts.is_empty() || parts.contains(&part))
+    }
+
     /// The name prefix of one phase, e.g. `zmb4711x3f-churn8-`.
     pub fn tag(&self, tag: &str) -> String {
         format!("{}{tag}-", self.prefix)

@@ -56,7 +56,7 @@ struct Args {
     /// Where to write the Markdown report; the SVG goes next to it with the extension .svg.
     #[arg(long, value_name = "FILE", default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,fleet,docker).
+    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,fleet,docker); `daemon:PART` runs one part of the daemon's (idle, latency, hooks, throughput).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -194,10 +194,11 @@ fn run(args: &Args) -> Result<bool> {
         helpers,
         ebpf_default,
         sources,
+        only: args.only.clone(),
     };
     let mut failed = false;
     for (name, measure) in MEASUREMENTS {
-        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+        if !ctx.selected(name) {
             continue;
         }
         eprintln!(

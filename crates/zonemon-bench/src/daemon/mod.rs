@@ -42,6 +42,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         if crate::guard::closing() {
             break;
         }
+        if !ctx.part_selected("daemon", name) {
+            continue;
+        }
         if let Err(e) = part(ctx, rep, &dir.join(name)) {
             failed.push(format!("{name}: {e:#}"));
         }
