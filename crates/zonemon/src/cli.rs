@@ -218,8 +218,8 @@ struct WatchArgs {
 #[derive(Debug, Args)]
 struct AttachArgs {
     /// How zonemon competes for a CPU when a zone event wakes it: `high` (nice -10: on a busy
-    /// host it gets a CPU at once; `daemon`: its API thread, which commits and serves records, is
-    /// realtime); `realtime` (SCHED_FIFO 1, as `chrt -f 1`; a thread that runs 200 ms without
+    /// host it gets a CPU at once; `daemon`: its event loop and its API thread, which commits and
+    /// serves records, are realtime, SCHED_FIFO 2 and 1, under the budget below); `realtime` (SCHED_FIFO 1, as `chrt -f 1`; a thread that runs 200 ms without
     /// sleeping is moved to `high` until it next sleeps); `normal`.
     #[arg(long, value_enum, default_value_t = PriorityArg::High)]
     priority: PriorityArg,

@@ -9,9 +9,10 @@
 //! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL. An event loop that
 //! was moved (a long `/proc` scan at start-up on a host with thousands of
 //! zones) takes realtime back when it next goes to sleep ([`Budget::renew`]):
-//! one that never sleeps again stays at `high`. So does the daemon's API
-//! thread, realtime at `high` too (see `daemon::journal_priority`), moved by
-//! a long replay to a fast client.
+//! one that never sleeps again stays at `high`. So do the daemon's event loop
+//! and API thread, realtime at `high` too (the event loop at SCHED_FIFO 2,
+//! above the API thread's 1: see `daemon::event_loop_priority`), the API
+//! thread moved by a long replay to a fast client.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,10 @@ pub enum Priority {
     High,
     /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`].
     Realtime,
+    /// SCHED_FIFO priority 2, under [`RT_BUDGET`]: above [`Priority::Realtime`]
+    /// threads of the same process (the daemon's event loop, which its API
+    /// thread must not keep from the kernel's next record).
+    RealtimeFirst,
 }
 
 /// How long a realtime thread may run without sleeping before it is moved to [`Priority::High`].
@@ -60,22 +65,28 @@ impl Priority {
         match self {
             Priority::Normal => Ok(()),
             Priority::High => be_high(),
-            Priority::Realtime => {
-                budget()?;
-                let param = libc::sched_param { sched_priority: 1 };
-                // SAFETY: valid sched_param for the calling thread.
-                check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
-            }
+            Priority::Realtime => be_fifo(1),
+            Priority::RealtimeFirst => be_fifo(2),
         }
     }
+}
+
+/// The calling thread at SCHED_FIFO `level`, under the budget.
+fn be_fifo(level: libc::c_int) -> io::Result<()> {
+    budget()?;
+    let param = libc::sched_param {
+        sched_priority: level,
+    };
+    // SAFETY: valid sched_param for the calling thread.
+    check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })
 }
 
 /// A thread's realtime, taken back after the budget moved it to `high`
 /// (the event loop's, and the local API's thread's).
 #[derive(Debug)]
 pub struct Budget {
-    /// Whether the thread was realtime when the loop began.
-    realtime: bool,
+    /// The thread's SCHED_FIFO priority when the loop began (`None`: not realtime).
+    realtime: Option<libc::c_int>,
     /// [`DEMOTIONS`] when last looked at.
     seen: u64,
 }
@@ -83,9 +94,14 @@ pub struct Budget {
 impl Budget {
     /// The calling thread's priority now (it is the one [`Budget::renew`] restores).
     pub fn of_this_thread() -> Budget {
+        let mut param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain syscalls on the calling thread, into a valid sched_param.
+        let fifo = unsafe {
+            libc::sched_getscheduler(0) == libc::SCHED_FIFO
+                && libc::sched_getparam(0, &mut param) == 0
+        };
         Budget {
-            // SAFETY: a plain syscall on the calling thread.
-            realtime: unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO,
+            realtime: fifo.then_some(param.sched_priority),
             seen: DEMOTIONS.load(Ordering::Relaxed),
         }
     }
@@ -95,14 +111,16 @@ impl Budget {
     /// here). One atomic load unless some thread was moved.
     pub fn renew(&mut self) {
         let now = DEMOTIONS.load(Ordering::Relaxed);
-        if !self.realtime || now == self.seen {
+        let Some(level) = self.realtime.filter(|_| now != self.seen) else {
             return;
-        }
+        };
         self.seen = now;
         // The kernel raised the soft limit by a second with its signal: without this, the
         // hard limit's SIGKILL would come before the next signal.
         let _ = budget();
-        let param = libc::sched_param { sched_priority: 1 };
+        let param = libc::sched_param {
+            sched_priority: level,
+        };
         // SAFETY: plain syscalls on the calling thread with a valid sched_param.
         unsafe {
             if libc::sched_getscheduler(0) != libc::SCHED_FIFO {

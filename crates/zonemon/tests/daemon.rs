@@ -226,8 +226,9 @@ fn assert_seqs_increase(recs: &[Value]) {
 const SCHED_OTHER: u32 = 0;
 const SCHED_FIFO: u32 = 1;
 
-/// Each thread of process `pid`: its name, scheduling policy and nice value (from `/proc`).
-fn thread_scheduling(pid: u32) -> Vec<(String, u32, i32)> {
+/// Each thread of process `pid`: its name, scheduling policy, nice value and
+/// realtime priority (from `/proc`).
+fn thread_scheduling(pid: u32) -> Vec<(String, u32, i32, u32)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
@@ -235,12 +236,13 @@ fn thread_scheduling(pid: u32) -> Vec<(String, u32, i32)> {
         };
         let (head, rest) = stat.rsplit_once(')').unwrap();
         let name = head.split_once('(').unwrap().1.to_string();
-        // Fields from the third (state) on: nice is the 19th, policy the 41st.
+        // Fields from the third (state) on: nice is the 19th, rt_priority the 40th, policy the 41st.
         let fields: Vec<&str> = rest.split_whitespace().collect();
         out.push((
             name,
             fields[38].parse().unwrap(),
             fields[16].parse().unwrap(),
+            fields[37].parse().unwrap(),
         ));
     }
     out
@@ -264,8 +266,8 @@ fn journal_records_every_transition_with_increasing_seq() {
         run_zone(&format!("{p}{i}"), &format!("exit {i}"));
     }
     wait_records(&path, "5 downs", |r| count_of(r, &p, "down") == 5);
-    // At the default --priority high: the event loop at nice -10, the thread
-    // that commits and serves (the API's) realtime.
+    // At the default --priority high: the event loop realtime above the
+    // thread that commits and serves (the API's), itself realtime.
     let threads = thread_scheduling(daemon.child.id());
     let of = |name: &str| {
         threads
@@ -274,12 +276,13 @@ fn journal_records_every_transition_with_increasing_seq() {
             .unwrap_or_else(|| panic!("no thread {name}: {threads:?}"))
             .clone()
     };
-    assert_eq!(
-        of("zonemon"),
-        ("zonemon".into(), SCHED_OTHER, -10),
-        "{threads:?}"
-    );
-    assert_eq!(of("zonemon-api").1, SCHED_FIFO, "{threads:?}");
+    let (_, policy, _, rt) = of("zonemon");
+    assert_eq!((policy, rt), (SCHED_FIFO, 2), "{threads:?}");
+    let (_, policy, _, rt) = of("zonemon-api");
+    assert_eq!((policy, rt), (SCHED_FIFO, 1), "{threads:?}");
+    // The flush thread keeps the default: the disk's work must not take a CPU from the path.
+    let (_, policy, nice, _) = of("zonemon-sync");
+    assert_eq!((policy, nice), (SCHED_OTHER, 0), "{threads:?}");
     let stderr = daemon.stop();
     assert!(
         stderr.contains("journal") && stderr.contains("flushed"),
