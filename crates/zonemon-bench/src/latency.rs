@@ -252,7 +252,7 @@ fn compare(ctx: &Ctx, rep: &mut Report) -> Result<String> {
 
 /// The latency floor of this machine: a thread blocked in read(2) on a pipe,
 /// woken by a write from another thread after an idle gap; `n` samples in ns.
-fn wakeup_floor(n: usize) -> Result<Vec<f64>> {
+pub(crate) fn wakeup_floor(n: usize) -> Result<Vec<f64>> {
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];

@@ -2,7 +2,9 @@
 //! are live? For 0, 1,000 and 10,000 zones kept up by the `zonehold`
 //! helper (each a zone init that waits, booted), a fresh monitor: its CPU
 //! per transition over short zones made by `zonefork`, its detection latency
-//! over zones booted one at a time, and its peak RSS. The run with none is
+//! over zones booted one at a time, its peak RSS, and the machine's own
+//! wakeup floor with the zones held (a tail of the host's, not zonemon's,
+//! shows there too). The run with none is
 //! repeated after the others, and the most live zones are judged against the
 //! mean of the runs with none, so a machine drifting meanwhile hurts both alike.
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::context::Ctx;
+use crate::latency::wakeup_floor;
 use crate::monitor::Kind;
 use crate::procstat::{peak_rss_kib, usage};
 use crate::stats::{fmt_mib, fmt_ns, percentile};
@@ -34,6 +37,9 @@ struct Level {
     latency_p50_ns: f64,
     latency_p99_ns: f64,
     samples: usize,
+    /// The machine's own wakeup tail at this level: p99 of a thread woken through a pipe,
+    /// the live zones held and zonemon idle (does the host, not zonemon, slow down?).
+    floor_p99_ns: f64,
     peak_rss_kib: u64,
     lost: u64,
 }
@@ -80,6 +86,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     m.wait_until(Duration::from_secs(10), |s| {
         s.count(Kind::Shutdown) >= sd1 + n
     });
+    let floor = wakeup_floor(2 * n)?;
     let peak = peak_rss_kib(m.pid())?;
     let seen = m.stop()?;
     hold.release()?;
@@ -108,6 +115,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
         latency_p50_ns: percentile(&lat, 50.0).unwrap_or(f64::NAN),
         latency_p99_ns: percentile(&lat, 99.0).unwrap_or(f64::NAN),
         samples: lat.len(),
+        floor_p99_ns: percentile(&floor, 99.0).unwrap_or(f64::NAN),
         peak_rss_kib: peak,
         lost: seen.lost,
     })
@@ -181,7 +189,13 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             2 * ctx.plan.scale_latency_zones
         ),
         &each(&|l| format!("p50 {}, p99 {}", fmt_ns(l.latency_p50_ns), fmt_ns(l.latency_p99_ns))),
-        &format!("p99 {} live vs 0 (mean of the runs with none): {lat_ratio:.2}×", last.live),
+        &format!(
+            "p99 {} live vs 0 (mean of the runs with none): {lat_ratio:.2}×; the machine's own wakeup floor at each level \
+             (one sleeping thread woken through a pipe, {} times, the live zones held, zonemon idle): p99 {}",
+            last.live,
+            2 * ctx.plan.scale_latency_zones,
+            each(&|l| fmt_ns(l.floor_p99_ns))
+        ),
         &format!("p99 ≤ {FLAT}× the figure with 0 live zones"),
         judge(&|l| l.latency_p99_ns, lat_ratio),
     );
