@@ -96,3 +96,87 @@ pub fn describe(zonemon: &Path) -> Vec<(String, String)> {
     ));
     out
 }
+
+/// The machine's CPU time so far, from `/proc/stat`'s `cpu` line, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time the hypervisor ran something else while this VM's CPUs wanted to run (`steal`).
+    pub steal: u64,
+    /// All the CPUs' time, every state counted once (user … steal; guest time is within user).
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Reads `/proc/stat` now; `None` when it cannot be read or parsed.
+    pub fn now() -> Option<CpuTimes> {
+        CpuTimes::parse(&fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// Parses the `cpu` line (the sum over CPUs) of a `/proc/stat` text.
+    pub fn parse(stat: &str) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is
+        // already counted in user and nice, so only the first eight add up.
+        let steal = *fields.get(7)?;
+        Some(CpuTimes {
+            steal,
+            total: fields.iter().take(8).sum(),
+        })
+    }
+
+    /// The share of the CPUs' time the hypervisor took between `self` and `later`, in percent.
+    pub fn steal_percent_until(&self, later: &CpuTimes) -> Option<f64> {
+        let total = later.total.checked_sub(self.total).filter(|&t| t > 0)?;
+        let steal = later.steal.checked_sub(self.steal)?;
+        Some(steal as f64 * 100.0 / total as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    const STAT: &str = "cpu  1286544 3382 697974 5556656 13991 0 8790 56301 7 9\n\
+                        cpu0 627603 1651 344741 2804217 3368 0 2098 28563 0 0\n";
+
+    #[test]
+    fn the_cpu_line_gives_steal_and_the_total_without_guest_time() {
+        let t = CpuTimes::parse(STAT).unwrap();
+        assert_eq!(t.steal, 56301);
+        assert_eq!(
+            t.total,
+            1286544 + 3382 + 697974 + 5556656 + 13991 + 8790 + 56301
+        );
+    }
+
+    #[test]
+    fn steal_is_a_share_of_the_time_between_two_readings() {
+        let a = CpuTimes {
+            steal: 100,
+            total: 1_000,
+        };
+        let b = CpuTimes {
+            steal: 275,
+            total: 3_000,
+        };
+        assert_eq!(a.steal_percent_until(&b), Some(8.75));
+        assert_eq!(
+            b.steal_percent_until(&a),
+            None,
+            "time does not run backwards"
+        );
+        assert_eq!(a.steal_percent_until(&a), None, "no time passed");
+    }
+
+    #[test]
+    fn a_text_without_a_cpu_line_or_steal_is_none() {
+        assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2 3 4\n"), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2 x 4 5 6 7 8\n"), None);
+    }
+}

@@ -197,6 +197,9 @@ fn run(args: &Args) -> Result<bool> {
         only: args.only.clone(),
     };
     let mut failed = false;
+    // The CPU time the hypervisor took from this VM during each measurement (`steal`):
+    // a run whose figures moved with it says so in its header.
+    let mut steals = Vec::new();
     for (name, measure) in MEASUREMENTS {
         if !ctx.selected(name) {
             continue;
@@ -206,6 +209,7 @@ fn run(args: &Args) -> Result<bool> {
             started.elapsed().as_secs_f64()
         );
         let t = Instant::now();
+        let cpu0 = machine::CpuTimes::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| measure(&ctx, &mut rep)));
         let err = match outcome {
             Ok(Ok(())) => None,
@@ -228,8 +232,13 @@ fn run(args: &Args) -> Result<bool> {
                 Verdict::Error,
             );
         }
+        let steal = cpu0
+            .zip(machine::CpuTimes::now())
+            .and_then(|(a, b)| a.steal_percent_until(&b));
+        let steal_text = steal.map_or_else(|| "unknown".to_string(), |p| format!("{p:.1} %"));
+        steals.push(format!("{name} {steal_text}"));
         eprintln!(
-            "zonemon-bench: {name} took {:.0} s",
+            "zonemon-bench: {name} took {:.0} s (steal {steal_text})",
             t.elapsed().as_secs_f64()
         );
         if guard::closing() {
@@ -237,6 +246,10 @@ fn run(args: &Args) -> Result<bool> {
         }
     }
     guard::halt_if_interrupted();
+    rep.header.push((
+        "CPU time taken by the hypervisor (steal), by measurement".into(),
+        steals.join(", "),
+    ));
     rep.header.push((
         "duration".into(),
         format!("{:.0} s", started.elapsed().as_secs_f64()),
