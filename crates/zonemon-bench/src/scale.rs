@@ -3,9 +3,8 @@
 //! helper (each a zone init that waits, booted), a fresh monitor: its CPU
 //! per transition over short zones made by `zonefork`, its detection latency
 //! over zones booted one at a time, its peak RSS, and the machine's own
-//! wakeup floor with the zones held (a tail of the host's, not zonemon's,
-//! shows there too). The run with none is
-//! repeated after the others, and the most live zones are judged against the
+//! wakeup floor with the zones held (whether the host's wakeups slow down
+//! with them, zonemon aside). The run with none is repeated after the others, and the most live zones are judged against the
 //! mean of the runs with none, so a machine drifting meanwhile hurts both alike.
 
 use std::collections::HashSet;
