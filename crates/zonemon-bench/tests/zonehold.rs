@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use zonemon_testkit::require_root_for;
+use zonemon_testkit::{require_root_for, stat_fields};
 
 const WHY: &str = "zonehold makes PID namespaces";
 
@@ -64,28 +64,18 @@ fn switches(pid: u32) -> u64 {
         .sum()
 }
 
-/// The states (`R`, `S`, `Z`, …) of `pid`'s children (every `/proc/*/stat`
-/// whose parent is `pid`: this kernel has no `/proc/PID/task/TID/children`).
+/// The states (`R`, `S`, `Z`, …) of `pid`'s children (every process whose
+/// parent is `pid`: this kernel has no `/proc/PID/task/TID/children`).
 fn children_states(pid: u32) -> Vec<char> {
-    let mut states = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue; // not a process, or gone meanwhile
-        };
-        // The state and the parent follow the command name, which is in parentheses.
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next());
-        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid) {
-            if ppid == pid {
-                states.push(state);
-            }
-        }
-    }
-    states
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        // Not a process, or gone meanwhile: no fields.
+        .filter_map(|p| stat_fields(p).ok())
+        .filter(|f| f.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid))
+        .filter_map(|f| f.first()?.chars().next())
+        .collect()
 }
 
 #[test]
