@@ -39,29 +39,30 @@ struct Arm {
     short: &'static str,
 }
 
-/// zonemon at its default (`--priority high`, nice -10) with an ordinary
-/// reader, the judged figure; at `--priority realtime` (SCHED_FIFO 1 under a
-/// CPU budget), the trade-off; and with the reader under SCHED_FIFO 1 too, the floor.
+/// zonemon at its default (`--priority realtime`, SCHED_FIFO 1 under a CPU
+/// budget) with an ordinary reader, the judged figure; at `--priority high`
+/// (nice -10, the default before 2026-12-04), the trade-off; and with the
+/// reader under SCHED_FIFO 1 too, the floor.
 const ARMS: [Arm; 3] = [
     Arm {
         args: &[],
         reader_fifo: false,
-        row: "Detection latency: kernel timestamp → line read by the benchmark, zonemon at its default `--priority high`, the reader at the scheduler's default",
+        row: "Detection latency: kernel timestamp → line read by the benchmark, zonemon at its default `--priority realtime`, the reader at the scheduler's default",
         comparison: "",
-        short: "default (high)",
+        short: "default (realtime)",
     },
     Arm {
-        args: &["--priority", "realtime"],
+        args: &["--priority", "high"],
         reader_fifo: false,
-        row: "Detection latency with zonemon at `--priority realtime` (SCHED_FIFO 1), the reader at the scheduler's default",
-        comparison: "default `--priority high`: the first row (blocks of zones interleaved with it)",
-        short: "--priority realtime",
+        row: "Detection latency with zonemon at `--priority high` (nice -10), the reader at the scheduler's default",
+        comparison: "default `--priority realtime`: the first row (blocks of zones interleaved with it)",
+        short: "--priority high",
     },
     Arm {
-        args: &["--priority", "realtime"],
+        args: &[],
         reader_fifo: true,
         row: "Detection latency with zonemon and the reader under SCHED_FIFO 1 (`chrt -f 1`)",
-        comparison: "default `--priority high`, the reader at the scheduler's default: the first row (blocks of zones interleaved with it)",
+        comparison: "default `--priority realtime`, the reader at the scheduler's default: the first row (blocks of zones interleaved with it)",
         short: "zonemon and reader SCHED_FIFO 1",
     },
 ];

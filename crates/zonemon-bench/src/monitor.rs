@@ -297,15 +297,18 @@ impl Monitor {
             tids.push(reader);
         }
         for tid in tids {
-            let param = libc::sched_param {
-                sched_priority: priority,
-            };
-            // SAFETY: plain syscall on a thread id with a valid parameter struct.
-            if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
-                return Err(std::io::Error::last_os_error()).context("sched_setscheduler");
-            }
+            set_thread_policy(tid, policy, priority)?;
         }
         Ok(())
+    }
+
+    /// Puts the benchmark's reader thread of this monitor (not zonemon) under SCHED_FIFO 1.
+    pub fn set_reader_realtime(&self) -> Result<()> {
+        let reader = self.lines.with_seen(|s| s.reader_tid);
+        if reader <= 0 {
+            bail!("the reader thread has not started");
+        }
+        set_thread_policy(reader, libc::SCHED_FIFO, 1)
     }
 
     /// Everything zonemon wrote on stderr so far.
@@ -433,6 +436,18 @@ fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) 
         arrival_ns,
     });
     true
+}
+
+/// Puts thread `tid` under scheduling `policy` at realtime `priority` (0 for SCHED_OTHER).
+pub fn set_thread_policy(tid: i32, policy: libc::c_int, priority: i32) -> Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: plain syscall on a thread id with a valid parameter struct.
+    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("sched_setscheduler");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -217,11 +217,13 @@ struct WatchArgs {
 /// `daemon` share.
 #[derive(Debug, Args)]
 struct AttachArgs {
-    /// How zonemon competes for a CPU when a zone event wakes it: `high` (nice -10: on a busy
-    /// host it gets a CPU at once; `daemon`: its event loop and its API thread, which commits and
-    /// serves records, are realtime, SCHED_FIFO 2 and 1, under the budget below); `realtime` (SCHED_FIFO 1, as `chrt -f 1`; a thread that runs 200 ms without
-    /// sleeping is moved to `high` until it next sleeps); `normal`.
-    #[arg(long, value_enum, default_value_t = PriorityArg::High)]
+    /// How zonemon competes for a CPU when a zone event wakes it: `realtime` (SCHED_FIFO 1, as
+    /// `chrt -f 1`, once live: it waits for no ordinary task, even on a host busy starting
+    /// containers; a thread that runs 200 ms without sleeping is moved to `high` until it next
+    /// sleeps; `daemon`: its event loop and its API thread, which commits and serves records,
+    /// are SCHED_FIFO 2 and 1 under the same budget); `high` (nice -10: ahead of ordinary
+    /// work in its own scheduling group only; `daemon`: realtime as above); `normal`.
+    #[arg(long, value_enum, default_value_t = PriorityArg::Realtime)]
     priority: PriorityArg,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = crate::sources::DEFAULT_RING_BYTES, value_parser = parse_ring_size)]
@@ -661,15 +663,15 @@ mod tests {
     }
 
     #[test]
-    fn priority_defaults_to_high() {
+    fn priority_defaults_to_realtime() {
         let Action::Watch(w, _) = action(&["zonemon"]) else {
             panic!()
         };
-        assert_eq!(w.priority, Priority::High);
-        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "realtime"]) else {
+        assert_eq!(w.priority, Priority::Realtime);
+        let Action::Watch(w, _) = action(&["zonemon", "watch", "--priority", "high"]) else {
             panic!()
         };
-        assert_eq!(w.priority, Priority::Realtime);
+        assert_eq!(w.priority, Priority::High);
         let Action::Watch(w, _) = action(&["zonemon", "--priority", "normal"]) else {
             panic!()
         };
@@ -760,7 +762,7 @@ mod tests {
         assert_eq!(d.retention.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(d.watch.ring_bytes, 16384, "the flag's, over the file's");
         assert_eq!(d.watch.metrics, None, "the file's off");
-        assert_eq!(d.watch.priority, Priority::High, "the default");
+        assert_eq!(d.watch.priority, Priority::Realtime, "the default");
         assert_eq!(d.socket, PathBuf::from(crate::api::DEFAULT_SOCKET));
         assert_eq!((d.hooks.len(), d.reload.hooks_from_flags), (1, false));
         let d = daemon(&[

@@ -37,7 +37,7 @@ pub struct ConfigFile {
     /// `retain_size = "1GiB"`.
     #[serde(default, deserialize_with = "size")]
     pub retain_size: Option<u64>,
-    /// `priority = "high"` (`normal`, `high`, `realtime`).
+    /// `priority = "realtime"` (`normal`, `high`, `realtime`).
     #[serde(default, deserialize_with = "priority")]
     pub priority: Option<Priority>,
     /// `ring_size = 2097152`.

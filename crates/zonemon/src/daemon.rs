@@ -81,8 +81,9 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     )?);
     let reloader = Reloader::start(opts.reload.clone(), Arc::clone(&runner))?;
     // Every thread on the way from the kernel to a client (the API's, the
-    // journal's writer) competes for a CPU as the event loop does: set before they start.
-    opts.watch.priority.apply();
+    // journal's writer) competes for a CPU as the event loop does: set before they start,
+    // without realtime (the start-up's /proc scan comes first; realtime is per thread below).
+    opts.watch.priority.without_realtime().apply();
     let watch_opts = WatchOptions {
         priority: Priority::Normal, // applied already; the event loop's own once live
         ..opts.watch.clone()

@@ -1,18 +1,26 @@
 //! `--priority`: how zonemon competes for a CPU when a zone event wakes it.
 //!
-//! `high`, the default, is nice -10. `realtime` is SCHED_FIFO 1 under a CPU budget: a thread
+//! `realtime`, the default, is SCHED_FIFO 1 under a CPU budget: a thread
 //! that runs [`RT_BUDGET`] without sleeping (zonemon sleeps between every
 //! burst of records, so only a runaway one would) gets `SIGXCPU` from the
 //! kernel (`RLIMIT_RTTIME`), whose handler moves that thread to `high`
 //! (SCHED_OTHER, nice -10) and says so on stderr: a realtime zonemon can
 //! never keep the host from its CPUs. Should the handler fail, the hard
 //! limit, [`RT_HARD_LIMIT`], is the kernel's SIGKILL. An event loop that
-//! was moved (a long `/proc` scan at start-up on a host with thousands of
-//! zones) takes realtime back when it next goes to sleep ([`Budget::renew`]):
-//! one that never sleeps again stays at `high`. So do the daemon's event loop
-//! and API thread, realtime at `high` too (the event loop at SCHED_FIFO 2,
-//! above the API thread's 1: see `daemon::event_loop_priority`), the API
-//! thread moved by a long replay to a fast client.
+//! was moved takes realtime back when it next goes to sleep ([`Budget::renew`]):
+//! one that never sleeps again stays at `high`. Work that may run long
+//! without sleeping (the start-up `/proc` scan, a client's replay of the
+//! journal) runs at [`Priority::without_realtime`], nice -10: realtime comes
+//! once the watch is live. `high` is nice -10 throughout. The daemon's event
+//! loop and API thread are realtime unless `normal` (the event loop at
+//! SCHED_FIFO 2, above the API thread's 1: see `daemon::event_loop_priority`),
+//! the API thread moved by a long replay to a fast client.
+//!
+//! Why realtime by default: under a container runtime's churn (dockerd,
+//! containerd, shims and runc busy on every CPU) a woken zonemon at nice -10
+//! waited up to 44 ms for a CPU (`perf sched`, 2026-12-04), while its
+//! records were due in under a millisecond; realtime, it waits for no
+//! ordinary task (README, *Latency depends on scheduling*).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +32,9 @@ use std::time::Duration;
 pub enum Priority {
     /// The scheduler's default.
     Normal,
-    /// nice -10: on a busy host a woken zonemon preempts ordinary work (the default).
+    /// nice -10: a woken zonemon is ahead of ordinary work in its own scheduling group.
     High,
-    /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`].
+    /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`] (the default).
     Realtime,
     /// SCHED_FIFO priority 2, under [`RT_BUDGET`]: above [`Priority::Realtime`]
     /// threads of the same process (the daemon's event loop, which its API
@@ -56,6 +64,16 @@ impl Priority {
             eprintln!(
                 "zonemon: warning: cannot set --priority {self:?}: {e} (going on with the default)"
             );
+        }
+    }
+
+    /// The same priority with realtime replaced by `high` (nice -10): for
+    /// work that may run long without sleeping, and so over the realtime
+    /// budget (the start-up's `/proc` scan, a client's replay of the journal).
+    pub fn without_realtime(self) -> Priority {
+        match self {
+            Priority::Realtime | Priority::RealtimeFirst => Priority::High,
+            other => other,
         }
     }
 
@@ -200,6 +218,18 @@ mod tests {
                 libc::sched_getscheduler(0),
                 libc::getpriority(libc::PRIO_PROCESS, 0),
             )
+        }
+    }
+
+    #[test]
+    fn work_that_may_run_long_is_never_realtime() {
+        for (p, want) in [
+            (Priority::Normal, Priority::Normal),
+            (Priority::High, Priority::High),
+            (Priority::Realtime, Priority::High),
+            (Priority::RealtimeFirst, Priority::High),
+        ] {
+            assert_eq!(p.without_realtime(), want, "{p:?}");
         }
     }
 

@@ -84,9 +84,11 @@ pub trait Lifecycle {
     }
 }
 
-/// `zonemon watch`'s lifecycle: `--initial`'s records, and a line on stderr once live.
+/// `zonemon watch`'s lifecycle: `--initial`'s records, its `--priority` and
+/// a line on stderr once live.
 struct StdoutLifecycle {
     initial: bool,
+    priority: Priority,
 }
 
 impl Lifecycle for StdoutLifecycle {
@@ -94,6 +96,9 @@ impl Lifecycle for StdoutLifecycle {
         if self.initial {
             pipeline.write_initial()?;
         }
+        // Realtime only now: the start-up's /proc scan, long on a host with
+        // thousands of zones, would run over the realtime budget.
+        self.priority.apply();
         eprintln!("zonemon: watching zone boots and shutdowns ({source}); Ctrl-C stops");
         Ok(())
     }
@@ -115,6 +120,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     };
     let mut life = StdoutLifecycle {
         initial: opts.initial,
+        priority: opts.priority,
     };
     // A bad or busy --metrics address is an error before anything is attached.
     let metrics = metrics::start(opts.metrics)?;
@@ -142,7 +148,8 @@ pub fn run_with(
     // Attached first, then the snapshot of running zones: a zone booting meanwhile is in both,
     // and the tracker merges them.
     let mut source = sources::open(opts.source, opts.ring_bytes, opts.interval)?;
-    opts.priority.apply();
+    // Realtime, when asked, once live ([`Lifecycle::live`]): the start-up runs at nice -10.
+    opts.priority.without_realtime().apply();
 
     let host = procscan::host_info().context("reading this host's UTS namespace and hostname")?;
     let chain = zonemon_core::runtimes::default_chain(Path::new("/"));

@@ -266,7 +266,7 @@ fn journal_records_every_transition_with_increasing_seq() {
         run_zone(&format!("{p}{i}"), &format!("exit {i}"));
     }
     wait_records(&path, "5 downs", |r| count_of(r, &p, "down") == 5);
-    // At the default --priority high: the event loop realtime above the
+    // At the default --priority realtime: the event loop realtime above the
     // thread that commits and serves (the API's), itself realtime.
     let threads = thread_scheduling(daemon.child.id());
     let of = |name: &str| {

@@ -72,8 +72,9 @@ pub fn watch(opts: &WatchOptions, args: &WatchViaDaemon) -> Option<Result<()>> {
 fn watch_through(daemon: &Daemon, opts: &WatchOptions, since: Option<i128>) -> Result<()> {
     // Woken by each record as a standalone watch is by the kernel: it competes
     // for a CPU as --priority says, when it may (root or CAP_SYS_NICE; the
-    // daemon's users need neither, and go on quietly at their own priority).
-    let _ = opts.priority.try_apply();
+    // daemon's users need neither, and go on quietly at their own priority),
+    // but never realtime: a replay from --since may run long without sleeping.
+    let _ = opts.priority.without_realtime().try_apply();
     let start = match since {
         Some(t) => format!("since={}", rfc3339_nanos(t)),
         None if opts.initial => "initial=true".to_string(),
