@@ -97,8 +97,11 @@ impl Lifecycle for StdoutLifecycle {
             pipeline.write_initial()?;
         }
         // Realtime only now: the start-up's /proc scan, long on a host with
-        // thousands of zones, would run over the realtime budget.
-        self.priority.apply();
+        // thousands of zones, would run over the realtime budget. (Any other
+        // priority was applied at the start: not again, nor warned of twice.)
+        if self.priority != self.priority.without_realtime() {
+            self.priority.apply();
+        }
         eprintln!("zonemon: watching zone boots and shutdowns ({source}); Ctrl-C stops");
         Ok(())
     }
