@@ -32,7 +32,7 @@ use std::time::Duration;
 pub enum Priority {
     /// The scheduler's default.
     Normal,
-    /// nice -10: a woken zonemon is ahead of ordinary work in its own scheduling group.
+    /// nice -10: a larger share of the CPU than ordinary work, but not always the first turn on it.
     High,
     /// SCHED_FIFO priority 1, as `chrt -f 1`, under [`RT_BUDGET`] (the default).
     Realtime,

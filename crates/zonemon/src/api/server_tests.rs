@@ -336,8 +336,10 @@ fn a_follower_reading_along_does_not_wake_the_server() {
         assert_eq!(lines.next().unwrap()["seq"], i + 1);
     }
     let wakeups = switches(tid) - before;
+    // The defect woke it twice per record (2n and more); a loaded machine adds a few
+    // (473 for 300 once, with a compiler on both CPUs): the bound sits between the two.
     assert!(
-        wakeups <= n + n / 2,
+        wakeups < n * 9 / 5,
         "{wakeups} wakeups of the server's thread for {n} records, one at a time"
     );
 }
