@@ -279,7 +279,24 @@ fn phase(
     let sink = Arc::clone(&got);
     let hurry = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hurry_reader = Arc::clone(&hurry);
-    let reader = thread::spawn(move || read_docker_events(out, &sink, slow, &hurry_reader));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        let fifo = set_thread_policy(unsafe { libc::gettid() }, libc::SCHED_FIFO, 1);
+        let ok = fifo.is_ok();
+        let _ = ready_tx.send(fifo);
+        if ok {
+            read_docker_events(out, &sink, slow, &hurry_reader);
+        }
+    });
+    // Both readers are instruments under the same policy, or the comparison is lopsided.
+    if let Err(e) = ready_rx
+        .recv()
+        .context("the docker events reader thread died")?
+    {
+        let _ = reader.join();
+        return Err(e.context("the docker events reader could not get SCHED_FIFO 1"));
+    }
     thread::sleep(Duration::from_secs(1)); // let the subscription settle
     let names: Vec<String> = (0..n).map(|k| format!("{prefix}{k}")).collect();
     let next = AtomicUsize::new(0);
@@ -360,11 +377,6 @@ fn read_docker_events(
     slow: Option<Duration>,
     hurry: &std::sync::atomic::AtomicBool,
 ) {
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
-    if let Err(e) = set_thread_policy(tid, libc::SCHED_FIFO, 1) {
-        eprintln!("zonemon-bench: the docker events reader stays at the default priority: {e:#}");
-    }
     let mut buf = vec![0u8; 1 << 16];
     let mut pending = Vec::new();
     loop {
