@@ -457,6 +457,14 @@ fn report(
             .filter(|r| r.kind == Kind::Booted)
             .map(|r| (r.name.as_str(), r.arrival_ns)),
     );
+    // The kernel's moment of each `booted` (the init's exec): docker's `start` read before it
+    // was a start reported before the container's program ran.
+    let z_exec = first_arrivals(
+        seen.recs
+            .iter()
+            .filter(|r| r.kind == Kind::Booted)
+            .filter_map(|r| Some((r.name.as_str(), r.time_ns?))),
+    );
     let z_down = first_arrivals(
         seen.recs
             .iter()
@@ -496,12 +504,15 @@ fn report(
         ),
     ] {
         let mut leads = Vec::new();
+        let mut before_exec = 0;
         for name in names {
             let (a, b) = (z.get(name.as_str()), d.get(name.as_str()));
             z_missed += a.is_none() as usize;
             d_missed += b.is_none() as usize;
             if let (Some(a), Some(b)) = (a, b) {
                 leads.push((b - a) as f64);
+                let exec = z_exec.get(name.as_str());
+                before_exec += (kind == Kind::Booted && exec.is_some_and(|e| b < e)) as usize;
             }
         }
         let zfirst = leads.iter().filter(|l| **l > 0.0).count();
@@ -525,8 +536,15 @@ fn report(
             &measure(consumer, what, n),
             &format!("zonemon `{zev}` first for {zfirst}/{both}{dist}"),
             &format!(
-                "docker events `{dev}` first for {}/{both} (lead = docker's arrival − zonemon's; zonemon's stream also carried {} lines about other users' zones meanwhile); {}",
+                "docker events `{dev}` first for {}/{both}{} (lead = docker's arrival − zonemon's; zonemon's stream also carried {} lines about other users' zones meanwhile); {}",
                 both - zfirst,
+                if kind == Kind::Booted && both > zfirst {
+                    format!(
+                        ", of which {before_exec} read before the container's init exec'd (the kernel's timestamp of `booted`): a start reported before its program ran"
+                    )
+                } else {
+                    String::new()
+                },
                 seen.foreign,
                 own_delay(seen, names, kind)
             ),

@@ -280,28 +280,6 @@ impl Monitor {
         self.proc.pid()
     }
 
-    /// Puts every thread of zonemon and the benchmark's reader thread of this monitor under
-    /// SCHED_FIFO at `priority` (what `chrt -f PRIORITY` does), or back to SCHED_OTHER with 0.
-    pub fn set_realtime(&self, priority: i32) -> Result<()> {
-        let policy = if priority > 0 {
-            libc::SCHED_FIFO
-        } else {
-            libc::SCHED_OTHER
-        };
-        let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        let reader = self.lines.with_seen(|s| s.reader_tid);
-        if reader > 0 {
-            tids.push(reader);
-        }
-        for tid in tids {
-            set_thread_policy(tid, policy, priority)?;
-        }
-        Ok(())
-    }
-
     /// Puts the benchmark's reader thread of this monitor (not zonemon) under SCHED_FIFO 1.
     pub fn set_reader_realtime(&self) -> Result<()> {
         let reader = self.lines.with_seen(|s| s.reader_tid);

@@ -2,7 +2,8 @@
 //! are live? For 0, 1,000 and 10,000 zones kept up by the `zonehold`
 //! helper (each a zone init that waits, booted), a fresh monitor: its CPU
 //! per transition over short zones made by `zonefork`, its detection latency
-//! over zones booted one at a time, its peak RSS, and the machine's own
+//! over zones booted one at a time (read by a reader under SCHED_FIFO 1, the
+//! instrument of the latency rows), its peak RSS, and the machine's own
 //! wakeup floor with the zones held (whether the host's wakeups slow down
 //! with them, zonemon aside). The run with none is repeated after the others, and the most live zones are judged against the
 //! mean of the runs with none, so a machine drifting meanwhile hurts both alike.
@@ -46,6 +47,7 @@ struct Level {
 /// Measures one level: `live` zones up, then the CPU and latency runs.
 fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     let m = ctx.ebpf(None)?;
+    m.set_reader_realtime()?; // the instrument, as the latency rows'
     let hold_prefix = ctx.tag(&format!("hold{live}"));
     let hold = ctx.helpers.hold(&hold_prefix, live)?;
     let up = m.wait_until(Duration::from_secs(120), |s| {
