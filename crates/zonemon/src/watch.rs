@@ -99,7 +99,7 @@ impl Lifecycle for StdoutLifecycle {
         // Realtime only now: the start-up's /proc scan, long on a host with
         // thousands of zones, would run over the realtime budget. (Any other
         // priority was applied at the start: not again, nor warned of twice.)
-        if self.priority != self.priority.without_realtime() {
+        if self.priority == Priority::Realtime {
             self.priority.apply();
         }
         eprintln!("zonemon: watching zone boots and shutdowns ({source}); Ctrl-C stops");
