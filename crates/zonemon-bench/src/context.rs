@@ -106,7 +106,7 @@ impl Plan {
                 throughput_zones: 3000,
                 memory_zones: vec![1000, 100_000],
                 docker_containers: 100,
-                scale_levels: vec![0, 1000, 10_000, 0],
+                scale_levels: vec![0, 1000, 10_000, 0, 10_000, 0, 10_000, 0],
                 scale_cpu_zones: 3000,
                 scale_latency_zones: 150,
                 daemon_zones: 100_000,

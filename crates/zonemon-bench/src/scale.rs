@@ -5,8 +5,10 @@
 //! over zones booted one at a time (read by a reader under SCHED_FIFO 1, the
 //! instrument of the latency rows), its peak RSS, and the machine's own
 //! wakeup floor with the zones held (whether the host's wakeups slow down
-//! with them, zonemon aside). The run with none is repeated after the others, and the most live zones are judged against the
-//! mean of the runs with none, so a machine drifting meanwhile hurts both alike.
+//! with them, zonemon aside). The levels are run several times, interleaved: each run at the
+//! most live zones lies between two runs with none and is judged against their mean (the
+//! machine drifts over the phase; a neighbour sees the least of it), and the figure judged is
+//! the median of those ratios.
 
 use std::collections::HashSet;
 use std::thread;
@@ -32,16 +34,84 @@ const RSS_TARGET_KIB: u64 = 24 * 1024;
 /// What one level of live zones measured.
 struct Level {
     live: usize,
-    cpu_per_transition_ns: f64,
+    /// zonemon's CPU per transition in each batch of short zones.
+    cpu_batches: Vec<f64>,
     transitions: usize,
-    latency_p50_ns: f64,
-    latency_p99_ns: f64,
-    samples: usize,
-    /// The machine's own wakeup tail at this level: p99 of a thread woken through a pipe,
-    /// the live zones held and zonemon idle (does the host, not zonemon, slow down?).
-    floor_p99_ns: f64,
+    /// Detection latencies of the zones booted one at a time.
+    latency: Vec<f64>,
+    /// The machine's own wakeup times at this level: a thread woken through a pipe, the live
+    /// zones held and zonemon idle (does the host, not zonemon, slow down?).
+    floor: Vec<f64>,
     peak_rss_kib: u64,
     lost: u64,
+}
+
+impl Level {
+    /// The level's CPU figure: its median batch (a burst of other work on the machine spoils
+    /// one batch, not the figure).
+    fn cpu(&self) -> f64 {
+        percentile(&self.cpu_batches, 50.0).unwrap_or(f64::NAN)
+    }
+
+    /// The level's latency figure: p99 of its samples.
+    fn latency_p99(&self) -> f64 {
+        percentile(&self.latency, 99.0).unwrap_or(f64::NAN)
+    }
+}
+
+/// Every run at one number of live zones, pooled.
+struct Pooled {
+    live: usize,
+    runs: usize,
+    cpu_batches: Vec<f64>,
+    latency: Vec<f64>,
+    floor: Vec<f64>,
+    peak_rss_kib: u64,
+}
+
+impl Pooled {
+    /// The runs of `levels` at each number of live zones, fewest live zones first.
+    fn of(levels: &[Level]) -> Vec<Pooled> {
+        let mut lives: Vec<usize> = levels.iter().map(|l| l.live).collect();
+        lives.sort_unstable();
+        lives.dedup();
+        lives
+            .into_iter()
+            .map(|live| {
+                let runs: Vec<&Level> = levels.iter().filter(|l| l.live == live).collect();
+                let all = |f: fn(&Level) -> &Vec<f64>| -> Vec<f64> {
+                    runs.iter().flat_map(|l| f(l).iter().copied()).collect()
+                };
+                Pooled {
+                    live,
+                    runs: runs.len(),
+                    cpu_batches: all(|l| &l.cpu_batches),
+                    latency: all(|l| &l.latency),
+                    floor: all(|l| &l.floor),
+                    peak_rss_kib: runs.iter().map(|l| l.peak_rss_kib).max().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The runs at the most live zones, each against the runs with none just before and after
+/// it (their mean): the machine drifts over the minutes the levels take, and a run compared
+/// with its neighbours sees the least of that drift. One ratio per run at the most live zones.
+fn round_ratios(levels: &[Level], f: fn(&Level) -> f64) -> Vec<f64> {
+    let most = levels.iter().map(|l| l.live).max().unwrap_or(0);
+    let none = |l: &&Level| l.live == 0;
+    levels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.live == most && most > 0)
+        .filter_map(|(i, l)| {
+            let before = levels[..i].iter().rev().find(none);
+            let after = levels[i + 1..].iter().find(none);
+            let base: Vec<f64> = before.into_iter().chain(after).map(f).collect();
+            (!base.is_empty()).then(|| f(l) / (base.iter().sum::<f64>() / base.len() as f64))
+        })
+        .collect()
 }
 
 /// Measures one level: `live` zones up, then the CPU and latency runs.
@@ -57,8 +127,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
         bail!("zonemon did not report the {live} held zones booted within 120 s");
     }
     // CPU: short zones made as fast as 4 at a time go, in batches; zonemon's CPU over each
-    // batch's transitions, the median batch (a burst of other work on the machine spoils one
-    // batch, not the figure).
+    // batch's transitions.
     let k = ctx.plan.scale_cpu_zones;
     let cpu_prefix = ctx.tag(&format!("scpu{live}"));
     let mut per_batch = Vec::new();
@@ -91,7 +160,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     let peak = peak_rss_kib(m.pid())?;
     let seen = m.stop()?;
     hold.release()?;
-    let lat: Vec<f64> = seen
+    let latency: Vec<f64> = seen
         .recs
         .iter()
         .filter(|r| {
@@ -111,12 +180,10 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     }
     Ok(Level {
         live,
-        cpu_per_transition_ns: percentile(&per_batch, 50.0).unwrap_or(f64::NAN),
+        cpu_batches: per_batch,
         transitions,
-        latency_p50_ns: percentile(&lat, 50.0).unwrap_or(f64::NAN),
-        latency_p99_ns: percentile(&lat, 99.0).unwrap_or(f64::NAN),
-        samples: lat.len(),
-        floor_p99_ns: percentile(&floor, 99.0).unwrap_or(f64::NAN),
+        latency,
+        floor,
         peak_rss_kib: peak,
         lost: seen.lost,
     })
@@ -128,84 +195,104 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for &live in &ctx.plan.scale_levels {
         levels.push(level(ctx, live)?);
     }
-    // The most live zones, judged against the runs with none (before and after it: the
-    // machine drifts over the minutes this takes).
-    let Some(last) = levels.iter().max_by_key(|l| l.live) else {
+    let pooled = Pooled::of(&levels);
+    let (Some(none), Some(last)) = (pooled.first(), pooled.last()) else {
         return Ok(());
     };
-    let none: Vec<&Level> = levels.iter().filter(|l| l.live == 0).collect();
-    let baseline = |f: &dyn Fn(&Level) -> f64| {
-        none.iter().map(|l| f(l)).sum::<f64>() / none.len().max(1) as f64
-    };
-    // The runs with none disagreeing by more than the tolerance: the machine's noise, not
-    // zonemon, decides the comparison.
-    let judge = |f: &dyn Fn(&Level) -> f64, ratio: f64| {
-        let (lo, hi) = none
+    if none.live != 0 || last.live == 0 {
+        bail!("the scale levels must include 0 live zones and more");
+    }
+    let each = |f: &dyn Fn(&Pooled) -> String| {
+        pooled
             .iter()
-            .map(|l| f(l))
-            .fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        if hi > lo * FLAT {
-            Verdict::Noisy
-        } else {
-            Verdict::of(ratio <= FLAT)
-        }
-    };
-    let base_rss = none.iter().map(|l| l.peak_rss_kib).min().unwrap_or(0);
-    let each = |f: &dyn Fn(&Level) -> String| {
-        levels
-            .iter()
-            .map(|l| format!("{} live: {}", l.live, f(l)))
+            .map(|p| format!("{} live: {}", p.live, f(p)))
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let levels_list = levels
+    let order = levels
         .iter()
         .map(|l| l.live.to_string())
         .collect::<Vec<_>>()
-        .join(" / ");
-    let cpu_ratio = last.cpu_per_transition_ns / baseline(&|l| l.cpu_per_transition_ns);
+        .join(", ");
+    let runs_of = |live: usize, f: fn(&Level) -> f64| {
+        levels
+            .iter()
+            .filter(|l| l.live == live)
+            .map(|l| fmt_ns(f(l)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The judged ratio: the median of the runs' ratios against their neighbours with none.
+    let judged = |f: fn(&Level) -> f64| -> (f64, String) {
+        let ratios = round_ratios(&levels, f);
+        let listed = ratios
+            .iter()
+            .map(|r| format!("{r:.2}×"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (percentile(&ratios, 50.0).unwrap_or(f64::NAN), listed)
+    };
+    let method = |rounds: &str, ratio: f64| {
+        format!(
+            "{} live vs 0, each run against the mean of the runs with none just before and after it: {rounds}; median {ratio:.2}×",
+            last.live
+        )
+    };
+    let (cpu_ratio, cpu_rounds) = judged(Level::cpu);
     rep.row(
         &format!(
-            "Scale: zonemon CPU per transition with {} live zones ({} short zones, 4 at a time; median of {CPU_BATCHES} batches)",
-            levels
-                .iter()
-                .map(|l| l.live.to_string())
-                .collect::<Vec<_>>()
-                .join(" / "),
+            "Scale: zonemon CPU per transition with {} live zones (runs in the order {order}; {} short zones, 4 at a time, per run; a run's figure is its median batch of {CPU_BATCHES}, a level's the median of all its batches)",
+            pooled.iter().map(|p| p.live.to_string()).collect::<Vec<_>>().join(" / "),
             ctx.plan.scale_cpu_zones
         ),
-        &each(&|l| fmt_ns(l.cpu_per_transition_ns)),
-        &format!(
-            "{} live vs 0 (mean of the runs with none): {cpu_ratio:.2}×",
-            last.live
-        ),
+        &each(&|p| {
+            format!(
+                "{} (runs: {})",
+                fmt_ns(percentile(&p.cpu_batches, 50.0).unwrap_or(f64::NAN)),
+                runs_of(p.live, Level::cpu)
+            )
+        }),
+        &method(&cpu_rounds, cpu_ratio),
         &format!("≤ {FLAT}× the figure with 0 live zones"),
-        judge(&|l| l.cpu_per_transition_ns, cpu_ratio),
+        Verdict::of(cpu_ratio <= FLAT),
     );
-    let lat_ratio = last.latency_p99_ns / baseline(&|l| l.latency_p99_ns);
+    let (lat_ratio, lat_rounds) = judged(Level::latency_p99);
     rep.row(
         &format!(
-            "Scale: detection latency with {} live zones ({} boots+shutdowns each, one zone at a time)",
-            levels_list,
+            "Scale: detection latency with {} live zones (runs in the order {order}; {} boots+shutdowns per run, one zone at a time; a level's p99 over all its runs' samples)",
+            pooled.iter().map(|p| p.live.to_string()).collect::<Vec<_>>().join(" / "),
             2 * ctx.plan.scale_latency_zones
         ),
-        &each(&|l| format!("p50 {}, p99 {}", fmt_ns(l.latency_p50_ns), fmt_ns(l.latency_p99_ns))),
+        &each(&|p| {
+            format!(
+                "p50 {}, p99 {} (runs' p99: {})",
+                fmt_ns(percentile(&p.latency, 50.0).unwrap_or(f64::NAN)),
+                fmt_ns(percentile(&p.latency, 99.0).unwrap_or(f64::NAN)),
+                runs_of(p.live, Level::latency_p99)
+            )
+        }),
         &format!(
-            "p99 {} live vs 0 (mean of the runs with none): {lat_ratio:.2}×; the machine's own wakeup floor at each level \
-             (one sleeping thread woken through a pipe, {} times, the live zones held, zonemon idle): p99 {}",
-            last.live,
+            "p99 {}; the machine's own wakeup floor at each level (one sleeping thread woken through a pipe, {} times a run, \
+             the live zones held, zonemon idle): p99 {}",
+            method(&lat_rounds, lat_ratio),
             2 * ctx.plan.scale_latency_zones,
-            each(&|l| fmt_ns(l.floor_p99_ns))
+            each(&|p| fmt_ns(percentile(&p.floor, 99.0).unwrap_or(f64::NAN)))
         ),
         &format!("p99 ≤ {FLAT}× the figure with 0 live zones"),
-        judge(&|l| l.latency_p99_ns, lat_ratio),
+        Verdict::of(lat_ratio <= FLAT),
     );
+    let base_rss = levels
+        .iter()
+        .filter(|l| l.live == 0)
+        .map(|l| l.peak_rss_kib)
+        .min()
+        .unwrap_or(0);
     let per_zone =
         (last.peak_rss_kib.saturating_sub(base_rss) * 1024) as f64 / last.live.max(1) as f64;
     rep.row(
         &format!(
-            "Scale: zonemon peak RSS (VmHWM) with {} live zones",
-            last.live
+            "Scale: zonemon peak RSS (VmHWM) with {} live zones (the highest of its {} runs)",
+            last.live, last.runs
         ),
         &format!(
             "{} ({:.0} bytes per live zone over the {} with 0 live zones)",
@@ -213,7 +300,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             per_zone,
             fmt_mib(base_rss)
         ),
-        &each(&|l| fmt_mib(l.peak_rss_kib)),
+        &each(&|p| fmt_mib(p.peak_rss_kib)),
         "≤ 24 MiB",
         Verdict::of(last.peak_rss_kib <= RSS_TARGET_KIB),
     );
@@ -233,18 +320,27 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             "10000 live vs 0: {} per observation ({:+.1}% of zonemon's CPU per transition with 0 live zones above): \
              no walk of the table, what remains is cache misses in a larger table",
             fmt_ns(most_ns - none_ns),
-            (most_ns - none_ns) * 100.0 / baseline(&|l| l.cpu_per_transition_ns)
+            (most_ns - none_ns) * 100.0 / percentile(&none.cpu_batches, 50.0).unwrap_or(f64::NAN)
         ),
         "",
         Verdict::Info,
     );
+    let per_run = |f: &dyn Fn(&Level) -> String| {
+        levels
+            .iter()
+            .map(|l| format!("{} live: {}", l.live, f(l)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     rep.note(format!(
-        "Scale: each level is a fresh zonemon; the live zones are `zonehold` inits (clone into new PID+UTS namespaces, exec, pause), \
+        "Scale: each run is a fresh zonemon; the live zones are `zonehold` inits (clone into new PID+UTS namespaces, exec, pause), \
          made after zonemon started and reported booted before measuring; CPU is zonemon's sum_exec_runtime over the short zones' \
-         transitions ({}); latency samples: {}; lost records: {}. On this host kernel.pid_max is {}: {} live zones and the churn fit.",
-        each(&|l| l.transitions.to_string()),
-        each(&|l| l.samples.to_string()),
-        each(&|l| l.lost.to_string()),
+         transitions ({}); latency samples: {}; lost records: {}. Every run at the most live zones lies between two runs with none, \
+         and is judged against them, so that the machine's drift over the phase falls on both sides of each comparison. \
+         On this host kernel.pid_max is {}: {} live zones and the churn fit.",
+        per_run(&|l| l.transitions.to_string()),
+        per_run(&|l| l.latency.len().to_string()),
+        per_run(&|l| l.lost.to_string()),
         std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap_or_default().trim(),
         last.live
     ));
@@ -311,6 +407,56 @@ pub fn tracker_ns_per_observation(live: u32) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::{round_ratios, Level, Pooled};
+
+    fn run(live: usize, cpu: f64) -> Level {
+        Level {
+            live,
+            cpu_batches: vec![cpu, cpu + 1.0, cpu - 1.0],
+            transitions: 0,
+            latency: vec![cpu],
+            floor: vec![],
+            peak_rss_kib: live as u64,
+            lost: 0,
+        }
+    }
+
+    #[test]
+    fn each_run_at_the_most_live_zones_is_judged_against_its_neighbours_with_none() {
+        // The machine drifts from 10 to 20: each run with 10,000 is 10 % above its neighbours.
+        let levels = [
+            run(0, 10.0),
+            run(1000, 50.0),
+            run(10_000, 11.0 * 1.1),
+            run(0, 12.0),
+            run(10_000, 16.0 * 1.1),
+            run(0, 20.0),
+        ];
+        let ratios = round_ratios(&levels, Level::cpu);
+        assert_eq!(ratios.len(), 2);
+        for r in ratios {
+            assert!((r - 1.1).abs() < 1e-9, "{r}");
+        }
+        // A run with no run with none after it is judged against the one before.
+        let ratios = round_ratios(&[run(0, 10.0), run(200, 15.0)], Level::latency_p99);
+        assert_eq!(ratios, vec![1.5]);
+        // No run with none at all: nothing to judge.
+        assert!(round_ratios(&[run(200, 15.0)], Level::cpu).is_empty());
+    }
+
+    #[test]
+    fn runs_at_one_level_are_pooled() {
+        let levels = [run(0, 10.0), run(10_000, 30.0), run(0, 20.0)];
+        let pooled = Pooled::of(&levels);
+        assert_eq!(
+            pooled.iter().map(|p| (p.live, p.runs)).collect::<Vec<_>>(),
+            vec![(0, 2), (10_000, 1)]
+        );
+        assert_eq!(pooled[0].cpu_batches.len(), 6);
+        assert_eq!(pooled[0].latency, vec![10.0, 20.0]);
+        assert_eq!(pooled[1].peak_rss_kib, 10_000);
+    }
+
     #[test]
     #[ignore = "a measurement, for profiling: cargo test --release -p zonemon-bench -- --ignored tracker_alone"]
     fn tracker_alone() {
