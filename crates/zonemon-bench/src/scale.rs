@@ -209,6 +209,11 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             .collect::<Vec<_>>()
             .join("; ")
     };
+    let levels_list = pooled
+        .iter()
+        .map(|p| p.live.to_string())
+        .collect::<Vec<_>>()
+        .join(" / ");
     let order = levels
         .iter()
         .map(|l| l.live.to_string())
@@ -242,7 +247,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     rep.row(
         &format!(
             "Scale: zonemon CPU per transition with {} live zones (runs in the order {order}; {} short zones, 4 at a time, per run; a run's figure is its median batch of {CPU_BATCHES}, a level's the median of all its batches)",
-            pooled.iter().map(|p| p.live.to_string()).collect::<Vec<_>>().join(" / "),
+            levels_list,
             ctx.plan.scale_cpu_zones
         ),
         &each(&|p| {
@@ -260,7 +265,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     rep.row(
         &format!(
             "Scale: detection latency with {} live zones (runs in the order {order}; {} boots+shutdowns per run, one zone at a time; a level's p99 over all its runs' samples)",
-            pooled.iter().map(|p| p.live.to_string()).collect::<Vec<_>>().join(" / "),
+            levels_list,
             2 * ctx.plan.scale_latency_zones
         ),
         &each(&|p| {
