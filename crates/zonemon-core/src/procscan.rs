@@ -11,6 +11,7 @@
 //!
 //! The parsers are pure and never panic, whatever the input.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -540,7 +541,7 @@ fn scan_one(
     let comm = bounded_lossy(comm_bytes.strip_suffix(b"\n").unwrap_or(&comm_bytes));
     let utsns = read_ns(&dir.join("ns/uts")).unwrap_or(0);
     let nodename = match own_uts {
-        Some(own) if own == utsns => uname_nodename().unwrap_or_default(),
+        Some(own) if own == utsns => own_nodename().unwrap_or_default(),
         _ => nodename_in(&dir.join("ns/uts")).unwrap_or_default(),
     };
     let (cgroup, more_cgroups) = read_lossy(&dir.join("cgroup"))
@@ -678,23 +679,77 @@ pub fn namespace_id(ns: &File) -> u64 {
     }
 }
 
-/// The hostname inside the UTS namespace at `ns_path`, read from a short-lived
-/// thread that joins that namespace (which affects only that thread).
+/// The calling thread's own UTS namespace, to come back to after reading a
+/// zone's, and whether the thread is away from it now.
+struct OwnUts {
+    ns: io::Result<File>,
+    away: Cell<bool>,
+}
+
+thread_local! {
+    /// Opened at a thread's first hostname read, when it is in its own namespace.
+    static OWN_UTS: OwnUts = OwnUts {
+        ns: File::open("/proc/thread-self/ns/uts"),
+        away: Cell::new(false),
+    };
+}
+
+/// Makes the calling thread join the UTS namespace `ns` (only this thread: a
+/// UTS namespace is a thread's, not the process's).
+fn join_uts(ns: &File) -> io::Result<()> {
+    // SAFETY: `ns` is an open file; setns checks that it is a UTS namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUTS) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Brings the calling thread back to its own UTS namespace if a read left it away.
+fn come_home(own: &OwnUts) -> io::Result<()> {
+    if own.away.get() {
+        let ns = own
+            .ns
+            .as_ref()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        join_uts(ns)?;
+        own.away.set(false);
+    }
+    Ok(())
+}
+
+/// The hostname inside the UTS namespace at `ns_path`: the calling thread
+/// joins that namespace, reads its nodename and rejoins its own. No other
+/// thread sees the switch, and no thread is made: a thread per zone, as
+/// before, was 3,000 thread creations for one `/proc` scan on a host with
+/// 3,000 zones, each one a message to every listener of the kernel's proc
+/// connector (the polling source, scanning ten times a second, made 7,000 a
+/// second and overflowed a proc-connector zonemon's 16 MiB socket buffer).
+/// Should rejoining fail (the kernel out of memory), the thread stays away
+/// until a later read or [`own_nodename`] brings it back: each read joins
+/// its zone's namespace first, so no hostname read here is wrong meanwhile.
 fn nodename_in(ns_path: &Path) -> io::Result<String> {
     let ns = File::open(ns_path)?;
-    let worker = std::thread::Builder::new()
-        .name("zonemon-uts".into())
-        .spawn(move || {
-            // SAFETY: `ns` is an open namespace fd; joining a UTS namespace changes only this thread.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUTS) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            drop(ns);
-            uname_nodename()
-        })?;
-    worker
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("UTS reader thread panicked")))
+    OWN_UTS.with(|own| {
+        if own.ns.is_err() {
+            // No way back: do not leave.
+            return Err(io::Error::other(
+                "this thread's own UTS namespace is unknown",
+            ));
+        }
+        join_uts(&ns)?;
+        own.away.set(true);
+        let name = uname_nodename();
+        let _ = come_home(own); // else the next read or own_nodename tries again
+        name
+    })
+}
+
+/// The hostname of the calling thread's own UTS namespace (zonemon's: the host's).
+fn own_nodename() -> io::Result<String> {
+    OWN_UTS.with(|own| {
+        come_home(own)?;
+        uname_nodename()
+    })
 }
 
 /// The calling thread's UTS nodename (hostname), bounded.
@@ -718,7 +773,7 @@ fn uname_nodename() -> io::Result<String> {
 pub fn host_info() -> io::Result<HostInfo> {
     Ok(HostInfo {
         utsns: read_ns(Path::new("/proc/self/ns/uts"))?,
-        hostname: uname_nodename()?,
+        hostname: own_nodename()?,
     })
 }
 
@@ -1213,6 +1268,75 @@ mod tests {
         assert_eq!(z.start_ns, 51347 * ns_per_clock_tick());
         assert_eq!(zones[1].comm, "bad\u{fffd}name\x1b", "raw; sinks escape");
         assert!(scan(&p.0.join("missing")).is_empty());
+    }
+
+    /// The last PID the kernel gave out (`/proc/loadavg`'s last field).
+    fn last_pid() -> u64 {
+        let l = fs::read_to_string("/proc/loadavg").unwrap();
+        l.split('/')
+            .next_back()
+            .unwrap()
+            .split_whitespace()
+            .next_back()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_zones_hostname_is_read_in_this_thread_which_comes_home() {
+        if !zonemon_testkit::require_root_for(
+            "a_zones_hostname_is_read_in_this_thread_which_comes_home",
+            "joining a zone's UTS namespace takes CAP_SYS_ADMIN",
+        ) {
+            return;
+        }
+        // A process with a UTS namespace and a hostname of its own.
+        let mut zone = std::process::Command::new("unshare")
+            .args([
+                "--uts",
+                "sh",
+                "-c",
+                "hostname zmtest-uts-name && exec sleep 30",
+            ])
+            .spawn()
+            .expect("running unshare (util-linux)");
+        let ns_path = format!("/proc/{}/ns/uts", zone.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while nodename_in(Path::new(&ns_path)).ok().as_deref() != Some("zmtest-uts-name") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the zone's hostname never read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let home = fs::read_link("/proc/thread-self/ns/uts").unwrap();
+        let before = last_pid();
+        const READS: u64 = 200;
+        for _ in 0..READS {
+            assert_eq!(nodename_in(Path::new(&ns_path)).unwrap(), "zmtest-uts-name");
+        }
+        let after = last_pid();
+        let pid_max: u64 = fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let made = (after + pid_max - before) % pid_max;
+        // A thread per read (the way before) takes a PID each: 200 at least.
+        assert!(
+            made < READS / 2,
+            "{made} PIDs given out during {READS} reads"
+        );
+        assert_eq!(
+            fs::read_link("/proc/thread-self/ns/uts").unwrap(),
+            home,
+            "back in its own namespace"
+        );
+        assert_eq!(own_nodename().unwrap(), host_info().unwrap().hostname);
+        assert_ne!(own_nodename().unwrap(), "zmtest-uts-name");
+        zone.kill().unwrap();
+        zone.wait().unwrap();
     }
 
     #[test]
