@@ -194,14 +194,33 @@ fn budget() -> io::Result<()> {
 /// `SIGXCPU`: the kernel sends it to the realtime thread that ran over
 /// [`RT_BUDGET`] without sleeping; that thread goes on at nice -10.
 extern "C" fn over_budget(_sig: libc::c_int) {
-    let param = libc::sched_param { sched_priority: 0 };
     DEMOTIONS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: plain syscalls on the calling thread and a write of a static buffer, all
-    // async-signal-safe; their results are ignored (nothing else could be done here).
+    to_high();
+    // SAFETY: a write of a static buffer, async-signal-safe; its result is ignored (nothing
+    // else could be done here).
+    unsafe { libc::write(2, DEMOTED.as_ptr().cast(), DEMOTED.len()) };
+}
+
+/// The calling thread at SCHED_OTHER, nice -10 (`high`); async-signal-safe.
+fn to_high() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on the calling thread; their results are ignored (the thread
+    // goes on as it is).
     unsafe {
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
         libc::setpriority(libc::PRIO_PROCESS, 0, -10);
-        libc::write(2, DEMOTED.as_ptr().cast(), DEMOTED.len());
+    }
+}
+
+/// Moves the calling thread, if realtime, to `high` (nice -10) for good: for
+/// an event loop whose every wakeup is long work (polling `/proc`: on a host
+/// with thousands of zones each scan runs longer than the budget, and longer
+/// than the interval, so that the loop never sleeps and would be moved back
+/// and forth until the hard limit killed it).
+pub fn leave_realtime() {
+    // SAFETY: a plain syscall on the calling thread.
+    if unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO {
+        to_high();
     }
 }
 

@@ -216,6 +216,11 @@ pub fn run_with(
             );
         }
         life.live(&mut pipeline, &source.description())?;
+        if source.scans_proc() {
+            // Polling's wakeups are full /proc scans, whatever --priority says: never realtime
+            // (its latency is its interval's anyway).
+            crate::priority::leave_realtime();
+        }
         // The zones found in /proc are checked a second from now (an init exiting while the
         // source attached leaves no record), even if nothing else happens meanwhile.
         down_timer

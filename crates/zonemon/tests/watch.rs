@@ -567,6 +567,9 @@ fn priority_option_sets_the_scheduling() {
         ),
         (vec!["--json", "--priority", "high"], (0, -10)),
         (vec!["--json", "--priority", "normal"], (0, 0)),
+        // Polling: a full /proc scan at every wakeup, never realtime (with thousands of zones
+        // each ran over the budget, and the loop, never sleeping, was killed at the hard limit).
+        (vec!["--json", "--source", "poll"], (0, -10)),
     ] {
         let mon = Monitor::start(&args);
         assert_eq!(sched_of(mon.pid()), want, "{args:?}");

@@ -82,6 +82,12 @@ pub trait Source {
     fn backlog_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Whether every `drain` is long work, never to run realtime
+    /// ([`crate::priority::leave_realtime`]): a full `/proc` scan.
+    fn scans_proc(&self) -> bool {
+        false
+    }
 }
 
 /// Environment variable that makes the eBPF source fail to open, to exercise

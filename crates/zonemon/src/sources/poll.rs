@@ -39,6 +39,10 @@ impl Source for PollSource {
         self.timer.as_raw_fd()
     }
 
+    fn scans_proc(&self) -> bool {
+        true
+    }
+
     fn drain(&mut self, pipeline: &mut Pipeline) -> Result<()> {
         let mut expirations = [0u8; 8];
         // SAFETY: reading 8 bytes into an 8-byte buffer from our timer fd.
