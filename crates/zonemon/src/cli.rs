@@ -221,8 +221,9 @@ struct AttachArgs {
     /// `chrt -f 1`, once live: it waits for no ordinary task, even on a host busy starting
     /// containers; a thread that runs 200 ms without sleeping is moved to `high` until it next
     /// sleeps; `daemon`: its event loop and its API thread, which commits and serves records,
-    /// are SCHED_FIFO 2 and 1 under the same budget); `high` (nice -10: a larger share of the
-    /// CPU, not the first turn on it; `daemon`: realtime as above); `normal`.
+    /// are SCHED_FIFO 2 and 1 under the same budget; `--source poll` stays at `high`: each of
+    /// its wakeups is a full /proc scan); `high` (nice -10: a larger share of the CPU, not the
+    /// first turn on it; `daemon`: realtime as above); `normal`.
     #[arg(long, value_enum, default_value_t = PriorityArg::Realtime)]
     priority: PriorityArg,
     /// Size of the kernel-to-user ring buffer in bytes: a power of two, at least 4096.
