@@ -107,6 +107,10 @@ pub struct Budget {
     realtime: Option<libc::c_int>,
     /// [`DEMOTIONS`] when last looked at.
     seen: u64,
+    /// While the thread is moved to `high`: its sleeps so far (voluntary
+    /// context switches) when that was noticed. Realtime comes back only
+    /// after one more.
+    moved_at: Option<u64>,
 }
 
 impl Budget {
@@ -121,18 +125,40 @@ impl Budget {
         Budget {
             realtime: fifo.then_some(param.sched_priority),
             seen: DEMOTIONS.load(Ordering::Relaxed),
+            moved_at: None,
         }
     }
 
-    /// Called by the loop before it sleeps: a realtime thread the budget
-    /// moved to `high` is realtime again (its run without sleeping ends
-    /// here). One atomic load unless some thread was moved.
+    /// Called by the loop before it waits and when it wakes: a realtime
+    /// thread the budget moved to `high` is realtime again once it has slept
+    /// since (its run without sleeping ended). One atomic load unless some
+    /// thread was moved.
+    ///
+    /// Not before: the kernel counts a realtime thread's run until it sleeps
+    /// *at realtime*, so a loop that never sleeps (records arriving faster
+    /// than it handles them), made realtime again at every turn, would add to
+    /// that count a tick at a time up to the hard limit's SIGKILL. It stays at
+    /// `high` instead. Made realtime again, it sleeps 50 µs at once, which
+    /// starts the kernel's count afresh.
     pub fn renew(&mut self) {
-        let now = DEMOTIONS.load(Ordering::Relaxed);
-        let Some(level) = self.realtime.filter(|_| now != self.seen) else {
+        let Some(level) = self.realtime else {
             return;
         };
-        self.seen = now;
+        let now = DEMOTIONS.load(Ordering::Relaxed);
+        if now != self.seen {
+            self.seen = now;
+            if !is_fifo() {
+                self.moved_at = Some(sleeps_so_far());
+            }
+            return;
+        }
+        let Some(at) = self.moved_at else {
+            return;
+        };
+        if sleeps_so_far() == at {
+            return; // not slept since it was moved
+        }
+        self.moved_at = None;
         // The kernel raised the soft limit by a second with its signal: without this, the
         // hard limit's SIGKILL would come before the next signal.
         let _ = budget();
@@ -141,11 +167,27 @@ impl Budget {
         };
         // SAFETY: plain syscalls on the calling thread with a valid sched_param.
         unsafe {
-            if libc::sched_getscheduler(0) != libc::SCHED_FIFO {
-                libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
+            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
+                libc::usleep(50);
             }
         }
     }
+}
+
+/// Whether the calling thread is SCHED_FIFO.
+fn is_fifo() -> bool {
+    // SAFETY: a plain syscall on the calling thread.
+    unsafe { libc::sched_getscheduler(0) == libc::SCHED_FIFO }
+}
+
+/// The calling thread's voluntary context switches so far: each a sleep (a
+/// wait for an event, or I/O that blocked).
+fn sleeps_so_far() -> u64 {
+    // SAFETY: rusage is plain old data; getrusage fills it for the calling thread.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    u.ru_nvcsw as u64
 }
 
 /// The calling thread at nice -10.
@@ -218,8 +260,7 @@ fn to_high() {
 /// than the interval, so that the loop never sleeps and would be moved back
 /// and forth until the hard limit killed it).
 pub fn leave_realtime() {
-    // SAFETY: a plain syscall on the calling thread.
-    if unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO {
+    if is_fifo() {
         to_high();
     }
 }
@@ -295,33 +336,83 @@ mod tests {
         );
     }
 
+    /// Runs `body` on a new thread made realtime, with its [`Budget`]; `None` when the test
+    /// cannot run (not root, outside CI).
+    fn on_a_realtime_loop<T: Send + 'static>(
+        test: &str,
+        body: impl FnOnce(&mut Budget) -> T + Send + 'static,
+    ) -> Option<T> {
+        if !zonemon_testkit::require_root_for(test, "it sets SCHED_FIFO") {
+            return None;
+        }
+        let looped = std::thread::spawn(|| {
+            Priority::Realtime.try_apply().expect("SCHED_FIFO as root");
+            body(&mut Budget::of_this_thread())
+        });
+        Some(looped.join().expect("the realtime thread"))
+    }
+
+    #[test]
+    fn an_event_loop_that_never_sleeps_stays_at_high() {
+        let Some((policy, turns)) =
+            on_a_realtime_loop("an_event_loop_that_never_sleeps_stays_at_high", |budget| {
+                let start = Instant::now();
+                let mut turns = 0;
+                // Turns of 20 ms of work with no sleep between them (records waiting at every
+                // wait). Made realtime again at each turn, as before, it went on adding to the
+                // kernel's count of its run until the hard limit's SIGKILL (a polling zonemon on
+                // a host with 3,000 zones was killed so).
+                while start.elapsed() < RT_BUDGET + std::time::Duration::from_millis(1300) {
+                    let turn = Instant::now();
+                    while turn.elapsed() < std::time::Duration::from_millis(20) {
+                        std::hint::spin_loop();
+                    }
+                    budget.renew();
+                    turns += 1;
+                }
+                (sched().0, turns)
+            })
+        else {
+            return;
+        };
+        assert_eq!(
+            policy,
+            libc::SCHED_OTHER,
+            "after {turns} turns without a sleep it is at high, not realtime again"
+        );
+    }
+
     #[test]
     fn an_event_loop_moved_by_its_budget_is_realtime_again_when_it_sleeps() {
-        if !zonemon_testkit::require_root_for(
+        let Some((policies, soft_limit)) = on_a_realtime_loop(
             "an_event_loop_moved_by_its_budget_is_realtime_again_when_it_sleeps",
-            "it sets SCHED_FIFO",
-        ) {
+            |budget| {
+                let start = Instant::now();
+                while sched().0 == libc::SCHED_FIFO && start.elapsed() < RT_HARD_LIMIT {
+                    std::hint::spin_loop(); // a long scan
+                }
+                let moved = sched().0;
+                budget.renew(); // the loop is about to wait: it has not slept since it was moved
+                assert_eq!(sched().0, libc::SCHED_OTHER, "no realtime before a sleep");
+                budget.renew(); // a wait that did not sleep (records waiting)
+                assert_eq!(
+                    sched().0,
+                    libc::SCHED_OTHER,
+                    "a loop that does not sleep stays at high"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1)); // the wait slept
+                budget.renew();
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: reading this process's limit into a valid struct.
+                unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &mut limit) };
+                ((moved, sched().0), limit.rlim_cur as u128)
+            },
+        ) else {
             return;
-        }
-        let (policies, soft_limit) = std::thread::spawn(|| {
-            Priority::Realtime.try_apply().expect("SCHED_FIFO as root");
-            let mut budget = Budget::of_this_thread();
-            let start = Instant::now();
-            while sched().0 == libc::SCHED_FIFO && start.elapsed() < RT_HARD_LIMIT {
-                std::hint::spin_loop(); // a long scan
-            }
-            let moved = sched().0;
-            budget.renew(); // the loop goes to sleep
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: reading this process's limit into a valid struct.
-            unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &mut limit) };
-            ((moved, sched().0), limit.rlim_cur as u128)
-        })
-        .join()
-        .expect("the spinning thread");
+        };
         assert_eq!(policies, (libc::SCHED_OTHER, libc::SCHED_FIFO));
         assert_eq!(
             soft_limit,

@@ -229,7 +229,9 @@ pub fn run_with(
         let mut budget = Budget::of_this_thread();
         loop {
             budget.renew();
-            match waiter.wait() {
+            let woke = waiter.wait();
+            budget.renew(); // realtime again right after a sleep, if the budget moved it
+            match woke {
                 Ok(wake @ (Wake::Source | Wake::DownTimer)) => {
                     if matches!(wake, Wake::DownTimer) {
                         down_timer.clear();

@@ -146,11 +146,14 @@ pub fn serve(
                 );
             }
             // A realtime thread the budget moved (a long replay to a fast
-            // client) takes realtime back when it next sleeps, as an event loop does.
-            let budget = Mutex::new(Budget::of_this_thread());
+            // client) takes realtime back once it has slept, as an event loop
+            // does: looked at before it parks and when it wakes.
+            let budget = Arc::new(Mutex::new(Budget::of_this_thread()));
+            let woken = Arc::clone(&budget);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .on_thread_park(move || budget.lock().expect("never poisoned").renew())
+                .on_thread_unpark(move || woken.lock().expect("never poisoned").renew())
                 .build()
                 .context("starting the API's runtime")?;
             rt.block_on(async move {
