@@ -189,6 +189,15 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     })
 }
 
+/// `f` of each of `items`, as "N live: …; …", N its number of live zones.
+fn by_live<T>(items: &[T], live: impl Fn(&T) -> usize, f: &dyn Fn(&T) -> String) -> String {
+    items
+        .iter()
+        .map(|i| format!("{} live: {}", live(i), f(i)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Measures and adds the scale rows.
 pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let mut levels = Vec::new();
@@ -202,13 +211,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     if none.live != 0 || last.live == 0 {
         bail!("the scale levels must include 0 live zones and more");
     }
-    let each = |f: &dyn Fn(&Pooled) -> String| {
-        pooled
-            .iter()
-            .map(|p| format!("{} live: {}", p.live, f(p)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let each = |f: &dyn Fn(&Pooled) -> String| by_live(&pooled, |p| p.live, f);
     let levels_list = pooled
         .iter()
         .map(|p| p.live.to_string())
@@ -330,13 +333,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         "",
         Verdict::Info,
     );
-    let per_run = |f: &dyn Fn(&Level) -> String| {
-        levels
-            .iter()
-            .map(|l| format!("{} live: {}", l.live, f(l)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let per_run = |f: &dyn Fn(&Level) -> String| by_live(&levels, |l| l.live, f);
     rep.note(format!(
         "Scale: each run is a fresh zonemon; the live zones are `zonehold` inits (clone into new PID+UTS namespaces, exec, pause), \
          made after zonemon started and reported booted before measuring; CPU is zonemon's sum_exec_runtime over the short zones' \
