@@ -233,7 +233,8 @@ struct AttachArgs {
     /// best that works (auto: eBPF, else the proc connector, else polling, saying so on stderr).
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     source: SourceArg,
-    /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m.
+    /// How often `--source poll` scans /proc, e.g. 1s, 100ms, 2m (a scan that outlasts it is
+    /// warned of: polling then uses a whole CPU).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration)]
     interval: Duration,
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9750, or `off`

@@ -141,6 +141,39 @@ fn polling_text_output_is_the_seeds() {
 }
 
 #[test]
+fn polling_that_falls_behind_says_so() {
+    if !require_root("polling_that_falls_behind_says_so") {
+        return;
+    }
+    // 300 more processes make one scan of /proc outlast a 1 ms interval on any host.
+    let mut sleepers: Vec<_> = (0..300)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("spawning sleep")
+        })
+        .collect();
+    let mon = Monitor::start(&["watch", "--source", "poll", "--interval", "1ms"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !mon.stderr().contains("polling falls behind") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, stderr) = mon.stop_with_stderr();
+    for s in &mut sleepers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("polling falls behind"))
+        .unwrap_or_else(|| panic!("no warning that polling falls behind:\n{stderr}"));
+    assert!(line.starts_with("zonemon: warning: "), "{line}");
+    assert!(line.contains("against --interval 1ms"), "{line}");
+    assert!(line.contains("raise --interval"), "{line}");
+}
+
+#[test]
 fn auto_falls_back_when_ebpf_fails_and_says_so() {
     if !require_root("auto_falls_back_when_ebpf_fails_and_says_so") {
         return;
