@@ -57,7 +57,7 @@ impl Crun {
     pub fn new(root: &Path) -> Self {
         Crun {
             root: Arc::from(root),
-            inner: OciResolver::new(CRUN),
+            inner: OciResolver::new(CRUN, root),
         }
     }
 }

@@ -130,16 +130,42 @@ pub struct OciResolver {
     rt: OciRuntime,
     cache: FileCache<OciState>,
     index: Option<ScanIndex>,
+    /// The monitor's own cgroup paths (but the root), from `<root>/proc/self/cgroup`.
+    own_cgroups: Vec<String>,
 }
 
 impl OciResolver {
-    /// A resolver for runtime `rt`.
-    pub fn new(rt: OciRuntime) -> Self {
+    /// A resolver for runtime `rt`, on the host whose root is `root`.
+    pub fn new(rt: OciRuntime, root: &Path) -> Self {
+        let own = fsread::open_proc(&root.join("proc/self/cgroup"))
+            .and_then(|mut f| fsread::read_prefix(&mut f, 64 * 1024))
+            .map(|b| procfs::parse_cgroup_paths(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default();
         OciResolver {
             rt,
             cache: FileCache::new(MAX_SCAN),
             index: None,
+            own_cgroups: own.into_iter().filter(|p| p != "/").collect(),
         }
+    }
+
+    /// The container ids the init's cgroups suggest (the runtimes' default
+    /// cgroup is `/<id>`), each once. A cgroup the monitor is in itself is
+    /// none of a container's own: an init still in it (just forked, not yet
+    /// moved into its container's cgroup) inherited it, as every process of
+    /// the host that shares the monitor's cgroup in some hierarchy does.
+    fn cgroup_ids<'p>(&self, probe: &'p Probe<'_>) -> Vec<&'p str> {
+        let mut ids: Vec<&str> = Vec::new();
+        for path in probe.cgroups() {
+            if self.own_cgroups.contains(path) {
+                continue;
+            }
+            match super::cgroup::last(path) {
+                Some(id) if valid_id(id) && !ids.contains(&id) => ids.push(id),
+                _ => {}
+            }
+        }
+        ids
     }
 
     fn state(&mut self, dir: &Path, id: &str) -> Option<OciState> {
@@ -172,16 +198,7 @@ impl OciResolver {
     /// names it (see the module's doc), without its command line; `None`
     /// when no cgroup names one so.
     fn making_by_cgroup(&mut self, probe: &Probe<'_>, dir: &Path) -> Option<ResolvedName> {
-        let mut tried: Vec<&str> = Vec::new();
-        for id in probe
-            .cgroups()
-            .iter()
-            .filter_map(|p| super::cgroup::last(p))
-        {
-            if !valid_id(id) || tried.contains(&id) {
-                continue;
-            }
-            tried.push(id);
+        for id in self.cgroup_ids(probe) {
             // A state file missing is taken as it is: the directory's own `stat` follows.
             match self.state_or(dir, id, Miss::Taken) {
                 Some(s) if Self::matches(probe, &s) => {
@@ -266,16 +283,7 @@ impl OciResolver {
         }
         if !complete {
             // A container's state was not written at the scan: try the ids the zone suggests.
-            let mut tried: Vec<&str> = Vec::new();
-            let candidates = probe
-                .cgroups()
-                .iter()
-                .filter_map(|p| super::cgroup::last(p));
-            for id in candidates {
-                if !valid_id(id) || tried.contains(&id) {
-                    continue;
-                }
-                tried.push(id);
+            for id in self.cgroup_ids(probe) {
                 if self
                     .state(&dir, id)
                     .is_some_and(|s| Self::matches(probe, &s))

@@ -60,7 +60,7 @@ impl Runc {
     pub fn new(root: &Path) -> Self {
         Runc {
             root: Arc::from(root),
-            inner: OciResolver::new(RUNC),
+            inner: OciResolver::new(RUNC, root),
         }
     }
 }
@@ -190,6 +190,39 @@ mod tests {
             r.lookup(&at_fork("/zmrt-old")).named().unwrap().name,
             "zmrt-noot"
         );
+    }
+
+    /// Just forked, the init is still in the cgroups its creator was in; one
+    /// of them the monitor's own (a host whose processes share one cgroup in
+    /// a hierarchy), whose last component is a valid id and even a recent
+    /// directory in runc's state: it is not taken for the container's.
+    #[test]
+    fn a_cgroup_the_monitor_is_in_itself_names_no_container() {
+        let t = TempTree::new("runc-own-cgroup");
+        runc_making(
+            &t,
+            260,
+            "4:memory:/sandbox/zmrt-shared\n0::/\n",
+            "zmrt-noot",
+        );
+        t.write("proc/self/cgroup", "4:memory:/sandbox/zmrt-shared\n0::/\n");
+        t.mkdir(&format!("{STATE_DIR}/zmrt-shared"));
+        let mut r = Runc::new(t.root());
+        let named = r
+            .lookup(&ZoneFacts {
+                lineage: Some(Lineage([
+                    Forebear::new(260, b"runc:[1:CHILD]"),
+                    Forebear::new(260, b"runc:[1:CHILD]"),
+                    Forebear::new(250, b"runc"),
+                    Forebear::default(),
+                ])),
+                more_cgroups: Some(&[]),
+                ..facts(300, 260, Some("/sandbox/zmrt-shared"))
+            })
+            .named()
+            .expect("by runc's command line");
+        assert_eq!(named.name, "zmrt-noot");
+        assert_eq!(named.source, NameSource::Runtime("runc-argv"));
     }
 
     #[test]
