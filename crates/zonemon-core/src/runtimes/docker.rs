@@ -18,12 +18,16 @@ use super::jsonpick::json_str;
 use super::jsonpick::{self, Keep};
 use super::probe::Probe;
 use super::resolver::{is_hex64, resolved, resolved_k8s, RuntimeResolver};
+use super::stateindex::StateIndex;
 use super::{cgroup, containerd};
 use crate::meta::ZoneMeta;
 use crate::naming::ResolvedName;
 
 /// Where Docker keeps its containers, below the root.
 pub const CONTAINERS_DIR: &str = "var/lib/docker/containers";
+
+/// A container's config in its directory below [`CONTAINERS_DIR`].
+const CONFIG_FILE: &str = "config.v2.json";
 
 /// The containerd namespace Docker runs its containers in.
 const MOBY_NAMESPACE: &str = "moby";
@@ -159,9 +163,17 @@ pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
 const PROCESSES: &[&str] = &["containerd-shim*", "dockerd", "docker-init"];
 
 /// Names Docker's containers from `config.v2.json`.
+///
+/// Once a container was found, Docker is in use on this host: the
+/// containers' files are then parsed ahead as Docker writes them
+/// ([`StateIndex`]), and a container is named from memory at its boot.
 pub struct Docker {
     root: Arc<Path>,
     cache: FileCache<DockerConfig>,
+    /// The configs parsed ahead, once a container was named (`None` before, or if it failed).
+    index: Option<StateIndex<DockerConfig>>,
+    /// Whether the index was started (or tried).
+    indexing: bool,
 }
 
 impl Docker {
@@ -170,16 +182,35 @@ impl Docker {
         Docker {
             root: Arc::from(root),
             cache: FileCache::new(1024),
+            index: None,
+            indexing: false,
         }
+    }
+
+    /// Container `id`'s config: from the index when it holds it current, else read now.
+    fn config(&mut self, probe: &Probe<'_>, id: &str) -> Option<DockerConfig> {
+        if let Some(cfg) = self.index.as_ref().and_then(|i| i.get(id)) {
+            return Some(cfg);
+        }
+        let dir = probe.path(CONTAINERS_DIR);
+        let cfg = self.cache.get(
+            &dir,
+            &PathBuf::from(id).join(CONFIG_FILE),
+            MAX_STATE_FILE,
+            parse_config,
+        )?;
+        if !self.indexing {
+            self.indexing = true;
+            self.index = StateIndex::start(&dir, CONFIG_FILE, parse_config);
+        }
+        Some(cfg)
     }
 }
 
 impl Docker {
     /// The zone's name if container `id`'s `config.v2.json` is this zone's.
     fn named(&mut self, probe: &Probe<'_>, id: &str) -> Option<ResolvedName> {
-        let rel = PathBuf::from(id).join("config.v2.json");
-        let dir = probe.path(CONTAINERS_DIR);
-        let cfg = self.cache.get(&dir, &rel, MAX_STATE_FILE, parse_config)?;
+        let cfg = self.config(probe, id)?;
         let pid = probe.facts().init_pid;
         if cfg.id != id || (cfg.running_pid != 0 && cfg.running_pid != pid) {
             return None; // another container's file, or another process of this one
@@ -307,6 +338,66 @@ mod tests {
         let meta = r.meta.expect("the image");
         assert_eq!(meta.image.as_deref(), Some("zmrt-busybox:local"));
         assert!(meta.labels.is_empty() && meta.pod_uid.is_none() && !meta.sandbox);
+    }
+
+    /// Waits up to 5 s until `d`'s index holds container `id`'s config named `name`.
+    fn indexed(d: &Docker, id: &str, name: &str) -> bool {
+        let index = d
+            .index
+            .as_ref()
+            .expect("an index once a container was named");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if index.get(id).is_some_and(|c| c.name == name) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn once_a_container_is_named_the_next_ones_are_named_from_the_index() {
+        let t = TempTree::new("docker-index");
+        host(&t, &format!("0::/docker/{ID}\n"));
+        let write = |id: &str, name: &str| {
+            t.write(
+                &format!("{CONTAINERS_DIR}/{id}/{CONFIG_FILE}"),
+                config(id, name, false, 0),
+            )
+        };
+        write(ID, "/aap");
+        let mut d = Docker::new(t.root());
+        let name_of = |d: &mut Docker, id: &str| {
+            let cg = format!("/docker/{id}");
+            d.lookup(&facts(300, 260, Some(&cg)))
+                .named()
+                .map(|r| r.name)
+        };
+        assert_eq!(name_of(&mut d, ID).as_deref(), Some("aap"));
+        assert_eq!(d.cache.len(), 1, "the first container's config, read");
+        // A container made afterwards is parsed as Docker writes it, and named from memory.
+        let other = "0123456789abcdef".repeat(4);
+        write(&other, "/noot");
+        assert!(indexed(&d, &other, "noot"));
+        assert_eq!(name_of(&mut d, &other).as_deref(), Some("noot"));
+        assert_eq!(
+            d.cache.len(),
+            1,
+            "the second container's config was not read"
+        );
+        // Renamed (`docker rename`): the index follows.
+        write(&other, "/mies");
+        assert!(indexed(&d, &other, "mies"));
+        assert_eq!(name_of(&mut d, &other).as_deref(), Some("mies"));
+        // The index's config is checked as a read one is: another container's file is refused.
+        let third = "fedcba9876543210".repeat(4);
+        t.write(
+            &format!("{CONTAINERS_DIR}/{third}/{CONFIG_FILE}"),
+            config(ID, "/evil", false, 0),
+        );
+        assert!(indexed(&d, &third, "evil"));
+        assert_ne!(name_of(&mut d, &third).as_deref(), Some("evil"));
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub mod procfiles;
 pub mod procfs;
 pub mod resolver;
 pub mod runc;
+pub mod stateindex;
 
 #[cfg(test)]
 pub(crate) mod testutil;
