@@ -15,12 +15,23 @@
 //! pages at a time, here and there (a database): it is opened with
 //! `POSIX_FADV_RANDOM`, so that a page not in the page cache is read alone,
 //! without the readahead of the pages around it.
+//!
+//! The kept file is read through a read-only shared mapping of it, made once
+//! per file (again when it grew): reading a page of it costs no system call,
+//! where a `pread` per page cost a cold system call each on the event path.
+//! The bytes handed out are never more than the file's size at the
+//! `fstatat` of the same use. A mapped file that shrank below that would
+//! fault on access (`SIGBUS`); BoltDB only ever grows its file, and only the
+//! host's root can write libpod's state.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use memmap2::{Mmap, MmapOptions};
+
+use super::boltdb::ReadAt;
 use super::fsread::{fstat, is_reg, open_dir, openat, stat_in, READ_FLAGS};
 
 /// What changes when a file is written: device, inode, size, modification
@@ -59,13 +70,35 @@ impl Stamp {
     }
 }
 
+/// Where a kept file's bytes are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Its mapping, as long as its size.
+    Mapped(&'a [u8]),
+    /// The file itself (`pread`), when it could not be mapped.
+    File(&'a File),
+}
+
+impl ReadAt for Source<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> bool {
+        match self {
+            Source::Mapped(bytes) => bytes.read_exact_at(buf, offset),
+            Source::File(f) => f.read_exact_at(buf, offset),
+        }
+    }
+}
+
 /// One regular file in a state directory, kept open between uses (see the module's doc).
 #[derive(Debug, Default)]
 pub struct KeptFile {
     dir: Option<OwnedFd>,
     kept: Option<(File, Stamp)>,
+    /// The kept file mapped (`None`: not yet, or it cannot be).
+    map: Option<Mmap>,
     /// Times the file was opened (for tests).
     opens: u64,
+    /// Times it was mapped (for tests).
+    maps: u64,
 }
 
 impl KeptFile {
@@ -74,10 +107,11 @@ impl KeptFile {
         Self::default()
     }
 
-    /// The regular file `name` (one path component) in `dir` and its stamp
+    /// The regular file `name` (one path component) in `dir`, to read its
+    /// first `stamp.size()` bytes from (mapped, else the file), and its stamp
     /// now; `None` when it is missing, not a regular file, a symbolic link,
     /// or `name` is not one plain component.
-    pub fn get(&mut self, dir: &Path, name: &str) -> Option<(&File, Stamp)> {
+    pub fn get(&mut self, dir: &Path, name: &str) -> Option<(Source<'_>, Stamp)> {
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
             return None;
         }
@@ -85,10 +119,12 @@ impl KeptFile {
         let st = self.stat(dir, name).filter(is_reg);
         let Some(now) = st.as_ref().map(Stamp::of) else {
             self.kept = None;
+            self.map = None;
             return None;
         };
         if !self.kept.as_ref().is_some_and(|(_, s)| s.same_file(&now)) {
             self.kept = None;
+            self.map = None;
             let fd = openat(self.dir.as_ref()?, name, READ_FLAGS)?;
             self.opens += 1;
             // SAFETY: `fd` is open; the advice only changes the kernel's readahead for it.
@@ -99,7 +135,21 @@ impl KeptFile {
             }
             self.kept = Some((File::from(fd), opened));
         }
-        self.kept.as_ref().map(|(f, _)| (f, now))
+        let (f, _) = self.kept.as_ref()?;
+        let len = usize::try_from(now.size()).ok()?;
+        if len > 0 && self.map.as_ref().is_none_or(|m| m.len() < len) {
+            // SAFETY: a read-only shared mapping of a regular file we hold
+            // open; its bytes may change as the file is written (readers
+            // check the stamp after reading, as they would after `pread`s).
+            // Only its first `len` bytes, the size just stamped, are read.
+            self.map = unsafe { MmapOptions::new().len(len).map(f) }.ok();
+            self.maps += 1;
+        }
+        let src = match &self.map {
+            Some(m) if m.len() >= len => Source::Mapped(&m[..len]),
+            _ => Source::File(f),
+        };
+        Some((src, now))
     }
 
     /// The status of `name` in the kept directory, the directory opened
@@ -122,23 +172,25 @@ impl KeptFile {
     pub fn opens(&self) -> u64 {
         self.opens
     }
+
+    /// How many times the file was mapped.
+    pub fn maps(&self) -> u64 {
+        self.maps
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtimes::testutil::TempTree;
-    use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::symlink;
 
     fn content(k: &mut KeptFile, dir: &Path) -> Option<String> {
-        let (f, stamp) = k.get(dir, "db")?;
-        let mut f: &File = f;
-        f.seek(SeekFrom::Start(0)).ok()?;
-        let mut s = String::new();
-        f.read_to_string(&mut s).ok()?;
-        assert_eq!(stamp.size(), s.len() as u64);
-        Some(s)
+        let (src, stamp) = k.get(dir, "db")?;
+        let mut buf = vec![0u8; stamp.size() as usize];
+        assert!(src.read_exact_at(&mut buf, 0));
+        assert!(!src.read_exact_at(&mut [0u8], stamp.size()), "not past its size");
+        Some(String::from_utf8(buf).unwrap())
     }
 
     #[test]
@@ -155,6 +207,11 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(k.stamp_now(), Some(second));
         assert_eq!(k.opens(), 1);
+        assert_eq!(k.maps(), 2, "mapped again when it grew");
+        // Written in place, smaller: the same mapping, only its new size read.
+        std::fs::write(t.path("state/db"), "2").unwrap();
+        assert_eq!(content(&mut k, &dir).as_deref(), Some("2"));
+        assert_eq!(k.maps(), 2);
         // Replaced by another file (a rename over it): opened again.
         t.write("state/new", "three");
         std::fs::rename(t.path("state/new"), t.path("state/db")).unwrap();

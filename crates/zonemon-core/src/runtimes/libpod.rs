@@ -212,7 +212,7 @@ impl ConfigCache {
     /// The BoltDB state's version now (its stamp and meta's transaction id).
     fn bolt_version(&mut self, dir: &Path) -> Option<Version> {
         let (f, stamp) = self.bolt.get(dir, STATE_FILE)?;
-        let txid = Bolt::open(f, stamp.size()).map(|db| db.txid());
+        let txid = Bolt::open(&f, stamp.size()).map(|db| db.txid());
         Some(Version::Bolt(stamp, txid))
     }
 
@@ -221,7 +221,7 @@ impl ConfigCache {
             let Some((f, before)) = self.bolt.get(dir, STATE_FILE) else {
                 return Answer::Unknown;
             };
-            let mut db = Bolt::open(f, before.size());
+            let mut db = Bolt::open(&f, before.size());
             let version = Version::Bolt(before, db.as_ref().map(|db| db.txid()));
             if known.contains(&version) {
                 return Answer::Missing(version);
@@ -268,7 +268,7 @@ impl ConfigCache {
         const ID: &str = "0000000000000000000000000000000000000000000000000000000000000000";
         const CONFIG: &[u8] = br#"{"spec":{"process":{"args":["sh"]}},"id":"0000000000000000000000000000000000000000000000000000000000000000","name":"warm-up","rootfsImageName":"i","labels":{"a":"b"}}"#;
         if let Some((f, stamp)) = self.bolt.get(state_dir, STATE_FILE) {
-            if let Some(mut db) = Bolt::open(f, stamp.size()) {
+            if let Some(mut db) = Bolt::open(&f, stamp.size()) {
                 let _ = bolt_config(&mut db, ID);
             }
         }
