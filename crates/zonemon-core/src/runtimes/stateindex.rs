@@ -46,9 +46,12 @@ const DIR_MASK: WatchMask = WatchMask::CREATE
     .union(WatchMask::MOVE_SELF)
     .union(WatchMask::ONLYDIR);
 
-/// Changes in an entry's directory: its state file written, replaced or removed.
+/// Changes in an entry's directory: its state file made, replaced (runtimes
+/// write it whole and rename it into place) or removed; a file written in
+/// place, when its writer closes it. Not each write (`IN_MODIFY`): Docker
+/// appends a container's output to a log file in the same directory, and
+/// each line would wake the thread and hold every answer back.
 const ENTRY_MASK: WatchMask = WatchMask::CREATE
-    .union(WatchMask::MODIFY)
     .union(WatchMask::CLOSE_WRITE)
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::DELETE)
@@ -413,6 +416,27 @@ mod tests {
                 got.is_none() || got.as_deref() == Some(i.to_string().as_str()),
                 "after writing {i}: {got:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_log_appended_beside_the_file_holds_no_answer_back() {
+        use std::io::Write;
+        let t = TempTree::new("stateindex-log");
+        t.write("state/c/f", "1");
+        let index = StateIndex::start(&t.path("state"), "f", parse).unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(t.path("state/c/c-json.log"))
+            .unwrap();
+        assert!(
+            eventually(&index, "c", Some("1")),
+            "the log's creation taken in"
+        );
+        for i in 0..100 {
+            writeln!(log, "line {i}").unwrap();
+            assert_eq!(index.get("c").as_deref(), Some("1"), "after line {i}");
         }
     }
 
