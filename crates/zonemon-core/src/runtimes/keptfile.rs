@@ -189,7 +189,10 @@ mod tests {
         let (src, stamp) = k.get(dir, "db")?;
         let mut buf = vec![0u8; stamp.size() as usize];
         assert!(src.read_exact_at(&mut buf, 0));
-        assert!(!src.read_exact_at(&mut [0u8], stamp.size()), "not past its size");
+        assert!(
+            !src.read_exact_at(&mut [0u8], stamp.size()),
+            "not past its size"
+        );
         Some(String::from_utf8(buf).unwrap())
     }
 
