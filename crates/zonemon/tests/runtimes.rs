@@ -419,13 +419,9 @@ fn docker() -> Command {
 
 #[test]
 fn docker_container_is_named_and_keeps_its_name_across_restart() {
-    let _s = serial();
-    if !can_run(
-        "docker_container_is_named…",
-        &["dockerd", "docker", "containerd", "runc"],
-    ) {
+    let Some(_s) = docker_test("docker_container_is_named…") else {
         return;
-    }
+    };
     let d = DockerSetup::new("rt-docker", "aap");
     let (name, image) = (d.name.clone(), d.image.clone());
     let mut id = String::new();
@@ -463,27 +459,74 @@ fn docker_container_is_named_and_keeps_its_name_across_restart() {
     assert_eq!(restarts, [&Value::from(0), &Value::from(1)], "{evs:#?}");
 }
 
+/// `docker rename` is followed: once a Docker container was named, zonemon
+/// parses Docker's configs ahead as Docker replaces them
+/// (`runtimes/stateindex.rs`), so the next boot's name comes from memory and
+/// must be the new one.
+#[test]
+fn docker_rename_is_followed() {
+    let Some(_s) = docker_test("docker_rename_is_followed") else {
+        return;
+    };
+    let d = DockerSetup::new("rt-dockren", "aap");
+    let new = format!("{}noot", prefix("rt-dockren"));
+    let mut cleanup = Cleanup::new();
+    let docker_bin = docker().get_program().to_string_lossy().into_owned();
+    cleanup.then(&docker_bin, &["rm", "--force", &new]);
+    let mon = Monitor::start(&["watch", "--json"]);
+    let id = run(docker().args(container_run_args(&d.name, &d.image, &[], "sleep 1000")));
+    thread::sleep(Duration::from_millis(300));
+    run(docker().args(["kill", &d.name]));
+    wait_down(&mon, &d.name);
+    run(docker().args(["rename", &d.name, &new]));
+    run(docker().args(["start", &new]));
+    thread::sleep(Duration::from_millis(300));
+    run(docker().args(["kill", &new]));
+    wait_down(&mon, &new);
+    let source = "docker-config".to_string();
+    assert_eq!(
+        booted_names(&mon.stop(), &id),
+        [(d.name.clone(), source.clone()), (new, source)]
+    );
+}
+
+/// Waits until `mon` reported zone `name` down; fails the test if not within [`WAIT`].
+fn wait_down(mon: &Monitor, name: &str) {
+    let done = mon.wait_for(WAIT, |lines| {
+        parse_json(lines)
+            .iter()
+            .any(|e| e["event"] == "down" && e["name"] == name)
+    });
+    assert!(done, "{name} not reported down:\n{}", mon.stderr());
+}
+
+/// The name and its source of each `booted` of container `id` in `lines`, in order.
+fn booted_names(lines: &[String], id: &str) -> Vec<(String, String)> {
+    parse_json(lines)
+        .iter()
+        .filter(|e| e["event"] == "booted" && e["container_id"] == id)
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("name"), field("name_source"))
+        })
+        .collect()
+}
+
 #[test]
 fn docker_container_killed_by_its_memory_limit_is_oom_killed() {
-    let _s = serial();
-    if !can_run(
-        "docker_container_killed_by_its_memory_limit_is_oom_killed",
-        &["dockerd", "docker", "containerd", "runc"],
-    ) {
+    let Some(_s) = docker_test("docker_container_killed_by_its_memory_limit_is_oom_killed") else {
         return;
-    }
+    };
     docker_oom_kill("rt-oom", &[]);
 }
 
 #[test]
 fn docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed() {
-    let _s = serial();
-    if !can_run(
-        "docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed",
-        &["dockerd", "docker", "containerd", "runc"],
-    ) {
+    let Some(_s) =
+        docker_test("docker_host_pid_container_killed_by_its_memory_limit_is_oom_killed")
+    else {
         return;
-    }
+    };
     let evs = docker_oom_kill("rt-oom-hostpid", &["--pid=host"]);
     assert_host_pid(&evs);
 }
@@ -510,6 +553,16 @@ fn docker_oom_kill(tag: &str, extra: &[&str]) -> Vec<Value> {
     assert_eq!(shutdown["runtime"], "docker", "{shutdown}");
     assert_eq!(shutdown["container_id"], id.as_str(), "{shutdown}");
     evs
+}
+
+/// What a Docker test runs: dockerd and its client, containerd, runc.
+const DOCKER_TOOLS: &[&str] = &["dockerd", "docker", "containerd", "runc"];
+
+/// Docker test `test`, serialised with the other runtime tests, if it can
+/// run ([`can_run`]: in CI a missing tool fails it); `None`: skip it.
+fn docker_test(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let s = serial();
+    can_run(test, DOCKER_TOOLS).then_some(s)
 }
 
 /// A Docker container test's surroundings: `dockerd`, a busybox image
@@ -649,27 +702,18 @@ fn podman_rename_is_followed() {
         .env("CONTAINERS_CONF", &conf);
     run(podman(&conf).arg("import").arg(&tar).arg(&image));
     let mon = Monitor::start(&["watch", "--json"]);
-    let down = |name: &str| {
-        let done = mon.wait_for(WAIT, |lines| {
-            parse_json(lines)
-                .iter()
-                .any(|e| e["event"] == "down" && e["name"] == name)
-        });
-        assert!(done, "{name} not reported down");
-    };
     let id = podman_boot_and_stop(&conf, &image, &old, &[]);
-    down(&old);
+    wait_down(&mon, &old);
     run(podman(&conf).args(["rename", &old, &new]));
     run(podman(&conf).args(["start", &new]));
     thread::sleep(Duration::from_millis(300));
     run(podman(&conf).args(["stop", "--time", "0", &new]));
-    down(&new);
-    let booted: Vec<Value> = parse_json(&mon.stop())
+    wait_down(&mon, &new);
+    let names: Vec<String> = booted_names(&mon.stop(), &id)
         .into_iter()
-        .filter(|e| e["event"] == "booted" && e["container_id"] == id.as_str())
+        .map(|(name, _)| name)
         .collect();
-    let names: Vec<&str> = booted.iter().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(names, [old.as_str(), new.as_str()], "{booted:#?}");
+    assert_eq!(names, [old, new]);
 }
 
 /// The labels `podman_container_is_named` gives its container: one hostile.
@@ -1454,10 +1498,7 @@ fn naming_benchmark() {
         missing.push("containerd");
     }
 
-    if can_run(
-        "naming_benchmark/docker",
-        &["dockerd", "docker", "containerd", "runc"],
-    ) {
+    if can_run("naming_benchmark/docker", DOCKER_TOOLS) {
         let p = prefix("nb-docker-img");
         let image = format!("{p}busybox:local");
         let scratch = Scratch::new(&p);
@@ -1523,13 +1564,9 @@ fn assert_host_pid(evs: &[Value]) {
 
 #[test]
 fn docker_host_pid_container_is_named() {
-    let _s = serial();
-    if !can_run(
-        "docker_host_pid_container_is_named",
-        &["dockerd", "docker", "containerd", "runc"],
-    ) {
+    let Some(_s) = docker_test("docker_host_pid_container_is_named") else {
         return;
-    }
+    };
     let d = DockerSetup::new("rt-docker-hostpid", "aap");
     let mut id = String::new();
     let evs = watch(&d.name, 1, || {
