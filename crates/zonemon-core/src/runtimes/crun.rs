@@ -81,7 +81,7 @@ super::resolver::standalone_resolver!(Crun);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{NameResolver, NameSource};
+    use crate::naming::{NameResolver, NameSource, ZoneFacts};
     use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
     use proptest::prelude::*;
 
@@ -148,6 +148,45 @@ mod tests {
             c.lookup(&facts(300, 250, None)).named().unwrap().source,
             NameSource::Runtime("crun-status")
         );
+    }
+
+    /// At the fork, with the kernel's lineage listing crun above the init and
+    /// no cgroup naming the container yet, crun's command line names the zone
+    /// and its status is not read (crun writes it after the init exists).
+    #[test]
+    fn at_the_fork_crun_is_named_by_its_command_line_without_reading_its_status() {
+        use crate::lineage::{Forebear, Lineage};
+        let t = TempTree::new("crun-fork");
+        t.proc(300, 250, 72114, &[300, 1], &["crun"], "0::/\n");
+        t.proc(
+            250,
+            1,
+            72110,
+            &[250],
+            &["crun", "run", "-d", "zmrt-c"],
+            "0::/\n",
+        );
+        t.write(
+            &format!("{STATE_DIR}/zmrt-c/status"),
+            status(300, 72114, "zmrt-c"),
+        );
+        let mut c = Crun::new(t.root());
+        let at_fork = ZoneFacts {
+            lineage: Some(Lineage([
+                Forebear::new(250, b"crun"),
+                Forebear::new(250, b"crun"),
+                Forebear::default(),
+                Forebear::default(),
+            ])),
+            more_cgroups: Some(&[]),
+            ..facts(300, 250, None)
+        };
+        let named = c.lookup(&at_fork).named().expect("by argv");
+        assert_eq!(named.name, "zmrt-c");
+        assert_eq!(named.source, NameSource::Runtime("crun-argv"));
+        // Later (no lineage: the exec, a rescan), the status names it.
+        let later = c.lookup(&facts(300, 250, None)).named().unwrap();
+        assert_eq!(later.source, NameSource::Runtime("crun-status"));
     }
 
     #[test]

@@ -256,10 +256,14 @@ impl OciResolver {
             // This runtime is making the zone right now under that id: its state, once written,
             // is the only one that can record this init, so no directory scan is needed. Not
             // written yet (the usual case), the command line names the zone all the same: the
-            // state directory's path is not checked again.
-            if self
-                .state_or(&dir, id, Miss::Taken)
-                .is_some_and(|s| Self::matches(probe, &s))
+            // state directory's path is not checked again. At the fork (the lookup the kernel's
+            // lineage comes with) the runtime writes the state only after the init exists: it
+            // is not looked for, a system call saved for the same name and id.
+            let at_fork = probe.facts().lineage.is_some();
+            if !at_fork
+                && self
+                    .state_or(&dir, id, Miss::Taken)
+                    .is_some_and(|s| Self::matches(probe, &s))
             {
                 return resolved(id, self.rt.label_state, self.rt.runtime, Some(id));
             }
