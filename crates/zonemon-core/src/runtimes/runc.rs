@@ -141,6 +141,21 @@ mod tests {
         );
     }
 
+    /// The facts of [`runc_making`]'s init at its fork, in `cgroup`: the
+    /// kernel's lineage lists `runc init` (260) and runc (250) above it.
+    fn forked_by_runc(cgroup: &str) -> ZoneFacts<'_> {
+        ZoneFacts {
+            lineage: Some(Lineage([
+                Forebear::new(260, b"runc:[1:CHILD]"),
+                Forebear::new(260, b"runc:[1:CHILD]"),
+                Forebear::new(250, b"runc"),
+                Forebear::default(),
+            ])),
+            more_cgroups: Some(&[]),
+            ..facts(300, 260, Some(cgroup))
+        }
+    }
+
     /// With the kernel's lineage listing runc above the init, a container
     /// directory the cgroup names, made just now and without its state yet,
     /// names the zone: runc's command line is not read (here it would say
@@ -151,25 +166,18 @@ mod tests {
         let t = TempTree::new("runc-cgroup");
         runc_making(&t, 260, "0::/zmrt-aap\n", "zmrt-noot");
         t.mkdir(&format!("{STATE_DIR}/zmrt-aap"));
-        let at_fork = |cgroup| ZoneFacts {
-            lineage: Some(Lineage([
-                Forebear::new(260, b"runc:[1:CHILD]"),
-                Forebear::new(260, b"runc:[1:CHILD]"),
-                Forebear::new(250, b"runc"),
-                Forebear::default(),
-            ])),
-            more_cgroups: Some(&[]),
-            ..facts(300, 260, Some(cgroup))
-        };
         let mut r = Runc::new(t.root());
-        let named = r.lookup(&at_fork("/zmrt-aap")).named().expect("by cgroup");
+        let named = r
+            .lookup(&forked_by_runc("/zmrt-aap"))
+            .named()
+            .expect("by cgroup");
         assert_eq!(named.name, "zmrt-aap");
         assert_eq!(named.source, NameSource::Runtime("runc-cgroup"));
         t.write(
             &format!("{STATE_DIR}/zmrt-aap/state.json"),
             state("zmrt-aap", 300, 71762),
         );
-        let named = r.lookup(&at_fork("/zmrt-aap")).named().unwrap();
+        let named = r.lookup(&forked_by_runc("/zmrt-aap")).named().unwrap();
         assert_eq!(named.source, NameSource::Runtime("runc-state"));
         // Another init's state: not this container; the command line is read.
         t.write(
@@ -177,7 +185,7 @@ mod tests {
             state("zmrt-aap", 999, 5),
         );
         assert_eq!(
-            r.lookup(&at_fork("/zmrt-aap")).named().unwrap().name,
+            r.lookup(&forked_by_runc("/zmrt-aap")).named().unwrap().name,
             "zmrt-noot"
         );
         // A leftover directory, older than a container takes to make, without a state.
@@ -187,7 +195,7 @@ mod tests {
             .and_then(|d| d.set_modified(long_ago))
             .unwrap();
         assert_eq!(
-            r.lookup(&at_fork("/zmrt-old")).named().unwrap().name,
+            r.lookup(&forked_by_runc("/zmrt-old")).named().unwrap().name,
             "zmrt-noot"
         );
     }
@@ -209,16 +217,7 @@ mod tests {
         t.mkdir(&format!("{STATE_DIR}/zmrt-shared"));
         let mut r = Runc::new(t.root());
         let named = r
-            .lookup(&ZoneFacts {
-                lineage: Some(Lineage([
-                    Forebear::new(260, b"runc:[1:CHILD]"),
-                    Forebear::new(260, b"runc:[1:CHILD]"),
-                    Forebear::new(250, b"runc"),
-                    Forebear::default(),
-                ])),
-                more_cgroups: Some(&[]),
-                ..facts(300, 260, Some("/sandbox/zmrt-shared"))
-            })
+            .lookup(&forked_by_runc("/sandbox/zmrt-shared"))
             .named()
             .expect("by runc's command line");
         assert_eq!(named.name, "zmrt-noot");
