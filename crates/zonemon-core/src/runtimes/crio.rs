@@ -127,7 +127,6 @@ impl RuntimeResolver for CriO {
             .map(str::to_string);
         let conmon = probe
             .ancestors_like(&["conmon"])
-            .into_iter()
             .find(|a| procfs::program(&a.args) == "conmon" && !is_podman_conmon(a));
         let conmon_id = conmon
             .and_then(|a| procfs::option(&a.args, &["-c", "--cid"]))

@@ -66,7 +66,7 @@ const PROCESSES: &[&str] = &["lxc*"];
 
 impl RuntimeResolver for Lxc {
     fn resolve_probe(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        let monitor = probe.ancestors_like(PROCESSES).into_iter().find_map(|a| {
+        let monitor = probe.ancestors_like(PROCESSES).find_map(|a| {
             // The title is one argument, or split by NULs after a rewrite: join what is there.
             let title = a.args.join(" ");
             let (path, name) = parse_monitor_title(title.trim_end())?;
@@ -91,7 +91,6 @@ impl RuntimeResolver for Lxc {
         // The monitor's title (`[lxc monitor] PATH NAME`) is no program name: look at every argument.
         probe
             .ancestors_like(PROCESSES)
-            .into_iter()
             .any(|a| a.args.iter().any(|x| x.contains("lxc")))
             || probe.shows_signs_of(&[], &["lxc"])
     }

@@ -224,7 +224,7 @@ impl OciResolver {
 
     /// Names the zone, if this runtime made it.
     pub fn resolve(&mut self, probe: &Probe<'_>) -> Option<ResolvedName> {
-        if probe.ancestors_like(MANAGERS).into_iter().any(is_manager) {
+        if probe.ancestors_like(MANAGERS).any(is_manager) {
             return None;
         }
         // The runtime above the init: the kernel's lineage says so by command name alone;
@@ -233,7 +233,6 @@ impl OciResolver {
         let making = probe.lists_one_of(&[program]).unwrap_or_else(|| {
             probe
                 .ancestors_like(&[program])
-                .iter()
                 .any(|a| procfs::program(&a.args) == program)
         });
         if making {
@@ -244,7 +243,6 @@ impl OciResolver {
         }
         let argv = probe
             .ancestors_like(&[self.rt.program])
-            .into_iter()
             .filter(|a| procfs::program(&a.args) == self.rt.program)
             .find_map(|a| parse_runtime_argv(&a.args));
         let dir = match argv.and_then(|(_, _, root)| root) {

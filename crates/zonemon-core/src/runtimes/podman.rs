@@ -165,7 +165,6 @@ const PROCESSES: &[&str] = &["conmon", "podman"];
 fn podman_conmon<'p>(probe: &'p Probe<'_>) -> Option<&'p Ancestor> {
     probe
         .ancestors_like(&["conmon"])
-        .into_iter()
         .find(|a| is_podman_conmon(a))
 }
 

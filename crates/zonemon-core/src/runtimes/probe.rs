@@ -252,24 +252,30 @@ impl<'a> Probe<'a> {
     /// ([`ZoneFacts::lineage`]), those whose command name is one of `progs`
     /// (the others' command lines are not read: the evidence of one runtime
     /// costs nothing to the others); else all of them. Callers still test
-    /// what the command line says.
-    pub fn ancestors_like(&self, progs: &[&str]) -> Vec<&Ancestor> {
-        let Some(listed) = self.listed_like(progs) else {
-            return self.ancestors().iter().collect();
-        };
-        listed
-            .filter_map(|(i, f)| self.forebear(i, f.pid))
-            .collect()
+    /// what the command line says. A command line is read only when the
+    /// iterator reaches its process: a caller that stops at the first match
+    /// reads no further (nspawn's two processes are both above its inits).
+    pub fn ancestors_like<'s, 'p>(
+        &'s self,
+        progs: &'p [&'p str],
+    ) -> impl Iterator<Item = &'s Ancestor> + use<'s, 'p, 'a> {
+        let listed = self.listed_like(progs);
+        let all = listed.is_none().then(|| self.ancestors().iter());
+        let listed = listed
+            .into_iter()
+            .flatten()
+            .filter_map(|(i, f)| self.forebear(i, f.pid));
+        listed.chain(all.into_iter().flatten())
     }
 
     /// When the kernel listed the processes above the init
     /// ([`ZoneFacts::lineage`]), those whose command name is one of `progs`,
     /// with their places in the list (none once the init is gone); `None`
     /// when it did not list them.
-    fn listed_like<'s>(
+    fn listed_like<'s, 'p>(
         &'s self,
-        progs: &'s [&str],
-    ) -> Option<impl Iterator<Item = (usize, &'s Forebear)> + 's> {
+        progs: &'p [&'p str],
+    ) -> Option<impl Iterator<Item = (usize, &'s Forebear)> + use<'s, 'p, 'a>> {
         let lineage = self.facts.lineage.as_ref()?;
         let alive = self.init_alive();
         Some(
@@ -335,7 +341,6 @@ impl<'a> Probe<'a> {
     /// [`super::resolver::RuntimeResolver::could_claim_later`].
     pub fn shows_signs_of(&self, progs: &[&str], cgroup_words: &[&str]) -> bool {
         self.ancestors_like(progs)
-            .iter()
             .any(|a| procfs::program_is_one_of(&a.args, progs))
             || self
                 .cgroups()
@@ -345,8 +350,7 @@ impl<'a> Probe<'a> {
 
     /// The nearest ancestor whose program (argv\[0\]'s basename) is `prog`.
     pub fn ancestor_named(&self, prog: &str) -> Option<&Ancestor> {
-        self.ancestors_like(&[prog])
-            .into_iter()
+        self.ancestors_like(std::slice::from_ref(&prog))
             .find(|a| procfs::program(&a.args) == prog)
     }
 }
@@ -373,6 +377,7 @@ fn started_at(ticks: u64, start_ns: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lineage::Lineage;
     use crate::runtimes::testutil::{facts, TempTree};
 
     #[test]
@@ -466,5 +471,39 @@ mod tests {
         assert!(!p.init_alive());
         assert!(p.ancestors().is_empty() && p.cgroups() == ["/aap"]);
         assert_eq!(files.borrow().opens(), 0);
+    }
+
+    #[test]
+    fn the_nearest_process_of_a_program_is_read_and_no_further() {
+        let t = TempTree::new("probe-nearest");
+        let nspawn = ["systemd-nspawn", "-M", "aap", "-D", "/r"];
+        t.proc(100, 60, 3000, &[100, 1], &["sh"], "0::/aap\n");
+        t.proc(60, 50, 2990, &[60], &nspawn, "0::/\n");
+        t.proc(50, 40, 2980, &[50], &nspawn, "0::/\n");
+        let tick = crate::procscan::ns_per_clock_tick();
+        let lineage = Lineage([
+            Forebear::new(60, b"systemd-nspawn"),
+            Forebear::new(60, b"systemd-nspawn"),
+            Forebear::new(50, b"systemd-nspawn"),
+            Forebear::new(40, b"bash"),
+        ]);
+        let f = ZoneFacts {
+            start_ns: 3000 * tick,
+            init_ppid: 60,
+            lineage: Some(lineage),
+            ..facts(100, 60, Some("/aap"))
+        };
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), f, &files);
+        assert_eq!(p.ancestor_named("systemd-nspawn").unwrap().pid, 60);
+        assert_eq!(
+            files.borrow().opens(),
+            1,
+            "the creator's command line only: nspawn's outer process above it is not read"
+        );
+        // Asked for all of them, both are read, each once.
+        assert_eq!(p.ancestors_like(&["systemd-nspawn"]).count(), 2);
+        assert_eq!(p.ancestor_named("systemd-nspawn").unwrap().pid, 60);
+        assert_eq!(files.borrow().opens(), 2);
     }
 }
