@@ -4,7 +4,9 @@
 //! generations above the init (host PID and command name, `task->comm`),
 //! so that the name resolvers need not walk `/proc/<pid>/stat` to find
 //! them, and need not read the command line of a process whose command
-//! name no runtime uses (see `runtimes::comms`). A command name is 15 bytes
+//! name no runtime uses (see `runtimes::comms`); and the creator's command
+//! line, copied from its memory at the fork ([`Cmdline`]), so that theirs
+//! need not be read at all. A command name is 15 bytes
 //! at most, truncated, and settable by the process itself: it is hostile
 //! input, kept as raw bytes, used only to choose what to read, never as a name.
 
@@ -44,21 +46,77 @@ impl Forebear {
     }
 }
 
-/// The processes above a zone's init when it was forked: `[0]` the creator
-/// (the process that forked it), `[1]` the init's parent (the creator, or
-/// the creator's parent when it forked with `CLONE_PARENT`), `[2]` and `[3]`
-/// the generations above that. A missing one has PID 0.
+/// Longest creator's command line a [`Lineage`] carries (zonemon.h's `ZM_CMDLINE_LEN`).
+pub const CMDLINE_LEN: usize = 256;
+
+/// A process's command line as the kernel copied it from the process's
+/// memory: NUL-separated arguments, the last byte a NUL, exactly as
+/// `/proc/<pid>/cmdline` gives it; whole, at most [`CMDLINE_LEN`] bytes.
+/// Hostile input, like any command line: the process wrote it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Cmdline {
+    bytes: [u8; CMDLINE_LEN],
+    len: u16,
+}
+
+impl Cmdline {
+    /// `bytes` when they are a whole command line that fits: not empty, at
+    /// most [`CMDLINE_LEN`] bytes, ending with a NUL; else `None`.
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() || bytes.len() > CMDLINE_LEN || bytes.last() != Some(&0) {
+            return None;
+        }
+        let mut out = Cmdline {
+            bytes: [0; CMDLINE_LEN],
+            len: bytes.len() as u16,
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(out)
+    }
+
+    /// The command line's bytes, as `/proc/<pid>/cmdline` gives them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Cmdline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cmdline({:?})", String::from_utf8_lossy(self.bytes()))
+    }
+}
+
+/// The processes above a zone's init when it was forked, and the command
+/// line of the one that forked it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Lineage(pub [Forebear; LINEAGE_LEN]);
+pub struct Lineage {
+    /// `[0]` the creator (the process that forked the init), `[1]` the
+    /// init's parent (the creator, or the creator's parent when it forked
+    /// with `CLONE_PARENT`), `[2]` and `[3]` the generations above that. A
+    /// missing one has PID 0.
+    pub forebears: [Forebear; LINEAGE_LEN],
+    /// The creator's command line as it was at the fork, when the kernel
+    /// copied it whole (`None`: read `/proc/<creator>/cmdline`).
+    pub creator_cmdline: Option<Cmdline>,
+}
 
 impl Lineage {
+    /// These processes, without the creator's command line.
+    pub fn new(forebears: [Forebear; LINEAGE_LEN]) -> Self {
+        Lineage {
+            forebears,
+            creator_cmdline: None,
+        }
+    }
+
     /// The processes in order with their index, each once, leaving out none
     /// (PID 0), host PID 1 (nobody's runtime) and `init_pid` itself: the
     /// processes a resolver may look at, as `runtimes::probe::Probe::ancestors`
     /// lists them.
     pub fn above(&self, init_pid: u32) -> impl Iterator<Item = (usize, &Forebear)> {
-        self.0.iter().enumerate().filter(move |&(i, f)| {
-            let first = !self.0[..i].iter().any(|o| o.pid == f.pid);
+        let all = &self.forebears;
+        all.iter().enumerate().filter(move |&(i, f)| {
+            let first = !all[..i].iter().any(|o| o.pid == f.pid);
             f.pid > 1 && f.pid != init_pid && first
         })
     }
@@ -82,7 +140,7 @@ mod tests {
 
     #[test]
     fn above_lists_each_process_once() {
-        let l = Lineage([
+        let l = Lineage::new([
             Forebear::new(50, b"unshare"),
             Forebear::new(50, b"unshare"),
             Forebear::new(40, b"bash"),
@@ -101,6 +159,16 @@ mod tests {
             prop_assert!(f.comm().len() < COMM_LEN);
             prop_assert!(!f.comm().contains(&0));
             prop_assert!(comm.starts_with(f.comm()));
+        }
+
+        #[test]
+        fn a_cmdline_is_whole_or_none(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let whole = !bytes.is_empty() && bytes.len() <= CMDLINE_LEN && bytes.last() == Some(&0);
+            let c = Cmdline::new(&bytes);
+            prop_assert_eq!(c.is_some(), whole);
+            if let Some(c) = c {
+                prop_assert_eq!(c.bytes(), &bytes[..]);
+            }
         }
     }
 }

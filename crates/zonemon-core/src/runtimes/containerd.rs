@@ -601,7 +601,7 @@ mod tests {
             "proc/200/cmdline",
             "containerd-shim-runc-v2\0-namespace\0x\0-id\0y\0",
         );
-        let lineage = Lineage([
+        let lineage = Lineage::new([
             Forebear::new(250, b"runc"),
             Forebear::new(250, b"runc"),
             Forebear::new(200, b"containerd-shim"),
@@ -618,7 +618,7 @@ mod tests {
     /// The kernel's lineage with the shim, pid 200, above runc, pid 250; `cgroup` the init's only one.
     fn under_shim(init: u32, cgroup: &str) -> ZoneFacts<'_> {
         ZoneFacts {
-            lineage: Some(Lineage([
+            lineage: Some(Lineage::new([
                 Forebear::new(250, b"runc"),
                 Forebear::new(250, b"runc"),
                 Forebear::new(200, b"containerd-shim"),

@@ -172,7 +172,7 @@ mod tests {
         );
         let mut c = Crun::new(t.root());
         let at_fork = ZoneFacts {
-            lineage: Some(Lineage([
+            lineage: Some(Lineage::new([
                 Forebear::new(250, b"crun"),
                 Forebear::new(250, b"crun"),
                 Forebear::default(),

@@ -340,7 +340,7 @@ mod tests {
         }
         let (parent, i) = if clone_parent { (51, 1) } else { (50, 0) };
         t.proc(300, parent, 5000, &[300, 1], &["sh"], &format!("0::{cg}\n"));
-        let lineage = Lineage([
+        let lineage = Lineage::new([
             Forebear::new(50, chain[0].1),
             Forebear::new(parent, chain[i].1),
             Forebear::new(60, chain[2].1),
@@ -407,8 +407,8 @@ mod tests {
             .named()
             .is_some());
         let mut l = with.lineage.unwrap();
-        l.0[0] = Forebear::new(50, b"bash");
-        l.0[1] = l.0[0];
+        l.forebears[0] = Forebear::new(50, b"bash");
+        l.forebears[1] = l.forebears[0];
         with.lineage = Some(l);
         assert_eq!(RuntimeNames::new(t.root()).lookup(&with), Lookup::Never);
     }
@@ -457,7 +457,7 @@ mod tests {
             let cg = cgroups.get(cg).map_or("/user.slice", |c| c.trim_start_matches("0::").trim_end());
             let (_, mut with) = zone_below(&t, &chain, clone_parent, cg);
             let mut l = with.lineage.unwrap();
-            for ((f, comm), pick) in l.0.iter_mut().zip(&comms).zip(pick) {
+            for ((f, comm), pick) in l.forebears.iter_mut().zip(&comms).zip(pick) {
                 // Another process's command name, or random bytes.
                 let comm = FOREBEARS.get(pick).map_or(&comm[..], |p| p.1);
                 *f = Forebear::new(f.pid, comm);

@@ -320,9 +320,19 @@ impl<'a> Probe<'a> {
     }
 
     /// Process `i` of the kernel's lineage, `pid`, with its command line (read once), unless it is gone.
+    /// The creator's (`i` 0) is the one the kernel copied at the fork when it did: none is read.
     fn forebear(&self, i: usize, pid: u32) -> Option<&Ancestor> {
         self.forebears[i]
-            .get_or_init(|| self.ancestor(pid))
+            .get_or_init(|| {
+                let copied = self.facts.lineage.as_ref().and_then(|l| l.creator_cmdline);
+                match copied {
+                    Some(cmdline) if i == 0 => Some(Ancestor {
+                        pid,
+                        args: procfs::parse_cmdline(cmdline.bytes()),
+                    }),
+                    _ => self.ancestor(pid),
+                }
+            })
             .as_ref()
     }
 
@@ -377,7 +387,7 @@ fn started_at(ticks: u64, start_ns: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lineage::Lineage;
+    use crate::lineage::{Cmdline, Lineage};
     use crate::runtimes::testutil::{facts, TempTree};
 
     #[test]
@@ -481,7 +491,7 @@ mod tests {
         t.proc(60, 50, 2990, &[60], &nspawn, "0::/\n");
         t.proc(50, 40, 2980, &[50], &nspawn, "0::/\n");
         let tick = crate::procscan::ns_per_clock_tick();
-        let lineage = Lineage([
+        let lineage = Lineage::new([
             Forebear::new(60, b"systemd-nspawn"),
             Forebear::new(60, b"systemd-nspawn"),
             Forebear::new(50, b"systemd-nspawn"),
@@ -505,5 +515,28 @@ mod tests {
         assert_eq!(p.ancestors_like(&["systemd-nspawn"]).count(), 2);
         assert_eq!(p.ancestor_named("systemd-nspawn").unwrap().pid, 60);
         assert_eq!(files.borrow().opens(), 2);
+
+        // The kernel copied the creator's command line at the fork: it is not read, and
+        // it is the command line of then (the process may have changed it since).
+        let copied = Cmdline::new(b"systemd-nspawn\0-M\0noot\0-D\0/r\0").unwrap();
+        let f = ZoneFacts {
+            lineage: Some(Lineage {
+                creator_cmdline: Some(copied),
+                ..lineage
+            }),
+            ..f
+        };
+        let files = RefCell::new(ProcFiles::new());
+        let p = Probe::with_files(t.root(), f, &files);
+        let a = p.ancestor_named("systemd-nspawn").unwrap();
+        assert_eq!((a.pid, a.args[2].as_str()), (60, "noot"));
+        assert_eq!(files.borrow().opens(), 0, "no command line read");
+        // The others' are read as before.
+        let outer: Vec<u32> = p
+            .ancestors_like(&["systemd-nspawn"])
+            .map(|a| a.pid)
+            .collect();
+        assert_eq!(outer, [60, 50]);
+        assert_eq!(files.borrow().opens(), 1);
     }
 }

@@ -145,7 +145,7 @@ mod tests {
     /// kernel's lineage lists `runc init` (260) and runc (250) above it.
     fn forked_by_runc(cgroup: &str) -> ZoneFacts<'_> {
         ZoneFacts {
-            lineage: Some(Lineage([
+            lineage: Some(Lineage::new([
                 Forebear::new(260, b"runc:[1:CHILD]"),
                 Forebear::new(260, b"runc:[1:CHILD]"),
                 Forebear::new(250, b"runc"),

@@ -1079,7 +1079,7 @@ fn the_inits_parent_serves_only_its_own_observations_lookup() {
     struct Parents(std::rc::Rc<std::cell::RefCell<Seen>>);
     impl NameResolver for Parents {
         fn lookup(&mut self, f: &ZoneFacts<'_>) -> Lookup {
-            let creator = f.lineage.map(|l| l.0[0].pid);
+            let creator = f.lineage.map(|l| l.forebears[0].pid);
             self.0
                 .borrow_mut()
                 .push((f.init_ppid, f.start_ns, creator, f.init_gone));
@@ -1095,7 +1095,7 @@ fn the_inits_parent_serves_only_its_own_observations_lookup() {
     let mut fork = AAP.fork(AAP.start);
     fork.init_ppid = 42;
     let mut lineage = crate::lineage::Lineage::default();
-    lineage.0[0] = crate::lineage::Forebear::new(41, b"unshare");
+    lineage.forebears[0] = crate::lineage::Forebear::new(41, b"unshare");
     fork.lineage = Some(lineage);
     t.observe(&fork);
     // The exec's record was not enriched (its cgroup came with it): the resolver reads the parent itself.

@@ -7,7 +7,7 @@ use std::fmt;
 use std::mem::size_of;
 
 use zonemon_core::escape::bounded_lossy;
-use zonemon_core::lineage::{Forebear, Lineage};
+use zonemon_core::lineage::{Cmdline, Forebear, Lineage};
 use zonemon_core::{Observation, ObservationKind};
 
 use super::skel::types::{zm_event, zm_fork_event, zm_kind};
@@ -82,13 +82,20 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     Ok(obs)
 }
 
-/// Who was above the init, as the INIT_FORK record lists them (command names as raw bytes).
+/// Who was above the init, as the INIT_FORK record lists them (command
+/// names as raw bytes), and the creator's command line when the record
+/// carries it whole.
 fn lineage(fork: &zm_fork_event) -> Lineage {
     let mut out = Lineage::default();
-    for (dst, src) in out.0.iter_mut().zip(&fork.lineage) {
+    for (dst, src) in out.forebears.iter_mut().zip(&fork.lineage) {
         let comm: Vec<u8> = src.comm.iter().map(|&c| c as u8).collect();
         *dst = Forebear::new(src.pid, &comm);
     }
+    let len = usize::try_from(fork.creator_cmdline_len).unwrap_or(usize::MAX);
+    out.creator_cmdline = fork
+        .creator_cmdline
+        .get(..len)
+        .and_then(|chars| Cmdline::new(&chars.iter().map(|&c| c as u8).collect::<Vec<u8>>()));
     out
 }
 
@@ -241,7 +248,7 @@ mod tests {
         let o = decode(&bytes_of(&f)).unwrap();
         assert_eq!((o.kind, o.creator_pid), (ObservationKind::InitFork, 90));
         let l = o.lineage.expect("a fork's lineage");
-        let got: Vec<(u32, &[u8])> = l.0.iter().map(|f| (f.pid, f.comm())).collect();
+        let got: Vec<(u32, &[u8])> = l.forebears.iter().map(|f| (f.pid, f.comm())).collect();
         assert_eq!(
             got,
             [
@@ -251,10 +258,32 @@ mod tests {
                 (1, b"systemd")
             ]
         );
+        assert_eq!(
+            l.creator_cmdline, None,
+            "the record carries no command line"
+        );
         // The other kinds carry none, even in a record as long as a fork's.
         let mut exit = bytes_of(&exit_record());
         exit.resize(size_of::<zm_fork_event>(), 0x41);
         assert_eq!(decode(&exit).unwrap().lineage, None);
+    }
+
+    #[test]
+    fn a_fork_record_carries_its_creators_command_line_when_whole() {
+        let mut f = fork_record([(90, b"crun"), (90, b"crun"), (80, b"bash"), (1, b"init")]);
+        let argv = b"crun\0run\0-d\0aap\0";
+        f.creator_cmdline = chars(argv);
+        let cmdline = |f: &zm_fork_event| {
+            let l = decode(&bytes_of(f)).unwrap().lineage.unwrap();
+            l.creator_cmdline.map(|c| c.bytes().to_vec())
+        };
+        f.creator_cmdline_len = argv.len() as u32;
+        assert_eq!(cmdline(&f).as_deref(), Some(&argv[..]));
+        // Cut short of its last NUL, not copied, or said to be longer than the record: none.
+        for len in [argv.len() as u32 - 1, 0, 257, u32::MAX] {
+            f.creator_cmdline_len = len;
+            assert_eq!(cmdline(&f), None, "length {len}");
+        }
     }
 
     proptest! {
@@ -271,7 +300,7 @@ mod tests {
                 dst.comm = chars(comm);
             }
             let l = decode(&bytes_of(&f)).unwrap().lineage.unwrap();
-            for ((got, comm), pid) in l.0.iter().zip(&comms).zip(pids) {
+            for ((got, comm), pid) in l.forebears.iter().zip(&comms).zip(pids) {
                 prop_assert_eq!(got.pid, pid);
                 prop_assert!(got.comm().len() <= 15);
                 prop_assert!(comm.starts_with(got.comm()));

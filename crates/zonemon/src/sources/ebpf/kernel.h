@@ -88,6 +88,12 @@ struct signal_struct {
 	unsigned int flags;
 };
 
+/* A process's memory: where its arguments lie in it. */
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -100,6 +106,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct nsproxy *nsproxy;
 	struct fs_struct *fs;
+	struct mm_struct *mm;
 };
 
 #pragma clang attribute pop

@@ -320,7 +320,7 @@ impl Source for EbpfSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zonemon_core::ObservationKind;
+    use zonemon_core::{lineage, ObservationKind};
 
     fn record(pid: u32) -> Result<Observation, DecodeError> {
         let mut obs = Observation::new(ObservationKind::InitExec);
@@ -344,5 +344,55 @@ mod tests {
         })
         .expect("handled");
         assert_eq!(seen, [1, 2]);
+    }
+
+    /// Boots an `unshare` zone whose creator, `unshare` itself, has `args`
+    /// after `unshare --pid --fork --`; returns the creator's command line
+    /// as the zone's INIT_FORK record carries it (`None`: not copied).
+    fn creators_copied_cmdline(src: &mut EbpfSource, args: &[&str]) -> Option<Vec<u8>> {
+        let mut child = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--"])
+            .args(args)
+            .spawn()
+            .expect("unshare runs");
+        let creator = child.id();
+        assert!(child.wait().expect("unshare ends").success(), "{args:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            src.ring
+                .poll(Duration::from_millis(100))
+                .expect("ring polled");
+            // Other zones of the host's may be queued too: only this creator's fork counts.
+            let fork = src.queue.borrow_mut().drain(..).find_map(|rec| {
+                rec.ok().filter(|o| {
+                    o.kind == zonemon_core::ObservationKind::InitFork && o.creator_pid == creator
+                })
+            });
+            if let Some(fork) = fork {
+                let lineage = fork.lineage.expect("a fork's lineage");
+                assert_eq!(lineage.forebears[0].comm(), b"unshare");
+                return lineage.creator_cmdline.map(|c| c.bytes().to_vec());
+            }
+        }
+        panic!("no INIT_FORK record of creator {creator} within 10 s");
+    }
+
+    #[test]
+    fn a_zones_fork_record_carries_its_creators_command_line() {
+        let test = "a_zones_fork_record_carries_its_creators_command_line";
+        if !zonemon_testkit::require_root(test) {
+            return;
+        }
+        let mut src = EbpfSource::open(crate::sources::DEFAULT_RING_BYTES).expect("eBPF source");
+        let tag = format!("zmt-cmdline-{}", std::process::id());
+        let got = creators_copied_cmdline(&mut src, &["true", &tag]);
+        let want = format!("unshare\0--pid\0--fork\0--\0true\0{tag}\0");
+        assert_eq!(
+            got.as_deref().map(String::from_utf8_lossy),
+            Some(want.as_str().into())
+        );
+        // Longer than the record holds: left to /proc, not cut.
+        let long = "x".repeat(lineage::CMDLINE_LEN);
+        assert_eq!(creators_copied_cmdline(&mut src, &["true", &long]), None);
     }
 }

@@ -271,8 +271,41 @@ static __always_inline void forebear(struct zm_forebear *f, struct task_struct *
 }
 
 /*
+ * Copies the command line of `parent`, the task forking a zone's init, into
+ * `f` (see struct zm_fork_event), so that the name resolvers need not read
+ * /proc/<creator>/cmdline: an open and a read through the creator's memory,
+ * on the event path, while the creator is busy making the zone. The copy is
+ * of the task's own memory, which sched_process_fork runs in (`parent` is
+ * the current task); it is left out (length 0) when anything is unusual.
+ */
+static __always_inline void creator_cmdline(struct zm_fork_event *f, struct task_struct *parent)
+{
+	struct mm_struct *mm;
+	unsigned long start, len;
+
+	f->creator_cmdline_len = 0;
+	__builtin_memset(f->_pad3, 0, sizeof(f->_pad3));
+	if ((void *)parent != (void *)bpf_get_current_task_btf())
+		return;
+	mm = BPF_CORE_READ(parent, mm);
+	if (!mm)
+		return; /* a kernel thread */
+	start = BPF_CORE_READ(mm, arg_start);
+	len = BPF_CORE_READ(mm, arg_end) - start;
+	if (len == 0 || len > ZM_CMDLINE_LEN)
+		return;
+	if (bpf_probe_read_user(f->creator_cmdline, len, (void *)start))
+		return;
+	/* Not NUL-terminated: the title was rewritten past its end, and /proc reads on. */
+	if (f->creator_cmdline[(len - 1) & (ZM_CMDLINE_LEN - 1)] != 0)
+		return;
+	f->creator_cmdline_len = len;
+}
+
+/*
  * Submits the INIT_FORK record of `child`, a new zone's init that `parent`
- * forked, with the lineage above it (see struct zm_fork_event).
+ * forked, with the lineage above it and the creator's command line (see
+ * struct zm_fork_event).
  */
 static __always_inline void emit_fork(struct task_struct *parent, struct task_struct *child,
 				      struct pid_namespace *ns, unsigned int level)
@@ -292,6 +325,7 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 		forebear(&f->lineage[i], up);
 		up = up ? BPF_CORE_READ(up, real_parent) : NULL;
 	}
+	creator_cmdline(f, parent);
 	bpf_ringbuf_submit(f, 0);
 }
 

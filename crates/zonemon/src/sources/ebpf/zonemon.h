@@ -15,6 +15,8 @@
 #define ZM_NODENAME_LEN 65
 /* Processes in an INIT_FORK record's lineage: the creator and three generations above the init. */
 #define ZM_LINEAGE_LEN 4
+/* Longest command line an INIT_FORK record carries of the init's creator (a power of two). */
+#define ZM_CMDLINE_LEN 256
 
 /* What a record reports. */
 enum zm_kind {
@@ -159,6 +161,18 @@ struct zm_fork_event {
 	 * CLONE_PARENT), [2] and [3] the parent's parent and its parent.
 	 */
 	struct zm_forebear lineage[ZM_LINEAGE_LEN];
+	/*
+	 * Bytes of `creator_cmdline` that hold the creator's command line, as
+	 * /proc/<creator>/cmdline would give it (NUL-separated, the last byte a
+	 * NUL), copied from its memory at the fork; 0 when it was not copied
+	 * whole (longer than ZM_CMDLINE_LEN, rewritten past its end, or not in
+	 * memory): userspace reads /proc then.
+	 */
+	__u32 creator_cmdline_len;
+	/* The creator's command line; only the first `creator_cmdline_len` bytes are meaningful. */
+	char creator_cmdline[ZM_CMDLINE_LEN];
+	/* Padding, always 0. */
+	char _pad3[4];
 };
 
 #endif /* ZONEMON_H */
