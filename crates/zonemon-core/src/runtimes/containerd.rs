@@ -34,6 +34,7 @@ use super::fsread::{self, FileCache, Miss, MAX_STATE_FILE};
 use super::jsonpick::{annotations, SPEC_KEYS};
 use super::probe::Probe;
 use super::resolver::{resolved, resolved_k8s, valid_id, RuntimeResolver};
+use super::stateindex::StateIndex;
 use super::{cgroup, jsonpick};
 use crate::escape::{bound, MAX_NAME_LEN};
 use crate::meta::ZoneMeta;
@@ -93,7 +94,15 @@ pub fn parse_pid_file(bytes: &[u8]) -> Option<u32> {
 /// Most task directories remembered from shims' working directories.
 const MAX_KNOWN_DIRS: usize = 4;
 
+/// Most containerd namespaces whose specs are parsed ahead ([`StateIndex`]), one thread each.
+const MAX_INDEXES: usize = 4;
+
 /// Names containerd's tasks from their bundles.
+///
+/// Once a task of a namespace was named, containerd is in use there: the
+/// specs of that namespace's tasks are then parsed ahead as containerd
+/// writes them ([`StateIndex`], one per namespace, at most [`MAX_INDEXES`]),
+/// and a task is named from memory at its fork (its `init.pid` is still read).
 pub struct Containerd {
     root: Arc<Path>,
     cache: FileCache<BundleInfo>,
@@ -101,6 +110,8 @@ pub struct Containerd {
     /// shims' working directories showed), looked in before a shim's
     /// working directory is read.
     known: Vec<PathBuf>,
+    /// The namespace directories (`<task dir>/<ns>`) indexed, or tried, and their indexes.
+    indexes: Vec<(PathBuf, Option<StateIndex<BundleInfo>>)>,
 }
 
 impl Containerd {
@@ -110,6 +121,22 @@ impl Containerd {
             root: Arc::from(root),
             cache: FileCache::new(1024),
             known: vec![root.join(TASK_DIR)],
+            indexes: Vec::new(),
+        }
+    }
+
+    /// Task `id`'s spec in namespace directory `ns_dir`, if its index holds it current.
+    fn indexed(&self, ns_dir: &Path, id: &str) -> Option<BundleInfo> {
+        let (_, index) = self.indexes.iter().find(|(d, _)| d == ns_dir)?;
+        index.as_ref()?.get(id)
+    }
+
+    /// Starts parsing the specs in `ns_dir` ahead, a task of it having been named, unless
+    /// that was done (or tried) already or [`MAX_INDEXES`] namespaces are.
+    fn index(&mut self, ns_dir: PathBuf) {
+        if self.indexes.len() < MAX_INDEXES && !self.indexes.iter().any(|(d, _)| *d == ns_dir) {
+            let index = StateIndex::start(&ns_dir, "config.json", parse_bundle);
+            self.indexes.push((ns_dir, index));
         }
     }
 
@@ -135,13 +162,21 @@ impl Containerd {
         miss: Miss,
     ) -> Option<BundleInfo> {
         let task = PathBuf::from(ns).join(id);
-        let info = self.cache.get_or(
-            dir,
-            &task.join("config.json"),
-            MAX_STATE_FILE,
-            miss,
-            parse_bundle,
-        )?;
+        let ns_dir = dir.join(ns);
+        let info = match self.indexed(&ns_dir, id) {
+            Some(info) => info,
+            None => {
+                let info = self.cache.get_or(
+                    dir,
+                    &task.join("config.json"),
+                    MAX_STATE_FILE,
+                    miss,
+                    parse_bundle,
+                )?;
+                self.index(ns_dir);
+                info
+            }
+        };
         // Found in the same kept directory as the spec: not written yet (runc is still making
         // the init) needs no check of the directory's path.
         let init = self
@@ -463,6 +498,46 @@ mod tests {
         // init.pid says another process: not this zone.
         task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), Some(301));
         assert!(c.lookup(&facts(300, 0, None)).named().is_none());
+    }
+
+    #[test]
+    fn once_a_task_is_named_the_next_ones_specs_are_parsed_ahead() {
+        let t = TempTree::new("containerd-index");
+        host_ctr(&t, "zmrt-aap", "0::/default/zmrt-aap\n");
+        task(&t, "default", "zmrt-aap", &ctr_spec("zmrt-aap"), None);
+        let mut c = Containerd::new(t.root());
+        let name_of = |c: &mut Containerd, id: &str| {
+            let cg = format!("/default/{id}");
+            c.lookup(&facts(300, 260, Some(&cg)))
+                .named()
+                .map(|r| r.name)
+        };
+        assert_eq!(name_of(&mut c, "zmrt-aap").as_deref(), Some("zmrt-aap"));
+        assert_eq!(c.cache.len(), 1, "the first task's spec, read");
+        // A task made afterwards in that namespace is parsed as containerd writes its spec.
+        task(&t, "default", "zmrt-noot", &ctr_spec("zmrt-noot"), None);
+        let ns_dir = t.root().join(TASK_DIR).join("default");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while c.indexed(&ns_dir, "zmrt-noot").is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            c.indexed(&ns_dir, "zmrt-noot").is_some(),
+            "not indexed within 5 s"
+        );
+        assert_eq!(name_of(&mut c, "zmrt-noot").as_deref(), Some("zmrt-noot"));
+        assert_eq!(c.cache.len(), 1, "the second task's spec was not read");
+        // Its init.pid is still checked: a task whose init is another process is not this zone.
+        task(
+            &t,
+            "default",
+            "zmrt-noot",
+            &ctr_spec("zmrt-noot"),
+            Some(301),
+        );
+        assert_ne!(name_of(&mut c, "zmrt-noot").as_deref(), Some("zmrt-noot"));
+        // One index per namespace, started once.
+        assert_eq!(c.indexes.len(), 1);
     }
 
     #[test]
