@@ -47,6 +47,27 @@ fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
 }
 
+/// Bytes of an INIT_FORK record before its creator's command line: the
+/// shortest such record (it ends after the command line's own bytes).
+const FORK_FIXED: usize = std::mem::offset_of!(zm_fork_event, creator_cmdline);
+
+/// An INIT_FORK record, which ends after its creator's command line: what
+/// it does not carry reads as zeros (and a command line longer than what it
+/// carries as none).
+fn read_fork(bytes: &[u8]) -> Result<zm_fork_event, DecodeError> {
+    if bytes.len() < FORK_FIXED {
+        return Err(DecodeError::Short(bytes.len(), FORK_FIXED));
+    }
+    let mut whole = vec![0u8; size_of::<zm_fork_event>()];
+    let n = bytes.len().min(whole.len());
+    whole[..n].copy_from_slice(&bytes[..n]);
+    let mut fork: zm_fork_event = read(&whole)?;
+    if usize::try_from(fork.creator_cmdline_len).map_or(true, |len| FORK_FIXED + len > n) {
+        fork.creator_cmdline_len = 0;
+    }
+    Ok(fork)
+}
+
 /// Decodes one ring-buffer record into what the kernel saw.
 pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     let raw: zm_event = read(bytes)?;
@@ -76,8 +97,7 @@ pub fn decode(bytes: &[u8]) -> Result<Observation, DecodeError> {
     obs.comm = c_string(&raw.comm);
     obs.nodename = c_string(&raw.nodename);
     if kind == ObservationKind::InitFork {
-        let fork: zm_fork_event = read(bytes)?;
-        obs.lineage = Some(lineage(&fork));
+        obs.lineage = Some(lineage(&read_fork(bytes)?));
     }
     Ok(obs)
 }
@@ -208,10 +228,9 @@ mod tests {
             kind: zm_kind::ZM_KIND_INIT_FORK.0,
             ..exit_record()
         };
-        let want = size_of::<zm_fork_event>();
         assert_eq!(
             decode(&bytes_of(&fork)),
-            Err(DecodeError::Short(full, want))
+            Err(DecodeError::Short(full, FORK_FIXED))
         );
         let e = zm_event {
             kind: 99,
@@ -273,16 +292,25 @@ mod tests {
         let mut f = fork_record([(90, b"crun"), (90, b"crun"), (80, b"bash"), (1, b"init")]);
         let argv = b"crun\0run\0-d\0aap\0";
         f.creator_cmdline = chars(argv);
-        let cmdline = |f: &zm_fork_event| {
-            let l = decode(&bytes_of(f)).unwrap().lineage.unwrap();
+        // The kernel sends the record up to the command line's last byte.
+        let sent = |f: &zm_fork_event, len: usize| {
+            let l = decode(&bytes_of(f)[..FORK_FIXED + len])
+                .unwrap()
+                .lineage
+                .unwrap();
+            assert_eq!(l.forebears[0].comm(), b"crun");
             l.creator_cmdline.map(|c| c.bytes().to_vec())
         };
         f.creator_cmdline_len = argv.len() as u32;
-        assert_eq!(cmdline(&f).as_deref(), Some(&argv[..]));
-        // Cut short of its last NUL, not copied, or said to be longer than the record: none.
+        assert_eq!(sent(&f, argv.len()).as_deref(), Some(&argv[..]));
+        assert_eq!(sent(&f, 256).as_deref(), Some(&argv[..]), "a whole record");
+        // Said to be longer than the record carries: none.
+        assert_eq!(sent(&f, argv.len() - 1), None);
+        assert_eq!(sent(&f, 0), None);
+        // Cut short of its last NUL, not copied, or longer than a record holds: none.
         for len in [argv.len() as u32 - 1, 0, 257, u32::MAX] {
             f.creator_cmdline_len = len;
-            assert_eq!(cmdline(&f), None, "length {len}");
+            assert_eq!(sent(&f, 256), None, "length {len}");
         }
     }
 

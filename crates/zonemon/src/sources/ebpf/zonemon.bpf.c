@@ -121,6 +121,18 @@ __u64 dying_overflow = 0;
  */
 __s64 dying_count = 0;
 
+/*
+ * Where an INIT_FORK record is put together before it is copied into
+ * `events`: its length depends on the creator's command line, and a record
+ * reserved in the ring has a length fixed when the program is loaded.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zm_fork_event);
+} fork_scratch SEC(".maps");
+
 /* Never written: here so that libbpf-cargo generates the Rust types of the records and their kinds. */
 struct zm_event _zm_event_type = {};
 struct zm_fork_event _zm_fork_event_type = {};
@@ -312,9 +324,11 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 {
 	struct zm_fork_event *f;
 	struct task_struct *up;
+	__u32 zero = 0;
+	__u64 size;
 	int i;
 
-	f = reserve(sizeof(*f));
+	f = bpf_map_lookup_elem(&fork_scratch, &zero);
 	if (!f)
 		return;
 	fill(&f->event, ZM_KIND_INIT_FORK, child, ns, level, BPF_CORE_READ(parent, tgid), 0, 0);
@@ -326,7 +340,12 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 		up = up ? BPF_CORE_READ(up, real_parent) : NULL;
 	}
 	creator_cmdline(f, parent);
-	bpf_ringbuf_submit(f, 0);
+	/* Only the command line's own bytes are sent: the ring holds as many zones as before it. */
+	size = __builtin_offsetof(struct zm_fork_event, creator_cmdline) + f->creator_cmdline_len;
+	if (size > sizeof(*f))
+		size = sizeof(*f);
+	if (bpf_ringbuf_output(&events, f, size, 0))
+		__sync_fetch_and_add(&dropped, 1);
 }
 
 /*

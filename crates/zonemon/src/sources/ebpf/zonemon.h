@@ -152,6 +152,8 @@ struct zm_forebear {
  * The record of kind ZM_KIND_INIT_FORK: the common record, then who was
  * above the new init at that moment, so that userspace need not read /proc
  * to find them. Only this kind carries it (the other records stay small).
+ * The record ends after the first `creator_cmdline_len` bytes of
+ * `creator_cmdline`: the rest is not sent.
  */
 struct zm_fork_event {
 	struct zm_event event;
