@@ -101,7 +101,7 @@ const MAX_INDEXES: usize = 4;
 ///
 /// Once a task of a namespace was named, containerd is in use there: the
 /// specs of that namespace's tasks are then parsed ahead as containerd
-/// writes them ([`StateIndex`], one per namespace, at most [`MAX_INDEXES`]),
+/// writes them ([`StateIndex`], one per namespace, at most four),
 /// and a task is named from memory at its fork (its `init.pid` is still read).
 pub struct Containerd {
     root: Arc<Path>,
