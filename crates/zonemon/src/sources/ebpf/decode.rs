@@ -58,7 +58,7 @@ fn read_fork(bytes: &[u8]) -> Result<zm_fork_event, DecodeError> {
     if bytes.len() < FORK_FIXED {
         return Err(DecodeError::Short(bytes.len(), FORK_FIXED));
     }
-    let mut whole = vec![0u8; size_of::<zm_fork_event>()];
+    let mut whole = [0u8; size_of::<zm_fork_event>()];
     let n = bytes.len().min(whole.len());
     whole[..n].copy_from_slice(&bytes[..n]);
     let mut fork: zm_fork_event = read(&whole)?;
