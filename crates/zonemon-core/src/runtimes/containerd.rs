@@ -395,7 +395,7 @@ mod tests {
     use super::*;
     use crate::lineage::{Forebear, Lineage};
     use crate::naming::{NameResolver, NameSource, ZoneFacts};
-    use crate::runtimes::testutil::{facts, mutated_any, TempTree, CASES};
+    use crate::runtimes::testutil::{facts, mutated_any, within_5s, TempTree, CASES};
     use proptest::prelude::*;
 
     const SANDBOX: &str = "2f8ce2bd696584bcc7d7c107135a38354d6766bc7ea7dd137bb4acfc92592268";
@@ -517,12 +517,8 @@ mod tests {
         // A task made afterwards in that namespace is parsed as containerd writes its spec.
         task(&t, "default", "zmrt-noot", &ctr_spec("zmrt-noot"), None);
         let ns_dir = t.root().join(TASK_DIR).join("default");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while c.indexed(&ns_dir, "zmrt-noot").is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         assert!(
-            c.indexed(&ns_dir, "zmrt-noot").is_some(),
+            within_5s(|| c.indexed(&ns_dir, "zmrt-noot").is_some()),
             "not indexed within 5 s"
         );
         assert_eq!(name_of(&mut c, "zmrt-noot").as_deref(), Some("zmrt-noot"));

@@ -257,7 +257,7 @@ super::resolver::standalone_resolver!(Docker);
 mod tests {
     use super::*;
     use crate::naming::{NameResolver, NameSource, ZoneFacts};
-    use crate::runtimes::testutil::{facts, mutated, TempTree, CASES};
+    use crate::runtimes::testutil::{facts, mutated, within_5s, TempTree, CASES};
     use proptest::prelude::*;
 
     const ID: &str = "4f7a2c8e9b1d3f5a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a";
@@ -346,14 +346,7 @@ mod tests {
             .index
             .as_ref()
             .expect("an index once a container was named");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if index.get(id).is_some_and(|c| c.name == name) {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        false
+        within_5s(|| index.get(id).is_some_and(|c| c.name == name))
     }
 
     #[test]

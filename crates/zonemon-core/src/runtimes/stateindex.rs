@@ -362,8 +362,7 @@ fn leave_realtime() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::testutil::TempTree;
-    use std::time::{Duration, Instant};
+    use crate::runtimes::testutil::{within_5s, TempTree};
 
     fn parse(bytes: &[u8]) -> Option<String> {
         std::str::from_utf8(bytes)
@@ -374,14 +373,7 @@ mod tests {
 
     /// Waits up to 5 s for `index.get(name)` to be `want`.
     fn eventually(index: &StateIndex<String>, name: &str, want: Option<&str>) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if index.get(name).as_deref() == want {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+        within_5s(|| index.get(name).as_deref() == want)
     }
 
     #[test]
