@@ -1,11 +1,13 @@
 /* zonehold: keeps zones alive and churns zones, for load tests (`./dev stress`)
  * and the benchmark's scale rows.
  *
- *   zonehold [--prefix P] [--live N] [--churn M] [--duration S]
+ *   zonehold [--prefix P] [--live N] [--churn M] [--duration S] [--init PROG]
  *
  * Makes N zones that stay up: each a child cloned into new PID and UTS
  * namespaces (PID 1 of its own namespace: a zone's init), hostname P<i>, that
- * execs this program as an init that only waits (the zone has booted). Then
+ * execs this program as an init that only waits (the zone has booted), or
+ * PROG, with no arguments, if given (the benchmark gives zonepause, a far
+ * lighter init: see zonepause.c). Then
  * starts M zones per second (M may be fractional: 0.5) that exit at once
  * (hostname P c<i>), for S seconds; S = 0 runs until a signal or, when
  * standard input is a pipe, until it ends. SIGINT and SIGTERM stop it early.
@@ -42,6 +44,8 @@
 
 static volatile sig_atomic_t stopping;
 static char self[PATH_MAX];
+/* --init: the program held zones exec, or NULL for this one. */
+static const char *hold_init;
 /* The signal mask the program started with, restored in each zone before its exec. */
 static sigset_t start_mask;
 
@@ -69,7 +73,10 @@ static long make_zone(const char *name, const char *mode)
 	sigprocmask(SIG_SETMASK, &start_mask, NULL);
 	if (sethostname(name, strlen(name)) != 0)
 		_exit(126);
-	execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
+	if (hold_init && strcmp(mode, "hold") == 0)
+		execl(hold_init, hold_init, (char *)NULL);
+	else
+		execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
 	_exit(127);
 }
 
@@ -89,22 +96,28 @@ int main(int argc, char **argv)
 		{"live", required_argument, 0, 'l'},
 		{"churn", required_argument, 0, 'c'},
 		{"duration", required_argument, 0, 'd'},
+		{"init", required_argument, 0, 'i'},
 		{0, 0, 0, 0},
 	};
 	int o;
-	while ((o = getopt_long(argc, argv, "p:l:c:d:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "p:l:c:d:i:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'p': prefix = optarg; break;
 		case 'l': live = atol(optarg); break;
 		case 'c': churn = strtod(optarg, NULL); break; /* "20" or "20/s" */
 		case 'd': duration = strtod(optarg, NULL); break;
+		case 'i': hold_init = optarg; break;
 		default:
-			fprintf(stderr, "usage: zonehold [--prefix P] [--live N] [--churn M[/s]] [--duration S]\n");
+			fprintf(stderr, "usage: zonehold [--prefix P] [--live N] [--churn M[/s]] [--duration S] [--init PROG]\n");
 			return 2;
 		}
 	}
 	if (strlen(prefix) > 40 || live < 0 || churn < 0 || duration < 0) {
 		fprintf(stderr, "zonehold: prefix at most 40 bytes, numbers not negative\n");
+		return 2;
+	}
+	if (hold_init && access(hold_init, X_OK) != 0) {
+		fprintf(stderr, "zonehold: --init %s: %s (give a program the zones can exec)\n", hold_init, strerror(errno));
 		return 2;
 	}
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

@@ -1,6 +1,7 @@
 //! Scale: does zonemon's cost per transition stay flat however many zones
 //! are live? For 0, 1,000 and 10,000 zones kept up by the `zonehold`
-//! helper (each a zone init that waits, booted), a fresh monitor: its CPU
+//! helper (each a zone whose init, `zonepause`, waits, booted: a few pages, so that the
+//! zones load the host no more than their being there does), a fresh monitor: its CPU
 //! per transition over short zones made by `zonefork`, its detection latency
 //! over zones booted one at a time (read by a reader under SCHED_FIFO 1, the
 //! instrument of the latency rows), its peak RSS, and the machine's own
@@ -335,7 +336,8 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     );
     let per_run = |f: &dyn Fn(&Level) -> String| by_live(&levels, |l| l.live, f);
     rep.note(format!(
-        "Scale: each run is a fresh zonemon; the live zones are `zonehold` inits (clone into new PID+UTS namespaces, exec, pause), \
+        "Scale: each run is a fresh zonemon; the live zones are held by `zonehold` (clone into new PID+UTS namespaces, exec of `zonepause`, \
+         a program with no C library that waits in pause(2), about 12 kB resident), \
          made after zonemon started and reported booted before measuring; CPU is zonemon's sum_exec_runtime over the short zones' \
          transitions ({}); latency samples: {}; lost records: {}. Every run at the most live zones lies between two runs with none, \
          and is judged against them, so that the machine's drift over the phase falls on both sides of each comparison. \

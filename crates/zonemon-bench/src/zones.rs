@@ -89,6 +89,8 @@ pub struct Helpers {
     pub zonehold: PathBuf,
     /// `zoneinit`: exits 0 at once; static, the cheapest program a zone's init can exec.
     pub zoneinit: PathBuf,
+    /// `zonepause`: waits for ever; no C library, the init of each zone [`Helpers::hold`] keeps.
+    pub zonepause: PathBuf,
 }
 
 /// Zones kept alive by `zonehold` until [`Hold::release`] (or drop).
@@ -113,15 +115,42 @@ impl Helpers {
     pub fn build(dir: &Path) -> Result<Helpers> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Helpers {
-            forkexec: compile(dir, "forkexec", include_str!("../c/forkexec.c"), false)?,
-            zonefork: compile(dir, "zonefork", include_str!("../c/zonefork.c"), false)?,
-            // Static: each of thousands of held zones is this program, a few pages each.
-            zonehold: compile(dir, "zonehold", include_str!("../c/zonehold.c"), true)?,
-            zoneinit: compile(dir, "zoneinit", include_str!("../c/zoneinit.c"), true)?,
+            forkexec: compile(
+                dir,
+                "forkexec",
+                include_str!("../c/forkexec.c"),
+                Link::Dynamic,
+            )?,
+            zonefork: compile(
+                dir,
+                "zonefork",
+                include_str!("../c/zonefork.c"),
+                Link::Dynamic,
+            )?,
+            // Static: the zones it churns exec it (its held zones exec zonepause).
+            zonehold: compile(
+                dir,
+                "zonehold",
+                include_str!("../c/zonehold.c"),
+                Link::Static,
+            )?,
+            zoneinit: compile(
+                dir,
+                "zoneinit",
+                include_str!("../c/zoneinit.c"),
+                Link::Static,
+            )?,
+            zonepause: compile(
+                dir,
+                "zonepause",
+                include_str!("../c/zonepause.c"),
+                Link::Bare,
+            )?,
         })
     }
 
-    /// Starts `zonehold` keeping `live` zones `prefix0…` up; returns once they are.
+    /// Starts `zonehold` keeping `live` zones `prefix0…` up, each init `zonepause`; returns
+    /// once they are.
     pub fn hold(&self, prefix: &str, live: usize) -> Result<Hold> {
         use std::io::BufRead;
         let mut cmd = Command::new(&self.zonehold);
@@ -133,6 +162,8 @@ impl Helpers {
             "--duration",
             "0",
         ])
+        .arg("--init")
+        .arg(&self.zonepause)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -208,9 +239,19 @@ impl Helpers {
     }
 }
 
-/// Writes C helper `name`'s source into `dir` and compiles it with `cc`
-/// (`static`: statically linked when this system can, else dynamically).
-fn compile(dir: &Path, name: &str, src: &str, static_link: bool) -> Result<PathBuf> {
+/// How a C helper is linked.
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    /// Against the C library, dynamically.
+    Dynamic,
+    /// Statically when this system can (its static C library installed), else dynamically.
+    Static,
+    /// With no C library at all (`-nostdlib`): the program brings its own `_start`.
+    Bare,
+}
+
+/// Writes C helper `name`'s source into `dir` and compiles it with `cc`, linked as `link`.
+fn compile(dir: &Path, name: &str, src: &str, link: Link) -> Result<PathBuf> {
     let c = dir.join(format!("{name}.c"));
     let bin = dir.join(name);
     std::fs::write(&c, src).with_context(|| format!("writing {}", c.display()))?;
@@ -224,8 +265,12 @@ fn compile(dir: &Path, name: &str, src: &str, static_link: bool) -> Result<PathB
             .output()
             .context("running cc (install gcc: apt-get install gcc)")
     };
-    let mut o = cc(if static_link { &["-static"] } else { &[] })?;
-    if !o.status.success() && static_link {
+    let mut o = cc(match link {
+        Link::Dynamic => &[],
+        Link::Static => &["-static"],
+        Link::Bare => &["-static", "-nostdlib", "-fno-stack-protector"],
+    })?;
+    if !o.status.success() && link == Link::Static {
         o = cc(&[])?;
     }
     if !o.status.success() {

@@ -3,6 +3,7 @@
 //! all, and zones that end are reaped by the kernel, never by a `waitpid(-1)`
 //! that walks every held child under the kernel's `tasklist_lock` (with
 //! 10,000 held, 2–3 ms during which every fork and exit on the host waits).
+//! The zones the benchmark holds run `c/zonepause.c`, a few pages each.
 //! Root: its zones are PID namespaces.
 
 use std::io::{BufRead, BufReader};
@@ -15,12 +16,14 @@ use zonemon_testkit::{require_root_for, stat_fields};
 
 const WHY: &str = "zonehold makes PID namespaces";
 
-/// Compiles `c/zonehold.c` into a fresh directory; returns the binary.
-fn build(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/zonehold.c");
-    let bin = dir.join("zonehold");
+/// Compiles `c/<name>.c` into `dir` with `flags`; returns the binary.
+fn build_c(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("c/{name}.c"));
+    let bin = dir.join(name);
     let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-o"])
+        .args(["-O2", "-Wall"])
+        .args(flags)
+        .arg("-o")
         .arg(&bin)
         .arg(&src)
         .output()
@@ -32,6 +35,11 @@ fn build(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     bin
+}
+
+/// Compiles `c/zonehold.c` into `dir`; returns the binary.
+fn build(dir: &Path) -> PathBuf {
+    build_c(dir, "zonehold", &[])
 }
 
 /// Starts zonehold with `args`, standard input a pipe kept open; returns it
@@ -64,17 +72,24 @@ fn switches(pid: u32) -> u64 {
         .sum()
 }
 
-/// The states (`R`, `S`, `Z`, …) of `pid`'s children (every process whose
-/// parent is `pid`: this kernel has no `/proc/PID/task/TID/children`).
-fn children_states(pid: u32) -> Vec<char> {
+/// The `/proc/PID/stat` fields (state first) of `pid`'s children (every process whose
+/// parent is `pid`: this kernel has no `/proc/PID/task/TID/children`), with their PIDs.
+fn children(pid: u32) -> Vec<(i32, Vec<String>)> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         // Not a process, or gone meanwhile: no fields.
-        .filter_map(|p| stat_fields(p).ok())
-        .filter(|f| f.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid))
-        .filter_map(|f| f.first()?.chars().next())
+        .filter_map(|p| Some((p, stat_fields(p).ok()?)))
+        .filter(|(_, f)| f.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid))
+        .collect()
+}
+
+/// The states (`R`, `S`, `Z`, …) of `pid`'s children.
+fn children_states(pid: u32) -> Vec<char> {
+    children(pid)
+        .iter()
+        .filter_map(|(_, f)| f.first()?.chars().next())
         .collect()
 }
 
@@ -86,7 +101,7 @@ fn holding_zones_it_sleeps_and_ended_zones_are_never_zombies() {
     ) {
         return;
     }
-    let dir = fresh_dir();
+    let dir = fresh_dir("sleeps");
     let bin = build(&dir);
 
     // Holding 50 zones, nothing due: not one wakeup in 1.5 s (the version that
@@ -167,9 +182,78 @@ fn holding_zones_it_sleeps_and_ended_zones_are_never_zombies() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A fresh directory under the system's temporary directory.
-fn fresh_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zonehold-test-{}", std::process::id()));
+/// A fresh directory under the system's temporary directory, for test `test`.
+fn fresh_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zonehold-test-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The kB figure of `field` (`VmRSS`, …) in `/proc/<pid>/status`.
+fn status_kib(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn held_zones_exec_the_init_given_a_few_pages_each() {
+    if !require_root_for("held_zones_exec_the_init_given_a_few_pages_each", WHY) {
+        return;
+    }
+    let dir = fresh_dir("init");
+    let bin = build(&dir);
+    // As the benchmark builds it (zones.rs): no C library.
+    let init = build_c(
+        &dir,
+        "zonepause",
+        &["-static", "-nostdlib", "-fno-stack-protector"],
+    );
+    let mut hold = start(
+        &bin,
+        &[
+            "--prefix",
+            "zmtestinit-",
+            "--live",
+            "20",
+            "--duration",
+            "0",
+            "--init",
+            init.to_str().unwrap(),
+        ],
+        20,
+    );
+    let zones = children(hold.id());
+    assert_eq!(zones.len(), 20, "its 20 zones are its children");
+    for (pid, fields) in &zones {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            init,
+            "zone init {pid} runs the --init program"
+        );
+        // Waiting in pause(2), each init's resident memory is a few pages (zonehold's own init,
+        // the glibc program, has about 750 kB resident: 10,000 of them loaded the host's memory
+        // management, see zonepause.c).
+        assert_eq!(fields[0], "S", "zone init {pid} sleeps");
+        let rss = status_kib(*pid, "VmRSS");
+        assert!(rss <= 32, "zone init {pid} has {rss} kB resident");
+    }
+    // A program that cannot be exec'd is refused before any zone is made.
+    let out = Command::new(&bin)
+        .args(["--live", "1", "--init", "/nonexistent/zonepause"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "zonehold with a missing --init");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--init /nonexistent/zonepause"),
+        "the error names the flag and the program: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(hold.stdin.take());
+    let st = hold.wait().unwrap();
+    assert!(st.success(), "zonehold holding 20 zones ended with {st}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
