@@ -114,38 +114,24 @@ impl Helpers {
     /// Writes the helpers' C sources into `dir` and compiles them with `cc`.
     pub fn build(dir: &Path) -> Result<Helpers> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // `c/<name>.c`, built into `dir`, linked as `link`.
+        macro_rules! helper {
+            ($name:literal, $link:expr) => {
+                compile(
+                    dir,
+                    $name,
+                    include_str!(concat!("../c/", $name, ".c")),
+                    $link,
+                )?
+            };
+        }
         Ok(Helpers {
-            forkexec: compile(
-                dir,
-                "forkexec",
-                include_str!("../c/forkexec.c"),
-                Link::Dynamic,
-            )?,
-            zonefork: compile(
-                dir,
-                "zonefork",
-                include_str!("../c/zonefork.c"),
-                Link::Dynamic,
-            )?,
+            forkexec: helper!("forkexec", Link::Dynamic),
+            zonefork: helper!("zonefork", Link::Dynamic),
             // Static: the zones it churns exec it (its held zones exec zonepause).
-            zonehold: compile(
-                dir,
-                "zonehold",
-                include_str!("../c/zonehold.c"),
-                Link::Static,
-            )?,
-            zoneinit: compile(
-                dir,
-                "zoneinit",
-                include_str!("../c/zoneinit.c"),
-                Link::Static,
-            )?,
-            zonepause: compile(
-                dir,
-                "zonepause",
-                include_str!("../c/zonepause.c"),
-                Link::Bare,
-            )?,
+            zonehold: helper!("zonehold", Link::Static),
+            zoneinit: helper!("zoneinit", Link::Static),
+            zonepause: helper!("zonepause", Link::Bare),
         })
     }
 
