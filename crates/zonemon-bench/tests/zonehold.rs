@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zonemon_testkit::{require_root_for, stat_fields};
 
@@ -226,12 +226,26 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
         ],
         20,
     );
-    let zones = children(hold.id());
+    // zonehold says `live` once its zones are cloned; each execs its init and sleeps soon
+    // after (on a loaded host, later): wait up to 10 s for all of them to.
+    let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let zones = loop {
+        let zones = children(hold.id());
+        let settled = zones.len() == 20
+            && zones
+                .iter()
+                .all(|(pid, f)| exe(*pid).as_ref() == Some(&init) && f[0] == "S");
+        if settled || Instant::now() > deadline {
+            break zones;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(zones.len(), 20, "its 20 zones are its children");
     for (pid, fields) in &zones {
         assert_eq!(
-            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
-            init,
+            exe(*pid).as_ref(),
+            Some(&init),
             "zone init {pid} runs the --init program"
         );
         // Waiting in pause(2), each init's resident memory is a few pages (zonehold's own init,
