@@ -108,7 +108,7 @@ impl Plan {
                 docker_containers: 100,
                 scale_levels: vec![0, 1000, 10_000, 0, 10_000, 0, 10_000, 0],
                 scale_cpu_zones: 3000,
-                scale_latency_zones: 150,
+                scale_latency_zones: 1000,
                 daemon_zones: 100_000,
                 daemon_parallel: vec![4, 8, 16, 32],
                 daemon_probe_zones: 5000,

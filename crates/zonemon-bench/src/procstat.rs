@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use zonemon_testkit::{status_field, status_value};
 
 /// CPU time and context switches of one process (all its threads).
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,18 +59,6 @@ pub fn clk_tck() -> u64 {
 /// Fields after the command name of `/proc/<pid>/stat` (index 0 is the state).
 fn stat_fields(pid: i32) -> Result<Vec<String>> {
     zonemon_testkit::stat_fields(pid).with_context(|| format!("reading /proc/{pid}/stat"))
-}
-
-fn status_field(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| {
-            v.trim_start_matches(':')
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
 }
 
 /// CPU time and context switches of `pid` now.
@@ -139,16 +128,14 @@ fn add_task(u: &mut Usage, dir: &Path) {
             .unwrap_or(0);
     }
     if let Ok(s) = fs::read_to_string(dir.join("status")) {
-        u.voluntary += status_field(&s, "voluntary_ctxt_switches").unwrap_or(0);
-        u.involuntary += status_field(&s, "nonvoluntary_ctxt_switches").unwrap_or(0);
+        u.voluntary += status_value(&s, "voluntary_ctxt_switches").unwrap_or(0);
+        u.involuntary += status_value(&s, "nonvoluntary_ctxt_switches").unwrap_or(0);
     }
 }
 
 /// Peak resident set size (`VmHWM`) of `pid`, in KiB.
 pub fn peak_rss_kib(pid: i32) -> Result<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status_field(&s, "VmHWM").with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+    status_field(pid, "VmHWM").with_context(|| format!("reading VmHWM of /proc/{pid}/status"))
 }
 
 #[cfg(test)]
@@ -163,6 +150,5 @@ mod tests {
         assert!(peak_rss_kib(me).unwrap() > 0);
         let threads = thread_usage(me).unwrap();
         assert!(threads.values().map(|t| t.exec_ns).sum::<u64>() > 0);
-        assert_eq!(status_field("VmHWM:\t  1234 kB\n", "VmHWM"), Some(1234));
     }
 }

@@ -10,9 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use zonemon_testkit::{require_root_for, stat_fields};
+use zonemon_testkit::{require_root_for, stat_fields, status_field, within};
 
 const WHY: &str = "zonehold makes PID namespaces";
 
@@ -62,13 +62,9 @@ fn start(bin: &Path, args: &[&str], live: usize) -> Child {
 
 /// The context switches of `pid` so far (voluntary + involuntary): each is a wakeup.
 fn switches(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .filter(|l| {
-            l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
-        })
-        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .map(|key| status_field(pid as i32, key).unwrap())
         .sum()
 }
 
@@ -189,16 +185,6 @@ fn fresh_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// The kB figure of `field` (`VmRSS`, …) in `/proc/<pid>/status`.
-fn status_kib(pid: i32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 #[test]
 fn held_zones_exec_the_init_given_a_few_pages_each() {
     if !require_root_for("held_zones_exec_the_init_given_a_few_pages_each", WHY) {
@@ -229,18 +215,14 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
     // zonehold says `live` once its zones are cloned; each execs its init and sleeps soon
     // after (on a loaded host, later): wait up to 10 s for all of them to.
     let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let zones = loop {
+    within(Duration::from_secs(10), || {
         let zones = children(hold.id());
-        let settled = zones.len() == 20
+        zones.len() == 20
             && zones
                 .iter()
-                .all(|(pid, f)| exe(*pid).as_ref() == Some(&init) && f[0] == "S");
-        if settled || Instant::now() > deadline {
-            break zones;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+                .all(|(pid, f)| exe(*pid).as_ref() == Some(&init) && f[0] == "S")
+    });
+    let zones = children(hold.id());
     assert_eq!(zones.len(), 20, "its 20 zones are its children");
     for (pid, fields) in &zones {
         assert_eq!(
@@ -252,7 +234,7 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
         // the glibc program, has about 750 kB resident: 10,000 of them loaded the host's memory
         // management, see zonepause.c).
         assert_eq!(fields[0], "S", "zone init {pid} sleeps");
-        let rss = status_kib(*pid, "VmRSS");
+        let rss = status_field(*pid, "VmRSS").unwrap();
         assert!(rss <= 32, "zone init {pid} has {rss} kB resident");
     }
     // A program that cannot be exec'd is refused before any zone is made.

@@ -9,7 +9,9 @@
 //!   when zonemon says it is [`WATCHING`].
 //! - [`log_to`], [`wait_ready`], [`which`], [`container_run_args`]: starting
 //!   daemons (dockerd, containerd) and containers.
-//! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`; [`voluntary_switches`]: a thread's sleeps.
+//! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`; [`status_field`],
+//!   [`status_value`]: a number of `/proc/<pid>/status`; [`voluntary_switches`]: a thread's sleeps.
+//! - [`within`]: whether something a background thread or process does comes in time.
 //! - [`MemCg`], [`MEMORY_HOG`]: a memory cgroup and a program the OOM killer takes in it.
 //! - [`NatsServer`]: a JetStream `nats-server` on a loopback port (the fleet's tests and benchmark).
 //!
@@ -24,12 +26,14 @@ mod nats;
 mod procfs;
 mod root;
 mod stderr;
+mod wait;
 mod zone;
 
 pub use daemon::{container_run_args, log_to, wait_ready, which, NotReady};
 pub use memcg::{MemCg, MEMORY_HOG};
 pub use nats::NatsServer;
-pub use procfs::{ppid, stat_fields, voluntary_switches};
+pub use procfs::{ppid, stat_fields, status_field, status_value, voluntary_switches};
 pub use root::{in_ci, require_root, require_root_and_program, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};
+pub use wait::within;
 pub use zone::zone_cmd;

@@ -136,15 +136,8 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
 }
 
 /// Whether `cond` holds within 5 s, asked every 5 ms: for what a thread does in the background.
-pub fn within_5s(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !cond() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    true
+pub fn within_5s(cond: impl FnMut() -> bool) -> bool {
+    zonemon_testkit::within(std::time::Duration::from_secs(5), cond)
 }
 
 /// How many cases a mutation property runs: enough to reach the odd corners of
