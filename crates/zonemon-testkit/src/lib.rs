@@ -11,7 +11,8 @@
 //!   daemons (dockerd, containerd) and containers.
 //! - [`stat_fields`], [`ppid`]: reading `/proc/<pid>/stat`; [`status_field`],
 //!   [`status_value`]: a number of `/proc/<pid>/status`; [`voluntary_switches`]: a thread's sleeps.
-//! - [`within`]: whether something a background thread or process does comes in time.
+//! - [`within`], [`found_within`], [`wait_until`]: waiting, with patience bounded, for what a
+//!   background thread or process does.
 //! - [`MemCg`], [`MEMORY_HOG`]: a memory cgroup and a program the OOM killer takes in it.
 //! - [`NatsServer`]: a JetStream `nats-server` on a loopback port (the fleet's tests and benchmark).
 //!
@@ -35,5 +36,5 @@ pub use nats::NatsServer;
 pub use procfs::{ppid, stat_fields, status_field, status_value, voluntary_switches};
 pub use root::{in_ci, require_root, require_root_and_program, require_root_for};
 pub use stderr::{read_stderr, StderrReader, WATCHING};
-pub use wait::within;
+pub use wait::{found_within, wait_until, within};
 pub use zone::zone_cmd;

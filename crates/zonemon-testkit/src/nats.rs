@@ -8,7 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::wait::within;
 
 /// A running (or killed, to be restarted) `nats-server`.
 pub struct NatsServer {
@@ -67,16 +69,14 @@ impl NatsServer {
                 .stderr(log)
                 .spawn()?,
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() >= deadline {
-                self.kill9();
-                return Err(io::Error::other(format!(
-                    "nats-server did not listen within 30 s; its log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                )));
-            }
-            thread::sleep(Duration::from_millis(20));
+        if !within(Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        }) {
+            self.kill9();
+            return Err(io::Error::other(format!(
+                "nats-server did not listen within 30 s; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )));
         }
         // JetStream recovers its store before it serves; a little room for it.
         thread::sleep(Duration::from_millis(300));

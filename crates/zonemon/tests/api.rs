@@ -14,7 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -122,19 +122,16 @@ impl ApiDaemon {
 
     /// Waits until the journal holds `n` records of zones named `prefix…`.
     fn wait_journaled(&self, prefix: &str, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        found_within(WAIT, || {
             let recs = self.journal_of(prefix);
-            if recs.len() >= n {
-                return recs;
-            }
-            assert!(
-                Instant::now() < deadline,
+            (recs.len() >= n).then_some(recs)
+        })
+        .unwrap_or_else(|| {
+            panic!(
                 "{} of {n} records of {prefix} journaled",
-                recs.len()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+                self.journal_of(prefix).len()
+            )
+        })
     }
 }
 
@@ -251,27 +248,27 @@ fn replay_then_follow_across_the_seam_under_churn() {
     let lines = collect_lines(&mut client);
     churn.join().unwrap();
     let expected = d.wait_journaled(&p, 2 * n * 4);
-    let deadline = Instant::now() + WAIT;
-    let got = loop {
-        let got: Vec<Value> = lines
+    let printed = || -> Vec<Value> {
+        lines
             .lock()
             .unwrap()
             .iter()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .collect();
-        let mine: Vec<Value> = got
-            .iter()
+            .collect()
+    };
+    let mine = |got: &[Value]| -> Vec<Value> {
+        got.iter()
             .filter(|r| r["name"].as_str().is_some_and(|s| s.starts_with(&p)))
             .cloned()
-            .collect();
-        if mine.len() >= expected.len() || Instant::now() > deadline {
-            // Every line the client printed, of any zone: `seq` strictly increasing (no duplicate).
-            let seqs: Vec<u64> = got.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-            break mine;
-        }
-        thread::sleep(Duration::from_millis(50));
+            .collect()
     };
+    // (What never came is said by the comparison below.)
+    within(WAIT, || mine(&printed()).len() >= expected.len());
+    let printed = printed();
+    // Every line the client printed, of any zone: `seq` strictly increasing (no duplicate).
+    let seqs: Vec<u64> = printed.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let got = mine(&printed);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(client.id() as i32, libc::SIGINT) };
     let status = wait_timeout(&mut client, WAIT);
@@ -441,10 +438,7 @@ fn watch_and_list_through_the_daemon_print_as_standalone_does() {
     let mine = |lines: &[String]| -> Vec<String> {
         lines.iter().filter(|l| l.contains(&p)).cloned().collect()
     };
-    let deadline = Instant::now() + WAIT;
-    while mine(&lines.lock().unwrap()).len() < 4 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
+    within(WAIT, || mine(&lines.lock().unwrap()).len() >= 4);
     assert_eq!(
         mine(&lines.lock().unwrap()),
         ["ready", "booted", "shutdown", "down"].map(|e| format!("Zone {p}run {e}"))

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -162,21 +162,15 @@ fn events(journal: &Path, args: &[&str]) -> std::process::Output {
 
 /// Waits until `done(records)` holds; returns the records then (panics after 30 s).
 fn wait_records(journal: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    found_within(WAIT, || Some(records(journal)).filter(|recs| done(recs))).unwrap_or_else(|| {
         let recs = records(journal);
-        if done(&recs) {
-            return recs;
-        }
-        assert!(
-            Instant::now() < deadline,
+        panic!(
             "the journal never had {what}: it has {} records, seq {:?} to {:?}",
             recs.len(),
             recs.first().map(seq),
             recs.last().map(seq)
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+        )
+    })
 }
 
 /// Whether every zone named with prefix `p` whose `ready` came after the
@@ -370,10 +364,9 @@ fn kill_9_during_churn_then_restart_loses_no_committed_record() {
     // zonemon reports within 3 s in any case), so wait for every zone the
     // restarted daemon saw start to be down, for up to 10 s; what is still
     // missing then is reported below.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !restarted_zones_all_down(&records(&path), &p) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-    }
+    within(Duration::from_secs(10), || {
+        restarted_zones_all_down(&records(&path), &p)
+    });
     let second_stderr = second.stop();
     let after_stop = records(&path);
     assert!(after_stop.len() >= after.len());
@@ -624,15 +617,11 @@ fn a_full_filesystem_is_reported_counted_and_recovered_from() {
     for i in 0..10 {
         run_zone(&format!("{p}lost{i}"), "exit 0");
     }
-    let deadline = Instant::now() + WAIT;
-    while !daemon.stderr().contains("filesystem is full") {
-        assert!(
-            Instant::now() < deadline,
-            "no full-disk error:\n{}",
-            daemon.stderr()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        WAIT,
+        || format!("no full-disk error:\n{}", daemon.stderr()),
+        || daemon.stderr().contains("filesystem is full"),
+    );
     // Watching went on: the zones are still watched, and recording resumes once there is room.
     thread::sleep(Duration::from_millis(300));
     std::fs::remove_file(&filler).unwrap();
@@ -750,18 +739,11 @@ fn retention_by_age_and_by_size() {
         )
     };
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (ok, sizes) = within_limit(&conn);
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the journal stayed over 64 KiB: {sizes}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        || format!("the journal stayed over 64 KiB: {}", within_limit(&conn).1),
+        || within_limit(&conn).0,
+    );
     drop(conn);
     daemon.stop();
     let recs = records(&path);
@@ -953,15 +935,16 @@ fn the_units_capability_set_is_enough() {
         .cloned()
         .expect("a shutdown record");
     assert_eq!(shutdown["exit_code"], 5);
-    let deadline = Instant::now() + WAIT;
-    while !err.text.lock().unwrap().contains("hook timed out") {
-        assert!(
-            Instant::now() < deadline,
-            "the hook was not run and killed; stderr:\n{}",
-            err.text.lock().unwrap()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        WAIT,
+        || {
+            format!(
+                "the hook was not run and killed; stderr:\n{}",
+                err.text.lock().unwrap()
+            )
+        },
+        || err.text.lock().unwrap().contains("hook timed out"),
+    );
     assert_eq!(std::fs::read_to_string(&uid_file).unwrap().trim(), "65534");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -197,27 +197,6 @@ fn named(r: &Value, prefix: &str) -> bool {
     r["name"].as_str().is_some_and(|n| n.starts_with(prefix))
 }
 
-/// Waits until `done()`, for at most [`WAIT`]; `what()` says what was awaited.
-fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "gave up waiting: {}", what());
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until `done()`, for at most a minute (for what should come at once); whether it came.
-fn wait_for(done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    true
-}
-
 /// (host, seq) → (event, name) of the records named `prefix…` of every host's journal.
 fn journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (String, String)> {
     let mut out = BTreeMap::new();
@@ -245,6 +224,7 @@ fn settled_journals(hosts: &[&Host], prefix: &str) -> BTreeMap<(String, u64), (S
         thread::sleep(Duration::from_secs(3));
         for h in hosts {
             wait_until(
+                WAIT,
                 || format!("host {} to catch up:\n{}", h.id, h.log()),
                 || h.metric("zonemon_publish_lag_records") == Some(0),
             );
@@ -389,6 +369,7 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         }
         let reach = |k: usize| {
             wait_until(
+                WAIT,
                 || format!("{} of {total} zones churned", done.load(Ordering::Relaxed)),
                 || done.load(Ordering::Relaxed) >= k,
             )
@@ -409,11 +390,15 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
     let host_refs: Vec<&Host> = hosts.iter().collect();
     let want = settled_journals(&host_refs, &p);
     // (What never came is said by the check below.)
-    wait_for(|| consumed(&consumer.lines(), &p).len() >= want.len());
+    within(Duration::from_secs(60), || {
+        consumed(&consumer.lines(), &p).len() >= want.len()
+    });
     let lines = consumer.stop();
     // A consumer started now reads the same from the stream.
     let later = Monitor::start(&["watch", "--from", &url, "--json", "--all", "--since", "1h"]);
-    wait_for(|| consumed(&later.lines(), &p).len() >= want.len());
+    within(Duration::from_secs(60), || {
+        consumed(&later.lines(), &p).len() >= want.len()
+    });
     let later = later.stop();
     eprintln!(
         "{test}: the live consumer got {} records, a later one {}, of {}",
@@ -452,6 +437,7 @@ fn three_hosts_survive_a_bus_kill_and_a_daemon_kill_with_nothing_lost_or_doubled
         zones.iter().map(|(_, n)| n.clone()).collect()
     };
     wait_until(
+        WAIT,
         || {
             // What each host's daemon wrongly has running, with every record it journaled of it.
             let mut why = String::new();
@@ -526,6 +512,7 @@ fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
         s.spawn(|| churn(&p, 200, &done));
         // Stopped mid-stream, then started again while the zones churn on.
         wait_until(
+            WAIT,
             || "the first consumer to get 100 records".into(),
             || consumed(&first.lines(), &p).len() >= 100,
         );
@@ -540,7 +527,9 @@ fn a_durable_consumer_stopped_and_started_resumes_with_no_loss_and_no_repeat() {
     // Settled: a late `down` journaled after `want` was read would reach the
     // consumer as a record its journal did not hold.
     let want = settled_journals(&[&host], &p);
-    wait_for(|| n_first + consumed(&second.lines(), &p).len() >= want.len());
+    within(Duration::from_secs(60), || {
+        n_first + consumed(&second.lines(), &p).len() >= want.len()
+    });
     thread::sleep(Duration::from_millis(500)); // a repeat would show by now
     lines.extend(second.stop());
     exactly_once_in_order(&consumed(&lines, &p), &want);

@@ -11,20 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use common::daemon::{TestDaemon, WAIT};
 use common::*;
 use serde_json::Value;
-
-/// Waits until `done` holds, at most [`WAIT`]; `what` says what was awaited.
-fn wait_until(what: impl Fn() -> String, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {}", what());
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A TOML string (basic, escaped).
 fn toml_str(s: &str) -> String {
@@ -89,6 +79,7 @@ fn hostile_names_reach_a_hook_only_as_data() {
     // Two records (booted, shutdown) of each zone, each kept by one run.
     let wanted = names.len() * 2;
     wait_until(
+        WAIT,
         || format!("{wanted} hook runs; log:\n{}", d.log()),
         || {
             std::fs::read_dir(d.out())
@@ -178,6 +169,7 @@ fn slow_crashing_failing_and_hanging_hooks_are_contained_and_counted() {
     let d = TestDaemon::start(dir, &config, &["--metrics", "127.0.0.1:0"]);
     run_zone(&format!("{p}0"), "exit 0");
     wait_until(
+        WAIT,
         || format!("the slow hook's run; log:\n{}", d.log()),
         || d.out().join("slow").exists(),
     );
@@ -235,6 +227,7 @@ fn under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_ord
     );
     burst(&p, 1000);
     wait_until(
+        WAIT,
         || {
             let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
             for r in d.records() {
@@ -251,6 +244,7 @@ fn under_a_1000_zone_churn_every_matching_event_reaches_its_hook_in_per_zone_ord
     );
     let journal = d.journal_of(&p);
     wait_until(
+        WAIT,
         || format!("{} hook runs of {}", records_in(&file).len(), journal.len()),
         || records_in(&file).len() >= journal.len(),
     );
@@ -305,7 +299,7 @@ fn sighup_reloads_hooks_without_losing_a_record() {
         let p = p.clone();
         thread::spawn(move || burst(&p, 200))
     };
-    wait_until(|| "v1 runs".into(), || lines().contains("v1 "));
+    wait_until(WAIT, || "v1 runs".into(), || lines().contains("v1 "));
     d.reload(&config("v2"));
     d.wait_log("hooks=v2");
     d.reload("[[hook]]\nrun = [\"/bin/true\"]\ncolour = \"red\"\n");
@@ -314,11 +308,13 @@ fn sighup_reloads_hooks_without_losing_a_record() {
     churn.join().unwrap();
     run_zone(&format!("{p}last"), "exit 0"); // after the refused reload: still v2
     wait_until(
+        WAIT,
         || format!("the journal's 804 records of {p}"),
         || d.journal_of(&p).len() >= 804,
     );
     let journal = d.journal_of(&p);
     wait_until(
+        WAIT,
         || format!("{} hook runs of {}", lines().lines().count(), journal.len()),
         || lines().lines().count() >= journal.len(),
     );

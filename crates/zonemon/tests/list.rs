@@ -11,13 +11,13 @@ use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zonemon_core::listing::parseable_line;
 use zonemon_core::naming::NoRuntimeNames;
 use zonemon_core::procscan::{host_info, namespace_id, own_pidns, scan, ProcZone};
 use zonemon_core::{NameSource, Tracker};
-use zonemon_testkit::{ppid, require_root_for};
+use zonemon_testkit::{found_within, ppid, require_root_for};
 
 /// Whether the test may run: true as root; otherwise skips (or fails under CI).
 fn have_root(test: &str) -> bool {
@@ -99,23 +99,25 @@ fn start_zones(prefix: &str) -> Procs {
 
 /// Scans until every one of `names` is a zone's nodename (up to 5 s); returns those zones in `names` order.
 fn wait_for(names: &[String]) -> Vec<ProcZone> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let found = || -> Vec<ProcZone> {
         let zones = scan(Path::new("/proc"));
-        let found: Vec<ProcZone> = names
+        names
             .iter()
             .filter_map(|n| zones.iter().find(|z| &z.nodename == n).cloned())
-            .collect();
-        if found.len() == names.len() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
+            .collect()
+    };
+    found_within(Duration::from_secs(5), || {
+        Some(found()).filter(|f| f.len() == names.len())
+    })
+    .unwrap_or_else(|| {
+        panic!(
             "zones {names:?} not up after 5 s; found {:?}",
-            found.iter().map(|z| &z.nodename).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            found()
+                .iter()
+                .map(|z| z.nodename.clone())
+                .collect::<Vec<_>>()
+        )
+    })
 }
 
 /// CLOCK_BOOTTIME now, in nanoseconds.
@@ -322,20 +324,12 @@ fn list_shows_a_zone_not_yet_booted_as_ready() {
         }
     }
     let _group = Group(leader);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let zone = loop {
-        let found = scan(Path::new("/proc"))
+    let zone = found_within(Duration::from_secs(5), || {
+        scan(Path::new("/proc"))
             .into_iter()
-            .find(|z| ppid(z.init_pid as i32) == Some(leader));
-        if let Some(z) = found {
-            break z;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the unbooted zone did not appear"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+            .find(|z| ppid(z.init_pid as i32) == Some(leader))
+    })
+    .expect("the unbooted zone did not appear");
     assert!(!zone.booted, "{zone:?}");
     let mut out = Vec::new();
     list::run(true, NoRuntimeNames, &mut out).unwrap();

@@ -11,7 +11,7 @@ mod common;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -101,14 +101,8 @@ impl Prometheus {
 
     /// Waits until query `q` has the value `want` (at most 30 s); returns the last value seen.
     fn wait_value(&self, q: &str, want: f64) -> Option<f64> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.query(q);
-            if got == Some(want) || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        within(Duration::from_secs(30), || self.query(q) == Some(want));
+        self.query(q)
     }
 }
 

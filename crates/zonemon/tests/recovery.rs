@@ -326,7 +326,6 @@ fn restarts_while_zones_boot_report_each_transition_once() {
         thread::sleep(Duration::from_millis(150));
         // On a loaded host zones boot slowly: keep the run open until two of ours
         // were made and ended inside it (bounded), so every run exercises something.
-        let deadline = watching + Duration::from_secs(30);
         let inside = || {
             let zones = zones.lock().unwrap();
             zones
@@ -334,9 +333,7 @@ fn restarts_while_zones_boot_report_each_transition_once() {
                 .filter(|(_, start, _)| *start > watching)
                 .count()
         };
-        while inside() < 2 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
-        }
+        within(Duration::from_secs(30), || inside() >= 2);
         let stopping = Instant::now();
         let lines = mon.stop();
         runs.push((watching, stopping, parse_json(&lines)));

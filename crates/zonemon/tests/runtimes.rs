@@ -23,7 +23,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::scratch::Scratch;
 use common::*;
@@ -171,12 +171,10 @@ impl Drop for Daemon {
         let Some(child) = &mut self.child else { return };
         // SAFETY: signalling the process group of the daemon we started.
         unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
+        if within(Duration::from_secs(20), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        }) {
+            return;
         }
         // SAFETY: as above.
         unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
@@ -333,20 +331,21 @@ fn runc_run(bundle: &Path, id: &str, log: &Path) -> Child {
 
 /// Waits (at most 30 s) until `<runtime> state <id>` says the container is running.
 fn wait_until_running(runtime: &str, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let state = || {
         let out = output(Command::new(runtime).args(["state", id]));
-        let state = String::from_utf8_lossy(&out.stdout).into_owned();
-        if serde_json::from_str::<Value>(&state).is_ok_and(|v| v["status"] == "running") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} did not start within 30 s: {state}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            let (out, err) = state();
+            format!("{id} did not start within 30 s: {out}{err}")
+        },
+        || serde_json::from_str::<Value>(&state().0).is_ok_and(|v| v["status"] == "running"),
+    );
 }
 
 /// crun refuses hybrid cgroups while cgroup2 holds a controller: mounting
@@ -877,11 +876,7 @@ fn nspawn_boot_and_stop(cgroups: &NspawnCgroups, name: &str, rootfs: &Path, log:
             fs::read_to_string(d.join("payload/cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !booted() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
-    if !booted() {
+    if !within(Duration::from_secs(20), booted) {
         eprintln!(
             "systemd-nspawn did not start container {name} within 20 s: stopping it all the same"
         );

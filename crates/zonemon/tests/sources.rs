@@ -155,10 +155,7 @@ fn polling_that_falls_behind_says_so() {
         })
         .collect();
     let mon = Monitor::start(&["watch", "--source", "poll", "--interval", "1ms"]);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !mon.stderr().contains("polling falls behind") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within(WAIT, || mon.stderr().contains("polling falls behind"));
     let (_, stderr) = mon.stop_with_stderr();
     for s in &mut sleepers {
         let _ = s.kill();

@@ -9,8 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use common::daemon::{TestDaemon, WAIT};
 use common::*;
@@ -29,20 +27,17 @@ fn journaled_zones(test: &str, p: &str) -> TestDaemon {
     db.wait();
     let cg = MemCg::new(&format!("{p}cg"), 16 << 20).expect("a memory cgroup");
     run_zone(&format!("{p}hog"), &cg.enter(&format!("exec {MEMORY_HOG}")));
-    let deadline = Instant::now() + WAIT;
-    while d
-        .journal_of(p)
-        .iter()
-        .filter(|r| r["event"] == "down")
-        .count()
-        < 5
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the journal lacks the zones' downs"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let downs = || {
+        d.journal_of(p)
+            .iter()
+            .filter(|r| r["event"] == "down")
+            .count()
+    };
+    wait_until(
+        WAIT,
+        || format!("the journal has {} of the zones' 5 downs", downs()),
+        || downs() >= 5,
+    );
     d
 }
 

@@ -82,15 +82,8 @@ impl Tmux {
 
     /// Waits until the screen passes `done`; panics with `what` and the screen after [`WAIT`].
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.screen();
-            if done(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "never {what}; the screen:\n{s}");
-            thread::sleep(Duration::from_millis(50));
-        }
+        found_within(WAIT, || Some(self.screen()).filter(|s| done(s)))
+            .unwrap_or_else(|| panic!("never {what}; the screen:\n{}", self.screen()))
     }
 
     /// `#{name}` of the pane (e.g. `alternate_on`, `pane_pid`).
@@ -288,48 +281,6 @@ fn top_through_the_daemon_shows_its_zones_and_stops_on_sigterm() {
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
 
-/// A `nats-server` of the test's own (JetStream on, a loopback port, its store in `dir`),
-/// killed when dropped.
-// Once the fleet branch's `zonemon_testkit::NatsServer` is merged, use that instead.
-struct Nats {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let store = dir.join("js");
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning nats-server");
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            thread::sleep(Duration::from_millis(20));
-        }
-        Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
     let test = "top_and_timeline_from_the_fleet_show_hosts_and_their_zones";
@@ -338,7 +289,7 @@ fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
     }
     let p = prefix("topf");
     let dir = TestDaemon::workdir("topfleet");
-    let nats = Nats::start(&dir);
+    let nats = NatsServer::start(&dir, true, &[]).expect("starting nats-server");
     let host = format!("h-top-{}", std::process::id());
     let d = TestDaemon::start(
         dir.clone(),
@@ -347,7 +298,7 @@ fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
             "--metrics",
             "off",
             "--publish",
-            &nats.url,
+            &nats.url(),
             "--host-id",
             &host,
         ],
@@ -357,7 +308,10 @@ fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
     let early = zone(&format!("{p}early"));
     thread::sleep(Duration::from_secs(12));
     let filter = format!("name={p}*");
-    let t = Tmux::start("fleet", &["top", "--from", &nats.url, "--filter", &filter]);
+    let t = Tmux::start(
+        "fleet",
+        &["top", "--from", &nats.url(), "--filter", &filter],
+    );
     t.wait_for("followed the fleet", |s| s.contains("watching the fleet"));
     t.wait_for("showed the zone running before", |s| {
         s.lines()
@@ -384,7 +338,13 @@ fn top_and_timeline_from_the_fleet_show_hosts_and_their_zones() {
     let svg = dir.join("fleet.svg");
     let st = Command::new(ZONEMON)
         .args([
-            "timeline", "--from", &nats.url, "--since", "10m", "--filter", &filter,
+            "timeline",
+            "--from",
+            &nats.url(),
+            "--since",
+            "10m",
+            "--filter",
+            &filter,
         ])
         .arg("--out")
         .arg(&svg)

@@ -6,12 +6,11 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{read_stderr, wait_timeout, StderrReader, ZONEMON};
+use super::{read_stderr, wait_timeout, wait_until, StderrReader, ZONEMON};
 
 /// How long a test waits for the daemon.
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -81,15 +80,11 @@ impl TestDaemon {
 
     /// Waits until the daemon's log holds `text`.
     pub fn wait_log(&self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "the daemon never logged `{text}`; its log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            WAIT,
+            || format!("the daemon never logged `{text}`; its log:\n{}", self.log()),
+            || self.log().contains(text),
+        );
     }
 
     /// Every record of the journal, as JSON, in `seq` order.

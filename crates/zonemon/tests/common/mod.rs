@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 pub use zonemon_testkit::*;
@@ -99,16 +99,7 @@ impl Monitor {
 
     /// Waits until `done(lines)` holds, for at most `timeout`; returns whether it did.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done(&self.lines()) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        within(timeout, || done(&self.lines()))
     }
 
     /// Sends `signal`, waits for the exit and returns its status and the output lines.
@@ -152,17 +143,11 @@ impl Drop for Monitor {
 
 /// Waits for `child` to exit for at most `timeout` (then kills it and panics).
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("child {} did not exit within {timeout:?}", child.id());
-        }
-        thread::sleep(Duration::from_millis(10));
+    if let Some(status) = found_within(timeout, || child.try_wait().expect("waiting for a child")) {
+        return status;
     }
+    let _ = child.kill();
+    panic!("child {} did not exit within {timeout:?}", child.id());
 }
 
 /// Boots a zone named `name` running `script` and waits for it to end; returns unshare's status
@@ -207,19 +192,14 @@ impl BackgroundZone {
         // `sh -c script` once it has exec'd: the init is the child of our child whose name is
         // no longer `unshare`.
         let outer = self.child.id() as i32;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            // PID 1 of its own namespace, past its exec: not `hostname`, which the
-            // shell runs briefly as a child of its own before it execs unshare.
-            if let Some(init) = children(outer)
+        // PID 1 of its own namespace, past its exec: not `hostname`, which the
+        // shell runs briefly as a child of its own before it execs unshare.
+        found_within(Duration::from_secs(30), || {
+            children(outer)
                 .into_iter()
                 .find(|&pid| comm(pid).is_some_and(|c| c != "unshare") && is_ns_init(pid))
-            {
-                return init;
-            }
-            assert!(Instant::now() < deadline, "zone did not boot within 30 s");
-            thread::sleep(Duration::from_millis(10));
-        }
+        })
+        .expect("zone did not boot within 30 s")
     }
 
     /// Waits for the zone to end on its own.
