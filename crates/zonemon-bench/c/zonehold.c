@@ -12,6 +12,9 @@
  * (hostname P c<i>), for S seconds; S = 0 runs until a signal or, when
  * standard input is a pipe, until it ends. SIGINT and SIGTERM stop it early.
  *
+ * The first held zone's exec is awaited (a close-on-exec pipe): if PROG
+ * passes the access check but cannot be exec'd (not a program, a missing
+ * interpreter), zonehold says so and exits 2 before making another.
  * Prints "live N" once the N zones are up, and at the end
  * "live N churned K elapsed_ns E". Every zone it made is killed and reaped
  * before it exits, and dies with it should it be killed (PR_SET_PDEATHSIG).
@@ -27,6 +30,7 @@
  * host's that the benchmark's scale rows measured as zonemon's. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -63,21 +67,50 @@ static long long now_ns(void)
 }
 
 /* Makes one zone named `name` whose init runs this program in `mode`
- * ("hold": waits forever; "exit": exits 0). Returns its host PID, or -1. */
-static long make_zone(const char *name, const char *mode)
+ * ("hold": waits forever; "exit": exits 0). If `report` is a descriptor (the
+ * write end of a close-on-exec pipe), a zone that cannot exec writes the errno
+ * there before it exits. Returns its host PID, or -1. */
+static long make_zone(const char *name, const char *mode, int report)
 {
 	long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid != 0)
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	sigprocmask(SIG_SETMASK, &start_mask, NULL);
-	if (sethostname(name, strlen(name)) != 0)
+	if (sethostname(name, strlen(name)) == 0) {
+		if (hold_init && strcmp(mode, "hold") == 0)
+			execl(hold_init, hold_init, (char *)NULL);
+		else
+			execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
+	}
+	int err = errno;
+	if (report >= 0 && write(report, &err, sizeof err) != sizeof err)
 		_exit(126);
-	if (hold_init && strcmp(mode, "hold") == 0)
-		execl(hold_init, hold_init, (char *)NULL);
-	else
-		execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
 	_exit(127);
+}
+
+/* Makes the first held zone and waits for its exec: 0 once it exec'd, else
+ * the errno it could not exec with (its PID in *pid either way, -1 if it was
+ * not made: errno then says why). */
+static int make_first_zone(const char *name, long *pid)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		*pid = -1;
+		return 0;
+	}
+	*pid = make_zone(name, "hold", fds[1]);
+	int made_errno = errno;
+	close(fds[1]);
+	int err = 0;
+	ssize_t r;
+	do
+		r = read(fds[0], &err, sizeof err);
+	while (r < 0 && errno == EINTR);
+	close(fds[0]);
+	errno = made_errno;
+	/* End of file: the exec closed the pipe. */
+	return *pid >= 0 && r == sizeof err ? err : 0;
 }
 
 int main(int argc, char **argv)
@@ -146,7 +179,20 @@ int main(int argc, char **argv)
 	long long t0 = now_ns();
 	for (; made < live && !stopping; made++) {
 		snprintf(name, sizeof name, "%s%ld", prefix, made);
-		held[made] = make_zone(name, "hold");
+		if (made == 0) {
+			int err = make_first_zone(name, &held[0]);
+			if (err) {
+				fprintf(stderr, "zonehold: the zones cannot exec %s: %s (%s)\n",
+					hold_init ? hold_init : self, strerror(err),
+					hold_init ? "--init must name a program" : "its own program");
+				/* It has exited (the kernel reaped it): never signalled below,
+				 * where its PID may be another process's by then. */
+				rc = 2;
+				break;
+			}
+		} else {
+			held[made] = make_zone(name, "hold", -1);
+		}
 		if (held[made] < 0) {
 			fprintf(stderr, "zonehold: cannot make zone %ld: %s (see ulimit -u, kernel.pid_max, kernel.threads-max, pids.max)\n",
 				made, strerror(errno));
@@ -177,7 +223,7 @@ int main(int argc, char **argv)
 			break;
 		if (gap && t >= next) {
 			snprintf(name, sizeof name, "%sc%ld", prefix, churned);
-			if (make_zone(name, "exit") < 0) {
+			if (make_zone(name, "exit", -1) < 0) {
 				fprintf(stderr, "zonehold: cannot make a churn zone: %s\n", strerror(errno));
 				rc = 1;
 				break;

@@ -248,6 +248,43 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
         "the error names the flag and the program: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // One that passes the access check but is no program: the first zone's exec fails, and
+    // zonehold says so and stops instead of holding zones that exited.
+    let not_a_program = dir.join("not-a-program");
+    std::fs::write(&not_a_program, "neither ELF nor a script\n").unwrap();
+    std::fs::set_permissions(
+        &not_a_program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new(&bin)
+        .args([
+            "--prefix",
+            "zmtestnotprog-",
+            "--live",
+            "3",
+            "--duration",
+            "1", // without the check it would hold them for 1 s and exit 0
+            "--init",
+        ])
+        .arg(&not_a_program)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "zonehold with --init not a program: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot exec") && stderr.contains(not_a_program.to_str().unwrap()),
+        "the error names the program: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("live 3\n"),
+        "no `live` line for zones that could not exec"
+    );
     drop(hold.stdin.take());
     let st = hold.wait().unwrap();
     assert!(st.success(), "zonehold holding 20 zones ended with {st}");

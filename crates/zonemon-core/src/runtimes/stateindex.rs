@@ -190,12 +190,14 @@ impl<V: Clone> Keeper<V> {
         leave_realtime();
         let fd = self.lock().inotify.as_raw_fd();
         let mut stale = self.list();
+        // inotify's records, read into one buffer for the thread's life.
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             self.parse_all(stale);
             if !self.sleep(fd) {
                 return;
             }
-            stale = self.take_changes();
+            stale = self.take_changes(&mut buf);
         }
     }
 
@@ -253,16 +255,15 @@ impl<V: Clone> Keeper<V> {
         Some(mark(table, name))
     }
 
-    /// Takes the changes inotify holds, under the lock: the entries they
-    /// touch are marked stale before the lock is let go.
-    fn take_changes(&self) -> Vec<(String, u64)> {
-        let mut buf = vec![0u8; 64 * 1024];
+    /// Takes the changes inotify holds (read through `buf`), under the lock:
+    /// the entries they touch are marked stale before the lock is let go.
+    fn take_changes(&self, buf: &mut [u8]) -> Vec<(String, u64)> {
         let mut table = self.lock();
         let mut stale: Vec<(String, u64)> = Vec::new();
         let mut relist = false;
         loop {
             let events: Vec<(WatchDescriptor, EventMask, Option<String>)> =
-                match table.inotify.read_events(&mut buf) {
+                match table.inotify.read_events(buf) {
                     Ok(events) => events
                         .map(|e| (e.wd, e.mask, e.name.and_then(utf8)))
                         .collect(),
