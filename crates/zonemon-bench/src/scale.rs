@@ -32,6 +32,12 @@ const CPU_BATCHES: usize = 6;
 /// The most wakeups of the machine's own floor per run (information beside the judged
 /// latency; 600 take about 9 s).
 const FLOOR_WAKEUPS: usize = 600;
+
+/// The wakeups of the machine's own floor per run, with `latency_zones` zones booted one
+/// at a time (two transitions each) beside it.
+fn floor_wakeups(latency_zones: usize) -> usize {
+    (2 * latency_zones).min(FLOOR_WAKEUPS)
+}
 /// Peak RSS target with the most live zones.
 const RSS_TARGET_KIB: u64 = 24 * 1024;
 
@@ -160,7 +166,7 @@ fn level(ctx: &Ctx, live: usize) -> Result<Level> {
     m.wait_until(Duration::from_secs(10), |s| {
         s.count(Kind::Shutdown) >= sd1 + n
     });
-    let floor = wakeup_floor((2 * n).min(FLOOR_WAKEUPS))?;
+    let floor = wakeup_floor(floor_wakeups(n))?;
     let peak = peak_rss_kib(m.pid())?;
     let seen = m.stop()?;
     hold.release()?;
@@ -287,7 +293,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             "p99 {}; the machine's own wakeup floor at each level (one sleeping thread woken through a pipe, {} times a run, \
              the live zones held, zonemon idle): p99 {}",
             method(&lat_rounds, lat_ratio),
-            (2 * ctx.plan.scale_latency_zones).min(FLOOR_WAKEUPS),
+            floor_wakeups(ctx.plan.scale_latency_zones),
             each(&|p| fmt_ns(percentile(&p.floor, 99.0).unwrap_or(f64::NAN)))
         ),
         &format!("p99 ≤ {FLAT}× the figure with 0 live zones"),

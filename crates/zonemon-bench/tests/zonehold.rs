@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use zonemon_testkit::{require_root_for, stat_fields, status_field, within};
+use zonemon_testkit::{require_root_for, stat_fields, status_field, status_value, within};
 
 const WHY: &str = "zonehold makes PID namespaces";
 
@@ -62,9 +62,10 @@ fn start(bin: &Path, args: &[&str], live: usize) -> Child {
 
 /// The context switches of `pid` so far (voluntary + involuntary): each is a wakeup.
 fn switches(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
         .iter()
-        .map(|key| status_field(pid as i32, key).unwrap())
+        .map(|key| status_value(&status, key).unwrap())
         .sum()
 }
 

@@ -135,7 +135,8 @@ pub fn facts(init_pid: u32, creator_pid: u32, cgroup: Option<&str>) -> ZoneFacts
     }
 }
 
-/// Whether `cond` holds within 5 s, asked every 5 ms: for what a thread does in the background.
+/// Whether `cond` holds within 5 s (asked as [`zonemon_testkit::within`] asks): for what a
+/// thread does in the background.
 pub fn within_5s(cond: impl FnMut() -> bool) -> bool {
     zonemon_testkit::within(std::time::Duration::from_secs(5), cond)
 }
