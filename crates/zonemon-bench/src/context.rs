@@ -147,27 +147,44 @@ pub struct Ctx {
     pub ebpf_default: bool,
     /// Each comparison source and whether this zonemon offers it (Err: why not).
     pub sources: Vec<(Source, Result<(), String>)>,
-    /// `--only` as given: a measurement's name alone, or `name:part` for one of its parts.
-    pub only: Vec<String>,
+    /// What `--only` selects.
+    pub only: Only,
+}
+
+/// `--only` as given: a measurement's name alone, or `name:part` for one of its parts.
+#[derive(Debug, Default, Clone)]
+pub struct Only(pub Vec<String>);
+
+impl Only {
+    /// Whether measurement `name` is selected (alone or by one of its parts; all are when none is given).
+    pub fn selected(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|o| o.split(':').next() == Some(name))
+    }
+
+    /// The parts of measurement `name` named (`daemon:latency` names `latency`).
+    fn parts<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter_map(move |o| o.strip_prefix(name)?.strip_prefix(':'))
+    }
+
+    /// Whether the part `part` of measurement `name` is selected: the
+    /// measurement selected whole, or this part named (`daemon:latency`).
+    pub fn part_selected(&self, name: &str, part: &str) -> bool {
+        self.selected(name) && {
+            let mut parts = self.parts(name).peekable();
+            parts.peek().is_none() || parts.any(|p| p == part)
+        }
+    }
+
+    /// Whether the part `part` of measurement `name` is named itself
+    /// (`docker:trace`): for parts that a run does not include by default.
+    pub fn part_named(&self, name: &str, part: &str) -> bool {
+        self.parts(name).any(|p| p == part)
+    }
 }
 
 impl Ctx {
-    /// Whether `--only` selects measurement `name` (alone or by one of its parts).
-    pub fn selected(&self, name: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|o| o.split(':').next() == Some(name))
-    }
-
-    /// Whether `--only` selects the part `part` of measurement `name`: the
-    /// measurement selected whole, or this part named (`daemon:latency`).
-    pub fn part_selected(&self, name: &str, part: &str) -> bool {
-        let parts: Vec<&str> = self
-            .only
-            .iter()
-            .filter_map(|o| o.strip_prefix(name)?.strip_prefix(':'))
-            .collect();
-        self.selected(name) && (parts.is_empty() || parts.contains(&part))
-    }
-
     /// The name prefix of one phase, e.g. `zmb4711x3f-churn8-`.
     pub fn tag(&self, tag: &str) -> String {
         format!("{}{tag}-", self.prefix)
@@ -234,3 +251,32 @@ impl Ctx {
 
 /// The table text for a source that is not offered.
 pub const UNAVAILABLE: &str = "n/a (source unavailable)";
+
+#[cfg(test)]
+mod tests {
+    use super::Only;
+
+    fn only(list: &[&str]) -> Only {
+        Only(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn selects_measurements_and_their_parts() {
+        let all = only(&[]);
+        assert!(all.selected("docker") && all.part_selected("docker", "events"));
+        assert!(!all.part_named("docker", "trace"));
+
+        let docker = only(&["docker", "scale"]);
+        assert!(docker.selected("scale") && !docker.selected("daemon"));
+        assert!(docker.part_selected("docker", "events"));
+        assert!(!docker.part_named("docker", "trace"));
+
+        let traced = only(&["docker:trace"]);
+        assert!(traced.selected("docker") && traced.part_named("docker", "trace"));
+        assert!(!traced.part_selected("docker", "events"));
+
+        let daemon = only(&["daemon:latency", "daemon:hooks"]);
+        assert!(daemon.part_selected("daemon", "hooks") && !daemon.part_selected("daemon", "idle"));
+        assert!(!daemon.part_named("daemonx", "hooks"));
+    }
+}

@@ -23,6 +23,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use zonemon_testkit::{container_run_args, log_to, wait_ready, which};
 
+mod trace;
+
 use crate::context::Ctx;
 use crate::guard::{Proc, Spawn};
 use crate::monitor::{set_thread_policy, Kind, Seen};
@@ -152,6 +154,12 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let (proc_, docker) = daemon;
     let outcome = (|| -> Result<()> {
         let image = import_image(&docker, busybox, &log.with_file_name("rootfs"))?;
+        if ctx.only.part_named("docker", "trace") {
+            trace::run(ctx, rep, &docker, &image)?;
+        }
+        if !ctx.only.part_selected("docker", "events") {
+            return Ok(());
+        }
         for (i, (consumer, slow)) in CONSUMERS.iter().enumerate() {
             phase(
                 ctx,
@@ -251,7 +259,22 @@ fn import_image(docker: &Docker, busybox: &Path, dir: &Path) -> Result<String> {
 struct DockerEvent {
     action: String,
     name: String,
+    /// When the benchmark's reader had the line (CLOCK_REALTIME, ns).
     arrival_ns: i128,
+    /// When dockerd stamped the event (`timeNano`).
+    stamp_ns: Option<i128>,
+}
+
+/// What one batch of containers left on both streams.
+struct Collected {
+    /// The containers' names, in the order they were started.
+    names: Vec<String>,
+    /// zonemon's records.
+    seen: Seen,
+    /// `docker events` lines about the batch.
+    events: Vec<DockerEvent>,
+    /// The docker commands that failed.
+    failures: Vec<String>,
 }
 
 fn phase(
@@ -264,7 +287,23 @@ fn phase(
     i: usize,
 ) -> Result<()> {
     let n = ctx.plan.docker_containers;
-    let prefix = ctx.tag(&format!("dk{i}"));
+    let c = collect(ctx, docker, image, &ctx.tag(&format!("dk{i}")), n, slow)?;
+    report(rep, consumer, n, &c.names, &c.seen, &c.events, &c.failures);
+    Ok(())
+}
+
+/// Starts and stops `n` containers named `prefix…` (four at a time) while
+/// zonemon and `docker events` watch, each read by a reader under SCHED_FIFO 1
+/// that sleeps `slow` after each line of the batch; waits until both streams
+/// are complete or stop growing.
+fn collect(
+    ctx: &Ctx,
+    docker: &Docker,
+    image: &str,
+    prefix: &str,
+    n: usize,
+    slow: Option<Duration>,
+) -> Result<Collected> {
     let label = format!("zonemon-bench={prefix}");
     let zonemon = ctx.ebpf(slow)?;
     zonemon.set_reader_realtime()?;
@@ -366,9 +405,12 @@ fn phase(
     let _ = reader.join();
     let seen = zonemon.stop()?;
     let events = std::mem::take(&mut *got.lock().unwrap());
-    let failures = failures.into_inner().unwrap();
-    report(rep, consumer, n, &names, &seen, &events, &failures);
-    Ok(())
+    Ok(Collected {
+        names,
+        seen,
+        events,
+        failures: failures.into_inner().unwrap(),
+    })
 }
 
 fn read_docker_events(
@@ -407,6 +449,7 @@ fn read_docker_events(
                     action,
                     name,
                     arrival_ns,
+                    stamp_ns: v["timeNano"].as_i64().map(i128::from),
                 });
             }
             if let Some(d) = slow.filter(|_| !hurry.load(Ordering::Relaxed)) {

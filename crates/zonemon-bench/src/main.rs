@@ -24,6 +24,7 @@ mod stats;
 mod svg;
 mod table;
 mod throughput;
+mod tracefs;
 mod zones;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -56,7 +57,7 @@ struct Args {
     /// Where to write the Markdown report; the SVG goes next to it with the extension .svg.
     #[arg(long, value_name = "FILE", default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,fleet,docker); `daemon:PART` runs one part of the daemon's (idle, latency, hooks, throughput).
+    /// Run only these measurements (comma-separated: host-cost,latency,churn,idle,throughput,memory,scale,daemon,fleet,docker); `daemon:PART` runs one part of the daemon's (idle, latency, hooks, throughput); `docker:events` is the measured part of `docker`; `docker:trace` is a diagnostic no full run includes (why docker is sometimes first with a start: 500 containers while a trace of runc's init runs; its syscall event slows every system call on the host meanwhile).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -194,14 +195,14 @@ fn run(args: &Args) -> Result<bool> {
         helpers,
         ebpf_default,
         sources,
-        only: args.only.clone(),
+        only: context::Only(args.only.clone()),
     };
     let mut failed = false;
     // The CPU time the hypervisor took from this VM during each measurement (`steal`):
     // a run whose figures moved with it says so in its header.
     let mut steals = Vec::new();
     for (name, measure) in MEASUREMENTS {
-        if !ctx.selected(name) {
+        if !ctx.only.selected(name) {
             continue;
         }
         eprintln!(

@@ -97,6 +97,8 @@ pub struct Rec {
     pub time_ns: Option<i128>,
     /// When the benchmark's reader had the line, ns since the epoch (CLOCK_REALTIME).
     pub arrival_ns: i128,
+    /// The zone init's PID on the host (`init_pid`).
+    pub init_pid: Option<u32>,
 }
 
 /// What the reader collected so far.
@@ -412,6 +414,7 @@ fn handle_line(line: &[u8], arrival_ns: i128, seen: &Mutex<Seen>, prefix: &str) 
         name: name.to_string(),
         time_ns: v["time"].as_str().and_then(parse_rfc3339),
         arrival_ns,
+        init_pid: v["init_pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
     });
     true
 }

@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         if crate::guard::closing() {
             break;
         }
-        if !ctx.part_selected("daemon", name) {
+        if !ctx.only.part_selected("daemon", name) {
             continue;
         }
         if let Err(e) = part(ctx, rep, &dir.join(name)) {
