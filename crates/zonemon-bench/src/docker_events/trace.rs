@@ -10,9 +10,11 @@
 //! CVE-2024-21626) closes every descriptor of its init before it calls
 //! `execve`, the exec FIFO's write end among them: `runc start` reads that
 //! FIFO to its end, so it returns, and containerd and dockerd announce the
-//! start, before the container's program is exec'd. This part measures how
-//! often docker's `start` arrives before that exec's point of no return, and
-//! how much of the init's time in `execve` before it was a wait for a CPU.
+//! start, before the container's program is exec'd. This part says, for each
+//! start docker was first with, whether dockerd stamped it before the init
+//! called `execve`, while it was in `execve` before the point of no return, or
+//! after it (only then was docker first on an exec that had happened), and how
+//! much of the init's time in `execve` before that point was a wait for a CPU.
 //!
 //! The syscall event makes every system call on the host take the kernel's
 //! slower path while it is on, so this part is kept out of the measured rows.
@@ -37,9 +39,9 @@ const INIT_COMM: &str = "runc:[2:INIT]";
 /// the exec's point of no return (wall-clock ns).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct InitExec {
-    /// Its first `execve` call.
+    /// Its `execve` call.
     call_ns: Option<i128>,
-    /// Its first `sched_prepare_exec`.
+    /// Its `sched_prepare_exec`.
     no_return_ns: Option<i128>,
     /// Time runnable but not on a CPU between the two.
     waited_ns: i128,
@@ -53,10 +55,43 @@ enum Sched {
     On,
 }
 
-/// Reads the trace of the inits `pids` (`offset`: wall minus trace clock).
-fn inits_from(text: &str, offset: i128, pids: &HashSet<u32>) -> HashMap<u32, InitExec> {
-    let mut out: HashMap<u32, InitExec> = HashMap::new();
-    let mut sched: HashMap<u32, Vec<(i128, Sched)>> = HashMap::new();
+/// Everything the trace holds for one PID, in time order: the PID may have
+/// been several processes' over the batch (PIDs are reused).
+#[derive(Debug, Default)]
+struct PidTrace {
+    calls: Vec<i128>,
+    no_returns: Vec<i128>,
+    sched: Vec<(i128, Sched)>,
+}
+
+/// How far from zonemon's `booted` time the trace's point of no return may be
+/// and still be the same exec.
+const SAME_EXEC_NS: i128 = 100_000_000;
+
+impl PidTrace {
+    /// The exec whose point of no return is nearest `booted` (zonemon's
+    /// timestamp of it), with the last `execve` call before it.
+    fn exec_near(&self, booted: i128) -> InitExec {
+        let no_return = self
+            .no_returns
+            .iter()
+            .copied()
+            .filter(|t| (t - booted).abs() < SAME_EXEC_NS)
+            .min_by_key(|t| (t - booted).abs());
+        let call = no_return.and_then(|end| self.calls.iter().copied().rfind(|c| *c <= end));
+        InitExec {
+            call_ns: call,
+            no_return_ns: no_return,
+            waited_ns: call
+                .zip(no_return)
+                .map_or(0, |(c, e)| runnable_wait(&self.sched, c, e)),
+        }
+    }
+}
+
+/// Reads the trace of the PIDs `pids` (`offset`: wall minus trace clock).
+fn pids_from(text: &str, offset: i128, pids: &HashSet<u32>) -> HashMap<u32, PidTrace> {
+    let mut out: HashMap<u32, PidTrace> = HashMap::new();
     let pid_of = |fields: &str, key: &str| {
         field(fields, key)
             .and_then(|p| p.parse::<u32>().ok())
@@ -65,38 +100,31 @@ fn inits_from(text: &str, offset: i128, pids: &HashSet<u32>) -> HashMap<u32, Ini
     for l in text.lines().filter_map(parse_line) {
         let t = l.ts_ns + offset;
         match l.event {
-            "sys_execve" if pids.contains(&l.pid) => {
-                out.entry(l.pid).or_default().call_ns.get_or_insert(t);
-            }
+            "sys_execve" if pids.contains(&l.pid) => out.entry(l.pid).or_default().calls.push(t),
             "sched_prepare_exec" => {
                 if let Some(p) = pid_of(l.fields, "pid") {
-                    out.entry(p).or_default().no_return_ns.get_or_insert(t);
+                    out.entry(p).or_default().no_returns.push(t);
                 }
             }
             "sched_wakeup" => {
                 if let Some(p) = pid_of(l.fields, "pid") {
-                    sched.entry(p).or_default().push((t, Sched::Woken));
+                    out.entry(p).or_default().sched.push((t, Sched::Woken));
                 }
             }
             "sched_switch" => {
                 if let Some(p) = pid_of(l.fields, "prev_pid") {
                     let runnable =
                         field(l.fields, "prev_state").is_some_and(|s| s.starts_with('R'));
-                    sched
-                        .entry(p)
+                    out.entry(p)
                         .or_default()
+                        .sched
                         .push((t, Sched::Off { runnable }));
                 }
                 if let Some(p) = pid_of(l.fields, "next_pid") {
-                    sched.entry(p).or_default().push((t, Sched::On));
+                    out.entry(p).or_default().sched.push((t, Sched::On));
                 }
             }
             _ => {}
-        }
-    }
-    for (pid, e) in &mut out {
-        if let (Some(call), Some(end), Some(s)) = (e.call_ns, e.no_return_ns, sched.get(pid)) {
-            e.waited_ns = runnable_wait(s, call, end);
         }
     }
     out
@@ -122,23 +150,25 @@ fn runnable_wait(switches: &[(i128, Sched)], from: i128, to: i128) -> i128 {
     total
 }
 
-/// Where docker's `start` arrived relative to the container init's exec.
+/// When dockerd stamped a `start` (its `timeNano`; its arrival when it has
+/// none), relative to the container init's exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum When {
     /// Before the init called `execve`.
     BeforeCall,
     /// While the init was in `execve`, before the point of no return.
     InExec,
-    /// After the point of no return: zonemon's own delay.
+    /// After the point of no return: docker was first on an exec that had
+    /// happened, by zonemon's own delay.
     AfterExec,
     /// The trace has no `execve` call or no point of no return for the init.
     Untraced,
 }
 
-fn when(arrival: i128, e: Option<&InitExec>) -> When {
+fn when(stamp: i128, e: Option<&InitExec>) -> When {
     match e.map(|e| (e.call_ns, e.no_return_ns)) {
-        Some((Some(call), Some(_))) if arrival < call => When::BeforeCall,
-        Some((Some(_), Some(end))) if arrival < end => When::InExec,
+        Some((Some(call), Some(_))) if stamp < call => When::BeforeCall,
+        Some((Some(_), Some(end))) if stamp < end => When::InExec,
         Some((Some(_), Some(_))) => When::AfterExec,
         _ => When::Untraced,
     }
@@ -195,8 +225,11 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
             .filter_map(|e| Some((e.name.as_str(), e.stamp_ns?))),
     );
     let pids: HashSet<u32> = init_of.values().copied().collect();
-    let inits = inits_from(text, offset, &pids);
-    let exec_of = |name: &str| init_of.get(name).and_then(|p| inits.get(p));
+    let traced = pids_from(text, offset, &pids);
+    let exec_of = |name: &str| {
+        let pid = init_of.get(name)?;
+        Some(traced.get(pid)?.exec_near(*z_time.get(name)?))
+    };
 
     let mut classes: HashMap<When, usize> = HashMap::new();
     let mut cases = Vec::new();
@@ -204,6 +237,7 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
     let (mut spans, mut waits, mut disagree) = (Vec::new(), Vec::new(), Vec::new());
     for name in &c.names {
         let e = exec_of(name);
+        let e = e.as_ref();
         if let Some((call, end)) = e.and_then(|e| e.call_ns.zip(e.no_return_ns)) {
             spans.push((end - call) as f64);
             waits.push(e.map_or(0, |e| e.waited_ns) as f64);
@@ -222,7 +256,8 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
         if d >= z {
             continue;
         }
-        let w = when(*d, e);
+        let stamp = d_stamp.get(name.as_str());
+        let w = when(*stamp.unwrap_or(d), e);
         *classes.entry(w).or_default() += 1;
         if let Some(e) = e.filter(|_| w != When::Untraced) {
             let end = e.no_return_ns.unwrap_or_default();
@@ -230,7 +265,7 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
             cases.push(format!(
                 "{name}: docker's `start` read {} and stamped {} from the point of no return, the init's `execve` call {}, its wait for a CPU in between {}",
                 rel(*d),
-                d_stamp.get(name.as_str()).map_or("?".into(), |s| rel(*s)),
+                stamp.map_or("?".into(), |s| rel(*s)),
                 e.call_ns.map_or("?".into(), rel),
                 fmt_ns(e.waited_ns as f64),
             ));
@@ -239,9 +274,9 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
     let count = |w: When| classes.get(&w).copied().unwrap_or(0);
     let first: usize = classes.values().sum();
     rep.row(
-        &format!("vs docker events, traced ({n} containers, `--only docker:trace`): when docker's first `start`s arrived"),
+        &format!("vs docker events, traced ({n} containers, `--only docker:trace`): when docker stamped the `start`s it was first with"),
         &format!(
-            "docker first on {first}/{both}: {} before the container's init called `execve`, {} while it was in `execve` before the point of no return, {} after it",
+            "docker first on {first}/{both}, stamped: {} before the container's init called `execve`, {} while it was in `execve` before the point of no return, {} after it",
             count(When::BeforeCall),
             count(When::InExec),
             count(When::AfterExec),
@@ -254,7 +289,7 @@ fn add_rows(rep: &mut Report, c: &Collected, text: &str, offset: i128) {
             count(When::Untraced),
             c.failures.len(),
         ),
-        "none after the point of no return, none untraced",
+        "none stamped after the point of no return, none untraced",
         Verdict::of(
             count(When::AfterExec) == 0
                 && count(When::Untraced) == 0
@@ -296,15 +331,33 @@ mod tests {
     #[test]
     fn reads_each_inits_exec_and_its_wait_for_a_cpu() {
         let pids: HashSet<u32> = [10, 11].into();
-        let inits = inits_from(TRACE, 1_000, &pids);
-        let ten = &inits[&10];
+        let traced = pids_from(TRACE, 1_000, &pids);
+        let ten = traced[&10].exec_near(100_006_100_000);
         assert_eq!(ten.call_ns, Some(100_000_000_000 + 1_000));
         assert_eq!(ten.no_return_ns, Some(100_006_100_000 + 1_000));
         // Runnable 100.000010 → 100.004010 (migrated), asleep until woken at 100.005, on a CPU at 100.006.
         assert_eq!(ten.waited_ns, 4_000_000 + 1_000_000);
         // An init whose exec never reached the point of no return; one not asked for.
-        assert_eq!(inits[&11].no_return_ns, None);
-        assert!(!inits.contains_key(&12));
+        assert_eq!(traced[&11].exec_near(100_007_000_000).no_return_ns, None);
+        assert!(!traced.contains_key(&12));
+        // Far from zonemon's time, the trace's exec is another process's (a PID reused).
+        assert_eq!(traced[&10].exec_near(160_000_000_000), InitExec::default());
+    }
+
+    #[test]
+    fn picks_the_exec_of_the_process_zonemon_saw() {
+        let t = PidTrace {
+            calls: vec![10, 5_000_000_000, 5_000_000_300],
+            no_returns: vec![20, 5_000_000_500],
+            sched: vec![],
+        };
+        let e = t.exec_near(5_000_000_400);
+        assert_eq!(
+            (e.call_ns, e.no_return_ns),
+            (Some(5_000_000_300), Some(5_000_000_500))
+        );
+        let e = t.exec_near(0);
+        assert_eq!((e.call_ns, e.no_return_ns), (Some(10), Some(20)));
     }
 
     #[test]
