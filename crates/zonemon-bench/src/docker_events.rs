@@ -583,7 +583,7 @@ fn report(
                 both - zfirst,
                 if kind == Kind::Booted && both > zfirst {
                     format!(
-                        ", of which {before_exec} read before the container's init exec'd (the kernel's timestamp of `booted`): a start reported before its program ran"
+                        ", of which {before_exec} read before the container's init exec'd (the kernel's timestamp of `booted`): a start reported before its program ran (`--only docker:trace` shows why)"
                     )
                 } else {
                     String::new()
