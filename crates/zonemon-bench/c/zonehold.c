@@ -69,7 +69,8 @@ static long long now_ns(void)
 /* Makes one zone named `name` whose init runs this program in `mode`
  * ("hold": waits forever; "exit": exits 0). If `report` is a descriptor (the
  * write end of a close-on-exec pipe), a zone that cannot exec writes the errno
- * there before it exits. Returns its host PID, or -1. */
+ * there before it exits, negated if it could not even set its hostname.
+ * Returns its host PID, or -1. */
 static long make_zone(const char *name, const char *mode, int report)
 {
 	long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -77,21 +78,22 @@ static long make_zone(const char *name, const char *mode, int report)
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	sigprocmask(SIG_SETMASK, &start_mask, NULL);
-	if (sethostname(name, strlen(name)) == 0) {
+	int named = sethostname(name, strlen(name)) == 0;
+	if (named) {
 		if (hold_init && strcmp(mode, "hold") == 0)
 			execl(hold_init, hold_init, (char *)NULL);
 		else
 			execl(self, "zonehold", "--zone-init", mode, (char *)NULL);
 	}
-	int err = errno;
+	int err = named ? errno : -errno;
 	if (report >= 0 && write(report, &err, sizeof err) != sizeof err)
 		_exit(126);
 	_exit(127);
 }
 
 /* Makes the first held zone and waits for its exec: 0 once it exec'd, else
- * the errno it could not exec with (its PID in *pid either way, -1 if it was
- * not made: errno then says why). */
+ * the errno it could not exec with, negated if it could not set its hostname
+ * (its PID in *pid either way, -1 if it was not made: errno then says why). */
 static int make_first_zone(const char *name, long *pid)
 {
 	int fds[2];
@@ -181,10 +183,14 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "%s%ld", prefix, made);
 		if (made == 0) {
 			int err = make_first_zone(name, &held[0]);
-			if (err) {
+			if (err < 0)
+				fprintf(stderr, "zonehold: the zones cannot set their hostname (%s): %s\n",
+					name, strerror(-err));
+			else if (err)
 				fprintf(stderr, "zonehold: the zones cannot exec %s: %s (%s)\n",
 					hold_init ? hold_init : self, strerror(err),
 					hold_init ? "--init must name a program" : "its own program");
+			if (err) {
 				/* It has exited (the kernel reaped it): never signalled below,
 				 * where its PID may be another process's by then. */
 				rc = 2;

@@ -291,3 +291,60 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
     assert!(st.success(), "zonehold holding 20 zones ended with {st}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_zone_that_cannot_set_its_hostname_is_reported_as_such() {
+    if !require_root_for(
+        "a_zone_that_cannot_set_its_hostname_is_reported_as_such",
+        WHY,
+    ) {
+        return;
+    }
+    let dir = fresh_dir("hostname");
+    let bin = build(&dir);
+    // As root in a fresh UTS namespace sethostname does not fail: a preloaded one that refuses.
+    let src = dir.join("refuse.c");
+    std::fs::write(
+        &src,
+        "#include <errno.h>\n#include <stddef.h>\nint sethostname(const char *n, size_t l) { (void)n; (void)l; errno = EPERM; return -1; }\n",
+    )
+    .unwrap();
+    let lib = dir.join("refuse.so");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .output()
+        .expect("running cc (apt-get install gcc)");
+    assert!(
+        cc.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let out = Command::new(&bin)
+        .args([
+            "--prefix",
+            "zmtestnoname-",
+            "--live",
+            "3",
+            "--duration",
+            "1",
+        ])
+        .env("LD_PRELOAD", &lib)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "zonehold whose zones cannot name themselves: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot set their hostname (zmtestnoname-0)")
+            && stderr.contains("Operation not permitted")
+            && !stderr.contains("cannot exec"),
+        "the error says which step failed: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
