@@ -600,6 +600,59 @@ impl DockerSetup {
     }
 }
 
+/// A dockerd of the test's own whose data root, exec root (its containerd's
+/// too) and socket are below `scratch`: its containers' configs are not under
+/// /var/lib/docker, nor its bundles under /run/containerd.
+#[test]
+fn docker_container_below_another_data_root_is_named() {
+    let Some(_s) = docker_test("docker_container_below_another_data_root_is_named") else {
+        return;
+    };
+    let p = prefix("rt-dkroot");
+    let (name, image) = (format!("{p}aap"), format!("{p}busybox:local"));
+    let scratch = Scratch::new(&p);
+    let tar = scratch.tar();
+    let sock = format!("unix://{}", scratch.path("docker.sock").display());
+    let own = || {
+        let mut c = docker();
+        c.args(["-H", &sock]);
+        c
+    };
+    let mut dockerd = Command::new("dockerd");
+    dockerd
+        .args(["--iptables=false", "--bridge=none", "--data-root"])
+        .arg(scratch.path("data"))
+        .arg("--exec-root")
+        .arg(scratch.path("exec"))
+        .arg("--pidfile")
+        .arg(scratch.path("docker.pid"))
+        .args(["-H", &sock]);
+    let _daemon = Daemon::start(dockerd, &scratch.path("dockerd.log"), || {
+        own()
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let mut cleanup = Cleanup::new();
+    let docker_bin = docker().get_program().to_string_lossy().into_owned();
+    cleanup.then(&docker_bin, &["-H", &sock, "rm", "--force", &name]);
+    cleanup.then(&docker_bin, &["-H", &sock, "rmi", "--force", &image]);
+    run(own().arg("import").arg(&tar).arg(&image));
+    let mut id = String::new();
+    let evs = watch(&name, 1, || {
+        id = run(own().args(container_run_args(&name, &image, &[], "sleep 1000")));
+        thread::sleep(Duration::from_millis(300));
+        run(own().args(["kill", &name]));
+    });
+    assert_eq!(id.len(), 64, "docker run printed {id}");
+    assert_named(&evs, 1, &name, "docker", &id, "docker-config");
+    for e in evs.iter().filter(|e| e["event"] != "ready") {
+        assert_eq!(e["image"], image.as_str(), "{e}");
+    }
+}
+
 /// `dockerd`, started unless one already answers.
 fn docker_daemon(scratch: &Scratch) -> Daemon {
     let docker_ok = || {

@@ -6,11 +6,14 @@
 //! directory, `…/io.containerd.runtime.v2.task/moby/<id>`: see `containerd`).
 //! The name is `Name` (`"/aap"`) in
 //! `/var/lib/docker/containers/<id>/config.v2.json`, written at
-//! `docker create`, long before the container's first boot. Containers that
+//! `docker create`, long before the container's first boot. A dockerd with
+//! another `--data-root` keeps it below that root instead: the directory is
+//! learnt from the container's bundle, whose spec bind-mounts
+//! `<data root>/containers/<id>/hostname` on `/etc/hostname`. Containers that
 //! the kubelet made through Docker (dockershim, cri-dockerd) carry the
 //! `io.kubernetes.*` labels and are named `namespace/pod/container`.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::fsread::{FileCache, MAX_STATE_FILE};
@@ -31,6 +34,9 @@ const CONFIG_FILE: &str = "config.v2.json";
 
 /// The containerd namespace Docker runs its containers in.
 const MOBY_NAMESPACE: &str = "moby";
+
+/// Most `containers` directories known: Docker's default and those learnt from bundles.
+const MAX_DIRS: usize = 4;
 
 /// What zonemon keeps of a `config.v2.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +115,40 @@ pub fn parse_config(bytes: &[u8]) -> Option<DockerConfig> {
     })
 }
 
+/// What zonemon reads of a bundle's spec: its mounts' destinations and sources.
+const SPEC_MOUNTS: Keep = Keep::Keys(&[(
+    "mounts",
+    Keep::Keys(&[("destination", Keep::All), ("source", Keep::All)]),
+)]);
+
+/// The source of the `/etc/hostname` mount in a bundle's OCI spec (`config.json`).
+pub fn parse_hostname_source(bytes: &[u8]) -> Option<String> {
+    let spec = jsonpick::parse(bytes, SPEC_MOUNTS)?;
+    spec.get("mounts")?
+        .as_array()?
+        .iter()
+        .find(|m| json_str(m, "destination") == Some("/etc/hostname"))
+        .and_then(|m| json_str(m, "source"))
+        .map(str::to_string)
+}
+
+/// The `containers` directory of container `id`'s data root, from the source
+/// of its `/etc/hostname` mount (`<data root>/containers/<id>/hostname`):
+/// `None` for any other shape (a relative path, a `..`, another file).
+pub fn containers_dir_of(hostname_source: &str, id: &str) -> Option<PathBuf> {
+    let path = Path::new(hostname_source);
+    let plain = path
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !path.is_absolute() || !plain || path.file_name()? != "hostname" {
+        return None;
+    }
+    let container = path.parent()?;
+    let containers = container.parent()?;
+    (container.file_name()? == id && containers.file_name()? == "containers")
+        .then(|| containers.to_path_buf())
+}
+
 /// The Docker container ids in the init's cgroup paths (`/docker/<id>`, `docker-<id>.scope`).
 pub fn cgroup_ids(probe: &Probe<'_>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
@@ -162,18 +202,40 @@ pub fn shim_ids(probe: &Probe<'_>) -> Vec<String> {
 /// Docker's processes that may be above its containers' inits (moby's shim first).
 const PROCESSES: &[&str] = &["containerd-shim*", "dockerd", "docker-init"];
 
+/// One data root's `containers` directory, and its configs parsed ahead once
+/// a container there was named.
+struct ContainersDir {
+    path: PathBuf,
+    /// The configs parsed ahead (`None` before, or if it failed).
+    index: Option<StateIndex<DockerConfig>>,
+    /// Whether the index was started (or tried).
+    indexing: bool,
+}
+
+impl ContainersDir {
+    fn new(path: PathBuf) -> Self {
+        ContainersDir {
+            path,
+            index: None,
+            indexing: false,
+        }
+    }
+}
+
 /// Names Docker's containers from `config.v2.json`.
 ///
 /// Once a container was found, Docker is in use on this host: the
 /// containers' files are then parsed ahead as Docker writes them
-/// ([`StateIndex`]), and a container is named from memory at its boot.
+/// ([`StateIndex`], one per data root), and a container is named from memory
+/// at its boot.
 pub struct Docker {
     root: Arc<Path>,
     cache: FileCache<DockerConfig>,
-    /// The configs parsed ahead, once a container was named (`None` before, or if it failed).
-    index: Option<StateIndex<DockerConfig>>,
-    /// Whether the index was started (or tried).
-    indexing: bool,
+    /// Where configs are looked for: Docker's default first, then the
+    /// directories learnt from bundles (dockerds with another `--data-root`).
+    dirs: Vec<ContainersDir>,
+    /// The bundles' `/etc/hostname` mount sources read.
+    sources: FileCache<String>,
 }
 
 impl Docker {
@@ -182,28 +244,67 @@ impl Docker {
         Docker {
             root: Arc::from(root),
             cache: FileCache::new(1024),
-            index: None,
-            indexing: false,
+            dirs: vec![ContainersDir::new(root.join(CONTAINERS_DIR))],
+            sources: FileCache::new(64),
         }
     }
 
-    /// Container `id`'s config: from the index when it holds it current, else read now.
+    /// Container `id`'s config: from an index that holds it current, else read
+    /// now from the directories known, else from the one its bundle shows.
     fn config(&mut self, probe: &Probe<'_>, id: &str) -> Option<DockerConfig> {
-        if let Some(cfg) = self.index.as_ref().and_then(|i| i.get(id)) {
-            return Some(cfg);
+        let indexed = self
+            .dirs
+            .iter()
+            .find_map(|d| d.index.as_ref().and_then(|i| i.get(id)));
+        if indexed.is_some() {
+            return indexed;
         }
-        let dir = probe.path(CONTAINERS_DIR);
+        (0..self.dirs.len())
+            .find_map(|k| self.read_config(k, id))
+            .or_else(|| {
+                let k = self.learn_dir(probe, id)?;
+                self.read_config(k, id)
+            })
+    }
+
+    /// Container `id`'s config read from the `k`th directory known, whose
+    /// configs are then parsed ahead.
+    fn read_config(&mut self, k: usize, id: &str) -> Option<DockerConfig> {
+        let dir = &mut self.dirs[k];
         let cfg = self.cache.get(
-            &dir,
+            &dir.path,
             &PathBuf::from(id).join(CONFIG_FILE),
             MAX_STATE_FILE,
             parse_config,
         )?;
-        if !self.indexing {
-            self.indexing = true;
-            self.index = StateIndex::start(&dir, CONFIG_FILE, parse_config);
+        if !dir.indexing {
+            dir.indexing = true;
+            dir.index = StateIndex::start(&dir.path, CONFIG_FILE, parse_config);
         }
         Some(cfg)
+    }
+
+    /// Learns the `containers` directory of container `id`'s data root from
+    /// its bundle (its moby shim's working directory); its position among
+    /// those known, `None` if the bundle does not show one or it was known.
+    fn learn_dir(&mut self, probe: &Probe<'_>, id: &str) -> Option<usize> {
+        let task = containerd::shim_tasks(probe)
+            .into_iter()
+            .find(|t| t.ns == MOBY_NAMESPACE && t.id == id)?;
+        let spec = Path::new(MOBY_NAMESPACE).join(id).join("config.json");
+        let source = self
+            .sources
+            .get(&task.dir, &spec, MAX_STATE_FILE, parse_hostname_source)?;
+        let dir = containers_dir_of(&source, id)?;
+        let path = self.root.join(dir.strip_prefix("/").ok()?);
+        if self.dirs.iter().any(|d| d.path == path) {
+            return None;
+        }
+        if self.dirs.len() >= MAX_DIRS {
+            self.dirs.remove(1); // the default stays
+        }
+        self.dirs.push(ContainersDir::new(path));
+        Some(self.dirs.len() - 1)
     }
 }
 
@@ -342,7 +443,7 @@ mod tests {
 
     /// Waits up to 5 s until `d`'s index holds container `id`'s config named `name`.
     fn indexed(d: &Docker, id: &str, name: &str) -> bool {
-        let index = d
+        let index = d.dirs[0]
             .index
             .as_ref()
             .expect("an index once a container was named");
@@ -391,6 +492,88 @@ mod tests {
         );
         assert!(indexed(&d, &third, "evil"));
         assert_ne!(name_of(&mut d, &third).as_deref(), Some("evil"));
+    }
+
+    /// A bundle's spec as dockerd writes it (trimmed), its hostname file below `data_root`.
+    fn bundle_spec(data_root: &str, id: &str) -> String {
+        format!(
+            r#"{{"ociVersion":"1.0.2-dev","process":{{"args":["sh"],"cwd":"/"}},"root":{{"path":"/var/lib/docker/overlay2/0e1d/merged"}},"hostname":"aap","mounts":[{{"destination":"/proc","type":"proc","source":"proc"}},{{"destination":"/etc/resolv.conf","type":"bind","source":"{data_root}/containers/{id}/resolv.conf","options":["rbind","rprivate"]}},{{"destination":"/etc/hostname","type":"bind","source":"{data_root}/containers/{id}/hostname","options":["rbind","rprivate"]}}],"linux":{{"cgroupsPath":"/docker/{id}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn names_below_another_data_root_learnt_from_the_bundle() {
+        let t = TempTree::new("docker-dataroot");
+        host(&t, "0::/\n");
+        let spec = |root: &str| {
+            t.write(
+                &format!("{}/moby/{ID}/config.json", containerd::TASK_DIR),
+                bundle_spec(root, ID),
+            )
+        };
+        let root_dir = "srv/docker";
+        t.write(
+            &format!("{root_dir}/containers/{ID}/{CONFIG_FILE}"),
+            config(ID, "/aap", false, 0),
+        );
+        let mut d = Docker::new(t.root());
+        let cg = |id: &str| format!("/docker/{id}");
+        let name_of = |d: &mut Docker, id: &str| d.lookup(&facts(300, 260, Some(&cg(id)))).named();
+        // A bundle that shows no data root (no hostname mount): not named.
+        t.write(
+            &format!("{}/moby/{ID}/config.json", containerd::TASK_DIR),
+            r#"{"mounts":[]}"#,
+        );
+        assert!(name_of(&mut d, ID).is_none(), "no data root shown");
+        spec(&format!("/{root_dir}"));
+        let r = name_of(&mut d, ID).expect("named from the other data root");
+        assert_eq!(
+            (r.name.as_str(), r.source),
+            ("aap", NameSource::Runtime("docker-config"))
+        );
+        assert_eq!(d.dirs.len(), 2, "the default and the one learnt");
+        // Another container of that data root is found there, with no bundle to read.
+        let other = "0123456789abcdef".repeat(4);
+        t.write(
+            &format!("{root_dir}/containers/{other}/{CONFIG_FILE}"),
+            config(&other, "/noot", false, 0),
+        );
+        assert_eq!(
+            name_of(&mut d, &other).map(|r| r.name).as_deref(),
+            Some("noot")
+        );
+        assert_eq!(d.dirs.len(), 2);
+    }
+
+    #[test]
+    fn a_data_root_is_only_taken_from_a_hostname_mount_of_the_container() {
+        let dir = |src: &str| containers_dir_of(src, ID);
+        assert_eq!(
+            dir(&format!("/srv/docker/containers/{ID}/hostname")),
+            Some(PathBuf::from("/srv/docker/containers"))
+        );
+        for bad in [
+            format!("srv/docker/containers/{ID}/hostname"),
+            format!("/srv/docker/containers/{ID}/../{ID}/hostname"),
+            format!("/srv/docker/containers/{}/hostname", "f".repeat(64)),
+            format!("/srv/docker/volumes/{ID}/hostname"),
+            format!("/srv/docker/containers/{ID}/hosts"),
+            "/".to_string(),
+            String::new(),
+        ] {
+            assert_eq!(dir(&bad), None, "{bad}");
+        }
+        let spec = bundle_spec("/srv/docker", ID);
+        assert_eq!(
+            parse_hostname_source(spec.as_bytes()).as_deref(),
+            Some(format!("/srv/docker/containers/{ID}/hostname").as_str())
+        );
+        assert_eq!(
+            parse_hostname_source(br#"{"mounts":[{"destination":"/etc/hosts","source":"/x"}]}"#),
+            None
+        );
+        assert_eq!(parse_hostname_source(br#"{"mounts":{}}"#), None);
+        assert_eq!(parse_hostname_source(b"{"), None);
     }
 
     #[test]
@@ -521,6 +704,13 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #[test]
+        fn spec_parser_survives_mutations(input in mutated(bundle_spec("/srv/docker", ID))) {
+            if let Some(src) = parse_hostname_source(&input) {
+                prop_assert!(src.len() <= input.len());
+            }
+        }
+
         #[test]
         fn parser_survives_mutations(input in mutated(config(ID, "/aap", true, 300))) {
             if let Some(c) = parse_config(&input) {
