@@ -575,98 +575,116 @@ struct DockerSetup {
     name: String,
     /// The imported image.
     image: String,
+    /// The daemon's socket (`-H`) when it is not the default one.
+    host: Option<String>,
 }
 
 impl DockerSetup {
+    /// With the host's dockerd (started unless one answers).
     fn new(tag: &str, what: &str) -> DockerSetup {
+        Self::make(tag, what, false)
+    }
+
+    /// With a dockerd of the test's own whose data root, exec root (its
+    /// containerd's too) and socket are below the scratch directory.
+    fn own_root(tag: &str, what: &str) -> DockerSetup {
+        Self::make(tag, what, true)
+    }
+
+    fn make(tag: &str, what: &str, own: bool) -> DockerSetup {
         let p = prefix(tag);
         let name = format!("{p}{what}");
         let image = format!("{p}busybox:local");
         let scratch = Scratch::new(&p);
         let tar = scratch.tar();
-        let daemon = docker_daemon(&scratch);
+        let host = own.then(|| format!("unix://{}", scratch.path("docker.sock").display()));
+        let client = || docker_at(host.as_deref());
+        let daemon = match &host {
+            None => docker_daemon(&scratch),
+            Some(sock) => {
+                let mut dockerd = Command::new("dockerd");
+                dockerd
+                    .args(["--iptables=false", "--bridge=none", "--data-root"])
+                    .arg(scratch.path("data"))
+                    .arg("--exec-root")
+                    .arg(scratch.path("exec"))
+                    .arg("--pidfile")
+                    .arg(scratch.path("docker.pid"))
+                    .args(["-H", sock]);
+                Daemon::start(dockerd, &scratch.path("dockerd.log"), || answers(client()))
+            }
+        };
         let mut cleanup = Cleanup::new();
-        let docker_bin = docker().get_program().to_string_lossy().into_owned();
-        cleanup.then(&docker_bin, &["rm", "--force", &name]);
-        cleanup.then(&docker_bin, &["rmi", "--force", &image]);
-        run(docker().arg("import").arg(&tar).arg(&image));
+        for args in [["rm", "--force", &name], ["rmi", "--force", &image]] {
+            let c = client();
+            cleanup
+                .then(&c.get_program().to_string_lossy(), &[])
+                .args(c.get_args())
+                .args(args);
+        }
+        run(client().arg("import").arg(&tar).arg(&image));
         DockerSetup {
             _cleanup: cleanup,
             _daemon: daemon,
             _scratch: scratch,
             name,
             image,
+            host,
         }
+    }
+
+    /// The docker client, talking to this test's daemon.
+    fn docker(&self) -> Command {
+        docker_at(self.host.as_deref())
     }
 }
 
-/// A dockerd of the test's own whose data root, exec root (its containerd's
-/// too) and socket are below `scratch`: its containers' configs are not under
-/// /var/lib/docker, nor its bundles under /run/containerd.
+/// The docker client, talking to the daemon at `host` (`-H`), else the default one.
+fn docker_at(host: Option<&str>) -> Command {
+    let mut c = docker();
+    if let Some(h) = host {
+        c.args(["-H", h]);
+    }
+    c
+}
+
+/// Whether the docker client `cmd` gets an answer from its daemon (`docker version`).
+fn answers(mut cmd: Command) -> bool {
+    cmd.arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A dockerd whose data root is not /var/lib/docker, nor its bundles under /run/containerd.
 #[test]
 fn docker_container_below_another_data_root_is_named() {
     let Some(_s) = docker_test("docker_container_below_another_data_root_is_named") else {
         return;
     };
-    let p = prefix("rt-dkroot");
-    let (name, image) = (format!("{p}aap"), format!("{p}busybox:local"));
-    let scratch = Scratch::new(&p);
-    let tar = scratch.tar();
-    let sock = format!("unix://{}", scratch.path("docker.sock").display());
-    let own = || {
-        let mut c = docker();
-        c.args(["-H", &sock]);
-        c
-    };
-    let mut dockerd = Command::new("dockerd");
-    dockerd
-        .args(["--iptables=false", "--bridge=none", "--data-root"])
-        .arg(scratch.path("data"))
-        .arg("--exec-root")
-        .arg(scratch.path("exec"))
-        .arg("--pidfile")
-        .arg(scratch.path("docker.pid"))
-        .args(["-H", &sock]);
-    let _daemon = Daemon::start(dockerd, &scratch.path("dockerd.log"), || {
-        own()
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    let mut cleanup = Cleanup::new();
-    let docker_bin = docker().get_program().to_string_lossy().into_owned();
-    cleanup.then(&docker_bin, &["-H", &sock, "rm", "--force", &name]);
-    cleanup.then(&docker_bin, &["-H", &sock, "rmi", "--force", &image]);
-    run(own().arg("import").arg(&tar).arg(&image));
+    let d = DockerSetup::own_root("rt-dkroot", "aap");
     let mut id = String::new();
-    let evs = watch(&name, 1, || {
-        id = run(own().args(container_run_args(&name, &image, &[], "sleep 1000")));
+    let evs = watch(&d.name, 1, || {
+        id = run(d
+            .docker()
+            .args(container_run_args(&d.name, &d.image, &[], "sleep 1000")));
         thread::sleep(Duration::from_millis(300));
-        run(own().args(["kill", &name]));
+        run(d.docker().args(["kill", &d.name]));
     });
     assert_eq!(id.len(), 64, "docker run printed {id}");
-    assert_named(&evs, 1, &name, "docker", &id, "docker-config");
+    assert_named(&evs, 1, &d.name, "docker", &id, "docker-config");
     for e in evs.iter().filter(|e| e["event"] != "ready") {
-        assert_eq!(e["image"], image.as_str(), "{e}");
+        assert_eq!(e["image"], d.image.as_str(), "{e}");
     }
 }
 
 /// `dockerd`, started unless one already answers.
 fn docker_daemon(scratch: &Scratch) -> Daemon {
-    let docker_ok = || {
-        docker()
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
     Daemon::start(
         Command::new("dockerd"),
         &scratch.path("dockerd.log"),
-        docker_ok,
+        || answers(docker()),
     )
 }
 
