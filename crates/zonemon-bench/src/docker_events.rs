@@ -9,6 +9,8 @@
 //! containerd and the runtimes busy with the next containers (with the
 //! readers at the scheduler's default, a realtime zonemon was first on 97
 //! and 98 of 100 starts, 2026-12-03: README, *Latency depends on scheduling*).
+//! `--only docker:trace` (`docker_events/trace.rs`) is a diagnostic of the starts docker is
+//! first with, not part of a full run.
 
 use std::collections::HashMap;
 use std::io::Read;
