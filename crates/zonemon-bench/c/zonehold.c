@@ -183,14 +183,14 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "%s%ld", prefix, made);
 		if (made == 0) {
 			int err = make_first_zone(name, &held[0]);
-			if (err < 0)
-				fprintf(stderr, "zonehold: the zones cannot set their hostname (%s): %s\n",
-					name, strerror(-err));
-			else if (err)
-				fprintf(stderr, "zonehold: the zones cannot exec %s: %s (%s)\n",
-					hold_init ? hold_init : self, strerror(err),
-					hold_init ? "--init must name a program" : "its own program");
 			if (err) {
+				if (err < 0)
+					fprintf(stderr, "zonehold: the zones cannot set their hostname (%s): %s\n",
+						name, strerror(-err));
+				else
+					fprintf(stderr, "zonehold: the zones cannot exec %s: %s (%s)\n",
+						hold_init ? hold_init : self, strerror(err),
+						hold_init ? "--init must name a program" : "its own program");
 				/* It has exited (the kernel reaped it): never signalled below,
 				 * where its PID may be another process's by then. */
 				rc = 2;

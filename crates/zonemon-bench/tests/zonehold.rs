@@ -16,25 +16,50 @@ use zonemon_testkit::{require_root_for, stat_fields, status_field, status_value,
 
 const WHY: &str = "zonehold makes PID namespaces";
 
+/// Compiles `src` into `out` with `flags`, panicking with cc's errors if it fails.
+fn cc(src: &Path, out: &Path, flags: &[&str]) {
+    let run = Command::new("cc")
+        .args(["-O2", "-Wall"])
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(src)
+        .output()
+        .expect("running cc (apt-get install gcc)");
+    assert!(
+        run.status.success(),
+        "cc {} failed: {}",
+        src.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// Compiles `c/<name>.c` into `dir` with `flags`; returns the binary.
 fn build_c(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("c/{name}.c"));
     let bin = dir.join(name);
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall"])
-        .args(flags)
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("running cc (apt-get install gcc)");
-    assert!(
-        out.status.success(),
-        "cc {} failed: {}",
-        src.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cc(&src, &bin, flags);
     bin
+}
+
+/// Runs zonehold to hold 3 zones named `prefix…` for 1 s (`more` adds to its
+/// command), for a run that must stop at its first zone; returns its exit code,
+/// stdout and stderr.
+fn first_zone_refused(
+    bin: &Path,
+    prefix: &str,
+    more: impl FnOnce(&mut Command),
+) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(bin);
+    // Without the check it would hold them for 1 s and exit 0.
+    cmd.args(["--prefix", prefix, "--live", "3", "--duration", "1"]);
+    more(&mut cmd);
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Compiles `c/zonehold.c` into `dir`; returns the binary.
@@ -258,23 +283,11 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = Command::new(&bin)
-        .args([
-            "--prefix",
-            "zmtestnotprog-",
-            "--live",
-            "3",
-            "--duration",
-            "1", // without the check it would hold them for 1 s and exit 0
-            "--init",
-        ])
-        .arg(&not_a_program)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stdout, stderr) = first_zone_refused(&bin, "zmtestnotprog-", |c| {
+        c.arg("--init").arg(&not_a_program);
+    });
     assert_eq!(
-        out.status.code(),
+        code,
         Some(2),
         "zonehold with --init not a program: {stderr}"
     );
@@ -283,7 +296,7 @@ fn held_zones_exec_the_init_given_a_few_pages_each() {
         "the error names the program: {stderr}"
     );
     assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("live 3\n"),
+        !stdout.contains("live 3\n"),
         "no `live` line for zones that could not exec"
     );
     drop(hold.stdin.take());
@@ -310,33 +323,12 @@ fn a_zone_that_cannot_set_its_hostname_is_reported_as_such() {
     )
     .unwrap();
     let lib = dir.join("refuse.so");
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .output()
-        .expect("running cc (apt-get install gcc)");
-    assert!(
-        cc.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let out = Command::new(&bin)
-        .args([
-            "--prefix",
-            "zmtestnoname-",
-            "--live",
-            "3",
-            "--duration",
-            "1",
-        ])
-        .env("LD_PRELOAD", &lib)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    cc(&src, &lib, &["-shared", "-fPIC"]);
+    let (code, _, stderr) = first_zone_refused(&bin, "zmtestnoname-", |c| {
+        c.env("LD_PRELOAD", &lib);
+    });
     assert_eq!(
-        out.status.code(),
+        code,
         Some(2),
         "zonehold whose zones cannot name themselves: {stderr}"
     );
