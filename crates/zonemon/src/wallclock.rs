@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use zonemon_core::output::WallClock;
 
-use crate::pipeline::clock_ns;
 use crate::timerfd;
+use zonemon_core::clock::realtime_offset;
 
 /// The timer's expiry, in CLOCK_REALTIME seconds: the largest the kernel
 /// keeps (year 2262), so it only ever wakes the loop when the clock is set.
@@ -23,10 +23,7 @@ const FAR_FUTURE_S: libc::time_t = (i64::MAX / 1_000_000_000) as libc::time_t;
 
 /// CLOCK_REALTIME − CLOCK_BOOTTIME now, in nanoseconds.
 pub fn measure_offset() -> i128 {
-    let before = clock_ns(libc::CLOCK_BOOTTIME);
-    let real = clock_ns(libc::CLOCK_REALTIME);
-    let after = clock_ns(libc::CLOCK_BOOTTIME);
-    real - (before + after) / 2
+    realtime_offset(libc::CLOCK_BOOTTIME)
 }
 
 /// A wall clock that follows clock steps: a [`WallClock`] shared with the
@@ -121,7 +118,7 @@ mod tests {
         );
         let out = SharedBuf::default();
         let mut sink = JsonSink::new(out.clone(), follower.clock());
-        let now = clock_ns(libc::CLOCK_BOOTTIME) as u64;
+        let now = crate::pipeline::boot_time_ns();
         sink.write_lost(Some(1), now).unwrap();
         let this_year = year_of_last_line(&out);
         assert!(this_year.as_str() > "2000", "{this_year}");
